@@ -1,0 +1,100 @@
+/*
+ * kvmpresync_guest.h — the contract between the VMM (src/KvmPresync.Vmm) and the project's own
+ * freestanding x86-64 workload guests (native/guest/). Both sides follow this file; the C# mirror
+ * is src/KvmPresync.Vmm/GuestAbi.cs and a test proves the two agree.
+ *
+ * Guest-physical layout (identity mapped, 2 MiB pages, long mode, set up by the VMM):
+ *
+ *   0x0000_1000  GDT (null, code64 0x08, data 0x10)
+ *   0x0000_8000  struct kp_boot_info (one page): read by the guest, mailbox written by the guest
+ *   0x0001_0000  page tables: PML4, PDPT, then one PD per GiB of guest memory (up to 62 GiB)
+ *   0x0005_0000 .. 0x000A_0000  stack (RSP starts at KP_STACK_TOP_GPA, grows down)
+ *   0x0010_0000  guest image (flat binary linked here, entry = first byte), then .bss
+ *   heap: from boot_info.heap_start (2 MiB aligned, after the image) to memory_size
+ *
+ * Port I/O (all 32-bit accesses, `in eax,dx` / `out dx,eax`):
+ *   KP_PORT_CLOCK_LO   in   latches the guest clock (microseconds since the guest first ran,
+ *                           continuous across pause, save/restore and migration), returns low 32 bits
+ *   KP_PORT_CLOCK_HI   in   high 32 bits of the value latched by the last CLOCK_LO read
+ *   KP_PORT_PACE       out  sleep until guest clock >= mailbox.pace_deadline_us (0 = just yield)
+ *   KP_PORT_PROGRESS   out  value = work units completed since the last report (keystrokes,
+ *                           audio periods, video frames): the application-performance signal
+ *   KP_PORT_HEARTBEAT  out  a heartbeat; the VMM reads mailbox.hb_* (see below)
+ *   KP_PORT_READY      out  initial memory fill finished; value = pages filled (low 32 bits)
+ *   KP_PORT_CONSOLE    out  one character (low byte) of diagnostic text
+ *   KP_PORT_EXIT       out  guest stops; value 0 = clean, otherwise a KP_EXIT_* error code
+ *
+ * Heartbeat: the guest keeps a running 64-bit checksum of its own state in its own memory.
+ * At each heartbeat it sets hb_seq = previous seq + 1, hb_prev = the checksum reported by the
+ * previous heartbeat, hb_sum = the new checksum (a hash of hb_prev, hb_seq and a sample of the
+ * pages it wrote, each verified against what the guest knows it wrote), hb_errors = number of
+ * sampled pages whose content was not what the guest wrote (0 in a correct run). Continuity across
+ * a migration: the destination's first heartbeat has seq = last seq + 1 and prev = last sum.
+ */
+#ifndef KVMPRESYNC_GUEST_H
+#define KVMPRESYNC_GUEST_H
+
+#include <stdint.h>
+
+#define KP_GDT_GPA            0x1000ULL
+#define KP_BOOT_INFO_GPA      0x8000ULL
+#define KP_PAGE_TABLE_GPA     0x10000ULL
+#define KP_PAGE_TABLE_END_GPA 0x50000ULL
+#define KP_STACK_TOP_GPA      0xA0000ULL
+#define KP_GUEST_LOAD_GPA     0x100000ULL
+
+#define KP_PORT_CLOCK_LO   0x510
+#define KP_PORT_CLOCK_HI   0x514
+#define KP_PORT_PACE       0x518
+#define KP_PORT_PROGRESS   0x51C
+#define KP_PORT_HEARTBEAT  0x520
+#define KP_PORT_READY      0x524
+#define KP_PORT_CONSOLE    0x528
+#define KP_PORT_EXIT       0x52C
+
+#define KP_BOOT_MAGIC      0x4942504BU /* "KPBI" little-endian */
+#define KP_BOOT_VERSION    1U
+
+enum kp_workload {
+    KP_WORKLOAD_IDLE  = 0,
+    KP_WORKLOAD_TEXT  = 1,
+    KP_WORKLOAD_AUDIO = 2,
+    KP_WORKLOAD_MOVIE = 3,
+    KP_WORKLOAD_PATTERN = 4, /* test workload: writes the page list in params, then heartbeats */
+};
+
+enum kp_exit_code {
+    KP_EXIT_OK = 0,
+    KP_EXIT_BAD_BOOT_INFO = 1,
+    KP_EXIT_BAD_WORKLOAD = 2,
+    KP_EXIT_NO_MEMORY = 3,
+    KP_EXIT_SELF_CHECK = 4,
+};
+
+/* Written by the guest just before an OUT to PACE or HEARTBEAT. */
+struct kp_mailbox {
+    uint64_t pace_deadline_us;
+    uint64_t hb_seq;
+    uint64_t hb_prev;
+    uint64_t hb_sum;
+    uint64_t hb_errors;
+    uint64_t progress_total; /* all work units since boot (the PROGRESS port carries deltas) */
+};
+
+/* Written by the VMM before the guest first runs; read-only to the guest except the mailbox. */
+struct kp_boot_info {
+    uint32_t magic;              /* KP_BOOT_MAGIC */
+    uint32_t version;            /* KP_BOOT_VERSION */
+    uint32_t workload;           /* enum kp_workload */
+    uint32_t flags;              /* reserved, 0 */
+    uint64_t memory_size;        /* bytes of guest memory at GPA 0 */
+    uint64_t seed;               /* PRNG seed: same seed, same data */
+    uint64_t heap_start;         /* first heap byte (2 MiB aligned) */
+    uint64_t fill_bytes;         /* bytes of heap filled with data at start (from heap_start) */
+    uint32_t zero_permille;      /* of the filled pages, how many per 1000 are left zero */
+    uint32_t heartbeat_ms;       /* heartbeat period in guest milliseconds */
+    uint64_t params[16];         /* workload parameters, indices documented in docs/WORKLOADS.md */
+    struct kp_mailbox mailbox;
+};
+
+#endif
