@@ -1,0 +1,106 @@
+/*
+ * kvmpresync.h — the one header the C# engine binds to (src/KvmPresync/Interop/).
+ *
+ * The shim is thin and 1:1 with <linux/kvm.h>: one function per ioctl or syscall, fixed-width
+ * types only, no state of its own. Conventions:
+ *   - every function returns >= 0 on success (a file descriptor, a count or 0) and -errno on failure;
+ *   - EINTR is retried here, except for kp_vcpu_run, where EINTR is how a kicked vCPU returns;
+ *   - kernel structs are passed as pointers to buffers whose size the caller takes from
+ *     kp_layout_sizeof("kvm_...") — C# mirrors the ones it reads field by field (kvm_regs,
+ *     kvm_sregs, kvm_run's head) and a test proves those layouts with kp_layout_offsetof.
+ */
+#ifndef KVMPRESYNC_H
+#define KVMPRESYNC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KP_EXPORT __attribute__((visibility("default")))
+
+/* ---- system (/dev/kvm) ---- */
+KP_EXPORT int32_t kp_kvm_open(const char *path);                 /* fd */
+KP_EXPORT int32_t kp_close(int32_t fd);
+KP_EXPORT int32_t kp_kvm_get_api_version(int32_t kvm_fd);
+KP_EXPORT int32_t kp_check_extension(int32_t fd, uint32_t cap);  /* capability value, 0 = absent */
+KP_EXPORT int32_t kp_kvm_get_vcpu_mmap_size(int32_t kvm_fd);
+/* Fills up to `capacity` MSR indices; returns the count, or -E2BIG if capacity is too small. */
+KP_EXPORT int32_t kp_kvm_get_msr_index_list(int32_t kvm_fd, uint32_t *indices, uint32_t capacity);
+/* Fills up to `capacity` struct kvm_cpuid_entry2; returns the count. */
+KP_EXPORT int32_t kp_kvm_get_supported_cpuid(int32_t kvm_fd, void *entries, uint32_t capacity);
+
+/* ---- VM ---- */
+KP_EXPORT int32_t kp_vm_create(int32_t kvm_fd);                  /* fd */
+KP_EXPORT int32_t kp_vm_enable_cap(int32_t vm_fd, uint32_t cap, uint64_t arg0);
+KP_EXPORT int32_t kp_vm_set_tss_addr(int32_t vm_fd, uint64_t addr);
+KP_EXPORT int32_t kp_vm_set_identity_map_addr(int32_t vm_fd, uint64_t addr);
+KP_EXPORT int32_t kp_vm_create_irqchip(int32_t vm_fd);
+KP_EXPORT int32_t kp_vm_create_pit2(int32_t vm_fd, uint32_t flags);
+KP_EXPORT int32_t kp_vm_set_user_memory_region(int32_t vm_fd, uint32_t slot, uint32_t flags,
+                                               uint64_t guest_phys_addr, uint64_t memory_size,
+                                               uint64_t userspace_addr);
+/* Bitmap: one bit per page of the slot, 64-bit words, (pages + 63) / 64 words. */
+KP_EXPORT int32_t kp_vm_get_dirty_log(int32_t vm_fd, uint32_t slot, uint64_t *bitmap);
+/* first_page and num_pages multiples of 64 (num_pages may end at the slot's end). */
+KP_EXPORT int32_t kp_vm_clear_dirty_log(int32_t vm_fd, uint32_t slot, uint64_t first_page,
+                                        uint32_t num_pages, uint64_t *bitmap);
+KP_EXPORT int32_t kp_vm_get_irqchip(int32_t vm_fd, void *kvm_irqchip);   /* chip_id set by caller */
+KP_EXPORT int32_t kp_vm_set_irqchip(int32_t vm_fd, const void *kvm_irqchip);
+KP_EXPORT int32_t kp_vm_get_pit2(int32_t vm_fd, void *kvm_pit_state2);
+KP_EXPORT int32_t kp_vm_set_pit2(int32_t vm_fd, const void *kvm_pit_state2);
+KP_EXPORT int32_t kp_vm_get_clock(int32_t vm_fd, void *kvm_clock_data);
+KP_EXPORT int32_t kp_vm_set_clock(int32_t vm_fd, const void *kvm_clock_data);
+
+/* ---- vCPU ---- */
+KP_EXPORT int32_t kp_vcpu_create(int32_t vm_fd, uint32_t vcpu_id);     /* fd */
+/* Maps struct kvm_run; returns NULL and sets *err = -errno on failure. */
+KP_EXPORT void *kp_vcpu_map_run(int32_t vcpu_fd, uint64_t size, int32_t *err);
+KP_EXPORT int32_t kp_vcpu_run(int32_t vcpu_fd);                         /* -EINTR when kicked */
+KP_EXPORT int32_t kp_vcpu_set_cpuid2(int32_t vcpu_fd, const void *entries, uint32_t count);
+KP_EXPORT int32_t kp_vcpu_get_regs(int32_t vcpu_fd, void *kvm_regs);
+KP_EXPORT int32_t kp_vcpu_set_regs(int32_t vcpu_fd, const void *kvm_regs);
+KP_EXPORT int32_t kp_vcpu_get_sregs(int32_t vcpu_fd, void *kvm_sregs);
+KP_EXPORT int32_t kp_vcpu_set_sregs(int32_t vcpu_fd, const void *kvm_sregs);
+KP_EXPORT int32_t kp_vcpu_get_fpu(int32_t vcpu_fd, void *kvm_fpu);
+KP_EXPORT int32_t kp_vcpu_set_fpu(int32_t vcpu_fd, const void *kvm_fpu);
+KP_EXPORT int32_t kp_vcpu_get_xsave(int32_t vcpu_fd, void *kvm_xsave);
+KP_EXPORT int32_t kp_vcpu_set_xsave(int32_t vcpu_fd, const void *kvm_xsave);
+KP_EXPORT int32_t kp_vcpu_get_xcrs(int32_t vcpu_fd, void *kvm_xcrs);
+KP_EXPORT int32_t kp_vcpu_set_xcrs(int32_t vcpu_fd, const void *kvm_xcrs);
+/* entries: struct kvm_msr_entry[count] with index set; returns how many were read/written. */
+KP_EXPORT int32_t kp_vcpu_get_msrs(int32_t vcpu_fd, void *entries, uint32_t count);
+KP_EXPORT int32_t kp_vcpu_set_msrs(int32_t vcpu_fd, const void *entries, uint32_t count);
+KP_EXPORT int32_t kp_vcpu_get_lapic(int32_t vcpu_fd, void *kvm_lapic_state);
+KP_EXPORT int32_t kp_vcpu_set_lapic(int32_t vcpu_fd, const void *kvm_lapic_state);
+KP_EXPORT int32_t kp_vcpu_get_vcpu_events(int32_t vcpu_fd, void *kvm_vcpu_events);
+KP_EXPORT int32_t kp_vcpu_set_vcpu_events(int32_t vcpu_fd, const void *kvm_vcpu_events);
+KP_EXPORT int32_t kp_vcpu_get_mp_state(int32_t vcpu_fd, uint32_t *mp_state);
+KP_EXPORT int32_t kp_vcpu_set_mp_state(int32_t vcpu_fd, uint32_t mp_state);
+KP_EXPORT int32_t kp_vcpu_get_debugregs(int32_t vcpu_fd, void *kvm_debugregs);
+KP_EXPORT int32_t kp_vcpu_set_debugregs(int32_t vcpu_fd, const void *kvm_debugregs);
+
+/* ---- vCPU kick: make a thread blocked in KVM_RUN return with -EINTR ---- */
+/* Installs a no-op SIGUSR2 handler (idempotent). Call once before any kick. */
+KP_EXPORT int32_t kp_kick_init(void);
+KP_EXPORT uint64_t kp_thread_self(void);
+KP_EXPORT int32_t kp_thread_kick(uint64_t thread);
+
+/* ---- guest memory: memfd + shared mapping ---- */
+KP_EXPORT int32_t kp_memfd_create(const char *name, uint64_t size);     /* fd, sized */
+#define KP_MAP_HUGEPAGE 1u   /* madvise(MADV_HUGEPAGE) */
+#define KP_MAP_POPULATE 2u   /* MAP_POPULATE */
+/* Maps fd shared read-write; returns NULL and sets *err = -errno on failure. */
+KP_EXPORT void *kp_mmap_shared(int32_t fd, uint64_t size, uint32_t flags, int32_t *err);
+KP_EXPORT int32_t kp_munmap(void *addr, uint64_t size);
+
+/* ---- layout proof: sizes and offsets of the kernel structs C# mirrors or sizes ---- */
+/* Returns -1 for an unknown name. */
+KP_EXPORT int64_t kp_layout_sizeof(const char *type);
+KP_EXPORT int64_t kp_layout_offsetof(const char *type, const char *field);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

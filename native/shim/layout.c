@@ -1,0 +1,74 @@
+/* Sizes and offsets of the kernel structs the C# side mirrors (field by field) or sizes (as blobs).
+ * A C# test compares every mirrored field against these, so a layout drift fails a test, not a guest. */
+#include <stddef.h>
+#include <string.h>
+#include <linux/kvm.h>
+#include "kvmpresync.h"
+
+struct kp_field {
+    const char *type;
+    const char *field;
+    int64_t value;
+};
+
+#define SIZE(t) { #t, NULL, (int64_t)sizeof(struct t) }
+#define OFF(t, f) { #t, #f, (int64_t)offsetof(struct t, f) }
+
+static const struct kp_field kp_layout[] = {
+    SIZE(kvm_regs), OFF(kvm_regs, rax), OFF(kvm_regs, rbx), OFF(kvm_regs, rcx), OFF(kvm_regs, rdx),
+    OFF(kvm_regs, rsi), OFF(kvm_regs, rdi), OFF(kvm_regs, rsp), OFF(kvm_regs, rbp),
+    OFF(kvm_regs, r8), OFF(kvm_regs, r15), OFF(kvm_regs, rip), OFF(kvm_regs, rflags),
+
+    SIZE(kvm_segment), OFF(kvm_segment, base), OFF(kvm_segment, limit), OFF(kvm_segment, selector),
+    OFF(kvm_segment, type), OFF(kvm_segment, present), OFF(kvm_segment, dpl), OFF(kvm_segment, db),
+    OFF(kvm_segment, s), OFF(kvm_segment, l), OFF(kvm_segment, g), OFF(kvm_segment, avl),
+    OFF(kvm_segment, unusable),
+
+    SIZE(kvm_dtable), OFF(kvm_dtable, base), OFF(kvm_dtable, limit),
+
+    SIZE(kvm_sregs), OFF(kvm_sregs, cs), OFF(kvm_sregs, ds), OFF(kvm_sregs, es), OFF(kvm_sregs, fs),
+    OFF(kvm_sregs, gs), OFF(kvm_sregs, ss), OFF(kvm_sregs, tr), OFF(kvm_sregs, ldt),
+    OFF(kvm_sregs, gdt), OFF(kvm_sregs, idt), OFF(kvm_sregs, cr0), OFF(kvm_sregs, cr2),
+    OFF(kvm_sregs, cr3), OFF(kvm_sregs, cr4), OFF(kvm_sregs, cr8), OFF(kvm_sregs, efer),
+    OFF(kvm_sregs, apic_base), OFF(kvm_sregs, interrupt_bitmap),
+
+    SIZE(kvm_run), OFF(kvm_run, request_interrupt_window), OFF(kvm_run, immediate_exit),
+    OFF(kvm_run, exit_reason), OFF(kvm_run, io), OFF(kvm_run, io.direction), OFF(kvm_run, io.size),
+    OFF(kvm_run, io.port), OFF(kvm_run, io.count), OFF(kvm_run, io.data_offset),
+    OFF(kvm_run, mmio.phys_addr), OFF(kvm_run, fail_entry.hardware_entry_failure_reason),
+    OFF(kvm_run, internal.suberror),
+
+    SIZE(kvm_msr_entry), OFF(kvm_msr_entry, index), OFF(kvm_msr_entry, data),
+    SIZE(kvm_cpuid_entry2), OFF(kvm_cpuid_entry2, function), OFF(kvm_cpuid_entry2, index),
+    OFF(kvm_cpuid_entry2, eax), OFF(kvm_cpuid_entry2, edx),
+
+    /* carried as opaque blobs: only their sizes matter to C# */
+    SIZE(kvm_fpu), SIZE(kvm_xsave), SIZE(kvm_xcrs), SIZE(kvm_lapic_state), SIZE(kvm_vcpu_events),
+    SIZE(kvm_debugregs), SIZE(kvm_irqchip), OFF(kvm_irqchip, chip_id), SIZE(kvm_pit_state2),
+    SIZE(kvm_clock_data), OFF(kvm_clock_data, clock), OFF(kvm_clock_data, flags),
+};
+
+static const struct kp_field *kp_find(const char *type, const char *field)
+{
+    for (size_t i = 0; i < sizeof(kp_layout) / sizeof(kp_layout[0]); i++) {
+        const struct kp_field *f = &kp_layout[i];
+        if (strcmp(f->type, type) != 0)
+            continue;
+        if ((field == NULL && f->field == NULL) ||
+            (field != NULL && f->field != NULL && strcmp(f->field, field) == 0))
+            return f;
+    }
+    return NULL;
+}
+
+int64_t kp_layout_sizeof(const char *type)
+{
+    const struct kp_field *f = kp_find(type, NULL);
+    return f ? f->value : -1;
+}
+
+int64_t kp_layout_offsetof(const char *type, const char *field)
+{
+    const struct kp_field *f = field ? kp_find(type, field) : NULL;
+    return f ? f->value : -1;
+}
