@@ -1,0 +1,28 @@
+namespace KvmPresync.Presync;
+
+/// <summary>Which predictor score ranks pending pages for hold-back.</summary>
+public enum HoldRanking
+{
+    /// <summary>E[1/d], d = rounds until the next rewrite (default): values a page by how soon holding it pays off.</summary>
+    Soon = 1,
+
+    /// <summary>P(dirty again before the next round): the paper's one-step probability.</summary>
+    NextRound = 2,
+}
+
+/// <summary>Tuning of <see cref="HoldBackPlanner"/>.</summary>
+public sealed record HoldBackOptions
+{
+    /// <summary>A pending page is a hold-back candidate when its score (as a fraction) is at least this.</summary>
+    public double Threshold { get; init; } = 0.25;
+
+    public HoldRanking Ranking { get; init; } = HoldRanking.Soon;
+
+    public void Validate()
+    {
+        if (!(Threshold >= 0 && Threshold <= 1))
+            throw new ArgumentOutOfRangeException(nameof(Threshold), Threshold, "hold-back threshold must be a probability in [0, 1]");
+        if (Ranking is not (HoldRanking.Soon or HoldRanking.NextRound))
+            throw new ArgumentOutOfRangeException(nameof(Ranking), Ranking, "unknown hold ranking");
+    }
+}
