@@ -1,0 +1,20 @@
+namespace KvmPresync.Wire;
+
+/// <summary>Frame types (u32 on the wire). 0 is reserved as Invalid; unknown values are rejected at decode.</summary>
+public enum FrameType : uint
+{
+    Invalid = 0,
+    Hello = 1,
+    HelloAck = 2,
+    AuthProof = 3,
+    AuthOk = 4,
+    PageBatch = 5,
+    RoundEnd = 6,
+    Ack = 7,
+    Launch = 8,
+    FinalState = 9,
+    Resumed = 10,
+    Abort = 11,
+    Ping = 12,
+    Pong = 13,
+}

@@ -1,0 +1,170 @@
+using System.Security.Cryptography;
+
+namespace KvmPresync.Wire;
+
+/// <summary>
+/// Version negotiation and mutual authentication, before any memory frame:
+/// <code>
+/// sender                                   receiver
+///   Hello {version, layout, hash, options, Ns}  →
+///                                          ← HelloAck {version, options, Nr, receiverProof}   (or Abort)
+///   verify receiverProof
+///   AuthProof {senderProof}                 →
+///                                          verify senderProof
+///                                          ← AuthOk                                            (or Abort)
+/// </code>
+/// Proofs: <see cref="HandshakeTranscript"/>, compared in constant time. A failed proof on either side sends
+/// Abort(AuthenticationFailed) to the peer and throws <see cref="AuthenticationFailedException"/> (not
+/// retryable). After the handshake the stream is NOT integrity-protected: an active man-in-the-middle can
+/// alter frames (see docs/PROTOCOL.md, "Security").
+/// </summary>
+public static class Handshake
+{
+    public static async Task<HandshakeResult> RunSenderAsync(FrameReader reader, FrameWriter writer, SenderHandshakeOptions options,
+        PreSharedKey key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(key);
+
+        byte[] senderNonce = RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
+        var hello = new Hello(options.Version, options.Layout, options.HashAlgorithm, options.Options, senderNonce);
+        byte[] helloBody = new byte[hello.BodyLength];
+        hello.Write(helloBody);
+        await writer.WriteAsync(hello, cancellationToken).ConfigureAwait(false);
+
+        FrameHeader header = await reader.ReadHeaderAsync(cancellationToken).ConfigureAwait(false);
+        if (header.Type == FrameType.Abort)
+            throw (await reader.ReadBodyAsync<Abort>(header, cancellationToken).ConfigureAwait(false)).ToException();
+        if (header.Type != FrameType.HelloAck)
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type",
+                header.Type, $"handshake: expected HelloAck, the receiver sent {header.Type}"), cancellationToken).ConfigureAwait(false);
+        byte[] ackBody = await reader.ReadRawBodyAsync(header, cancellationToken).ConfigureAwait(false);
+        HelloAck ack = HelloAck.Read(ackBody);
+
+        if (ack.AcceptedVersion.Major != options.Version.Major || ack.AcceptedVersion.Minor > options.Version.Minor)
+            throw await FailAsync(writer, AbortReason.VersionMismatch, new ProtocolException(ProtocolError.NegotiationFailed, "HelloAck.version",
+                ack.AcceptedVersion, $"handshake: the receiver accepted version {ack.AcceptedVersion}, the sender offered {options.Version}"),
+                cancellationToken).ConfigureAwait(false);
+        if ((ack.AcceptedOptions & ~options.Options) != 0)
+            throw await FailAsync(writer, AbortReason.UnsupportedOption, new ProtocolException(ProtocolError.NegotiationFailed, "HelloAck.acceptedOptions",
+                ack.AcceptedOptions, $"handshake: the receiver accepted options {ack.AcceptedOptions}, the sender offered only {options.Options}"),
+                cancellationToken).ConfigureAwait(false);
+
+        ReadOnlyMemory<byte> ackPrefix = ackBody.AsMemory(0, HelloAck.TranscriptLength);
+        if (ack.ReceiverNonce.Span.SequenceEqual(senderNonce))
+            throw await FailAsync(writer, AbortReason.AuthenticationFailed, new AuthenticationFailedException("HelloAck.receiverNonce",
+                "handshake: the receiver's nonce equals ours — a reflected handshake, refusing"), cancellationToken).ConfigureAwait(false);
+        byte[] expected = HandshakeTranscript.ReceiverProof(key, helloBody, ackPrefix);
+        if (!CryptographicOperations.FixedTimeEquals(expected, ack.ReceiverProof.Span))
+            throw await FailAsync(writer, AbortReason.AuthenticationFailed, new AuthenticationFailedException("HelloAck.receiverProof",
+                "handshake: the receiver's proof did not verify — it holds a different pre-shared key, or the HelloAck was replayed or forged"),
+                cancellationToken).ConfigureAwait(false);
+
+        await writer.WriteAsync(new AuthProof(HandshakeTranscript.SenderProof(key, helloBody, ackPrefix)), cancellationToken).ConfigureAwait(false);
+        await reader.ReadExpectedAsync<AuthOk>(cancellationToken).ConfigureAwait(false);
+
+        var result = new HandshakeResult(ack.AcceptedVersion, options.Layout, options.HashAlgorithm, ack.AcceptedOptions);
+        reader.UseSession(result.Layout, result.Options);
+        writer.UseSession(result.Layout, result.Options);
+        return result;
+    }
+
+    public static async Task<HandshakeResult> RunReceiverAsync(FrameReader reader, FrameWriter writer, ReceiverHandshakeOptions options,
+        PreSharedKey key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(key);
+
+        FrameHeader header;
+        try
+        {
+            header = await reader.ReadHeaderAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProtocolException e) when (e.Error is not (ProtocolError.PeerClosed or ProtocolError.Truncated or ProtocolError.ConnectionFailed))
+        {
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
+        }
+        if (header.Type != FrameType.Hello)
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type",
+                header.Type, $"handshake: expected Hello, the sender sent {header.Type}"), cancellationToken).ConfigureAwait(false);
+        byte[] helloBody = await reader.ReadRawBodyAsync(header, cancellationToken).ConfigureAwait(false);
+        Hello hello;
+        try
+        {
+            hello = Hello.Read(helloBody);
+        }
+        catch (ProtocolException e)
+        {
+            AbortReason reason = e.Error switch
+            {
+                ProtocolError.VersionMismatch => AbortReason.VersionMismatch,
+                ProtocolError.UnknownHashAlgorithm => AbortReason.UnsupportedHashAlgorithm,
+                ProtocolError.UnknownOption => AbortReason.UnsupportedOption,
+                ProtocolError.BadPageSize or ProtocolError.TooManySlots or ProtocolError.SlotMisaligned or ProtocolError.SlotOverlap
+                    or ProtocolError.SlotSizeInvalid or ProtocolError.LayoutTooLarge or ProtocolError.DuplicateSlotId => AbortReason.LayoutRejected,
+                _ => AbortReason.ProtocolViolation,
+            };
+            throw await FailAsync(writer, reason, e, cancellationToken).ConfigureAwait(false);
+        }
+
+        ProtocolVersion version = ProtocolVersion.Negotiate(options.Version, hello.Version)
+            ?? throw await FailAsync(writer, AbortReason.VersionMismatch, new ProtocolException(ProtocolError.VersionMismatch, "Hello.versionMajor",
+                hello.Version.Major, $"handshake: sender speaks protocol {hello.Version}, this receiver speaks {options.Version}"),
+                cancellationToken).ConfigureAwait(false);
+        if (!options.HashAlgorithms.Contains(hello.HashAlgorithm))
+            throw await FailAsync(writer, AbortReason.UnsupportedHashAlgorithm, new ProtocolException(ProtocolError.NegotiationFailed, "Hello.hashAlgorithm",
+                hello.HashAlgorithm, $"handshake: this receiver does not verify {hello.HashAlgorithm} page hashes (it supports {string.Join(", ", options.HashAlgorithms)})"),
+                cancellationToken).ConfigureAwait(false);
+        if (options.ValidateLayout?.Invoke(hello.Layout) is { } refusal)
+            throw await FailAsync(writer, AbortReason.LayoutRejected, new ProtocolException(ProtocolError.LayoutRejected, "Hello.slots",
+                hello.Layout.ToString(), $"handshake: the announced layout ({hello.Layout}) was refused: {refusal}"), cancellationToken).ConfigureAwait(false);
+
+        HelloOptions accepted = hello.Options & options.SupportedOptions;
+        byte[] receiverNonce = RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
+        byte[] ackTemplate = new byte[HelloAck.Length];
+        new HelloAck(version, accepted, receiverNonce, new byte[WireLimits.MacBytes]).Write(ackTemplate);
+        ReadOnlyMemory<byte> ackPrefix = ackTemplate.AsMemory(0, HelloAck.TranscriptLength);
+        byte[] receiverProof = HandshakeTranscript.ReceiverProof(key, helloBody, ackPrefix);
+        await writer.WriteAsync(new HelloAck(version, accepted, receiverNonce, receiverProof), cancellationToken).ConfigureAwait(false);
+
+        // Anything but AuthProof now (including page data) is refused; an Abort means the sender refused our proof.
+        AuthProof proof;
+        try
+        {
+            proof = await reader.ReadExpectedAsync<AuthProof>(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProtocolException e) when (e.Error == ProtocolError.UnexpectedFrame)
+        {
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
+        }
+        byte[] expected = HandshakeTranscript.SenderProof(key, helloBody, ackPrefix);
+        if (!CryptographicOperations.FixedTimeEquals(expected, proof.SenderProof.Span))
+            throw await FailAsync(writer, AbortReason.AuthenticationFailed, new AuthenticationFailedException("AuthProof.senderProof",
+                "handshake: the sender's proof did not verify — it holds a different pre-shared key, or the proof was replayed or reflected"),
+                cancellationToken).ConfigureAwait(false);
+        await writer.WriteAsync(default(AuthOk), cancellationToken).ConfigureAwait(false);
+
+        var result = new HandshakeResult(version, hello.Layout, hello.HashAlgorithm, accepted);
+        reader.UseSession(result.Layout, result.Options);
+        writer.UseSession(result.Layout, result.Options);
+        return result;
+    }
+
+    /// <summary>Tells the peer why (best effort: it may already be gone) and returns the exception to throw.</summary>
+    private static async Task<ProtocolException> FailAsync(FrameWriter writer, AbortReason reason, ProtocolException error, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await writer.WriteAsync(new Abort(reason, error.Message), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ProtocolException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is already broken; the original error is what matters.
+        }
+        return error;
+    }
+}

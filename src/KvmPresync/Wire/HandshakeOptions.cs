@@ -1,0 +1,29 @@
+namespace KvmPresync.Wire;
+
+/// <summary>What the sender offers in Hello.</summary>
+public sealed record SenderHandshakeOptions(MemoryLayout Layout, PageHashAlgorithm HashAlgorithm, HelloOptions Options)
+{
+    /// <summary>Version announced; <see cref="ProtocolVersion.Current"/> unless a test needs another.</summary>
+    public ProtocolVersion Version { get; init; } = ProtocolVersion.Current;
+}
+
+/// <summary>What the receiver accepts.</summary>
+public sealed record ReceiverHandshakeOptions
+{
+    public ProtocolVersion Version { get; init; } = ProtocolVersion.Current;
+
+    /// <summary>Hash algorithms this receiver can verify.</summary>
+    public IReadOnlyCollection<PageHashAlgorithm> HashAlgorithms { get; init; } = [PageHashAlgorithm.XxHash64, PageHashAlgorithm.XxHash3];
+
+    /// <summary>Options this receiver supports; the session uses the intersection with what the sender offers.</summary>
+    public HelloOptions SupportedOptions { get; init; } = HelloOptions.All;
+
+    /// <summary>
+    /// Checks the announced layout against the destination (e.g. same slots as the VM it created); returns
+    /// null to accept or a reason to refuse (sent to the sender in an Abort). Null accepts any valid layout.
+    /// </summary>
+    public Func<MemoryLayout, string?>? ValidateLayout { get; init; }
+}
+
+/// <summary>What both sides agreed on; the reader and writer are bound to it when the handshake returns.</summary>
+public sealed record HandshakeResult(ProtocolVersion Version, MemoryLayout Layout, PageHashAlgorithm HashAlgorithm, HelloOptions Options);

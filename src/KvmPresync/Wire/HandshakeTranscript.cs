@@ -1,0 +1,34 @@
+namespace KvmPresync.Wire;
+
+/// <summary>
+/// The handshake's proofs. Each side proves it holds the key by an HMAC-SHA256 over a direction label and the
+/// transcript:
+/// <code>
+/// proof = HMAC-SHA256(psk, label ‖ u32le(len(helloBody)) ‖ helloBody ‖ helloAckBody[0..40))
+/// label = "KPSY v1 receiver proof\0"  (in HelloAck)  or  "KPSY v1 sender proof\0"  (in AuthProof)
+/// </code>
+/// helloBody holds the sender nonce, helloAckBody[0..40) the receiver nonce, so each proof answers the
+/// other side's fresh challenge (a replay fails), and the labels differ per direction (a reflected proof fails).
+/// The transcript also binds the layout, options and version, so none can be altered without failing the proof.
+/// </summary>
+public static class HandshakeTranscript
+{
+    private static readonly ReadOnlyMemory<byte> ReceiverLabel = "KPSY v1 receiver proof\0"u8.ToArray();
+    private static readonly ReadOnlyMemory<byte> SenderLabel = "KPSY v1 sender proof\0"u8.ToArray();
+
+    public static byte[] ReceiverProof(PreSharedKey key, ReadOnlyMemory<byte> helloBody, ReadOnlyMemory<byte> helloAckPrefix) =>
+        Compute(key, ReceiverLabel, helloBody, helloAckPrefix);
+
+    public static byte[] SenderProof(PreSharedKey key, ReadOnlyMemory<byte> helloBody, ReadOnlyMemory<byte> helloAckPrefix) =>
+        Compute(key, SenderLabel, helloBody, helloAckPrefix);
+
+    private static byte[] Compute(PreSharedKey key, ReadOnlyMemory<byte> label, ReadOnlyMemory<byte> helloBody, ReadOnlyMemory<byte> helloAckPrefix)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (helloAckPrefix.Length != HelloAck.TranscriptLength)
+            throw new ArgumentException($"the HelloAck transcript part is {HelloAck.TranscriptLength} bytes, got {helloAckPrefix.Length}", nameof(helloAckPrefix));
+        byte[] length = new byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(length, helloBody.Length);
+        return key.Mac(label, length, helloBody, helloAckPrefix);
+    }
+}

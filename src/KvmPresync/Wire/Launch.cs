@@ -1,0 +1,31 @@
+namespace KvmPresync.Wire;
+
+/// <summary>
+/// Sender → receiver: the source vCPUs are paused; the final PageBatches (round <see cref="RoundId"/>) and
+/// FinalState follow. Body (24 bytes): <c>u64 round id, u64 pages pending (still to send, incl. held back),
+/// u64 sender timestamp (ns)</c>.
+/// </summary>
+public readonly record struct Launch(ulong RoundId, ulong PagesPending, ulong SenderTimestampNs) : IFrameBody<Launch>
+{
+    public const int Length = 24;
+
+    public static FrameType Type => FrameType.Launch;
+
+    public int BodyLength => Length;
+
+    public void Write(Span<byte> body)
+    {
+        var w = new BodyWriter(body[..Length]);
+        w.U64(RoundId);
+        w.U64(PagesPending);
+        w.U64(SenderTimestampNs);
+    }
+
+    public static Launch Read(ReadOnlySpan<byte> body)
+    {
+        var r = new BodyReader(body, "Launch");
+        var v = new Launch(r.U64("roundId"), r.U64("pagesPending"), r.U64("senderTimestampNs"));
+        r.End();
+        return v;
+    }
+}

@@ -1,0 +1,18 @@
+namespace KvmPresync.Wire;
+
+/// <summary>
+/// Protocol version (u16 major, u16 minor). The rule: peers must share the major version; the session runs at
+/// the lower of the two minors. A minor bump may only add optional things (new option bits, new frame types
+/// that are sent only when the peer's minor shows it knows them); anything else is a major bump.
+/// </summary>
+public readonly record struct ProtocolVersion(ushort Major, ushort Minor)
+{
+    /// <summary>The version this code speaks.</summary>
+    public static ProtocolVersion Current => new(1, 0);
+
+    /// <summary>The version a session runs at when this side (<paramref name="local"/>) meets <paramref name="offered"/>; null when majors differ.</summary>
+    public static ProtocolVersion? Negotiate(ProtocolVersion local, ProtocolVersion offered) =>
+        local.Major != offered.Major ? null : new ProtocolVersion(local.Major, Math.Min(local.Minor, offered.Minor));
+
+    public override string ToString() => $"{Major}.{Minor}";
+}
