@@ -1,0 +1,163 @@
+using KvmPresync.Memory;
+using KvmPresync.Presync;
+
+namespace KvmPresync.Trace;
+
+/// <summary>
+/// Replays a dirty-page source through the real engine objects — pending set, <see cref="ChangePredictor"/>,
+/// <see cref="HoldBackPlanner"/> with its <see cref="LaunchBudget"/>, <see cref="SyncWindow"/> — over a modelled link,
+/// and reports the bytes each policy sends during the sync period and would leave for launch.
+/// </summary>
+/// <remarks>
+/// Each round at time t: advance the source to t and harvest into a fresh bitmap → pending |= harvest → predictor
+/// update → plan (hold back within budget, send lowest scores first within the window) → pending &amp;= ~send →
+/// the link queues the sent bytes and drains for one interval → the window controller (predict+slowstart) reads
+/// RTT, acked bytes, dirty bytes and deferred bytes → next round at t + interval. Pages are assumed to hold
+/// distinct content whenever dirtied (no content hashing), so every send costs header + page size, except pages
+/// known to be zero before they were first dirtied (header only).
+/// </remarks>
+public static class Simulator
+{
+    public static SimulationResult Run(IReplayDirtyPageSource source, SimulationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= new SimulationOptions();
+        options.Validate();
+        long pageCount = source.PageCount;
+        if (options.NonZeroPages is { } nz && nz.PageCount != pageCount)
+            throw new ArgumentException($"non-zero page map covers {nz.PageCount} pages, source {pageCount}", nameof(options));
+
+        DirtyBitmap? nonZero = null;
+        if (options.NonZeroPages is not null)
+        {
+            nonZero = new DirtyBitmap(pageCount);
+            nonZero.CopyFrom(options.NonZeroPages);
+        }
+        var cost = new PageCost(source.PageSize, options.HeaderBytesPerPage, nonZero);
+        var pending = new DirtyBitmap(pageCount);
+        var harvest = new DirtyBitmap(pageCount);
+        var send = new DirtyBitmap(pageCount);
+        var held = new DirtyBitmap(pageCount);
+        var link = new SimulatedLink(options.LinkBitsPerSecond, options.BaseRtt);
+        var budget = LaunchBudget.FromLink(options.LinkBitsPerSecond, options.LaunchTarget);
+        var planner = new HoldBackPlanner(options.HoldBack);
+        ChangePredictor? predictor = options.Policy == SyncPolicy.None ? null : new ChangePredictor(pageCount, options.Predictor);
+        SyncWindow? window = null;
+        if (options.Policy == SyncPolicy.PredictSlowStart)
+        {
+            var w = options.Window;
+            TimeSpan start = options.RoundInterval < w.MinInterval ? w.MinInterval : options.RoundInterval > w.MaxInterval ? w.MaxInterval : options.RoundInterval;
+            window = new SyncWindow(w with { InitialInterval = start });
+        }
+
+        long initialCopyBytes = 0;
+        if (options.InitialCopy)
+        {
+            pending.SetAll();
+            initialCopyBytes = nonZero is null ? pageCount * cost.FullPageBytes : nonZero.Count() * (long)source.PageSize + pageCount * options.HeaderBytesPerPage;
+        }
+
+        var rounds = new List<RoundRecord>();
+        long syncBytes = 0, syncPages = 0;
+        RoundPlan plan = default;
+        TimeSpan t = source.Now;
+        for (long round = 0; ; round++)
+        {
+            source.AdvanceTo(t);
+            harvest.Clear();
+            DirtyHarvest h = source.Harvest(harvest);
+            pending.Or(harvest);
+            nonZero?.Or(harvest);
+            predictor?.Update(harvest);
+
+            TimeSpan interval = window?.Interval ?? options.RoundInterval;
+            long windowBytes = window?.Window ?? link.Capacity(interval);
+            plan = planner.Plan(pending, predictor, budget, windowBytes, cost, send, held);
+            pending.AndNot(send);
+            link.Send(plan.SendBytes);
+            syncBytes += plan.SendBytes;
+            syncPages += plan.SendPages;
+
+            long acked = link.Advance(interval);
+            TimeSpan rtt = link.Rtt;
+            WindowDecision? decision = window?.OnRound(new RoundFeedback
+            {
+                Elapsed = interval,
+                Rtt = rtt,
+                BytesSent = plan.SendBytes,
+                BytesAcked = acked,
+                DirtyBytes = h.DirtyPages * cost.FullPageBytes,
+                DeferredBytes = plan.DeferredBytes,
+            });
+
+            rounds.Add(new RoundRecord
+            {
+                Round = round,
+                TimeMs = t.TotalMilliseconds,
+                DirtyPages = h.DirtyPages,
+                PendingPages = plan.PendingPages,
+                SentPages = plan.SendPages,
+                SentBytes = plan.SendBytes,
+                HeldPages = plan.HeldPages,
+                HeldBytes = plan.HeldBytes,
+                DeferredPages = plan.DeferredPages,
+                WindowBytes = windowBytes,
+                IntervalMs = interval.TotalMilliseconds,
+                RemainingAtLaunchBytes = plan.RemainingBytes,
+                ActivePages = predictor?.ActivePages ?? 0,
+                RttMs = rtt.TotalMilliseconds,
+                AckedBytes = acked,
+                WindowReason = decision?.Reason,
+                IntervalReason = decision?.IntervalReason,
+            });
+
+            bool last = options.Duration is { } d ? t + interval > d : source.Exhausted;
+            if (last) break;
+            t += interval;
+        }
+
+        return new SimulationResult
+        {
+            Workload = source.Workload,
+            Policy = options.Policy.Name(),
+            PageCount = pageCount,
+            PageSize = source.PageSize,
+            LinkBitsPerSecond = options.LinkBitsPerSecond,
+            DurationMs = t.TotalMilliseconds,
+            LaunchBudgetBytes = budget.Bytes,
+            InitialCopyBytes = initialCopyBytes,
+            SyncBytes = syncBytes,
+            SyncPages = syncPages,
+            LaunchBytes = plan.RemainingBytes,
+            LaunchPages = plan.RemainingPages,
+            LaunchHeldBytes = plan.HeldBytes,
+            Rounds = rounds,
+        };
+    }
+
+    /// <summary>Scores the predictor against the two baselines over <paramref name="source"/>, one round per <paramref name="roundInterval"/>.</summary>
+    public static PredictionReport EvaluatePredictor(
+        IReplayDirtyPageSource source,
+        TimeSpan roundInterval,
+        TimeSpan? duration = null,
+        ChangePredictorOptions? predictorOptions = null,
+        double threshold = 0.5)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (roundInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(roundInterval), roundInterval, "round interval must be positive");
+        var scorer = new PredictionScorer(new ChangePredictor(source.PageCount, predictorOptions), threshold);
+        var harvest = new DirtyBitmap(source.PageCount);
+        TimeSpan t = source.Now;
+        while (true)
+        {
+            t += roundInterval;
+            if (duration is { } d && t > d) break;
+            source.AdvanceTo(t);
+            harvest.Clear();
+            source.Harvest(harvest);
+            scorer.Observe(harvest);
+            if (duration is null && source.Exhausted) break;
+        }
+        return scorer.Report();
+    }
+}
