@@ -4,6 +4,7 @@
 #include <string.h>
 #include <linux/kvm.h>
 #include "kvmpresync.h"
+#include "kvmpresync_guest.h"
 
 struct kp_field {
     const char *type;
@@ -46,6 +47,14 @@ static const struct kp_field kp_layout[] = {
     SIZE(kvm_fpu), SIZE(kvm_xsave), SIZE(kvm_xcrs), SIZE(kvm_lapic_state), SIZE(kvm_vcpu_events),
     SIZE(kvm_debugregs), SIZE(kvm_irqchip), OFF(kvm_irqchip, chip_id), SIZE(kvm_pit_state2),
     SIZE(kvm_clock_data), OFF(kvm_clock_data, clock), OFF(kvm_clock_data, flags),
+
+    /* the guest ABI (kvmpresync_guest.h), mirrored by src/KvmPresync.Vmm/GuestAbi.cs */
+    SIZE(kp_boot_info), OFF(kp_boot_info, magic), OFF(kp_boot_info, version), OFF(kp_boot_info, workload),
+    OFF(kp_boot_info, flags), OFF(kp_boot_info, memory_size), OFF(kp_boot_info, seed),
+    OFF(kp_boot_info, heap_start), OFF(kp_boot_info, fill_bytes), OFF(kp_boot_info, zero_permille),
+    OFF(kp_boot_info, heartbeat_ms), OFF(kp_boot_info, params), OFF(kp_boot_info, mailbox),
+    SIZE(kp_mailbox), OFF(kp_mailbox, pace_deadline_us), OFF(kp_mailbox, hb_seq), OFF(kp_mailbox, hb_prev),
+    OFF(kp_mailbox, hb_sum), OFF(kp_mailbox, hb_errors), OFF(kp_mailbox, progress_total),
 };
 
 static const struct kp_field *kp_find(const char *type, const char *field)

@@ -1,0 +1,69 @@
+using System.Buffers.Binary;
+
+namespace KvmPresync.Vmm;
+
+/// <summary>
+/// C# mirror of native/include/kvmpresync_guest.h — the contract with the workload guests. The
+/// layout test proves every offset here against the C header through the shim.
+/// </summary>
+public static class GuestAbi
+{
+    public const ulong GdtGpa = 0x1000;
+    public const ulong BootInfoGpa = 0x8000;
+    public const ulong PageTableGpa = 0x10000;
+    public const ulong PageTableEndGpa = 0x50000;
+    public const ulong StackTopGpa = 0xA0000;
+    public const ulong LoadGpa = 0x100000;
+
+    public const ushort PortClockLo = 0x510;
+    public const ushort PortClockHi = 0x514;
+    public const ushort PortPace = 0x518;
+    public const ushort PortProgress = 0x51C;
+    public const ushort PortHeartbeat = 0x520;
+    public const ushort PortReady = 0x524;
+    public const ushort PortConsole = 0x528;
+    public const ushort PortExit = 0x52C;
+
+    public const uint BootMagic = 0x4942504B;
+    public const uint BootVersion = 1;
+
+    /// <summary>Byte offsets of <c>struct kp_boot_info</c>.</summary>
+    public static class BootInfo
+    {
+        public const int Magic = 0, Version = 4, Workload = 8, Flags = 12, MemorySize = 16, Seed = 24, HeapStart = 32;
+        public const int FillBytes = 40, ZeroPermille = 48, HeartbeatMs = 52, Params = 56, ParamCount = 16;
+        public const int Mailbox = Params + ParamCount * 8;
+        public const int Size = Mailbox + Mail.Size;
+    }
+
+    /// <summary>Byte offsets of <c>struct kp_mailbox</c> (inside the boot info).</summary>
+    public static class Mail
+    {
+        public const int PaceDeadlineUs = 0, HbSeq = 8, HbPrev = 16, HbSum = 24, HbErrors = 32, ProgressTotal = 40;
+        public const int Size = 48;
+    }
+
+    /// <summary>Reads a u64 of the guest's mailbox from the boot-info page.</summary>
+    public static ulong ReadMail(ReadOnlySpan<byte> bootInfoPage, int field) =>
+        BinaryPrimitives.ReadUInt64LittleEndian(bootInfoPage[(BootInfo.Mailbox + field)..]);
+}
+
+/// <summary>The workload a guest runs (<c>enum kp_workload</c>).</summary>
+public enum Workload : uint
+{
+    Idle = 0,
+    Text = 1,
+    Audio = 2,
+    Movie = 3,
+    Pattern = 4,
+}
+
+/// <summary>Guest exit codes (<c>enum kp_exit_code</c>).</summary>
+public enum GuestExitCode : uint
+{
+    Ok = 0,
+    BadBootInfo = 1,
+    BadWorkload = 2,
+    NoMemory = 3,
+    SelfCheck = 4,
+}

@@ -1,0 +1,375 @@
+using System.Buffers.Binary;
+using KvmPresync.Kvm;
+using KvmPresync.Memory;
+using KvmPresync.Vmm.Boot;
+using KvmPresync.Vmm.Devices;
+
+namespace KvmPresync.Vmm;
+
+/// <summary>How a machine's vCPU loop ended.</summary>
+public sealed record MachineExit(MachineExitKind Kind, string Message, GuestExitCode? GuestCode = null, ulong Rip = 0);
+
+public enum MachineExitKind
+{
+    /// <summary><see cref="Machine.Stop"/> was called.</summary>
+    Stopped = 1,
+    /// <summary>The guest wrote to the EXIT port.</summary>
+    GuestExit = 2,
+    /// <summary>The vCPU exited for a reason the VMM does not handle, or an ioctl failed.</summary>
+    Error = 3,
+}
+
+/// <summary>
+/// A running workload guest: one VM, one memory slot at GPA 0, one vCPU on its own thread, and the
+/// port devices of the guest ABI. Supports pause / resume, save state, and restore into a fresh VM.
+/// </summary>
+public sealed class Machine : IDisposable
+{
+    private const uint SlotId = 0;
+
+    private readonly Vm _vm;
+    private readonly Vcpu _vcpu;
+    private readonly GuestClock _clock;
+    private readonly ManualResetEventSlim _parked = new(false);
+    private readonly ManualResetEventSlim _resume = new(false);
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly TaskCompletionSource<MachineExit> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Thread? _thread;
+    private volatile bool _pauseRequested;
+    private volatile bool _stopRequested;
+    private long _paceDeadlineUs;
+    private long _latchedClockUs;
+
+    private Machine(MachineConfig config, Vm vm, MemorySlot slot, Vcpu vcpu, GuestClock clock, GuestTelemetry telemetry)
+    {
+        Config = config;
+        _vm = vm;
+        Slot = slot;
+        _vcpu = vcpu;
+        _clock = clock;
+        Telemetry = telemetry;
+        VmmWrites = new DirtyBitmap(slot.PageCount);
+    }
+
+    public MachineConfig Config { get; }
+
+    public Vm Vm => _vm;
+
+    public MemorySlot Slot { get; }
+
+    public GuestMemory Memory => Slot.Memory;
+
+    public GuestTelemetry Telemetry { get; }
+
+    /// <summary>Guest time in microseconds (stops while paused).</summary>
+    public long GuestTimeUs => _clock.NowUs;
+
+    /// <summary>Pages the VMM itself wrote into guest memory (KVM's dirty log does not see them).</summary>
+    public DirtyBitmap VmmWrites { get; }
+
+    /// <summary>Completes when the vCPU loop ends.</summary>
+    public Task<MachineExit> Completion => _exit.Task;
+
+    public bool IsPaused => _parked.IsSet;
+
+    /// <summary>Creates a VM, loads the workload guest and its boot info; call <see cref="Start"/> to run it.</summary>
+    public static Machine Boot(KvmSystem kvm, MachineConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(kvm);
+        ArgumentNullException.ThrowIfNull(config);
+        string imagePath = config.GuestImage ?? MachineConfig.DefaultGuestImage;
+        if (!File.Exists(imagePath))
+            throw new FileNotFoundException($"workload guest image {imagePath} not found; build it with 'make -C native'", imagePath);
+        byte[] image = File.ReadAllBytes(imagePath);
+        if (config.MemorySize > LongModeSetup.MaxMemory)
+            throw new ArgumentException($"memory {config.MemorySize} bytes: the VMM's guests support at most {LongModeSetup.MaxMemory >> 30} GiB");
+
+        GuestMemory memory = GuestMemory.Create(config.MemorySize, config.HugePages);
+        Vm? vm = null;
+        try
+        {
+            vm = kvm.CreateVm();
+            MemorySlot slot = vm.AddMemorySlot(SlotId, 0, memory);
+            Vcpu vcpu = vm.CreateVcpu(0);
+            var machine = new Machine(config, vm, slot, vcpu, new GuestClock(), new GuestTelemetry());
+            machine.LoadGuest(image);
+            return machine;
+        }
+        catch
+        {
+            vm?.Dispose();
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Recreates a machine in a fresh VM from <paramref name="snapshot"/>, over <paramref name="memory"/>
+    /// which must already hold the guest's memory. Call <see cref="Start"/> to continue it.
+    /// </summary>
+    public static Machine Restore(KvmSystem kvm, MachineSnapshot snapshot, GuestMemory memory)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(memory);
+        if (memory.Size != snapshot.Config.MemorySize)
+            throw new ArgumentException($"memory is {memory.Size} bytes; the snapshot's guest has {snapshot.Config.MemorySize}", nameof(memory));
+        Vm? vm = null;
+        try
+        {
+            vm = kvm.CreateVm();
+            MemorySlot slot = vm.AddMemorySlot(SlotId, 0, memory);
+            Vcpu vcpu = vm.CreateVcpu(0);
+            vm.RestoreState(snapshot.Vm);
+            vcpu.RestoreState(snapshot.Vcpu);
+            var telemetry = new GuestTelemetry();
+            telemetry.Restore(snapshot.Devices.Telemetry);
+            var machine = new Machine(snapshot.Config, vm, slot, vcpu, new GuestClock(snapshot.Devices.ClockUs), telemetry)
+            {
+                _paceDeadlineUs = snapshot.Devices.PaceDeadlineUs,
+                _latchedClockUs = snapshot.Devices.LatchedClockUs,
+            };
+            return machine;
+        }
+        catch
+        {
+            vm?.Dispose();
+            throw;
+        }
+    }
+
+    private void LoadGuest(byte[] image)
+    {
+        GuestMemory mem = Memory;
+        ulong heapStart = AlignUp(GuestAbi.LoadGpa + (ulong)image.Length + (2UL << 20), 2UL << 20);
+        if (heapStart >= (ulong)mem.Size)
+            throw new ArgumentException($"guest memory {mem.Size} bytes leaves no heap after the {image.Length}-byte image (heap would start at 0x{heapStart:x})");
+        long heap = mem.Size - (long)heapStart;
+        long fill = Config.FillBytes ?? heap / 5 * 4 / mem.PageSize * mem.PageSize;
+        if (fill < 0 || fill > heap)
+            throw new ArgumentException($"fill of {fill} bytes does not fit the {heap}-byte heap");
+
+        LongModeSetup.WriteTables(mem, VmmWrites);
+        image.CopyTo(mem.Slice((long)GuestAbi.LoadGpa, image.Length));
+        LongModeSetup.MarkWritten(VmmWrites, mem, GuestAbi.LoadGpa, image.Length);
+
+        ulong[] parameters = (ulong[])Config.Params.Clone();
+        if (parameters.Length != GuestAbi.BootInfo.ParamCount)
+            throw new ArgumentException($"workload parameters: {parameters.Length} given, the ABI has {GuestAbi.BootInfo.ParamCount}");
+        if (Config.Workload == Workload.Pattern)
+        {
+            const ulong listGpa = GuestAbi.BootInfoGpa + 0x1000;
+            int max = (int)((GuestAbi.PageTableGpa - listGpa) / 8);
+            if (Config.PatternPages.Length > max)
+                throw new ArgumentException($"pattern workload: {Config.PatternPages.Length} pages, at most {max}");
+            Span<byte> list = mem.Slice((long)listGpa, Config.PatternPages.Length * 8);
+            for (int i = 0; i < Config.PatternPages.Length; i++)
+            {
+                if ((ulong)Config.PatternPages[i] >= (ulong)mem.PageCount)
+                    throw new ArgumentException($"pattern page {Config.PatternPages[i]} is outside the guest's {mem.PageCount} pages");
+                BinaryPrimitives.WriteInt64LittleEndian(list[(i * 8)..], Config.PatternPages[i]);
+            }
+            if (list.Length > 0) LongModeSetup.MarkWritten(VmmWrites, mem, listGpa, list.Length);
+            parameters[0] = (ulong)Config.PatternPages.Length;
+            parameters[1] = listGpa;
+        }
+
+        Span<byte> bi = mem.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
+        bi.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Magic..], GuestAbi.BootMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Version..], GuestAbi.BootVersion);
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Workload..], (uint)Config.Workload);
+        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.MemorySize..], (ulong)mem.Size);
+        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.Seed..], Config.Seed);
+        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.HeapStart..], heapStart);
+        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.FillBytes..], (ulong)fill);
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.ZeroPermille..], Config.ZeroPermille);
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.HeartbeatMs..], Config.HeartbeatMs);
+        for (int i = 0; i < parameters.Length; i++)
+            BinaryPrimitives.WriteUInt64LittleEndian(bi[(GuestAbi.BootInfo.Params + i * 8)..], parameters[i]);
+        LongModeSetup.MarkWritten(VmmWrites, mem, GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
+
+        LongModeSetup.SetRegisters(_vcpu, GuestAbi.LoadGpa, GuestAbi.StackTopGpa, GuestAbi.BootInfoGpa);
+    }
+
+    /// <summary>Starts the vCPU thread (and the guest clock).</summary>
+    public void Start()
+    {
+        if (_thread is not null) throw new InvalidOperationException("the machine was already started");
+        _thread = new Thread(RunLoop) { IsBackground = true, Name = "vcpu0" };
+        _clock.Start();
+        _thread.Start();
+    }
+
+    /// <summary>Stops the vCPU outside KVM_RUN (pending I/O completed) and stops the guest clock. Idempotent.</summary>
+    public void Pause(TimeSpan? timeout = null)
+    {
+        if (_thread is null) throw new InvalidOperationException("the machine is not started");
+        _resume.Reset();
+        _pauseRequested = true;
+        _vcpu.Kick();
+        _wake.Release();
+        var wait = Task.WaitAny([Task.Run(() => _parked.Wait(timeout ?? TimeSpan.FromSeconds(10))), Completion]);
+        if (!_parked.IsSet && !Completion.IsCompleted)
+            throw new TimeoutException("the vCPU did not pause within the timeout");
+        _ = wait;
+    }
+
+    /// <summary>Continues a paused machine.</summary>
+    public void Resume()
+    {
+        if (!_pauseRequested) return;
+        _pauseRequested = false;
+        _parked.Reset();
+        _resume.Set();
+    }
+
+    /// <summary>Ends the vCPU loop (the machine can still be saved if it was paused first).</summary>
+    public void Stop()
+    {
+        _stopRequested = true;
+        _vcpu.Kick();
+        _wake.Release();
+        _resume.Set();
+        _thread?.Join(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>Saves vCPU, VM and device state. The machine must be paused (or stopped).</summary>
+    public MachineSnapshot SaveState()
+    {
+        if (_thread is not null && !_parked.IsSet && !Completion.IsCompleted)
+            throw new InvalidOperationException("pause the machine before saving its state");
+        var devices = new DeviceState(_clock.NowUs, Volatile.Read(ref _paceDeadlineUs), _latchedClockUs, Telemetry.Save());
+        return new MachineSnapshot(Config, _vcpu.SaveState(), _vm.SaveState(), devices);
+    }
+
+    private void RunLoop()
+    {
+        MachineExit exit;
+        try
+        {
+            exit = Loop();
+        }
+        catch (Exception e)
+        {
+            exit = new MachineExit(MachineExitKind.Error, $"vCPU 0: {e.Message}", Rip: SafeRip());
+        }
+        _clock.Stop();
+        _parked.Set();
+        _exit.TrySetResult(exit);
+    }
+
+    private MachineExit Loop()
+    {
+        while (true)
+        {
+            if (_stopRequested) return new MachineExit(MachineExitKind.Stopped, "stopped by the VMM");
+            if (_pauseRequested)
+            {
+                // Complete any pending I/O first: KVM_RUN with immediate_exit set returns at once.
+                _vcpu.Kick();
+                if (!_vcpu.Run().Interrupted) continue;
+                Park();
+                continue;
+            }
+            if (!SleepUntilPaceDeadline()) continue;
+            VcpuExit e = _vcpu.Run();
+            switch (e.Reason)
+            {
+                case Interop.KvmExitReason.Intr:
+                    continue;
+                case Interop.KvmExitReason.Io when e.Size == 4 && e.Count == 1:
+                    if (HandleIo(e) is { } guestExit) return guestExit;
+                    continue;
+                default:
+                    ulong rip = SafeRip();
+                    return new MachineExit(MachineExitKind.Error,
+                        $"vCPU 0 exited unexpectedly: {e} at RIP 0x{rip:x}; the guest did something this VMM does not emulate", Rip: rip);
+            }
+        }
+    }
+
+    private void Park()
+    {
+        _clock.Stop();
+        _parked.Set();
+        _resume.Wait();
+        if (!_stopRequested) _clock.Start();
+    }
+
+    /// <summary>Sleeps (interruptibly) until the guest's pace deadline; false when interrupted by pause/stop.</summary>
+    private bool SleepUntilPaceDeadline()
+    {
+        while (true)
+        {
+            long remaining = Volatile.Read(ref _paceDeadlineUs) - _clock.NowUs;
+            if (remaining <= 0) return true;
+            if (_pauseRequested || _stopRequested) return false;
+            _wake.Wait(TimeSpan.FromMicroseconds(Math.Min(remaining, 50_000)));
+        }
+    }
+
+    private MachineExit? HandleIo(in VcpuExit e)
+    {
+        Span<byte> data = _vcpu.IoData(e);
+        if (!e.IsOut)
+        {
+            uint value = e.Port switch
+            {
+                GuestAbi.PortClockLo => (uint)(_latchedClockUs = _clock.NowUs),
+                GuestAbi.PortClockHi => (uint)((ulong)_latchedClockUs >> 32),
+                _ => throw UnexpectedPort(e),
+            };
+            BinaryPrimitives.WriteUInt32LittleEndian(data, value);
+            return null;
+        }
+        uint v = BinaryPrimitives.ReadUInt32LittleEndian(data);
+        ReadOnlySpan<byte> bootInfo = Memory.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
+        switch (e.Port)
+        {
+            case GuestAbi.PortPace:
+                Volatile.Write(ref _paceDeadlineUs, (long)GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.PaceDeadlineUs));
+                break;
+            case GuestAbi.PortProgress:
+                Telemetry.AddProgress(v);
+                break;
+            case GuestAbi.PortHeartbeat:
+                Telemetry.AddHeartbeat(new Heartbeat(GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbSeq), GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbPrev),
+                    GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbSum), GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbErrors)));
+                break;
+            case GuestAbi.PortReady:
+                Telemetry.SetReady(v);
+                break;
+            case GuestAbi.PortConsole:
+                Telemetry.AddConsole((char)(v & 0xFF));
+                break;
+            case GuestAbi.PortExit:
+                var code = (GuestExitCode)v;
+                return new MachineExit(MachineExitKind.GuestExit,
+                    code == GuestExitCode.Ok ? "guest exited cleanly" : $"guest exited with {code} ({v}); console: {Telemetry.Console.Trim()}", code, SafeRip());
+            default:
+                throw UnexpectedPort(e);
+        }
+        return null;
+    }
+
+    private Exception UnexpectedPort(in VcpuExit e) =>
+        new InvalidOperationException($"unexpected {e} at RIP 0x{SafeRip():x}");
+
+    private ulong SafeRip()
+    {
+        try { return _vcpu.GetRegs().Rip; }
+        catch (KvmException) { return 0; }
+    }
+
+    private static ulong AlignUp(ulong v, ulong a) => (v + a - 1) / a * a;
+
+    public void Dispose()
+    {
+        if (_thread is not null && !Completion.IsCompleted) Stop();
+        _vm.Dispose();
+        Memory.Dispose();
+        _parked.Dispose();
+        _resume.Dispose();
+        _wake.Dispose();
+    }
+}

@@ -1,0 +1,33 @@
+namespace KvmPresync.Vmm;
+
+/// <summary>How to boot a workload guest. Zero/null values mean "the default".</summary>
+public sealed record MachineConfig
+{
+    public Workload Workload { get; init; } = Workload.Idle;
+
+    /// <summary>Guest memory in bytes (default 256 MiB).</summary>
+    public long MemorySize { get; init; } = 256L << 20;
+
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Bytes of heap the guest fills with data at start; null = 80 % of the heap (≈ 200 MB of 256 MiB).</summary>
+    public long? FillBytes { get; init; }
+
+    /// <summary>Of the filled pages, how many per 1000 stay zero (like a real guest's free pages).</summary>
+    public uint ZeroPermille { get; init; } = 50;
+
+    public uint HeartbeatMs { get; init; } = 100;
+
+    /// <summary>Workload parameters (docs/WORKLOADS.md); 0 = the guest's default.</summary>
+    public ulong[] Params { get; init; } = new ulong[GuestAbi.BootInfo.ParamCount];
+
+    /// <summary>For <see cref="Workload.Pattern"/>: guest page numbers the guest writes once after READY.</summary>
+    public long[] PatternPages { get; init; } = [];
+
+    /// <summary>Path of workload.bin; null = guests/workload.bin next to this assembly.</summary>
+    public string? GuestImage { get; init; }
+
+    public bool HugePages { get; init; }
+
+    public static string DefaultGuestImage => Path.Combine(AppContext.BaseDirectory, "guests", "workload.bin");
+}

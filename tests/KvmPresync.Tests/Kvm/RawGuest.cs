@@ -1,0 +1,101 @@
+using KvmPresync.Interop;
+using KvmPresync.Kvm;
+using KvmPresync.Memory;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Boot;
+
+namespace KvmPresync.Tests.Kvm;
+
+/// <summary>
+/// A VM running hand-assembled long-mode code, for tests of the KVM layer that must not depend on the
+/// workload guests: each "phase" writes one byte into each of a list of pages and then does
+/// <c>out 0x600, eax</c>, so after each exit the test knows exactly which pages the guest wrote.
+/// </summary>
+internal sealed class RawGuest : IDisposable
+{
+    public const ushort PhasePort = 0x600;
+
+    private RawGuest(Vm vm, GuestMemory memory, MemorySlot slot, Vcpu vcpu)
+    {
+        Vm = vm;
+        Memory = memory;
+        Slot = slot;
+        Vcpu = vcpu;
+    }
+
+    public Vm Vm { get; }
+    public GuestMemory Memory { get; }
+    public MemorySlot Slot { get; }
+    public Vcpu Vcpu { get; }
+
+    public static RawGuest Create(KvmSystem kvm, long memorySize, params long[][] phases)
+    {
+        var memory = GuestMemory.Create(memorySize);
+        Vm vm = kvm.CreateVm();
+        MemorySlot slot = vm.AddMemorySlot(0, 0, memory);
+        Vcpu vcpu = vm.CreateVcpu(0);
+        LongModeSetup.WriteTables(memory, new DirtyBitmap(memory.PageCount));
+        var code = new List<byte>();
+        foreach (long[] pages in phases)
+        {
+            foreach (long page in pages)
+            {
+                code.AddRange([0x48, 0xB8]); // mov rax, imm64
+                code.AddRange(BitConverter.GetBytes((ulong)(page * memory.PageSize))); // little-endian on x86-64
+                code.AddRange([0xC6, 0x00, 0x5A]); // mov byte [rax], 0x5a
+            }
+            code.AddRange([0x66, 0xBA, PhasePort & 0xFF, PhasePort >> 8, 0xEF]); // mov dx, port; out dx, eax
+        }
+        code.AddRange([0xEB, 0xFE]); // jmp $ (never reached by the tests)
+        code.ToArray().CopyTo(memory.Slice((long)GuestAbi.LoadGpa, code.Count));
+        LongModeSetup.SetRegisters(vcpu, GuestAbi.LoadGpa, GuestAbi.StackTopGpa);
+        return new RawGuest(vm, memory, slot, vcpu);
+    }
+
+    /// <summary>Runs to the next phase port exit, failing on anything else.</summary>
+    public void RunPhase() => AssertPhaseExit(RunWithWatchdog());
+
+    /// <summary>Runs to the next exit; a guest stuck for 10 s is kicked out and reported as such.</summary>
+    public VcpuExit RunWithWatchdog()
+    {
+        using var watchdog = new Timer(_ => Vcpu.Kick(), null, TimeSpan.FromSeconds(10), Timeout.InfiniteTimeSpan);
+        VcpuExit e = Vcpu.Run();
+        Assert.False(e.Interrupted, $"guest still running after 10 s at RIP 0x{Vcpu.GetRegs().Rip:x}");
+        return e;
+    }
+
+    private void AssertPhaseExit(VcpuExit e)
+    {
+        Assert.True(e.Reason == KvmExitReason.Io && e.IsOut && e.Port == PhasePort, $"expected OUT 0x{PhasePort:x}, got {e} at RIP 0x{Vcpu.GetRegs().Rip:x}");
+    }
+
+    public SortedSet<long> DirtyPages()
+    {
+        var words = new ulong[Slot.BitmapWords];
+        Vm.GetDirtyLog(Slot, words);
+        var set = new SortedSet<long>();
+        for (int w = 0; w < words.Length; w++)
+            for (int b = 0; b < 64; b++)
+                if ((words[w] & (1UL << b)) != 0) set.Add(w * 64L + b);
+        return set;
+    }
+
+    /// <summary>Clears every page in <paramref name="pages"/> from the log, 64-page chunk by chunk.</summary>
+    public void Clear(IEnumerable<long> pages)
+    {
+        foreach (IGrouping<long, long> chunk in pages.GroupBy(p => p / 64))
+        {
+            ulong mask = 0;
+            foreach (long p in chunk) mask |= 1UL << (int)(p % 64);
+            long first = chunk.Key * 64;
+            long count = Math.Min(64, Slot.PageCount - first);
+            Vm.ClearDirtyLog(Slot, first, count, [mask]);
+        }
+    }
+
+    public void Dispose()
+    {
+        Vm.Dispose();
+        Memory.Dispose();
+    }
+}
