@@ -85,7 +85,7 @@ public sealed class FrameReader
             throw (await ReadBodyAsync<Abort>(header, cancellationToken).ConfigureAwait(false)).ToException();
         if (header.Type != T.Type)
             throw new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type", header.Type,
-                $"expected a {T.Type} frame, the peer sent {header.Type}");
+                $"expected frame {T.Type}, the peer sent {header.Type}");
         return await ReadBodyAsync<T>(header, cancellationToken).ConfigureAwait(false);
     }
 
