@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace KvmPresync.Wire;
 
@@ -52,6 +53,7 @@ public sealed class FrameReader
     }
 
     /// <summary>Reads and validates the next frame header.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<FrameHeader> ReadHeaderAsync(CancellationToken cancellationToken = default)
     {
         if (_payloadsLeft > 0)
@@ -106,6 +108,7 @@ public sealed class FrameReader
     /// negotiated, every page inside the layout, and the declared body length equal to what the descriptors
     /// imply. Then <see cref="PageBatch.FullPages"/> payloads must be consumed before the next frame.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PageBatch> ReadPageBatchAsync(FrameHeader header, CancellationToken cancellationToken = default)
     {
         if (header.Type != FrameType.PageBatch)
@@ -182,7 +185,7 @@ public sealed class FrameReader
     /// </summary>
     public void ReadPayload(Span<byte> destination)
     {
-        string what = BeginPayload(destination.Length);
+        BeginPayload(destination.Length);
         int got = 0;
         while (got < destination.Length)
         {
@@ -193,9 +196,9 @@ public sealed class FrameReader
             }
             catch (IOException e)
             {
-                throw ConnectionFailed(what, e);
+                throw ConnectionFailed(CurrentPayload(), e);
             }
-            if (n == 0) throw Truncated(got, destination.Length, what);
+            if (n == 0) throw Truncated(got, destination.Length, CurrentPayload()); // described only on error: no allocation per page
             got += n;
             BytesRead += n;
         }
@@ -203,10 +206,11 @@ public sealed class FrameReader
     }
 
     /// <summary>Asynchronous <see cref="ReadPayload"/>; for native memory wrap it with <see cref="UnmanagedMemoryManager"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReadPayloadAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
     {
-        string what = BeginPayload(destination.Length);
-        await FillAsync(destination, what, frameBoundary: false, cancellationToken).ConfigureAwait(false);
+        BeginPayload(destination.Length);
+        await FillAsync(destination, null, frameBoundary: false, cancellationToken).ConfigureAwait(false);
         EndPayload();
     }
 
@@ -225,15 +229,18 @@ public sealed class FrameReader
         }
     }
 
-    private string BeginPayload(int length)
+    private void BeginPayload(int length)
     {
         if (_payloadsLeft == 0) throw new InvalidOperationException("no PageBatch payload is pending");
         int pageSize = Layout!.PageSize;
         if (length != pageSize)
             throw new ArgumentException($"a payload destination must be exactly one page ({pageSize} bytes), not {length}", "destination");
-        int index = AdvanceToFull();
-        return $"PageBatch payload {_payloadsRead} (descriptor {index}, page {_descriptors[index].PageNumber})";
+        AdvanceToFull();
     }
+
+    /// <summary>What is being read when <c>what</c> is null: the current payload.</summary>
+    private string CurrentPayload() =>
+        $"PageBatch payload {_payloadsRead} (descriptor {_nextDescriptor}, page {_descriptors[_nextDescriptor].PageNumber})";
 
     private void EndPayload()
     {
@@ -255,7 +262,8 @@ public sealed class FrameReader
         _pendingBody = null;
     }
 
-    private async ValueTask FillAsync(Memory<byte> buffer, string what, bool frameBoundary, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask FillAsync(Memory<byte> buffer, string? what, bool frameBoundary, CancellationToken cancellationToken)
     {
         int got = 0;
         while (got < buffer.Length)
@@ -267,14 +275,14 @@ public sealed class FrameReader
             }
             catch (IOException e)
             {
-                throw ConnectionFailed(what, e);
+                throw ConnectionFailed(what ?? CurrentPayload(), e);
             }
             if (n == 0)
             {
                 if (frameBoundary && got == 0)
                     throw new ProtocolException(ProtocolError.PeerClosed, "FrameHeader", null,
                         "the peer closed the connection (cleanly, between frames)");
-                throw Truncated(got, buffer.Length, what);
+                throw Truncated(got, buffer.Length, what ?? CurrentPayload());
             }
             got += n;
             BytesRead += n;

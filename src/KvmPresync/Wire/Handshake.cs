@@ -41,7 +41,15 @@ public static class Handshake
             throw await FailAsync(writer, AbortReason.ProtocolViolation, new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type",
                 header.Type, $"handshake: expected HelloAck, the receiver sent {header.Type}"), cancellationToken).ConfigureAwait(false);
         byte[] ackBody = await reader.ReadRawBodyAsync(header, cancellationToken).ConfigureAwait(false);
-        HelloAck ack = HelloAck.Read(ackBody);
+        HelloAck ack;
+        try
+        {
+            ack = HelloAck.Read(ackBody);
+        }
+        catch (ProtocolException e)
+        {
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
+        }
 
         if (ack.AcceptedVersion.Major != options.Version.Major || ack.AcceptedVersion.Minor > options.Version.Minor)
             throw await FailAsync(writer, AbortReason.VersionMismatch, new ProtocolException(ProtocolError.NegotiationFailed, "HelloAck.version",

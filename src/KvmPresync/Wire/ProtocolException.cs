@@ -28,8 +28,9 @@ public class ProtocolException : Exception
     public AbortReason AbortReason { get; init; }
 
     /// <summary>
-    /// False when retrying the same connection attempt cannot succeed (wrong key, version mismatch, rejected
-    /// layout): callers must not retry in a loop.
+    /// True only for transport failures (peer closed, truncated, connection failed), where a new connection may
+    /// succeed. False when retrying cannot help (wrong key, version mismatch, rejected layout, malformed frames):
+    /// callers must not retry in a loop. After any ProtocolException the connection itself is unusable.
     /// </summary>
-    public virtual bool IsRetryable => Error is ProtocolError.PeerClosed or ProtocolError.Truncated;
+    public virtual bool IsRetryable => Error is ProtocolError.PeerClosed or ProtocolError.Truncated or ProtocolError.ConnectionFailed;
 }
