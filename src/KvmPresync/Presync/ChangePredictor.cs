@@ -119,9 +119,10 @@ public sealed class ChangePredictor
 
                 if (_useResidual)
                 {
-                    if ((ctxNext | d) != 0)
+                    // Only from a non-empty context: a write out of an idle stretch says nothing about this page's habits.
+                    if (ctxNext != 0)
                         _residualNext[page] = Learn(_residualNext[page], d * 255 - qNext[ctxNext]);
-                    if ((ctxSoon | soon) != 0)
+                    if (ctxSoon != 0)
                         _residualSoon[page] = Learn(_residualSoon[page], soon - qSoon[ctxSoon]);
                 }
                 seen++;
@@ -158,6 +159,15 @@ public sealed class ChangePredictor
         int q = _soon.Quantized[h & 0xFF];
         return _useResidual ? Math.Clamp(q + 2 * _residualSoon[page], 0, 255) : q;
     }
+
+    /// <summary>Bit i set = page 64·<paramref name="word"/> + i has a non-zero history; pages not set score <see cref="IdleNextRoundScore"/> / <see cref="IdleSoonScore"/>.</summary>
+    internal ulong ActiveWord(int word) => _active[word];
+
+    /// <summary><see cref="NextRoundScore"/> of every page with history 0.</summary>
+    internal int IdleNextRoundScore => _next.Quantized[0];
+
+    /// <summary><see cref="SoonScore"/> of every page with history 0.</summary>
+    internal int IdleSoonScore => _soon.Quantized[0];
 
     /// <summary>P(page dirtied again before the next round) as a probability.</summary>
     public double ProbabilityNextRound(long page)

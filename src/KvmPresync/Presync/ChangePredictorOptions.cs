@@ -3,11 +3,11 @@ namespace KvmPresync.Presync;
 /// <summary>Tuning of <see cref="ChangePredictor"/>. Defaults are documented in docs/POLICIES.md.</summary>
 public sealed record ChangePredictorOptions
 {
-    /// <summary>Per-round decay λ of the shared context table's counts (0 &lt; λ ≤ 1). 0.95 ≈ a 20-round memory.</summary>
-    public double Decay { get; init; } = 0.95;
+    /// <summary>Per-round decay λ of the shared context table's counts (0 &lt; λ ≤ 1). 0.97 ≈ a 33-round memory.</summary>
+    public double Decay { get; init; } = 0.97;
 
     /// <summary>Pseudo-count k of the prior in each context's estimate: (S + k·prior) / (N + k).</summary>
-    public double PriorWeight { get; init; } = 4.0;
+    public double PriorWeight { get; init; } = 1.0;
 
     /// <summary>Whether the per-page residual (how far this page's outcomes run above or below its context's) is learnt and applied.</summary>
     public bool UsePageResidual { get; init; } = true;

@@ -1,3 +1,4 @@
+using System.Numerics;
 using KvmPresync.Memory;
 
 namespace KvmPresync.Presync;
@@ -12,7 +13,8 @@ namespace KvmPresync.Presync;
 /// <para>Window: of the pages not held, the lowest scores are sent first — the pages least likely to change
 /// again — until the round's window is full; the rest are deferred (stay pending).</para>
 /// <para>Nothing is removed from the pending set here: the caller clears a page when it has actually been sent.
-/// Ranking uses 256-level histograms (two or three passes over the pending pages, no sort).</para>
+/// Ranking uses 256-level histograms (two or three passes over the pending words, no sort). Pages with an empty
+/// history all share one score, so they are handled a 64-page word at a time unless they straddle a cut.</para>
 /// </remarks>
 public sealed class HoldBackPlanner
 {
@@ -52,22 +54,38 @@ public sealed class HoldBackPlanner
         if (predictor is not null && predictor.PageCount != pending.PageCount)
             throw new ArgumentException($"predictor covers {predictor.PageCount} pages, pending set {pending.PageCount}", nameof(predictor));
 
-        send.Clear();
-        held.Clear();
+        var scores = new Scores(predictor, Options.Ranking);
+        ReadOnlySpan<ulong> pendingWords = pending.ReadOnlyWords;
+        Span<ulong> heldWords = held.Words;
+        Span<ulong> sendWords = send.Words;
         long[] hist = _histogram;
+        int threshold = _thresholdScore;
+        bool predicting = predictor is not null;
 
-        // Pass 1: bytes per score among hold candidates; total pending.
+        // Pass 1: total pending; bytes per score among hold candidates.
         Array.Clear(hist);
         long pendingPages = 0, pendingBytes = 0;
-        bool predicting = predictor is not null;
-        foreach (long page in pending)
+        for (int w = 0; w < pendingWords.Length; w++)
         {
-            long c = cost.Of(page);
-            pendingPages++;
-            pendingBytes += c;
-            if (!predicting) continue;
-            int s = Score(predictor!, page);
-            if (s >= _thresholdScore) hist[s] += c;
+            ulong p = pendingWords[w];
+            if (p == 0) continue;
+            pendingPages += BitOperations.PopCount(p);
+            ulong active = scores.Active(w) & p;
+            ulong idle = p & ~active;
+            if (idle != 0)
+            {
+                long c = cost.OfWord(w, idle);
+                pendingBytes += c;
+                if (predicting && scores.Idle >= threshold) hist[scores.Idle] += c;
+            }
+            for (ulong a = active; a != 0; a &= a - 1)
+            {
+                long page = ((long)w << 6) + BitOperations.TrailingZeroCount(a);
+                long c = cost.Of(page);
+                pendingBytes += c;
+                int s = scores.Of(page);
+                if (s >= threshold) hist[s] += c;
+            }
         }
 
         // Hold cut: levels above holdCut are held whole; at holdCut, pages in page order while they fit.
@@ -75,7 +93,7 @@ public sealed class HoldBackPlanner
         int holdCut = -1;
         if (predicting)
         {
-            for (int level = 255; level >= _thresholdScore; level--)
+            for (int level = 255; level >= threshold; level--)
             {
                 if (hist[level] <= holdRoom) { holdRoom -= hist[level]; continue; }
                 holdCut = level;
@@ -86,30 +104,62 @@ public sealed class HoldBackPlanner
         // Pass 2: mark held pages; bytes per score among the rest.
         Array.Clear(hist);
         long heldPages = 0, heldBytes = 0, restPages = 0, restBytes = 0;
-        foreach (long page in pending)
+        for (int w = 0; w < pendingWords.Length; w++)
         {
-            long c = cost.Of(page);
-            int s = predicting ? Score(predictor!, page) : 0;
-            bool hold = predicting && s >= _thresholdScore && (s > holdCut || (s == holdCut && c <= holdRoom));
-            if (hold)
+            ulong p = pendingWords[w];
+            heldWords[w] = 0;
+            if (p == 0) continue;
+            ulong active = scores.Active(w) & p;
+            ulong idle = p & ~active;
+            ulong perPage = active;
+            if (idle != 0)
             {
-                if (s == holdCut) holdRoom -= c;
-                held.Set(page);
-                heldPages++;
-                heldBytes += c;
+                int s = scores.Idle;
+                bool candidate = predicting && s >= threshold;
+                if (candidate && s == holdCut)
+                {
+                    perPage = p; // the idle pages straddle the cut: decide page by page, in page order
+                }
+                else if (candidate)
+                {
+                    heldWords[w] |= idle;
+                    heldPages += BitOperations.PopCount(idle);
+                    heldBytes += cost.OfWord(w, idle);
+                }
+                else
+                {
+                    long c = cost.OfWord(w, idle);
+                    hist[s] += c;
+                    restPages += BitOperations.PopCount(idle);
+                    restBytes += c;
+                }
             }
-            else
+            for (ulong a = perPage; a != 0; a &= a - 1)
             {
-                hist[s] += c;
-                restPages++;
-                restBytes += c;
+                int bit = BitOperations.TrailingZeroCount(a);
+                long page = ((long)w << 6) + bit;
+                long c = cost.Of(page);
+                int s = (active >> bit & 1) != 0 ? scores.Of(page) : scores.Idle;
+                bool hold = predicting && s >= threshold && (s > holdCut || (s == holdCut && c <= holdRoom));
+                if (hold)
+                {
+                    if (s == holdCut) holdRoom -= c;
+                    heldWords[w] |= 1UL << bit;
+                    heldPages++;
+                    heldBytes += c;
+                }
+                else
+                {
+                    hist[s] += c;
+                    restPages++;
+                    restBytes += c;
+                }
             }
         }
 
         if (restBytes <= windowBytes)
         {
-            send.CopyFrom(pending);
-            send.AndNot(held);
+            for (int w = 0; w < pendingWords.Length; w++) sendWords[w] = pendingWords[w] & ~heldWords[w];
             return new RoundPlan(pendingPages, pendingBytes, heldPages, heldBytes, restPages, restBytes, 0, 0);
         }
 
@@ -125,25 +175,53 @@ public sealed class HoldBackPlanner
 
         // Pass 3: mark sent pages.
         long sendPages = 0, sendBytes = 0;
-        foreach (long page in pending)
+        for (int w = 0; w < pendingWords.Length; w++)
         {
-            if (predicting && held[page]) continue;
-            int s = predicting ? Score(predictor!, page) : 0;
-            if (s > sendCut) continue;
-            long c = cost.Of(page);
-            if (s == sendCut)
+            ulong rest = pendingWords[w] & ~heldWords[w];
+            sendWords[w] = 0;
+            if (rest == 0) continue;
+            ulong active = scores.Active(w) & rest;
+            ulong idle = rest & ~active;
+            ulong perPage = active;
+            if (idle != 0)
             {
-                if (c > sendRoom) continue;
-                sendRoom -= c;
+                if (scores.Idle == sendCut) perPage = rest;
+                else if (scores.Idle < sendCut)
+                {
+                    sendWords[w] |= idle;
+                    sendPages += BitOperations.PopCount(idle);
+                    sendBytes += cost.OfWord(w, idle);
+                }
             }
-            send.Set(page);
-            sendPages++;
-            sendBytes += c;
+            for (ulong a = perPage; a != 0; a &= a - 1)
+            {
+                int bit = BitOperations.TrailingZeroCount(a);
+                long page = ((long)w << 6) + bit;
+                int s = (active >> bit & 1) != 0 ? scores.Of(page) : scores.Idle;
+                if (s > sendCut) continue;
+                long c = cost.Of(page);
+                if (s == sendCut)
+                {
+                    if (c > sendRoom) continue;
+                    sendRoom -= c;
+                }
+                sendWords[w] |= 1UL << bit;
+                sendPages++;
+                sendBytes += c;
+            }
         }
         return new RoundPlan(pendingPages, pendingBytes, heldPages, heldBytes, sendPages, sendBytes,
             restPages - sendPages, restBytes - sendBytes);
     }
 
-    private int Score(ChangePredictor predictor, long page) =>
-        Options.Ranking == HoldRanking.Soon ? predictor.SoonScore(page) : predictor.NextRoundScore(page);
+    /// <summary>The ranking score of pages (0 for every page without a predictor).</summary>
+    private readonly struct Scores(ChangePredictor? predictor, HoldRanking ranking)
+    {
+        public readonly int Idle = predictor is null ? 0
+            : ranking == HoldRanking.Soon ? predictor.IdleSoonScore : predictor.IdleNextRoundScore;
+
+        public ulong Active(int word) => predictor is null ? 0 : predictor.ActiveWord(word);
+
+        public int Of(long page) => ranking == HoldRanking.Soon ? predictor!.SoonScore(page) : predictor!.NextRoundScore(page);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using KvmPresync.Memory;
 
 namespace KvmPresync.Presync;
@@ -34,4 +35,12 @@ public sealed class PageCost
 
     /// <summary>Wire bytes to send <paramref name="page"/> now.</summary>
     public long Of(long page) => _nonZero is null || _nonZero[page] ? FullPageBytes : HeaderBytes;
+
+    /// <summary>Wire bytes to send the pages set in <paramref name="mask"/> of 64-page word <paramref name="word"/>.</summary>
+    public long OfWord(int word, ulong mask)
+    {
+        if (_nonZero is null) return BitOperations.PopCount(mask) * FullPageBytes;
+        ulong nz = _nonZero.ReadOnlyWords[word];
+        return BitOperations.PopCount(mask & nz) * FullPageBytes + BitOperations.PopCount(mask & ~nz) * (long)HeaderBytes;
+    }
 }

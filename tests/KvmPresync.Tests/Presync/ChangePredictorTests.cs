@@ -1,0 +1,133 @@
+using KvmPresync.Memory;
+using KvmPresync.Presync;
+using static KvmPresync.Tests.Presync.PresyncTestSupport;
+
+namespace KvmPresync.Tests.Presync;
+
+public sealed class ChangePredictorTests
+{
+    [Fact]
+    public void Learns_a_period_two_page()
+    {
+        var predictor = new ChangePredictor(1024);
+        const long page = 500;
+        // Dirty in even rounds. After an even round (just dirtied) the next round is clean, and vice versa.
+        Feed(predictor, 60, r => r % 2 == 0 ? [page] : []);
+        // Round 59 (odd) was the last fed: clean now, dirty next.
+        Assert.True(predictor.ProbabilityNextRound(page) > 0.9, $"after a clean round P = {predictor.ProbabilityNextRound(page)}");
+        Feed(predictor, 1, _ => [page], firstRound: 60);
+        Assert.True(predictor.ProbabilityNextRound(page) < 0.1, $"after a dirty round P = {predictor.ProbabilityNextRound(page)}");
+        // Either way it will be rewritten within two rounds, so it is worth holding.
+        Assert.True(predictor.SoonProbability(page) >= 0.4, $"soon = {predictor.SoonProbability(page)}");
+    }
+
+    [Fact]
+    public void Always_dirty_page_scores_near_certain()
+    {
+        var predictor = new ChangePredictor(256);
+        Feed(predictor, 30, _ => [7]);
+        Assert.True(predictor.ProbabilityNextRound(7) > 0.95);
+        Assert.True(predictor.SoonProbability(7) > 0.95);
+    }
+
+    [Fact]
+    public void Once_written_pages_of_a_stream_score_low()
+    {
+        // A cursor writes 8 new pages per round and never returns: "written once, never again".
+        var predictor = new ChangePredictor(4096);
+        Feed(predictor, 200, r => Range(r * 8L, 8));
+        long justWritten = 199 * 8;
+        Assert.Equal(1, predictor.History(justWritten));
+        Assert.True(predictor.ProbabilityNextRound(justWritten) < 0.05, $"P = {predictor.ProbabilityNextRound(justWritten)}");
+        Assert.True(predictor.SoonProbability(justWritten) < 0.05, $"soon = {predictor.SoonProbability(justWritten)}");
+    }
+
+    [Fact]
+    public void Never_dirtied_page_scores_zero()
+    {
+        var predictor = new ChangePredictor(10_000);
+        Feed(predictor, 50, r => Range(0, 100));
+        Assert.Equal(0, predictor.NextRoundScore(9_999));
+        Assert.Equal(0, predictor.SoonScore(9_999));
+    }
+
+    [Fact]
+    public void History_shifts_one_bit_per_round_and_page_goes_idle_after_16_clean_rounds()
+    {
+        var predictor = new ChangePredictor(130);
+        Feed(predictor, 1, _ => [129]);
+        Feed(predictor, 1, _ => []);
+        Feed(predictor, 1, _ => [129]);
+        Assert.Equal(0b101, predictor.History(129));
+        Assert.Equal(1, predictor.ActivePages);
+        Feed(predictor, 15, _ => []);
+        Assert.Equal(0b101 << 15 & 0xFFFF, predictor.History(129));
+        Assert.Equal(1, predictor.ActivePages);
+        Feed(predictor, 1, _ => []);
+        Assert.Equal(0, predictor.History(129));
+        Assert.Equal(0, predictor.ActivePages);
+        Assert.Equal(19, predictor.Rounds);
+    }
+
+    [Theory]
+    [InlineData(64)]
+    [InlineData(100)]
+    [InlineData(1000)]
+    public void Bulk_forecast_agrees_with_per_page_probability(long pageCount)
+    {
+        var predictor = new ChangePredictor(pageCount);
+        var rng = new Random(3);
+        Feed(predictor, 40, r => Range(0, pageCount).Where(p => p % 3 == 0 || (p % 5 == 0 && r % 2 == 0) || rng.NextDouble() < 0.02).ToArray());
+        var forecast = new DirtyBitmap(pageCount);
+        foreach (double threshold in new[] { 0.0, 0.3, 0.5, 0.9 })
+        {
+            predictor.PredictNextRound(forecast, threshold);
+            int cut = ChangePredictor.ThresholdToScore(threshold);
+            for (long p = 0; p < pageCount; p++)
+                Assert.Equal(predictor.NextRoundScore(p) >= cut, forecast[p]);
+        }
+    }
+
+    [Fact]
+    public void Update_rejects_a_bitmap_of_another_size()
+    {
+        var predictor = new ChangePredictor(128);
+        var ex = Assert.Throws<ArgumentException>(() => predictor.Update(new DirtyBitmap(64)));
+        Assert.Contains("64 pages", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Residual_ranks_frequent_writers_above_occasional_ones_in_the_same_context(bool useResidual)
+    {
+        // Pages 0..499 are rewritten with probability 0.9 per round, pages 500..999 with probability 0.5.
+        // Compare pages that share the context "dirty in each of the last 3 rounds" (several 8-round patterns).
+        var rng = new Random(17);
+        var predictor = new ChangePredictor(1000, new ChangePredictorOptions { UsePageResidual = useResidual });
+        Feed(predictor, 300, _ => Range(0, 1000).Where(p => rng.NextDouble() < (p < 500 ? 0.9 : 0.5)).ToArray());
+        // Mean offset of each group's prediction from the shared estimate of its own context.
+        double Offset(long first) => Range(first, 500)
+            .Where(p => predictor.History(p) != 0)
+            .Average(p => predictor.ProbabilityNextRound(p) - predictor.ContextProbabilityNextRound((byte)(predictor.History(p) & 0xFF)));
+        double frequent = Offset(0), occasional = Offset(500);
+        if (useResidual)
+        {
+            Assert.True(frequent > 0.02, $"frequent writers' offset {frequent:F3}");
+            Assert.True(occasional < -0.02, $"occasional writers' offset {occasional:F3}");
+        }
+        else
+        {
+            Assert.InRange(frequent, -0.003, 0.003); // quantization only
+            Assert.InRange(occasional, -0.003, 0.003);
+        }
+    }
+
+    [Fact]
+    public void Options_are_validated()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ChangePredictor(1, new ChangePredictorOptions { Decay = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ChangePredictor(1, new ChangePredictorOptions { PriorWeight = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ChangePredictor.ThresholdToScore(1.5));
+    }
+}
