@@ -19,6 +19,7 @@ namespace KvmPresync.Presync;
 public sealed class HoldBackPlanner
 {
     private readonly long[] _histogram = new long[256];
+    private byte[] _scoreBuffer = new byte[1024]; // scores of pending active pages, in page order (pass 1 → passes 2, 3)
     private readonly int _thresholdScore;
 
     public HoldBackPlanner(HoldBackOptions? options = null)
@@ -65,6 +66,7 @@ public sealed class HoldBackPlanner
         // Pass 1: total pending; bytes per score among hold candidates.
         Array.Clear(hist);
         long pendingPages = 0, pendingBytes = 0;
+        int scored = 0;
         for (int w = 0; w < pendingWords.Length; w++)
         {
             ulong p = pendingWords[w];
@@ -84,9 +86,12 @@ public sealed class HoldBackPlanner
                 long c = cost.Of(page);
                 pendingBytes += c;
                 int s = scores.Of(page);
+                if (scored == _scoreBuffer.Length) Array.Resize(ref _scoreBuffer, (int)Math.Min(Array.MaxLength, 2L * scored));
+                _scoreBuffer[scored++] = (byte)s;
                 if (s >= threshold) hist[s] += c;
             }
         }
+        byte[] scoreOf = _scoreBuffer;
 
         // Hold cut: levels above holdCut are held whole; at holdCut, pages in page order while they fit.
         long holdRoom = budget.Bytes;
@@ -104,6 +109,7 @@ public sealed class HoldBackPlanner
         // Pass 2: mark held pages; bytes per score among the rest.
         Array.Clear(hist);
         long heldPages = 0, heldBytes = 0, restPages = 0, restBytes = 0;
+        int next = 0;
         for (int w = 0; w < pendingWords.Length; w++)
         {
             ulong p = pendingWords[w];
@@ -139,7 +145,7 @@ public sealed class HoldBackPlanner
                 int bit = BitOperations.TrailingZeroCount(a);
                 long page = ((long)w << 6) + bit;
                 long c = cost.Of(page);
-                int s = (active >> bit & 1) != 0 ? scores.Of(page) : scores.Idle;
+                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : scores.Idle;
                 bool hold = predicting && s >= threshold && (s > holdCut || (s == holdCut && c <= holdRoom));
                 if (hold)
                 {
@@ -175,17 +181,19 @@ public sealed class HoldBackPlanner
 
         // Pass 3: mark sent pages.
         long sendPages = 0, sendBytes = 0;
+        next = 0;
         for (int w = 0; w < pendingWords.Length; w++)
         {
-            ulong rest = pendingWords[w] & ~heldWords[w];
+            ulong p = pendingWords[w];
             sendWords[w] = 0;
-            if (rest == 0) continue;
-            ulong active = scores.Active(w) & rest;
-            ulong idle = rest & ~active;
+            if (p == 0) continue;
+            ulong heldHere = heldWords[w];
+            ulong active = scores.Active(w) & p; // all pending active pages, to stay in step with the score buffer
+            ulong idle = p & ~active & ~heldHere;
             ulong perPage = active;
             if (idle != 0)
             {
-                if (scores.Idle == sendCut) perPage = rest;
+                if (scores.Idle == sendCut) perPage |= idle;
                 else if (scores.Idle < sendCut)
                 {
                     sendWords[w] |= idle;
@@ -197,8 +205,8 @@ public sealed class HoldBackPlanner
             {
                 int bit = BitOperations.TrailingZeroCount(a);
                 long page = ((long)w << 6) + bit;
-                int s = (active >> bit & 1) != 0 ? scores.Of(page) : scores.Idle;
-                if (s > sendCut) continue;
+                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : scores.Idle;
+                if ((heldHere >> bit & 1) != 0 || s > sendCut) continue;
                 long c = cost.Of(page);
                 if (s == sendCut)
                 {
