@@ -26,20 +26,22 @@ public readonly record struct PageDescriptor(ulong PageNumber, PageKind Kind, ul
         uint kind = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
         uint reserved = BinaryPrimitives.ReadUInt32LittleEndian(source[12..]);
         ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(source[16..]);
-        string field = $"PageBatch.descriptor[{index}]";
         if (kind is not ((uint)PageKind.Full or (uint)PageKind.Zero or (uint)PageKind.Unchanged))
-            throw new ProtocolException(ProtocolError.UnknownPageKind, field + ".kind", kind,
+            throw new ProtocolException(ProtocolError.UnknownPageKind, Field(index, "kind"), kind,
                 $"PageBatch descriptor {index}: page kind {kind} is not Full (1), Zero (2) or Unchanged (3)");
         if ((PageKind)kind == PageKind.Zero && !options.HasFlag(HelloOptions.ZeroPages)
             || (PageKind)kind == PageKind.Unchanged && !options.HasFlag(HelloOptions.UnchangedPages))
-            throw new ProtocolException(ProtocolError.UnknownPageKind, field + ".kind", kind,
+            throw new ProtocolException(ProtocolError.UnknownPageKind, Field(index, "kind"), kind,
                 $"PageBatch descriptor {index}: page kind {(PageKind)kind} was not negotiated in the handshake (options {options})");
         if (reserved != 0)
-            throw new ProtocolException(ProtocolError.UnknownFlags, field + ".reserved", reserved,
+            throw new ProtocolException(ProtocolError.UnknownFlags, Field(index, "reserved"), reserved,
                 $"PageBatch descriptor {index}: reserved field is 0x{reserved:x8}, must be 0");
         if (!layout.Contains(page))
-            throw new ProtocolException(ProtocolError.PageOutOfRange, field + ".page", page,
+            throw new ProtocolException(ProtocolError.PageOutOfRange, Field(index, "page"), page,
                 $"PageBatch descriptor {index}: page {page} is outside the announced layout ({layout.TotalPages} pages)");
         return new PageDescriptor(page, (PageKind)kind, hash);
     }
+
+    // Built only when a descriptor fails: the per-page path allocates nothing.
+    private static string Field(int index, string name) => $"PageBatch.descriptor[{index}].{name}";
 }
