@@ -10,17 +10,24 @@ namespace KvmPresync.Wire;
 /// cannot be expressed as ArraySegments, so each goes out with its own <c>SendAsync(ReadOnlyMemory)</c> —
 /// still straight from guest memory, but one syscall per run; true iovecs over native memory need a
 /// sendmsg transport (the native shim's zero-copy socket).
+/// <para>
+/// With a <see cref="TokenBucket"/>, each frame waits for tokens for all its bytes before the first send: the
+/// link bound (≤ burst + rate·t) holds, but pacing is per frame; <see cref="RateLimitedStream"/> paces in 64 KiB
+/// chunks instead.
+/// </para>
 /// </summary>
 public sealed class SocketGatherWriter : IGatherWriter
 {
     private readonly Socket _socket;
+    private readonly TokenBucket? _rateLimit;
     private readonly List<ReadOnlyMemory<byte>> _runs = [];
     private readonly List<ArraySegment<byte>> _arrays = [];
 
-    public SocketGatherWriter(Socket socket)
+    public SocketGatherWriter(Socket socket, TokenBucket? rateLimit = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
         _socket = socket;
+        _rateLimit = rateLimit;
     }
 
     /// <summary>Number of send calls issued (for tests and benchmarks that count syscalls).</summary>
@@ -32,6 +39,12 @@ public sealed class SocketGatherWriter : IGatherWriter
         SegmentRuns.Merge(segments, _runs);
         try
         {
+            if (_rateLimit is not null)
+            {
+                long total = 0;
+                foreach (ReadOnlyMemory<byte> run in _runs) total += run.Length;
+                await _rateLimit.WaitAsync(total, cancellationToken).ConfigureAwait(false);
+            }
             foreach (ReadOnlyMemory<byte> run in _runs)
             {
                 if (MemoryMarshal.TryGetArray(run, out ArraySegment<byte> array))

@@ -15,6 +15,7 @@ public sealed class RateLimitedStreamTests
         byte[] guest = new byte[512 * PageSize];
         Random.Shared.NextBytes(guest);
         (Socket client, Socket server) = await LoopbackPairAsync();
+        var watch = Stopwatch.StartNew(); // before the buckets are created
         await using var senderStream = RateLimitedStream.Create(new NetworkStream(client, ownsSocket: true), rate);
         await using var receiverStream = new NetworkStream(server, ownsSocket: true);
         var writer = new FrameWriter(senderStream);
@@ -22,7 +23,6 @@ public sealed class RateLimitedStreamTests
         var reader = new FrameReader(receiverStream);
         reader.UseSession(layout, HelloOptions.All);
 
-        var watch = Stopwatch.StartNew();
         Task send = Task.Run(async () =>
         {
             for (int batch = 0; batch < 2; batch++)
@@ -53,10 +53,10 @@ public sealed class RateLimitedStreamTests
     {
         byte[] source = new byte[4000];
         Random.Shared.NextBytes(source);
+        var watch = Stopwatch.StartNew(); // before the bucket: a new bucket starts empty, at its creation
         var readBucket = new TokenBucket(160_000, 1_000); // 20 000 bytes/s → 4000 bytes ≥ 0.2 s
         using var stream = new RateLimitedStream(new MemoryStream(source), readBucket, null);
         byte[] buffer = new byte[4000];
-        var watch = Stopwatch.StartNew();
         int got = 0;
         while (got < buffer.Length) got += stream.Read(buffer.AsSpan(got, Math.Min(1000, buffer.Length - got)));
         double seconds = watch.Elapsed.TotalSeconds;

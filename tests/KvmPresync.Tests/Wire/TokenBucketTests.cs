@@ -96,8 +96,8 @@ public sealed class TokenBucketTests
     [Fact]
     public async Task WaitAsync_in_real_time_paces_a_small_transfer()
     {
+        var watch = System.Diagnostics.Stopwatch.StartNew(); // before the bucket: it starts empty at creation
         var bucket = new TokenBucket(80_000_000, 16 * 1024); // 10 MB/s
-        var watch = System.Diagnostics.Stopwatch.StartNew();
         for (int i = 0; i < 64; i++) await bucket.WaitAsync(32 * 1024, Ct); // 2 MiB → ≥ 0.2097 s
         double seconds = watch.Elapsed.TotalSeconds;
         Assert.True(seconds >= 2.0 * 1024 * 1024 / 10_000_000, $"took {seconds:F4} s");
