@@ -5,7 +5,7 @@
  *
  * Guest-physical layout (identity mapped, 2 MiB pages, long mode, set up by the VMM):
  *
- *   0x0000_1000  GDT (null, code64 0x08, data 0x10)
+ *   0x0000_1000  GDT (null, kcode64 0x08, kdata 0x10, ucode64 0x18, udata 0x20); the guest runs at CPL 3, IOPL 3
  *   0x0000_8000  struct kp_boot_info (one page): read by the guest, mailbox written by the guest
  *   0x0001_0000  page tables: PML4, PDPT, then one PD per GiB of guest memory (up to 62 GiB)
  *   0x0005_0000 .. 0x000A_0000  stack (RSP starts at KP_STACK_TOP_GPA, grows down)

@@ -1,0 +1,38 @@
+using System.CommandLine;
+using KvmPresync.Trace;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Cli.Commands;
+
+/// <summary><c>kvmpresync simulate</c>: replays a recorded trace through the real engine policies over a modelled link.</summary>
+internal static class SimulateCommand
+{
+    public static Command Create()
+    {
+        var trace = new Option<string>("--trace", "-t") { Description = "Trace file recorded by 'kvmpresync trace record'", Required = true };
+        var link = new Option<string>("--link") { Description = "Modelled link rate, e.g. 1gbit, 100mbit", DefaultValueFactory = _ => "1gbit" };
+        var policy = new Option<string>("--policy", "-p") { Description = "none | predict | predict+slowstart", DefaultValueFactory = _ => "predict+slowstart" };
+        var json = new Option<string?>("--json") { Description = "Write the result (syncBytes, launchBytes, rounds) as JSON to this file" };
+        var cmd = new Command("simulate", "Replay a dirty-page trace through the predictor and window over a modelled link") { trace, link, policy, json };
+        cmd.SetAction(r =>
+        {
+            var options = new SimulationOptions
+            {
+                Policy = SyncPolicyNames.Parse(r.GetValue(policy)!),
+                LinkBitsPerSecond = LinkRate.Parse(r.GetValue(link)!),
+            };
+            using var source = TraceReplaySource.Open(r.GetValue(trace)!);
+            SimulationResult result = Simulator.Run(source, options);
+            Console.WriteLine($"{result.Workload}: policy {result.Policy}, {result.Rounds.Count} rounds over {result.DurationMs / 1000:0.0} s at {options.LinkBitsPerSecond / 1e6:0} Mbit/s");
+            Console.WriteLine($"  sync bytes {Units.FormatBytes(result.SyncBytes)} (initial copy {Units.FormatBytes(result.InitialCopyBytes)}), " +
+                              $"remaining at launch {Units.FormatBytes(result.LaunchBytes)} (budget {Units.FormatBytes(result.LaunchBudgetBytes)}, {(result.LaunchWithinBudget ? "within" : "OVER")})");
+            if (r.GetValue(json) is { } path)
+            {
+                File.WriteAllText(path, result.ToJson(indented: true));
+                Console.WriteLine($"  wrote {path}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

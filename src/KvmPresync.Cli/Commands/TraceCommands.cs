@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Diagnostics;
+using KvmPresync.Kvm;
+using KvmPresync.Memory;
+using KvmPresync.Trace;
+using KvmPresync.Vmm;
+
+namespace KvmPresync.Cli.Commands;
+
+/// <summary><c>kvmpresync trace record|info</c>: dirty-page traces of real guests for the predictor work.</summary>
+internal static class TraceCommands
+{
+    public static Command Create()
+    {
+        var trace = new Command("trace", "Record or inspect dirty-page traces (docs/TRACE_FORMAT.md)");
+        trace.Subcommands.Add(Record());
+        trace.Subcommands.Add(Info());
+        return trace;
+    }
+
+    private static Command Record()
+    {
+        var guest = new GuestOptions();
+        var seconds = new Option<double>("--seconds", "-s") { Description = "How long to record (after the guest's initial fill)", DefaultValueFactory = _ => 60 };
+        var interval = new Option<string>("--interval", "-i") { Description = "Dirty-log harvest interval, e.g. 100ms", DefaultValueFactory = _ => "100ms" };
+        var output = new Option<string>("--output", "-o") { Description = "Trace file to write", Required = true };
+        var cmd = new Command("record", "Run a workload guest on KVM and record its dirty bitmap every interval");
+        guest.AddTo(cmd);
+        cmd.Options.Add(seconds);
+        cmd.Options.Add(interval);
+        cmd.Options.Add(output);
+        cmd.SetAction((r, ct) => Task.FromResult(RunRecord(guest.ToConfig(r), TimeSpan.FromSeconds(r.GetValue(seconds)),
+            Units.ParseDuration(r.GetValue(interval)!), r.GetValue(output)!, ct)));
+        return cmd;
+    }
+
+    private static int RunRecord(MachineConfig config, TimeSpan duration, TimeSpan interval, string path, CancellationToken ct)
+    {
+        if (interval < TimeSpan.FromMilliseconds(1)) throw new ArgumentException("--interval must be at least 1ms");
+        var view = LiveView.ForConsole();
+        using var kvm = KvmSystem.Open();
+        using var machine = Machine.Boot(kvm, config);
+        machine.Start();
+        if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
+
+        var source = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        var dirty = new DirtyBitmap(source.PageCount);
+        TimeSpan start = source.Harvest(dirty).Time; // boot and fill: not part of the recorded steady state
+        var header = new TraceHeader
+        {
+            PageSize = source.PageSize,
+            PageCount = source.PageCount,
+            Interval = interval,
+            Workload = config.Workload.ToString().ToLowerInvariant(),
+            Metadata = new Dictionary<string, string>
+            {
+                ["memory"] = config.MemorySize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["seed"] = config.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["recorder"] = "kvmpresync trace record (KVM dirty log)",
+            },
+        };
+        using var writer = TraceWriter.Create(path, header);
+        var clock = Stopwatch.StartNew();
+        long n = 0;
+        TimeSpan next = interval;
+        while (clock.Elapsed < duration && !ct.IsCancellationRequested && !machine.Completion.IsCompleted)
+        {
+            TimeSpan wait = next - clock.Elapsed;
+            if (wait > TimeSpan.Zero) Thread.Sleep(wait);
+            dirty.Clear();
+            var harvest = source.Harvest(dirty);
+            writer.WriteInterval(harvest.Time - start, dirty, harvest.Progress);
+            n++;
+            next += interval;
+            if (n % Math.Max(1, (long)(TimeSpan.FromSeconds(1) / interval)) == 0)
+                view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s / {duration.TotalSeconds:0}s  intervals {n}  last {harvest.DirtyPages} dirty pages  file {Units.FormatBytes(writer.BytesWritten)}");
+        }
+        writer.Complete();
+        view.Done();
+        Console.WriteLine($"wrote {path}: {n} intervals of {interval.TotalMilliseconds:0} ms, {Units.FormatBytes(new FileInfo(path).Length)}");
+        machine.Pause();
+        return GuestRun.Report(machine, view);
+    }
+
+    private static Command Info()
+    {
+        var file = new Argument<string>("file") { Description = "Trace file" };
+        var cmd = new Command("info", "Read a trace back and summarize it (validates every interval)") { file };
+        cmd.SetAction(r =>
+        {
+            string path = r.GetValue(file)!;
+            using var reader = TraceReader.Open(path);
+            var bitmap = new DirtyBitmap(reader.Header.PageCount);
+            long intervals = 0, dirtySum = 0, maxDirty = 0;
+            var union = new DirtyBitmap(reader.Header.PageCount);
+            TimeSpan last = TimeSpan.Zero;
+            ulong progress = 0;
+            while (reader.TryReadInterval(bitmap, out TraceInterval iv))
+            {
+                intervals++;
+                dirtySum += iv.DirtyPages;
+                maxDirty = Math.Max(maxDirty, iv.DirtyPages);
+                union.Or(bitmap);
+                last = iv.Timestamp;
+                progress += iv.Progress;
+            }
+            var h = reader.Header;
+            Console.WriteLine($"{path}: workload {h.Workload}, {h.PageCount} pages of {h.PageSize} B, interval {h.Interval.TotalMilliseconds:0} ms");
+            Console.WriteLine($"  {intervals} intervals over {last.TotalSeconds:0.0} s; dirty pages per interval: mean {(intervals == 0 ? 0 : dirtySum / (double)intervals):0.0}, max {maxDirty}; distinct pages dirtied {union.Count()}; progress {progress} units");
+            foreach (var kv in h.Metadata) Console.WriteLine($"  {kv.Key}: {kv.Value}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,125 @@
+using KvmPresync.Kvm;
+using KvmPresync.Memory;
+using KvmPresync.Tests.Kvm;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Devices;
+
+namespace KvmPresync.Tests.Vmm;
+
+/// <summary>The VMM runs the workload guests on real KVM; pause/resume and save/restore keep the guest's continuity.</summary>
+public sealed class MachineTests
+{
+    private static MachineConfig SmallIdle(Workload w = Workload.Idle) => new()
+    {
+        Workload = w,
+        MemorySize = 64L << 20,
+        FillBytes = 16L << 20,
+        HeartbeatMs = 20,
+        GuestImage = KvmRequirement.GuestImageOrFail(),
+    };
+
+    internal static void WaitFor(Machine m, Func<bool> condition, string what, int seconds = 20)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            if (m.Completion.IsCompleted)
+                Assert.Fail($"machine ended while waiting for {what}: {m.Completion.Result.Message}");
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"timed out after {seconds} s waiting for {what}; console: {m.Telemetry.Console}");
+            Thread.Sleep(5);
+        }
+    }
+
+    [Fact]
+    public void IdleGuestBootsFillsMemoryAndHeartbeats()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var m = Machine.Boot(kvm, SmallIdle());
+        m.Start();
+        WaitFor(m, () => m.Telemetry.HeartbeatCount >= 5, "5 heartbeats");
+        Assert.True(m.Telemetry.Ready);
+        Assert.Equal(0, m.Telemetry.ContinuityErrors);
+        Assert.Equal(0, m.Telemetry.SelfCheckErrors);
+        // the guest really filled memory: a page in the middle of the fill holds non-zero data
+        ulong heapStart = BitConverter.ToUInt64(m.Memory.Slice((long)GuestAbi.BootInfoGpa + GuestAbi.BootInfo.HeapStart, 8));
+        long first = (long)heapStart / m.Memory.PageSize;
+        long nonZero = 0;
+        for (long p = first; p < first + 2048; p++) if (m.Memory.Page(p).IndexOfAnyExcept((byte)0) >= 0) nonZero++;
+        Assert.True(nonZero > 1000, $"only {nonZero} of 2048 heap pages hold data");
+    }
+
+    [Fact]
+    public void PauseStopsTheGuestAndResumeContinuesWithoutAGap()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var m = Machine.Boot(kvm, SmallIdle());
+        m.Start();
+        WaitFor(m, () => m.Telemetry.HeartbeatCount >= 3, "3 heartbeats");
+        m.Pause();
+        long beats = m.Telemetry.HeartbeatCount;
+        long t = m.GuestTimeUs;
+        Thread.Sleep(200);
+        Assert.Equal(beats, m.Telemetry.HeartbeatCount);
+        Assert.Equal(t, m.GuestTimeUs);
+        m.Resume();
+        WaitFor(m, () => m.Telemetry.HeartbeatCount >= beats + 3, "3 more heartbeats");
+        Assert.Equal(0, m.Telemetry.ContinuityErrors);
+        Assert.Equal(0, m.Telemetry.SelfCheckErrors);
+    }
+
+    [Fact]
+    public void SaveStateRestoreIntoFreshVmContinuesHeartbeatSequence()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var source = Machine.Boot(kvm, SmallIdle(Workload.Text));
+        source.Start();
+        WaitFor(source, () => source.Telemetry.HeartbeatCount >= 5, "5 heartbeats");
+        source.Pause();
+        MachineSnapshot snap = source.SaveState();
+        Heartbeat last = snap.Devices.Telemetry.LastHeartbeat!.Value;
+
+        // fresh memory holding a copy of the source's
+        var copy = GuestMemory.Create(source.Memory.Size);
+        for (long p = 0; p < source.Memory.PageCount; p++) source.Memory.Page(p).CopyTo(copy.Page(p));
+        source.Stop();
+
+        using var dest = Machine.Restore(kvm, snap, copy);
+        dest.Start();
+        WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= snap.Devices.Telemetry.HeartbeatCount + 5, "5 heartbeats after restore");
+        Heartbeat now = dest.Telemetry.LastHeartbeat!.Value;
+        Assert.True(now.Seq >= last.Seq + 5);
+        Assert.Equal(0, dest.Telemetry.ContinuityErrors); // first beat after restore had seq = last+1 and prev = last sum
+        Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
+        Assert.True(dest.Telemetry.ProgressTotal >= snap.Devices.Telemetry.ProgressTotal);
+    }
+
+    [Fact]
+    public void RestoreIntoMemoryWithALostPageIsDetectedByTheGuest()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        var cfg = SmallIdle() with { HeartbeatMs = 5 };
+        using var source = Machine.Boot(kvm, cfg);
+        source.Start();
+        WaitFor(source, () => source.Telemetry.HeartbeatCount >= 3, "3 heartbeats");
+        source.Pause();
+        MachineSnapshot snap = source.SaveState();
+        var copy = GuestMemory.Create(source.Memory.Size);
+        for (long p = 0; p < source.Memory.PageCount; p++) source.Memory.Page(p).CopyTo(copy.Page(p));
+        source.Stop();
+        // "lose" the whole filled heap except boot structures: the guest's self-check must notice
+        ulong heapStart = BitConverter.ToUInt64(copy.Slice((long)GuestAbi.BootInfoGpa + GuestAbi.BootInfo.HeapStart, 8));
+        for (long p = (long)heapStart / copy.PageSize; p < copy.PageCount; p++) copy.Page(p).Clear();
+        using var dest = Machine.Restore(kvm, snap, copy);
+        dest.Start();
+        WaitFor(dest, () => dest.Telemetry.SelfCheckErrors > 0 || dest.Completion.IsCompleted, "the guest's self-check to report lost pages");
+    }
+
+    [Fact]
+    public void MissingGuestImageSaysHowToBuildIt()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        var e = Assert.Throws<FileNotFoundException>(() => Machine.Boot(kvm, SmallIdle() with { GuestImage = "/nonexistent/workload.bin" }));
+        Assert.Contains("make -C native", e.Message);
+    }
+}
