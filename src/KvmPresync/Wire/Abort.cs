@@ -58,9 +58,9 @@ public sealed record Abort(AbortReason Reason, string Message) : IFrameBody<Abor
     /// </summary>
     public ProtocolException ToException() =>
         Reason == AbortReason.AuthenticationFailed
-            ? new AuthenticationFailedException("Abort.reason", $"the peer aborted: authentication failed ({Message}) — the two sides hold different pre-shared keys")
+            ? new AuthenticationFailedException("Abort.reason", $"the peer aborted: authentication failed ({Message}) — the two sides hold different pre-shared keys") { FromPeerAbort = true }
             : new ProtocolException(Reason == AbortReason.VersionMismatch ? ProtocolError.VersionMismatch : ProtocolError.PeerAborted,
-                "Abort.reason", Reason, $"the peer aborted the migration: {Reason}: {Message}") { AbortReason = Reason };
+                "Abort.reason", Reason, $"the peer aborted the migration: {Reason}: {Message}") { AbortReason = Reason, FromPeerAbort = true };
 
     private byte[] MessageBytes()
     {

@@ -71,7 +71,14 @@ public static class Handshake
                 cancellationToken).ConfigureAwait(false);
 
         await writer.WriteAsync(new AuthProof(HandshakeTranscript.SenderProof(key, helloBody, ackPrefix)), cancellationToken).ConfigureAwait(false);
-        await reader.ReadExpectedAsync<AuthOk>(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await reader.ReadExpectedAsync<AuthOk>(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProtocolException e) when (!e.FromPeerAbort && !e.IsRetryable)
+        {
+            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
+        }
 
         var result = new HandshakeResult(ack.AcceptedVersion, options.Layout, options.HashAlgorithm, ack.AcceptedOptions);
         reader.UseSession(result.Layout, result.Options);
@@ -145,7 +152,7 @@ public static class Handshake
         {
             proof = await reader.ReadExpectedAsync<AuthProof>(cancellationToken).ConfigureAwait(false);
         }
-        catch (ProtocolException e) when (e.Error == ProtocolError.UnexpectedFrame)
+        catch (ProtocolException e) when (!e.FromPeerAbort && !e.IsRetryable)
         {
             throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
         }

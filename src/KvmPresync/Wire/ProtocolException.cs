@@ -24,8 +24,11 @@ public class ProtocolException : Exception
     /// <summary>The offending value as received, when there is one.</summary>
     public object? Value { get; }
 
-    /// <summary>For <see cref="ProtocolError.PeerAborted"/>: the reason the peer gave.</summary>
+    /// <summary>When the peer sent an Abort (or this side is about to send one): the reason.</summary>
     public AbortReason AbortReason { get; init; }
+
+    /// <summary>True when this exception reports an Abort frame the peer sent (so there is no point answering with one).</summary>
+    public bool FromPeerAbort { get; init; }
 
     /// <summary>
     /// True only for transport failures (peer closed, truncated, connection failed), where a new connection may
