@@ -13,8 +13,11 @@ public enum HoldRanking
 /// <summary>Tuning of <see cref="HoldBackPlanner"/>.</summary>
 public sealed record HoldBackOptions
 {
-    /// <summary>A pending page is a hold-back candidate when its score (as a fraction) is at least this.</summary>
-    public double Threshold { get; init; } = 0.25;
+    /// <summary>
+    /// A pending page is a hold-back candidate when its score (as a fraction) is at least this. The default 1/8 holds a
+    /// page expected to be rewritten within the predictor's 8-round horizon (soon score ≥ 1/8).
+    /// </summary>
+    public double Threshold { get; init; } = 0.125;
 
     public HoldRanking Ranking { get; init; } = HoldRanking.Soon;
 

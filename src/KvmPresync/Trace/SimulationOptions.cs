@@ -45,7 +45,16 @@ public sealed record SimulationOptions
 
     public TimeSpan BaseRtt { get; init; } = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>The sync period to replay; rounds run at t = 0, I, 2I, ... while t ≤ Duration. Null = until the source is exhausted.</summary>
+    /// <summary>
+    /// Time run before the measured sync period: the initial copy and the predictor's learning happen here, and the
+    /// bytes sent are reported as warm-up bytes, not sync bytes. Default 0 (the initial copy counts as sync).
+    /// </summary>
+    public TimeSpan WarmUp { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// The measured sync period after <see cref="WarmUp"/>; rounds run at t = 0, I, 2I, ... while t ≤ WarmUp + Duration.
+    /// Null = until the source is exhausted.
+    /// </summary>
     public TimeSpan? Duration { get; init; }
 
     /// <summary>Round length for none/predict; the starting interval for predict+slowstart (clamped to the window's min..max).</summary>
@@ -76,6 +85,7 @@ public sealed record SimulationOptions
         if (!(LinkBitsPerSecond > 0) || double.IsInfinity(LinkBitsPerSecond))
             throw new ArgumentOutOfRangeException(nameof(LinkBitsPerSecond), LinkBitsPerSecond, "link rate must be a positive, finite number of bits per second");
         if (BaseRtt < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(BaseRtt), BaseRtt, "base RTT must not be negative");
+        if (WarmUp < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(WarmUp), WarmUp, "warm-up must not be negative");
         if (Duration is { } d && d < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Duration), d, "duration must not be negative");
         if (RoundInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RoundInterval), RoundInterval, "round interval must be positive");
         if (LaunchTarget < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(LaunchTarget), LaunchTarget, "launch target must not be negative");

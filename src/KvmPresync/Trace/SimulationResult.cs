@@ -34,7 +34,13 @@ public sealed record SimulationResult
     /// <summary>Wire bytes of the initial full copy (all pages pending at t = 0; zero pages cost a header).</summary>
     public required long InitialCopyBytes { get; init; }
 
-    /// <summary>Wire bytes sent during the replayed sync period (initial copy included).</summary>
+    /// <summary>Start of the measured sync period (the warm-up length), ms.</summary>
+    public required double MeasuredFromMs { get; init; }
+
+    /// <summary>Wire bytes sent during the warm-up (rounds before <see cref="MeasuredFromMs"/>).</summary>
+    public required long WarmUpBytes { get; init; }
+
+    /// <summary>Wire bytes sent during the measured sync period (includes the initial copy unless a warm-up absorbed it).</summary>
     public required long SyncBytes { get; init; }
 
     public required long SyncPages { get; init; }

@@ -58,7 +58,8 @@ public static class Simulator
         }
 
         var rounds = new List<RoundRecord>();
-        long syncBytes = 0, syncPages = 0;
+        long syncBytes = 0, syncPages = 0, warmUpBytes = 0;
+        TimeSpan? end = options.Duration is { } length ? options.WarmUp + length : null;
         RoundPlan plan = default;
         TimeSpan t = source.Now;
         for (long round = 0; ; round++)
@@ -75,8 +76,15 @@ public static class Simulator
             plan = planner.Plan(pending, predictor, budget, windowBytes, cost, send, held);
             pending.AndNot(send);
             link.Send(plan.SendBytes);
-            syncBytes += plan.SendBytes;
-            syncPages += plan.SendPages;
+            if (t < options.WarmUp)
+            {
+                warmUpBytes += plan.SendBytes;
+            }
+            else
+            {
+                syncBytes += plan.SendBytes;
+                syncPages += plan.SendPages;
+            }
 
             long acked = link.Advance(interval);
             TimeSpan rtt = link.Rtt;
@@ -111,7 +119,7 @@ public static class Simulator
                 IntervalReason = decision?.IntervalReason,
             });
 
-            bool last = options.Duration is { } d ? t + interval > d : source.Exhausted;
+            bool last = end is { } e ? t + interval > e : source.Exhausted;
             if (last) break;
             t += interval;
         }
@@ -125,6 +133,8 @@ public static class Simulator
             LinkBitsPerSecond = options.LinkBitsPerSecond,
             DurationMs = t.TotalMilliseconds,
             LaunchBudgetBytes = budget.Bytes,
+            MeasuredFromMs = options.WarmUp.TotalMilliseconds,
+            WarmUpBytes = warmUpBytes,
             InitialCopyBytes = initialCopyBytes,
             SyncBytes = syncBytes,
             SyncPages = syncPages,

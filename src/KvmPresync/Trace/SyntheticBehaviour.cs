@@ -26,12 +26,17 @@ public sealed record HotSetBehaviour(long FirstPage, long Pages, double WritePro
     }
 }
 
-/// <summary>Periodic: page FirstPage+i is written in intervals k with (k + i) mod <paramref name="PeriodIntervals"/> = 0 (phases staggered across the region).</summary>
-public sealed record PeriodicBehaviour(long FirstPage, long Pages, int PeriodIntervals) : SyntheticBehaviour(FirstPage, Pages)
+/// <summary>
+/// Periodic: page FirstPage+i is written in intervals k with (k + i) mod <paramref name="PeriodIntervals"/> = 0 (phases
+/// staggered across the region), or, with a <paramref name="Phase"/>, the whole region in intervals k with
+/// (k + Phase) mod period = 0 (e.g. a frame buffer slot rewritten as a block).
+/// </summary>
+public sealed record PeriodicBehaviour(long FirstPage, long Pages, int PeriodIntervals, int? Phase = null) : SyntheticBehaviour(FirstPage, Pages)
 {
     private protected override void ValidateParameters()
     {
         if (PeriodIntervals < 1) throw new ArgumentOutOfRangeException(nameof(PeriodIntervals), PeriodIntervals, "period must be at least 1 interval");
+        if (Phase is < 0) throw new ArgumentOutOfRangeException(nameof(Phase), Phase, "phase must not be negative");
     }
 }
 

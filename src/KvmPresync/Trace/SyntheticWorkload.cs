@@ -27,7 +27,7 @@ public sealed class SyntheticWorkload : IReplayDirtyPageSource
         _generators = new IBehaviourGenerator[spec.Behaviours.Count];
         for (int i = 0; i < _generators.Length; i++)
         {
-            var random = new Random(HashCode.Combine(spec.Seed, i, 0x5EED));
+            var random = new Random(BehaviourSeed(spec.Seed, i));
             _generators[i] = spec.Behaviours[i] switch
             {
                 HotSetBehaviour b => new HotSetGenerator(b, random),
@@ -85,6 +85,16 @@ public sealed class SyntheticWorkload : IReplayDirtyPageSource
         foreach (var g in _generators) g.Generate(k, words);
     }
 
+    /// <summary>Deterministic across processes (HashCode is randomized per process, so it must not be used here).</summary>
+    private static int BehaviourSeed(int seed, int index)
+    {
+        ulong x = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL + (ulong)index * 0xBF58476D1CE4E5B9UL + 0x5EED;
+        x ^= x >> 31;
+        x *= 0x94D049BB133111EBUL;
+        x ^= x >> 29;
+        return (int)(x & 0x7FFFFFFF);
+    }
+
     private interface IBehaviourGenerator
     {
         void Generate(long interval, Span<ulong> words);
@@ -111,6 +121,11 @@ public sealed class SyntheticWorkload : IReplayDirtyPageSource
         public void Generate(long interval, Span<ulong> words)
         {
             long period = b.PeriodIntervals;
+            if (b.Phase is { } phase)
+            {
+                if ((interval + phase) % period == 0) TraceFormat.SetRange(words, b.FirstPage, b.FirstPage + b.Pages);
+                return;
+            }
             long first = (period - interval % period) % period; // smallest i with (interval + i) mod period = 0
             for (long i = first; i < b.Pages; i += period) Set(words, b.FirstPage + i);
         }

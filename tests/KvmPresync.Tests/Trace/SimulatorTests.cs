@@ -53,6 +53,22 @@ public sealed class SimulatorTests
     }
 
     [Fact]
+    public void Warm_up_absorbs_the_initial_copy_and_the_measured_period_follows_it()
+    {
+        var spec = SyntheticWorkloadSpec.Mixed(8192, TimeSpan.FromSeconds(10));
+        var options = new SimulationOptions { Policy = SyncPolicy.None, WarmUp = TimeSpan.FromSeconds(2), Duration = TimeSpan.FromSeconds(3) };
+        var r = Simulator.Run(new SyntheticWorkload(spec), options);
+        Assert.Equal(2000, r.MeasuredFromMs);
+        Assert.Equal(5000, r.DurationMs);
+        Assert.Equal(51, r.Rounds.Count);
+        Assert.Equal(r.Rounds.Where(x => x.TimeMs < 2000).Sum(x => x.SentBytes), r.WarmUpBytes);
+        Assert.Equal(r.Rounds.Where(x => x.TimeMs >= 2000).Sum(x => x.SentBytes), r.SyncBytes);
+        Assert.True(r.WarmUpBytes >= r.InitialCopyBytes); // 32 MiB at 1 Gbit/s is copied within the warm-up
+        var cold = Simulator.Run(new SyntheticWorkload(spec), options with { WarmUp = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(5) });
+        Assert.Equal(r.WarmUpBytes + r.SyncBytes, cold.SyncBytes);
+    }
+
+    [Fact]
     public void Per_round_sends_never_exceed_the_link_without_slow_start()
     {
         var r = Simulator.Run(new SyntheticWorkload(SyntheticWorkloadSpec.Mixed(65_536, TimeSpan.FromSeconds(5))),
