@@ -63,3 +63,14 @@ guest-hosted: $(KP_GUEST_OUT)/kp-hosted
 
 guest-check: guest-elf-check $(KP_GUEST_OUT)/kp-hosted
 	$(KP_GUEST_DIR)/hosted/check.sh $(KP_GUEST_OUT)/kp-hosted
+
+# KVM runner (development tool): runs workload.bin on /dev/kvm with KVM's dirty log.
+$(KP_GUEST_OUT)/kp-kvmrun: $(KP_GUEST_DIR)/tools/kp-kvmrun.c $(KP_GUEST_DIR)/../include/kvmpresync_guest.h
+	@mkdir -p $(dir $@)
+	$(KP_GUEST_CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
+
+.PHONY: guest-kvmrun guest-kvm-check
+guest-kvmrun: $(KP_GUEST_OUT)/kp-kvmrun
+
+guest-kvm-check: $(KP_GUEST_OUT)/workload.bin $(KP_GUEST_OUT)/kp-kvmrun
+	$(KP_GUEST_DIR)/tools/kvm-check.sh $(KP_GUEST_OUT)/kp-kvmrun $(KP_GUEST_OUT)/workload.bin

@@ -34,7 +34,11 @@ void kp_exit(struct kp_rt *rt, uint32_t code)
     for (;;) {
         kp_out32(rt, KP_PORT_EXIT, code);
 #ifndef KP_HOSTED
-        __asm__ volatile("cli; hlt" ::: "memory");  /* a VMM that resumes us after EXIT finds us halted */
+        /* A VMM that resumes us after EXIT finds us halted (CPL 0) or gets EXIT again (CPL 3,
+         * where hlt would fault). */
+        uint16_t cs;
+        __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+        if ((cs & 3) == 0) __asm__ volatile("hlt" ::: "memory");
 #endif
     }
 }

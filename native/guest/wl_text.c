@@ -24,7 +24,8 @@
 
 struct text {
     struct kp_region doc, fb, dict, cache;
-    uint64_t rng;
+    uint64_t rng;                  /* the user's keystrokes: depends on the seed only */
+    uint64_t spell_rng;            /* dictionary pages: apart, so timing cannot shift the keystroke stream */
     uint64_t doc_bytes, screen_w, screen_h, rows;
     uint64_t key_us, burst_min_us, burst_max_us, gap_min_us, gap_max_us;
     uint64_t jump_permille, blink_us, blink_timeout_us;
@@ -147,7 +148,7 @@ static uint64_t text_step(struct kp_rt *rt, void *ctx, uint64_t now)
     if (kp_tick(&t->spell, now, 1) && t->keys_since_spell) {
         rt->sink += kp_region_read(rt, t->doc, 0, t->doc_bytes, 64);
         for (int i = 0; i < DICT_PAGES_PER_PASS; i++)
-            kp_region_write_page(rt, t->dict, kp_rand_below(&t->rng, t->dict.pages));
+            kp_region_write_page(rt, t->dict, kp_rand_below(&t->spell_rng, t->dict.pages));
         t->keys_since_spell = 0;
     }
     if (kp_tick(&t->save, now, 1) && t->doc_dirty) {
@@ -166,6 +167,7 @@ void kp_run_text(struct kp_rt *rt)
     struct text t;
     kp_memset(&t, 0, sizeof t);
     t.rng = kp_mix64(rt->seed ^ 0x7E47ULL);
+    t.spell_rng = kp_mix64(rt->seed ^ 0x5BE11ULL);
     t.doc_bytes = kp_param(rt, 0, 4 << 20);
     t.key_us = kp_param(rt, 1, 200) * MS;
     t.burst_min_us = kp_param(rt, 2, 2000) * MS;
