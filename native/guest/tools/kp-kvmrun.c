@@ -86,7 +86,7 @@ static void window(struct run *r)
             printf("dirty pages in the first second after READY:");
             for (uint64_t p = 0; p < r->pages; p++)
                 if ((r->second[p / 64] >> (p % 64) & 1) && (p < 0x4200 || p > 0x4203)) printf(" %#lx", (unsigned long)(p << 12));
-            printf(" (region pages and the version table at 0x4200000.. left out)\n");
+            printf(" (pfns 0x4200-0x4203 left out: the version table when the fill is 64 MiB)\n");
         }
         for (uint64_t w = 0; w < (r->pages + 63) / 64; w++) { u += (uint64_t)__builtin_popcountll(r->second[w]); r->second[w] = 0; }
         r->second_sum += u;
