@@ -11,6 +11,8 @@ public static partial class PageHasher
     /// 32-byte vectors: a block is two vectors (words 0–3 and 4–7), so the 32 lanes are eight accumulators;
     /// the four groups run interleaved, 256 bytes per loop iteration.
     /// </summary>
+    // Not inlined: inlined into a caller it exhausts the JIT's budget and the round helpers stop inlining (2.5× slower).
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static ulong HashVector256(ReadOnlySpan<byte> data, out bool isZero)
     {
         ref byte start = ref MemoryMarshal.GetReference(data);

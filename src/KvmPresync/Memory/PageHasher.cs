@@ -29,7 +29,11 @@ public static partial class PageHasher
     /// Hashes one page and reports whether every byte is zero. The length is the page size: a positive
     /// multiple of 64 bytes (4096 on x86-64 hosts).
     /// </summary>
-    public static ulong Hash(ReadOnlySpan<byte> page, out bool isZero) => Hash(page, out isZero, BestPath);
+    public static ulong Hash(ReadOnlySpan<byte> page, out bool isZero)
+    {
+        CheckPageSize(page.Length, nameof(page));
+        return HashUnchecked(page, out isZero, BestPath);
+    }
 
     /// <summary>Same as <see cref="Hash(ReadOnlySpan{byte}, out bool)"/> but on a chosen path (tests and benchmarks).</summary>
     /// <exception cref="PlatformNotSupportedException">This CPU does not accelerate <paramref name="path"/>.</exception>
@@ -130,7 +134,7 @@ public static partial class PageHasher
 
     private static void CheckPath(HashPath path)
     {
-        if (!Enum.IsDefined(path))
+        if ((uint)path > (uint)HashPath.Vector512)
             throw new ArgumentOutOfRangeException(nameof(path), path, "unknown hash path");
         if (!IsAccelerated(path))
             throw new PlatformNotSupportedException($"hash path {path} is not hardware-accelerated on this CPU; use {BestPath} or Scalar");
