@@ -103,6 +103,7 @@ internal static class TraceCommands
                 union.Or(bitmap);
                 last = iv.Timestamp;
                 progress += iv.Progress;
+                bitmap.Clear(); // the reader ORs each interval in
             }
             var h = reader.Header;
             Console.WriteLine($"{path}: workload {h.Workload}, {h.PageCount} pages of {h.PageSize} B, interval {h.Interval.TotalMilliseconds:0} ms");

@@ -12,6 +12,7 @@ public sealed class DirtyLogTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var g = RawGuest.Create(kvm, 16L << 20, PhaseA, PhaseB, []);
         Assert.Empty(g.DirtyPages()); // nothing runs before the first KVM_RUN
+        g.Settle();
 
         g.RunPhase();
         Assert.Equal(PhaseA, g.DirtyPages());
@@ -23,6 +24,7 @@ public sealed class DirtyLogTests
     {
         using var kvm = KvmRequirement.OpenOrSkip();
         using var g = RawGuest.Create(kvm, 16L << 20, PhaseA, PhaseB, []);
+        g.Settle();
         g.RunPhase();
         g.Clear(g.DirtyPages());
         Assert.Empty(g.DirtyPages());
@@ -40,6 +42,7 @@ public sealed class DirtyLogTests
     {
         using var kvm = KvmRequirement.OpenOrSkip();
         using var g = RawGuest.Create(kvm, 16L << 20, PhaseA, []);
+        g.Settle();
         g.RunPhase();
         // pages 1000, 1023 share chunk 15 (pages 960..1023); clear only that chunk.
         g.Clear([1000, 1023]);
@@ -54,6 +57,7 @@ public sealed class DirtyLogTests
     {
         using var kvm = KvmRequirement.OpenOrSkip();
         using var g = RawGuest.Create(kvm, 16L << 20, [10], [10], [10]);
+        g.Settle();
         g.RunPhase();
         Assert.Equal([10L], g.DirtyPages());
         g.RunPhase(); // written again, not yet cleared: still reported once

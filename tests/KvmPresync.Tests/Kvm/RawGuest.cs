@@ -10,6 +10,9 @@ namespace KvmPresync.Tests.Kvm;
 /// A VM running hand-assembled long-mode code, for tests of the KVM layer that must not depend on the
 /// workload guests: each "phase" writes one byte into each of a list of pages and then does
 /// <c>out 0x600, eax</c>, so after each exit the test knows exactly which pages the guest wrote.
+/// A first, empty "settle" phase is always prepended: kvm_pvm's shadow MMU maps a page writable on its
+/// first (read or execute) fault when the guest's page-table entry is already dirty, which logs the code
+/// page once; <see cref="Settle"/> runs that phase and clears the log so the phases start exact.
 /// </summary>
 internal sealed class RawGuest : IDisposable
 {
@@ -36,7 +39,7 @@ internal sealed class RawGuest : IDisposable
         Vcpu vcpu = vm.CreateVcpu(0);
         LongModeSetup.WriteTables(memory, new DirtyBitmap(memory.PageCount));
         var code = new List<byte>();
-        foreach (long[] pages in phases)
+        foreach (long[] pages in phases.Prepend([]))
         {
             foreach (long page in pages)
             {
@@ -50,6 +53,14 @@ internal sealed class RawGuest : IDisposable
         code.ToArray().CopyTo(memory.Slice((long)GuestAbi.LoadGpa, code.Count));
         LongModeSetup.SetRegisters(vcpu, GuestAbi.LoadGpa, GuestAbi.StackTopGpa);
         return new RawGuest(vm, memory, slot, vcpu);
+    }
+
+    /// <summary>Runs the empty settle phase and clears whatever it logged (the code and stack pages' first faults).</summary>
+    public void Settle()
+    {
+        RunPhase();
+        Clear(DirtyPages());
+        Assert.Empty(DirtyPages());
     }
 
     /// <summary>Runs to the next phase port exit, failing on anything else.</summary>
