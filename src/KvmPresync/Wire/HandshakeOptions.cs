@@ -13,7 +13,7 @@ public sealed record ReceiverHandshakeOptions
     public ProtocolVersion Version { get; init; } = ProtocolVersion.Current;
 
     /// <summary>Hash algorithms this receiver can verify.</summary>
-    public IReadOnlyCollection<PageHashAlgorithm> HashAlgorithms { get; init; } = [PageHashAlgorithm.XxHash64, PageHashAlgorithm.XxHash3];
+    public IReadOnlyCollection<PageHashAlgorithm> HashAlgorithms { get; init; } = [PageHashAlgorithm.XxHash64, PageHashAlgorithm.XxHash3, PageHashAlgorithm.PageHasher];
 
     /// <summary>Options this receiver supports; the session uses the intersection with what the sender offers.</summary>
     public HelloOptions SupportedOptions { get; init; } = HelloOptions.All;

@@ -8,4 +8,7 @@ public enum PageHashAlgorithm : uint
     XxHash64 = 1,
     /// <summary>XXH3-64, seed 0, over the page bytes (System.IO.Hashing.XxHash3).</summary>
     XxHash3 = 2,
+
+    /// <summary>KvmPresync's SIMD page hash (Memory/PageHasher, docs/HASHING.md); the engine's default.</summary>
+    PageHasher = 3,
 }

@@ -1,0 +1,41 @@
+namespace KvmPresync.Presync;
+
+/// <summary>One sync round as the sender saw it (streamed to the live view and to JSON).</summary>
+public sealed record SyncRoundReport
+{
+    public required long Round { get; init; }
+    public required double TimeMs { get; init; }
+    public required string Phase { get; init; }
+    public required long DirtyPages { get; init; }
+    public required long PendingPages { get; init; }
+    public required long SentPages { get; init; }
+    public required long SentBytes { get; init; }
+    public required long SkippedUnchangedPages { get; init; }
+    public required long ZeroPages { get; init; }
+    public required long HeldPages { get; init; }
+    public required long WindowBytes { get; init; }
+    public required double IntervalMs { get; init; }
+    public double? RttMs { get; init; }
+    public double? GoodputMbps { get; init; }
+    public double? ProgressRate { get; init; }
+    public string? WindowReason { get; init; }
+}
+
+/// <summary>How a migration ended, with the figures users ask for.</summary>
+public sealed record MigrationResult
+{
+    public required bool Succeeded { get; init; }
+    /// <summary>Why it failed (null on success). The source guest was resumed.</summary>
+    public string? Failure { get; init; }
+    public bool Verified { get; init; }
+    /// <summary>Launch requested → destination confirmed it runs.</summary>
+    public double LaunchToResumeMs { get; init; }
+    /// <summary>Source vCPUs paused → destination confirmed it runs.</summary>
+    public double DowntimeMs { get; init; }
+    /// <summary>Bytes sent before launch (wire bytes, headers included).</summary>
+    public long SyncBytes { get; init; }
+    /// <summary>Bytes sent from launch to the end (final rounds, final delta, state).</summary>
+    public long LaunchBytes { get; init; }
+    public long FinalDeltaPages { get; init; }
+    public IReadOnlyList<SyncRoundReport> Rounds { get; init; } = [];
+}

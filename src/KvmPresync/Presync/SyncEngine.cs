@@ -1,0 +1,99 @@
+using KvmPresync.Memory;
+using KvmPresync.Trace;
+
+namespace KvmPresync.Presync;
+
+/// <summary>How a <see cref="SyncEngine"/> decides each round.</summary>
+public sealed record SyncEngineOptions
+{
+    /// <summary>none = send every pending page (window = link capacity); predict = hold hot pages back within the launch budget; predict+slowstart = plus the adaptive window.</summary>
+    public SyncPolicy Policy { get; init; } = SyncPolicy.PredictSlowStart;
+
+    public double LinkBitsPerSecond { get; init; } = 1e9;
+
+    /// <summary>Held-back pages must be movable within this time at the link rate.</summary>
+    public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
+
+    /// <summary>Round interval when there is no adaptive window.</summary>
+    public TimeSpan RoundInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Wire bytes per page beyond its payload (descriptor).</summary>
+    public int HeaderBytesPerPage { get; init; } = 24;
+
+    public ChangePredictorOptions Predictor { get; init; } = new();
+
+    public HoldBackOptions HoldBack { get; init; } = new();
+
+    public SyncWindowOptions Window { get; init; } = new();
+}
+
+/// <summary>
+/// The per-round decisions of pre-synchronization, shared by the live sender and anything that replays
+/// a trace: the pending set (a harvested page stays pending until <see cref="MarkSent"/>), the change
+/// predictor, the hold-back planner with its launch budget, and the slow-start window.
+/// </summary>
+public sealed class SyncEngine
+{
+    private readonly HoldBackPlanner _planner;
+    private readonly DirtyBitmap _held;
+
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null)
+    {
+        Options = options ?? new SyncEngineOptions();
+        Pending = new DirtyBitmap(pageCount);
+        Pending.SetAll(); // the receiver holds nothing yet
+        _held = new DirtyBitmap(pageCount);
+        Cost = new PageCost(pageSize, Options.HeaderBytesPerPage);
+        Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
+        _planner = new HoldBackPlanner(Options.HoldBack);
+        Predictor = Options.Policy == SyncPolicy.None ? null : new ChangePredictor(pageCount, Options.Predictor);
+        if (Options.Policy == SyncPolicy.PredictSlowStart)
+            Window = new SyncWindow(Options.Window with { InitialInterval = Clamp(Options.RoundInterval, Options.Window.MinInterval, Options.Window.MaxInterval) });
+    }
+
+    public SyncEngineOptions Options { get; }
+
+    /// <summary>Pages the receiver does not have in their current content.</summary>
+    public DirtyBitmap Pending { get; }
+
+    public ChangePredictor? Predictor { get; }
+
+    public SyncWindow? Window { get; }
+
+    public LaunchBudget Budget { get; }
+
+    public PageCost Cost { get; }
+
+    /// <summary>Pages held back by the last plan.</summary>
+    public DirtyBitmap Held => _held;
+
+    public TimeSpan Interval => Window?.Interval ?? Options.RoundInterval;
+
+    /// <summary>Bytes the link can move in one interval.</summary>
+    public long LinkCapacity(TimeSpan interval) => (long)(Options.LinkBitsPerSecond / 8 * interval.TotalSeconds);
+
+    /// <summary>Merges a harvest into the pending set and teaches the predictor.</summary>
+    public void Absorb(DirtyBitmap harvest)
+    {
+        Pending.Or(harvest);
+        Predictor?.Update(harvest);
+    }
+
+    /// <summary>Chooses this round's pages into <paramref name="send"/> (cleared first).</summary>
+    /// <param name="holdBack">False at launch: nothing may be held, everything pending is due.</param>
+    public RoundPlan Plan(DirtyBitmap send, bool holdBack = true, long? windowBytes = null)
+    {
+        send.Clear();
+        _held.Clear();
+        long window = windowBytes ?? Window?.Window ?? LinkCapacity(Interval);
+        return _planner.Plan(Pending, holdBack ? Predictor : null, Budget, window, Cost, send, _held);
+    }
+
+    /// <summary>Pages whose content the receiver now holds: no longer pending.</summary>
+    public void MarkSent(DirtyBitmap sent) => Pending.AndNot(sent);
+
+    /// <summary>Feeds the round's network and guest signals to the window (no-op without one).</summary>
+    public WindowDecision? Feedback(in RoundFeedback feedback) => Window?.OnRound(feedback);
+
+    private static TimeSpan Clamp(TimeSpan v, TimeSpan lo, TimeSpan hi) => v < lo ? lo : v > hi ? hi : v;
+}

@@ -1,0 +1,62 @@
+using KvmPresync.Presync;
+using KvmPresync.Tests.Kvm;
+using KvmPresync.Tests.Vmm;
+using KvmPresync.Trace;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Devices;
+using KvmPresync.Vmm.Migration;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Tests.Migration;
+
+/// <summary>A running guest presyncs to a receiver on loopback and is launched: it resumes there, verified, with its heartbeat continuing.</summary>
+public sealed class LiveMigrationTests
+{
+    [Theory]
+    [InlineData(Workload.Text, SyncPolicy.PredictSlowStart)]
+    [InlineData(Workload.Movie, SyncPolicy.PredictSlowStart)]
+    [InlineData(Workload.Audio, SyncPolicy.None)]
+    public async Task PresyncedGuestResumesOnTheDestinationWithContinuousHeartbeat(Workload workload, SyncPolicy policy)
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var key = MigrationHarness.Key();
+        var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
+        using var source = Machine.Boot(kvm, MigrationHarness.Config(workload));
+        source.Start();
+        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+
+        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
+        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
+        {
+            Engine = new SyncEngineOptions { Policy = policy, LinkBitsPerSecond = 1e9 },
+        });
+        Task<MigrationResult> run = sender.RunAsync(ct);
+        await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(4), ct));
+        Assert.False(run.IsCompleted, run.IsCompleted ? (await run).Failure : "");
+        sender.Launch();
+        MigrationResult result = await run.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        if (!result.Succeeded)
+        {
+            var (failedRx, _) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
+            Assert.Fail($"sender: {result.Failure}; receiver: {failedRx.Failure}");
+        }
+        Assert.True(result.Verified);
+
+        var (rx, target) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        Assert.True(rx.Resumed, rx.Failure);
+        using (target)
+        {
+            Machine dest = target!.Machine!;
+            Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
+            long beats = dest.Telemetry.HeartbeatCount;
+            MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= beats + 5, "5 heartbeats on the destination");
+            Assert.Equal(0, dest.Telemetry.ContinuityErrors); // first beat there: seq = last + 1, prev = last sum
+            Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
+            Assert.True(dest.Telemetry.LastHeartbeat!.Value.Seq > last.Seq);
+            Assert.True(source.Completion.IsCompleted); // the source guest was stopped only after "resumed"
+            Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
+        }
+        Assert.True(result.SyncBytes > 0 && result.Rounds.Count > 3);
+    }
+}

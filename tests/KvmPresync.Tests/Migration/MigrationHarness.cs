@@ -1,0 +1,45 @@
+using System.Net;
+using System.Net.Sockets;
+using KvmPresync.Kvm;
+using KvmPresync.Presync;
+using KvmPresync.Receive;
+using KvmPresync.Tests.Kvm;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Migration;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Tests.Migration;
+
+/// <summary>Source machine + in-process receiver on loopback, for end-to-end migration tests on real KVM.</summary>
+internal static class MigrationHarness
+{
+    public static PreSharedKey Key(byte fill = 7) => new(Enumerable.Repeat(fill, 32).ToArray());
+
+    public static MachineConfig Config(Workload w, long memory = 128L << 20) => new()
+    {
+        Workload = w,
+        MemorySize = memory,
+        HeartbeatMs = 50,
+        GuestImage = KvmRequirement.GuestImageOrFail(),
+    };
+
+    /// <summary>Listens on 127.0.0.1 (ephemeral port), accepts one connection and runs a receiver creating machine targets.</summary>
+    public static (IPEndPoint Endpoint, Task<(ReceiveResult Result, MachineMigrationTarget? Target)> Done) StartReceiver(
+        KvmSystem kvm, PreSharedKey key, ReceiverOptions? options = null, CancellationToken ct = default)
+    {
+        Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
+        var endpoint = (IPEndPoint)listener.LocalEndPoint!;
+        var done = Task.Run(async () =>
+        {
+            using (listener)
+            {
+                using Socket conn = await MigrationSocket.AcceptAsync(listener, ct);
+                MachineMigrationTarget? target = null;
+                ReceiveResult result = await PresyncReceiver.RunAsync(conn, key, layout =>
+                    target = new MachineMigrationTarget(kvm, (long)layout.TotalBytes), options, ct);
+                return (result, result.Resumed ? target : null);
+            }
+        }, ct);
+        return (endpoint, done);
+    }
+}
