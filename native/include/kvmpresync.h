@@ -100,6 +100,44 @@ KP_EXPORT int32_t kp_munmap(void *addr, uint64_t size);
 KP_EXPORT int64_t kp_layout_sizeof(const char *type);
 KP_EXPORT int64_t kp_layout_offsetof(const char *type, const char *field);
 
+/* ---- sockets: gather send from guest memory, MSG_ZEROCOPY and its completions (shim/net.c) ---- */
+/* One buffer of a gather send. Same size and field offsets as struct iovec on LP64 (a static assert in
+ * net.c holds it); C# mirrors it field by field and a test proves the layout with kp_net_layout_*. */
+struct kp_iovec {
+    uint64_t base;   /* address of the first byte */
+    uint64_t len;    /* bytes */
+};
+#define KP_IOV_MAX 1024u          /* most iovecs one kp_sock_sendmsg accepts (Linux UIO_MAXIOV) */
+#define KP_SEND_ZEROCOPY 1u       /* MSG_ZEROCOPY: the kernel pins the pages; completion comes via the error queue */
+#define KP_SEND_MORE 2u           /* MSG_MORE: more data follows, do not push a short segment yet */
+#define KP_SEND_DONTWAIT 4u       /* MSG_DONTWAIT: return -EAGAIN instead of blocking when the buffer is full */
+/* Sets SO_ZEROCOPY on a TCP socket; -ENOPROTOOPT / -EOPNOTSUPP when the kernel or socket cannot. */
+KP_EXPORT int32_t kp_sock_enable_zerocopy(int32_t fd);
+/* sendmsg(fd, iov[0..iovcnt), MSG_NOSIGNAL | flags): bytes sent (may be fewer than offered), or -errno
+ * (-EAGAIN when DONTWAIT and full, -ENOBUFS when zero-copy notifications or pinned pages are over their
+ * limits: reap completions and retry). EINTR is retried. */
+KP_EXPORT int64_t kp_sock_sendmsg(int32_t fd, const struct kp_iovec *iov, uint32_t iovcnt, uint32_t flags);
+/* Zero-copy completions, accumulated by kp_sock_reap_zerocopy (the caller zeroes it once). */
+struct kp_zc_stats {
+    uint64_t completed_lo_hi_ranges; /* notifications read (each one covers a range [lo, hi] of sends) */
+    uint64_t completed_sends;        /* sends completed: the sum of (hi - lo + 1) */
+    uint64_t copied_sends;           /* of those, in notifications flagged SO_EE_CODE_ZEROCOPY_COPIED */
+    uint32_t last_hi;                /* hi of the last notification read */
+};
+/* Drains the socket error queue without blocking (MSG_ERRQUEUE | MSG_DONTWAIT) and accumulates every
+ * SO_EE_ORIGIN_ZEROCOPY notification into *out. Other error-queue entries are consumed and ignored.
+ * Returns the number of zero-copy notifications read (0 when none), or -errno. */
+KP_EXPORT int32_t kp_sock_reap_zerocopy(int32_t fd, struct kp_zc_stats *out);
+#define KP_POLL_IN 0x001u
+#define KP_POLL_OUT 0x004u
+#define KP_POLL_ERR 0x008u        /* reported without being asked: an error or a queued zero-copy completion */
+#define KP_POLL_HUP 0x010u
+/* poll(2) on one fd: the revents (0 on timeout), or -errno. EINTR is retried with the full timeout. */
+KP_EXPORT int32_t kp_sock_poll(int32_t fd, uint32_t events, int32_t timeout_ms);
+/* Layout proof of the two structs above, like kp_layout_*: -1 for an unknown name. */
+KP_EXPORT int64_t kp_net_layout_sizeof(const char *type);
+KP_EXPORT int64_t kp_net_layout_offsetof(const char *type, const char *field);
+
 #ifdef __cplusplus
 }
 #endif
