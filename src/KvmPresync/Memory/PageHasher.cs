@@ -67,6 +67,8 @@ public static partial class PageHasher
             if ((ulong)page >= (ulong)pageCount)
                 throw new ArgumentOutOfRangeException(nameof(pages), page,
                     $"page number {page} (pages[{i}]) is outside the memory given: {pageCount} pages of {pageSize} bytes");
+            if (i + PrefetchDistance < pages.Length && (ulong)pages[i + PrefetchDistance] < (ulong)pageCount)
+                PrefetchHead(memory.Slice((int)pages[i + PrefetchDistance] * pageSize, pageSize));
             hashes[i] = HashUnchecked(memory.Slice((int)page * pageSize, pageSize), out zero[i], path);
         }
     }
@@ -86,7 +88,11 @@ public static partial class PageHasher
             throw new ArgumentException($"zero has {zero.Length} entries but memory holds {pageCount} pages of {pageSize} bytes; pass one slot per page", nameof(zero));
         CheckPath(path);
         for (int n = 0; n < pageCount; n++)
+        {
+            if (n + PrefetchDistance < pageCount)
+                PrefetchHead(memory.Slice((n + PrefetchDistance) * pageSize, pageSize));
             hashes[n] = HashUnchecked(memory.Slice(n * pageSize, pageSize), out zero[n], path);
+        }
     }
 
     /// <summary>
