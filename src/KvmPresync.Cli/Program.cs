@@ -12,6 +12,7 @@ public static class Program
         var root = new RootCommand("kvmpresync — pre-synchronized live migration of KVM guests")
         {
             RunCommand.Create(),
+            ReceiveCommand.Create(),
             TraceCommands.Create(),
             SimulateCommand.Create(),
         };
@@ -20,7 +21,7 @@ public static class Program
             return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is KvmException or ArgumentException or FormatException or IOException or InvalidOperationException
-                                       or Trace.TraceFormatException or UnauthorizedAccessException)
+                                       or Trace.TraceFormatException or UnauthorizedAccessException or Wire.ProtocolException or System.Net.Sockets.SocketException)
         {
             Console.Out.Flush();
             Console.Error.WriteLine($"kvmpresync: error: {e.Message}");

@@ -13,10 +13,40 @@ internal static class RunCommand
     {
         var guest = new GuestOptions();
         var seconds = new Option<double>("--seconds", "-s") { Description = "How long to run the guest (after its initial memory fill)", DefaultValueFactory = _ => 30 };
-        var cmd = new Command("run", "Run a workload guest on KVM and show its progress rate and dirty pages per second");
+        var presyncTo = new Option<string?>("--presync-to") { Description = "Keep the guest's memory in sync with a receiver at ADDRESS:PORT and migrate it at launch" };
+        var psk = MigrationOptions.PskFile(required: false);
+        var link = MigrationOptions.LinkRate();
+        var policy = new Option<string>("--policy") { Description = "Sync policy: none | predict | predict+slowstart", DefaultValueFactory = _ => "predict+slowstart" };
+        var launchAfter = new Option<double?>("--launch-after") { Description = "Launch the migration after this many seconds of pre-synchronization" };
+        var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
+        var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
         cmd.Options.Add(seconds);
-        cmd.SetAction((r, ct) => Task.FromResult(Run(guest.ToConfig(r), TimeSpan.FromSeconds(r.GetValue(seconds)), ct)));
+        cmd.Options.Add(presyncTo);
+        cmd.Options.Add(psk);
+        cmd.Options.Add(link);
+        cmd.Options.Add(policy);
+        cmd.Options.Add(launchAfter);
+        cmd.Options.Add(json);
+        cmd.SetAction(async (r, ct) =>
+        {
+            MachineConfig config = guest.ToConfig(r);
+            if (r.GetValue(presyncTo) is not { } to)
+                return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
+            string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
+            var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!),
+                Trace.SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter), r.GetValue(json));
+            var view = LiveView.ForConsole();
+            using var kvm = KvmSystem.Open();
+            using var machine = Machine.Boot(kvm, config);
+            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)}, seed {config.Seed}");
+            machine.Start();
+            if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
+            int code = await PresyncRun.RunAsync(machine, settings, view, ct);
+            if (code != 0 && !machine.Completion.IsCompleted)
+                Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
+            return code;
+        });
         return cmd;
     }
 

@@ -37,5 +37,14 @@ public sealed record MigrationResult
     /// <summary>Bytes sent from launch to the end (final rounds, final delta, state).</summary>
     public long LaunchBytes { get; init; }
     public long FinalDeltaPages { get; init; }
+    /// <summary>Where the downtime went (null when the migration failed).</summary>
+    public DowntimeBreakdown? Downtime { get; init; }
     public IReadOnlyList<SyncRoundReport> Rounds { get; init; } = [];
 }
+
+/// <summary>The downtime split into its steps, in milliseconds.</summary>
+/// <param name="FinalDeltaMs">Pause → the last harvest's pages (and held-back pages) handed to the transport.</param>
+/// <param name="DigestMs">Hashing all of the paused source's memory for the verification digest.</param>
+/// <param name="StateMs">Saving vCPU/device state and sending FinalState.</param>
+/// <param name="DestinationMs">FinalState sent → "resumed" received (transfer, verify, restore, start).</param>
+public sealed record DowntimeBreakdown(double FinalDeltaMs, double DigestMs, double StateMs, double DestinationMs);

@@ -25,8 +25,7 @@ public sealed class PresyncSender
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<SyncRoundReport> _rounds = [];
     private readonly object _ackLock = new();
-    private long _ackedBytes;
-    private double? _lastRttMs;
+    private (ulong Round, TaskCompletionSource<(Ack Ack, double RttMs)> Done)? _awaitedAck;
     private long _launchRequestedTicks;
 
     public PresyncSender(IMigrationSource source, Socket connected, PreSharedKey key, PresyncOptions? options = null)
@@ -68,6 +67,7 @@ public sealed class PresyncSender
         await Handshake.RunSenderAsync(reader, writer,
             new SenderHandshakeOptions(layout, PageHashAlgorithm.PageHasher, HelloOptions.ZeroPages), _key, cancellationToken).ConfigureAwait(false);
 
+        _ = DigestOf(memory, pageLimit: 4096); // JIT and warm the digest path now, not during the downtime
         using var session = new SenderSession(memory, writer, _options.BatchPages);
         var engine = new SyncEngine(memory.PageCount, memory.PageSize, _options.Engine with { HeaderBytesPerPage = PageDescriptor.WireLength });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -89,22 +89,28 @@ public sealed class PresyncSender
                 TimeSpan start = _clock.Elapsed;
                 FailIfPeerEnded(resumed, ackLoop);
                 long before = writer.BytesWritten;
+                var ackOfRound = new TaskCompletionSource<(Ack Ack, double RttMs)>(TaskCreationOptions.RunContinuationsAsynchronously);
+                lock (_ackLock) _awaitedAck = ((ulong)round, ackOfRound);
                 RoundOutcome o = await RunRoundAsync(engine, session, writer, harvest, send, round, holdBack: true, windowBytes: null, stop.Token).ConfigureAwait(false);
                 long sent = writer.BytesWritten - before;
                 syncBytes += sent;
+                // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
+                TimeSpan ackWait = engine.Interval > TimeSpan.FromMilliseconds(500) ? engine.Interval : TimeSpan.FromMilliseconds(500);
+                await Task.WhenAny(ackOfRound.Task, ackLoop, Task.Delay(ackWait, stop.Token)).ConfigureAwait(false);
+                (Ack Ack, double RttMs)? ack = ackOfRound.Task.IsCompletedSuccessfully ? ackOfRound.Task.Result : null;
                 TimeSpan elapsed = _clock.Elapsed - lastTime;
                 lastTime = _clock.Elapsed;
                 long progress = _source.ProgressTotal;
                 double progressRate = (progress - lastProgress) / Math.Max(1e-3, elapsed.TotalSeconds);
                 lastProgress = progress;
-                long acked = Interlocked.Exchange(ref _ackedBytes, 0);
-                double? rtt;
-                lock (_ackLock) rtt = _lastRttMs;
+                long payloadSent = (o.Counts.Sent - o.Counts.Zero) * memory.PageSize;
+                long acked = (long)(ack?.Ack.BytesApplied ?? 0);
+                double? rtt = ack?.RttMs;
                 WindowDecision? decision = engine.Feedback(new RoundFeedback
                 {
                     Elapsed = elapsed,
                     Rtt = rtt is { } r ? TimeSpan.FromMilliseconds(r) : null,
-                    BytesSent = sent,
+                    BytesSent = payloadSent,
                     BytesAcked = acked,
                     DirtyBytes = o.Dirty * engine.Cost.FullPageBytes,
                     DeferredBytes = o.Plan.DeferredBytes,
@@ -145,9 +151,12 @@ public sealed class PresyncSender
             Report(last, round, "paused", last.Bytes, null, null, null, null);
             if (!engine.Pending.IsEmpty())
                 throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");
+            long deltaSentAt = _clock.ElapsedTicks;
             byte[] digest = DigestOf(memory);
+            long digestAt = _clock.ElapsedTicks;
             byte[] state = _source.SaveState();
             await writer.WriteAsync(new FinalState((ulong)memory.PageCount, Now(), digest, state), stop.Token).ConfigureAwait(false);
+            long stateSentAt = _clock.ElapsedTicks;
 
             // The ack loop ends right after it completes `resumed` (or faults with the receiver's reason).
             await Task.WhenAny(ackLoop, Task.Delay(_options.ResumeTimeout, stop.Token)).ConfigureAwait(false);
@@ -169,6 +178,8 @@ public sealed class PresyncSender
                 SyncBytes = syncBytes,
                 LaunchBytes = writer.BytesWritten - launchBytesStart,
                 FinalDeltaPages = finalPages,
+                Downtime = new DowntimeBreakdown(TicksToMs(deltaSentAt - pausedAt), TicksToMs(digestAt - deltaSentAt),
+                    TicksToMs(stateSentAt - digestAt), TicksToMs(resumedAt - stateSentAt)),
                 Rounds = _rounds,
             };
         }
@@ -256,8 +267,9 @@ public sealed class PresyncSender
                 {
                     case FrameType.Ack:
                         Ack ack = await reader.ReadBodyAsync<Ack>(header, ct).ConfigureAwait(false);
-                        Interlocked.Add(ref _ackedBytes, (long)ack.BytesApplied);
-                        lock (_ackLock) _lastRttMs = (Now() - ack.SenderTimestampEchoNs) / 1e6;
+                        double rttMs = (Now() - ack.SenderTimestampEchoNs) / 1e6;
+                        lock (_ackLock)
+                            if (_awaitedAck is { } awaited && awaited.Round == ack.RoundId) awaited.Done.TrySetResult((ack, rttMs));
                         break;
                     case FrameType.Resumed:
                         resumed.TrySetResult(await reader.ReadBodyAsync<Resumed>(header, ct).ConfigureAwait(false));
@@ -293,15 +305,16 @@ public sealed class PresyncSender
     }
 
     /// <summary>Digest of the paused source's memory, hashed now from the bytes themselves (both halves in parallel).</summary>
-    private static byte[] DigestOf(GuestMemory memory)
+    private static byte[] DigestOf(GuestMemory memory, long pageLimit = long.MaxValue)
     {
-        var digest = new MemoryDigest(memory.PageCount, memory.PageSize);
+        long pages = Math.Min(pageLimit, memory.PageCount);
+        var digest = new MemoryDigest(pages, memory.PageSize);
         const long chunkPages = 4096;
-        long chunks = (memory.PageCount + chunkPages - 1) / chunkPages;
+        long chunks = (pages + chunkPages - 1) / chunkPages;
         Parallel.For(0, chunks, c =>
         {
             long first = c * chunkPages;
-            long count = Math.Min(chunkPages, memory.PageCount - first);
+            long count = Math.Min(chunkPages, pages - first);
             digest.HashPages(first, memory.Slice(first * memory.PageSize, (int)(count * memory.PageSize)));
         });
         return digest.Compute();

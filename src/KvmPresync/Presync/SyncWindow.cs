@@ -157,7 +157,7 @@ public sealed class SyncWindow
         if (feedback.Rtt is { } rtt && rtt > TimeSpan.Zero)
         {
             BaseRtt = BaseRtt is { } b && b <= rtt ? b : rtt;
-            if (rtt.Ticks > BaseRtt.Value.Ticks * _options.RttRiseFactor) signals |= PressureSignals.Rtt;
+            if (rtt.Ticks > BaseRtt.Value.Ticks * _options.RttRiseFactor && rtt - BaseRtt.Value > _options.MinRttRise) signals |= PressureSignals.Rtt;
         }
         if (feedback.BytesSent >= _options.MinBytesForGoodputSignal && feedback.BytesSent > 0
             && feedback.BytesAcked < feedback.BytesSent * (1 - _options.GoodputShortfall))

@@ -25,6 +25,12 @@ public sealed record SyncWindowOptions
     public double RttRiseFactor { get; init; } = 2.0;
 
     /// <summary>Network pressure when bytes acked fall below bytes sent × (1 − this).</summary>
+    /// <summary>
+    /// The RTT signal also needs the rise over the base RTT to exceed this absolute delay: on a sub-millisecond
+    /// path a factor alone fires on scheduling jitter, not on queueing.
+    /// </summary>
+    public TimeSpan MinRttRise { get; init; } = TimeSpan.FromMilliseconds(5);
+
     public double GoodputShortfall { get; init; } = 0.2;
 
     /// <summary>The goodput signal is ignored for rounds that sent fewer bytes than this.</summary>

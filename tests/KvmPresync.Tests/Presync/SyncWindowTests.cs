@@ -10,7 +10,7 @@ public sealed class SyncWindowTests
     /// <summary>Defaults with interval changes disabled unless a test asks (dirty 0, deferred > 0 keeps the interval).</summary>
     private static SyncWindowOptions Options(Func<SyncWindowOptions, SyncWindowOptions>? change = null)
     {
-        var o = new SyncWindowOptions { InitialWindowBytes = MiB, MinWindowBytes = 64 * 1024, AdditiveIncreaseBytes = MiB };
+        var o = new SyncWindowOptions { InitialWindowBytes = MiB, MinWindowBytes = 64 * 1024, AdditiveIncreaseBytes = MiB, MinRttRise = TimeSpan.Zero };
         return change is null ? o : change(o);
     }
 
@@ -54,6 +54,19 @@ public sealed class SyncWindowTests
         Assert.Equal(4 * MiB, w.Window);
         w.OnRound(Clean(4 * MiB));
         Assert.Equal(5 * MiB, w.Window);
+    }
+
+    [Fact]
+    public void Rtt_rise_below_the_absolute_floor_is_jitter_not_pressure()
+    {
+        var w = new SyncWindow(Options(o => o with { MinRttRise = TimeSpan.FromMilliseconds(5) }));
+        w.OnRound(Clean(MiB, rttMs: 0.5));          // base RTT 0.5 ms, window 2 MiB
+        var d = w.OnRound(Clean(2 * MiB, rttMs: 4)); // 8× base but only 3.5 ms above it: growth continues
+        Assert.Equal(PressureSignals.None, d.Signals);
+        Assert.Equal(4 * MiB, w.Window);
+        d = w.OnRound(Clean(4 * MiB, rttMs: 6));     // 5.5 ms above base: queueing
+        Assert.Equal(WindowReason.DecreaseOnRtt, d.Reason);
+        Assert.Equal(2 * MiB, w.Window);
     }
 
     [Fact]

@@ -1,0 +1,32 @@
+using System.CommandLine;
+using System.Net;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Cli.Commands;
+
+/// <summary>Options shared by the sending and receiving ends of a migration.</summary>
+internal static class MigrationOptions
+{
+    public static Option<string> PskFile(bool required) => new("--psk-file")
+    {
+        Description = "File holding the pre-shared key (at least 16 bytes, mode 600). Never put the key on the command line",
+        Required = required,
+    };
+
+    public static Option<string> LinkRate() => new("--link-rate")
+    {
+        Description = "In-process token-bucket link rate for what this side sends, e.g. 1gbit, 100mbit; 'none' for unlimited",
+        DefaultValueFactory = _ => "1gbit",
+    };
+
+    public static double ParseLinkRate(string text) =>
+        text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? 0 : Wire.LinkRate.Parse(text);
+
+    public static IPEndPoint ParseEndpoint(string text, string option)
+    {
+        if (IPEndPoint.TryParse(text, out IPEndPoint? ep) && ep.Port != 0) return ep;
+        throw new ArgumentException($"{option}: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:7700)");
+    }
+
+    public static PreSharedKey LoadKey(string path) => Wire.PskFile.Load(path);
+}

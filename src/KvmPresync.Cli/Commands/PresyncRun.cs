@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using KvmPresync.Presync;
+using KvmPresync.Trace;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Migration;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Cli.Commands;
+
+/// <summary>The <c>run --presync-to</c> path: sync the running guest to a receiver until launch, then migrate it.</summary>
+internal static class PresyncRun
+{
+    private const int SigUsr1 = 10;
+
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json);
+
+    public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
+    {
+        using PreSharedKey key = MigrationOptions.LoadKey(s.PskFile);
+        Socket socket;
+        try
+        {
+            socket = await ConnectWithRetryAsync(s.Target, ct);
+        }
+        catch (SocketException e)
+        {
+            Console.Error.WriteLine($"kvmpresync: cannot connect to the receiver at {s.Target}: {e.Message}; is 'kvmpresync receive' listening there? The guest keeps running here.");
+            return 5;
+        }
+        using Socket connection = socket;
+        var source = new MachineMigrationSource(machine);
+        var sender = new PresyncSender(source, socket, key, new PresyncOptions
+        {
+            Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : double.PositiveInfinity },
+        });
+        var clock = Stopwatch.StartNew();
+        sender.RoundCompleted += r =>
+        {
+            if (r.Phase != "sync" || r.Round % 5 == 0 || !Console.IsOutputRedirected)
+                view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s r{r.Round,-4} {r.Phase,-6} dirty {r.DirtyPages,6} sent {r.SentPages,6} ({Units.FormatBytes(r.SentBytes),9}) held {r.HeldPages,5} " +
+                            $"rtt {(r.RttMs is { } rtt ? $"{rtt:0.0}ms" : "-"),7} goodput {(r.GoodputMbps is { } g ? $"{g:0}Mb/s" : "-"),8} progress {(r.ProgressRate is { } p ? $"{p:0.0}/s" : "-")}");
+        };
+        using PosixSignalRegistration usr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx => { ctx.Cancel = true; sender.Launch(); });
+        if (s.LaunchAfterSeconds is { } after)
+            _ = Task.Delay(TimeSpan.FromSeconds(after), ct).ContinueWith(t => { if (!t.IsCanceled) sender.Launch(); }, TaskScheduler.Default);
+        if (!Console.IsInputRedirected)
+            _ = Task.Run(() => { Console.ReadLine(); sender.Launch(); }, ct);
+        Console.WriteLine($"pre-synchronizing to {s.Target} (policy {s.Policy.Name()}); launch with Enter, SIGUSR1 (kill -USR1 {Environment.ProcessId})" +
+                          (s.LaunchAfterSeconds is { } a ? $" or after {a:0.#} s" : ""));
+
+        MigrationResult result;
+        try
+        {
+            result = await sender.RunAsync(ct);
+        }
+        catch (AuthenticationFailedException e)
+        {
+            view.Done();
+            Console.Error.WriteLine($"kvmpresync: the receiver could not be authenticated: {e.Message}. Check that both sides use the same --psk-file; not retrying. The guest keeps running here.");
+            return 6;
+        }
+        view.Done();
+        if (s.Json is not null)
+            await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(result, JsonOptions), ct);
+        if (!result.Succeeded)
+        {
+            Console.Error.WriteLine($"kvmpresync: migration failed: {result.Failure}");
+            return 5;
+        }
+        Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
+                          $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
+        return 0;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>The receiver may still be starting: retry a refused connection for a few seconds.</summary>
+    private static async Task<Socket> ConnectWithRetryAsync(IPEndPoint target, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await MigrationSocket.ConnectAsync(target, ct);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused && deadline.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(200, ct);
+            }
+        }
+    }
+}
