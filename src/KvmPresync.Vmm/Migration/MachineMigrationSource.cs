@@ -13,6 +13,7 @@ public sealed class MachineMigrationSource : IMigrationSource
     {
         _machine = machine ?? throw new ArgumentNullException(nameof(machine));
         DirtyLog = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        MachineSnapshotCodec.Warm();
     }
 
     public GuestMemory Memory => _machine.Memory;
@@ -36,32 +37,51 @@ public sealed class MachineMigrationSource : IMigrationSource
     }
 }
 
-/// <summary>A fresh VM waiting for a migrated guest: receives memory, then restores and starts the machine.</summary>
+/// <summary>
+/// A fresh VM waiting for a migrated guest: created (VM, slot, vCPU) as soon as the layout is known, so that
+/// at the switchover only the state restore and the start remain.
+/// </summary>
 public sealed class MachineMigrationTarget : IMigrationTarget
 {
-    private readonly KvmSystem _kvm;
+    private readonly MachineShell _shell;
 
     public MachineMigrationTarget(KvmSystem kvm, long memoryBytes)
     {
-        _kvm = kvm ?? throw new ArgumentNullException(nameof(kvm));
+        ArgumentNullException.ThrowIfNull(kvm);
         Memory = GuestMemory.Create(memoryBytes);
+        try
+        {
+            _shell = MachineShell.Create(kvm, Memory);
+            _shell.Warm();
+        }
+        catch
+        {
+            Memory.Dispose();
+            throw;
+        }
     }
 
     public GuestMemory Memory { get; }
 
-    /// <summary>The resumed machine (null until <see cref="Resume"/> succeeded); owns <see cref="Memory"/> from then on.</summary>
+    /// <summary>The resumed machine (null until <see cref="Resume"/> succeeded); owns the VM and <see cref="Memory"/> from then on.</summary>
     public Machine? Machine { get; private set; }
 
     public void Resume(ReadOnlySpan<byte> deviceState)
     {
+        if (Machine is not null) throw new InvalidOperationException("the guest was already resumed");
         MachineSnapshot snapshot = MachineSnapshotCodec.Decode(deviceState);
-        Machine = Machine.Restore(_kvm, snapshot, Memory);
+        Machine = Machine.Restore(_shell, snapshot);
         Machine.Start();
     }
 
     public void Dispose()
     {
-        if (Machine is null) Memory.Dispose();
-        else Machine.Dispose();
+        if (Machine is not null)
+        {
+            Machine.Dispose();
+            return;
+        }
+        _shell.Dispose();
+        Memory.Dispose();
     }
 }

@@ -88,6 +88,9 @@ public sealed class KvmSystem : IDisposable
     /// <summary>Creates a VM with the given options.</summary>
     public Vm CreateVm(VmOptions? options = null) => Vm.Create(this, options ?? new VmOptions());
 
+    /// <summary>The MSRs a vCPU of this system could read at its first save (set by <see cref="Vcpu.SaveState"/>).</summary>
+    internal uint[]? ReadableMsrs { get; set; }
+
     internal unsafe KvmCpuidEntry2[] SupportedCpuid()
     {
         if (_cpuid is not null) return _cpuid;

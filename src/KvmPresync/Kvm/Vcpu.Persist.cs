@@ -71,9 +71,13 @@ public sealed unsafe partial class Vcpu
         fixed (byte* p = blob) KvmException.Check(set(fd, p), op);
     }
 
-    /// <summary>Reads every MSR KVM lists; KVM_GET_MSRS stops at the first it cannot read, which is skipped.</summary>
+    /// <summary>
+    /// Reads every MSR KVM lists; KVM_GET_MSRS stops at the first it cannot read, which is skipped. The readable
+    /// set is remembered per KVM system, so later saves (a migration's downtime) take one ioctl.
+    /// </summary>
     private (uint, ulong)[] SaveMsrs(int fd)
     {
+        if (Vm.System.ReadableMsrs is { } known && TryReadAll(fd, known, out (uint, ulong)[] fast)) return fast;
         uint[] indices = Vm.System.MsrIndexList();
         var result = new List<(uint, ulong)>(indices.Length);
         var entries = new KvmMsrEntry[indices.Length];
@@ -87,7 +91,18 @@ public sealed unsafe partial class Vcpu
             for (int i = 0; i < read; i++) result.Add((entries[i].Index, entries[i].Data));
             start += read + 1; // skip the one that could not be read
         }
+        Vm.System.ReadableMsrs = result.Select(m => m.Item1).ToArray();
         return [.. result];
+    }
+
+    private static bool TryReadAll(int fd, uint[] indices, out (uint, ulong)[] msrs)
+    {
+        var entries = new KvmMsrEntry[indices.Length];
+        for (int i = 0; i < indices.Length; i++) entries[i] = new KvmMsrEntry { Index = indices[i] };
+        int read;
+        fixed (KvmMsrEntry* p = entries) read = KvmException.Check(Native.VcpuGetMsrs(fd, p, (uint)entries.Length), "KVM_GET_MSRS");
+        msrs = read == entries.Length ? entries.Select(e => (e.Index, e.Data)).ToArray() : [];
+        return read == entries.Length;
     }
 
     private static void RestoreMsrs(int fd, (uint Index, ulong Value)[] msrs)

@@ -57,6 +57,7 @@ public sealed unsafe partial class Vcpu : IDisposable
             KvmCpuidEntry2[] cpuid = vm.System.SupportedCpuid();
             fixed (KvmCpuidEntry2* p = cpuid)
                 KvmException.Check(Native.VcpuSetCpuid2(handle.Fd, p, (uint)cpuid.Length), "KVM_SET_CPUID2");
+            if (vm.System.ReadableMsrs is null) vcpu.SaveMsrs(handle.Fd); // learn the readable MSRs now, not in a downtime
             return vcpu;
         }
         catch

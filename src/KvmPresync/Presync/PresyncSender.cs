@@ -64,8 +64,15 @@ public sealed class PresyncSender
             ? new TokenBucket((long)_options.Engine.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)_options.Engine.LinkBitsPerSecond))
             : null;
         var writer = new FrameWriter(new SocketGatherWriter(_socket, bucket));
-        await Handshake.RunSenderAsync(reader, writer,
-            new SenderHandshakeOptions(layout, PageHashAlgorithm.PageHasher, HelloOptions.ZeroPages), _key, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Handshake.RunSenderAsync(reader, writer,
+                new SenderHandshakeOptions(layout, PageHashAlgorithm.PageHasher, HelloOptions.ZeroPages), _key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+        {
+            return new MigrationResult { Succeeded = false, Failure = $"handshake failed: {Describe(e)}; the source guest kept running" };
+        }
 
         _ = DigestOf(memory, pageLimit: 4096); // JIT and warm the digest path now, not during the downtime
         using var session = new SenderSession(memory, writer, _options.BatchPages);

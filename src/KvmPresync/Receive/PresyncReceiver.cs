@@ -65,6 +65,7 @@ public static class PresyncReceiver
                 ValidateLayout = layout => ValidateLayout(layout, options),
             }, key, cancellationToken).ConfigureAwait(false);
 
+            WarmVerification(); // load and compile the digest path now, not in the downtime
             target = createTarget(session.Layout);
             GuestMemory memory = target.Memory;
             if ((ulong)memory.Size != session.Layout.TotalBytes || memory.PageSize != session.Layout.PageSize)
@@ -192,6 +193,13 @@ public static class PresyncReceiver
         }
     }
 
+    private static void WarmVerification()
+    {
+        var warm = new MemoryDigest(1, GuestMemory.HostPageSize);
+        warm.SetPage(0, PageHasher.ZeroPageHash(GuestMemory.HostPageSize));
+        _ = MemoryDigest.Matches(warm.Compute(), new byte[MemoryDigest.Size]);
+    }
+
     private static string? ValidateLayout(MemoryLayout layout, ReceiverOptions options)
     {
         if (layout.Slots.Count != 1 || layout.Slots[0].GuestPhysicalAddress != 0)
@@ -210,7 +218,7 @@ public static class PresyncReceiver
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await writer.WriteAsync(new Abort(reason == AbortReason.Invalid ? AbortReason.ProtocolViolation : reason, message), cts.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is ProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // the peer is gone; closing the connection is all that is left
         }
