@@ -16,6 +16,7 @@ namespace KvmPresync.Bench;
 /// every other page (256 iovecs per frame).
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class ZeroCopyBenchmarks
 {
     private const int PageSize = 4096;

@@ -26,8 +26,8 @@ namespace KvmPresync.Wire;
 /// </para>
 /// <para>
 /// Sends never block the thread: sendmsg is non-blocking, and when the socket buffer is full the writer waits
-/// for room through the runtime's socket engine by sending the next ≤ 4 KiB with <c>Socket.SendAsync</c>, then
-/// continues with sendmsg. One writer per socket; writes must not overlap (<see cref="FrameWriter"/> serializes
+/// for room through the runtime's socket engine by sending the rest of the current run (in a zero-copy group:
+/// only its next ≤ 4 KiB) with <c>Socket.SendAsync</c>, then continues with sendmsg. One writer per socket; writes must not overlap (<see cref="FrameWriter"/> serializes
 /// them). Does not own the socket.
 /// </para>
 /// </summary>
@@ -188,7 +188,7 @@ public sealed class ZeroCopySocketWriter : IGatherWriter, IDisposable
             int errno = (int)-sent;
             if (sent == 0 || errno == EAGAIN)
             {
-                (index, offset) = await WaitForRoomAsync(index, offset, cancellationToken).ConfigureAwait(false);
+                (index, offset) = await WaitForRoomAsync(index, offset, zeroCopyGroup, cancellationToken).ConfigureAwait(false);
                 continue;
             }
             if (errno == ENOBUFS && zeroCopy)
@@ -216,11 +216,14 @@ public sealed class ZeroCopySocketWriter : IGatherWriter, IDisposable
         return Native.SockSendmsg(_fd, _iovecs.Iovecs, (uint)count, flags);
     }
 
-    /// <summary>The socket buffer is full: let the runtime's socket engine wait for room while it sends the next few bytes.</summary>
-    private async ValueTask<(int Index, int Offset)> WaitForRoomAsync(int index, int offset, CancellationToken cancellationToken)
+    /// <summary>
+    /// The socket buffer is full: let the runtime's socket engine wait for room while it sends the rest of the
+    /// current run — only its next 4 KiB in a zero-copy group, so the bulk stays on the MSG_ZEROCOPY path.
+    /// </summary>
+    private async ValueTask<(int Index, int Offset)> WaitForRoomAsync(int index, int offset, bool zeroCopyGroup, CancellationToken cancellationToken)
     {
         ReadOnlyMemory<byte> next = _iovecs.Remainder(index, offset);
-        next = next[..Math.Min(next.Length, WaitSliceBytes)];
+        if (zeroCopyGroup) next = next[..Math.Min(next.Length, WaitSliceBytes)];
         _waits++;
         _sendCalls++;
         int sent;
