@@ -33,10 +33,18 @@ public sealed class ChangePredictor
     // (bit i = dirty i rounds ago): 255 / d where d is the first round after the decision in which the page was dirty.
     private static readonly byte[] SoonValue = BuildSoonValue();
 
+    /// <summary>Ages are kept exact up to this many rounds (then saturate): about 55 min at 100 ms rounds.</summary>
+    public const int MaxTrackedAge = 1 << 15;
+
+    // RecencyOfAge[a]: 255 − round(16·log2(a + 1)), at least 1 — recency on a log scale, for a = rounds since the last write.
+    private static readonly byte[] RecencyOfAge = BuildRecency();
+
     private readonly ushort[] _history;
     private readonly sbyte[] _residualNext;
     private readonly sbyte[] _residualSoon;
     private readonly ulong[] _active;
+    private readonly ulong[] _everDirty;     // 1 bit per page: dirtied at least once since the predictor started
+    private readonly ushort[] _lastDirty;    // round stamp (mod 2^16) of the page's last write; ages saturate at MaxTrackedAge
     private readonly ContextTable _next;
     private readonly ContextTable _soon;
     private readonly bool _useResidual;
@@ -57,6 +65,8 @@ public sealed class ChangePredictor
         _residualNext = new sbyte[_useResidual ? pageCount : 0];
         _residualSoon = new sbyte[_useResidual ? pageCount : 0];
         _active = new ulong[(pageCount + 63) / 64];
+        _everDirty = new ulong[(pageCount + 63) / 64];
+        _lastDirty = new ushort[pageCount];
         _next = new ContextTable(options.Decay, options.PriorWeight);
         _soon = new ContextTable(options.Decay, options.PriorWeight);
     }
@@ -87,6 +97,8 @@ public sealed class ChangePredictor
         long[] nextCount = _next.RoundCount, nextSum = _next.RoundSum;
         long[] soonCount = _soon.RoundCount, soonSum = _soon.RoundSum;
         ushort[] history = _history;
+        ushort[] lastDirty = _lastDirty;
+        ushort stamp = (ushort)Rounds;
         long seen = 0, active = 0;
 
         for (int w = 0; w < dirtyWords.Length; w++)
@@ -105,6 +117,7 @@ public sealed class ChangePredictor
                 int h = ((history[page] << 1) | d) & 0xFFFF;
                 history[page] = (ushort)h;
                 if (h != 0) stillActive |= 1UL << bit;
+                if (d != 0) lastDirty[page] = stamp;
 
                 // (a) next round: the context one round ago (bits 1..8) was followed by outcome d.
                 int ctxNext = (h >> 1) & 0xFF;
@@ -128,6 +141,7 @@ public sealed class ChangePredictor
                 seen++;
             }
             _active[w] = stillActive;
+            _everDirty[w] |= dirty;
             active += BitOperations.PopCount(stillActive);
         }
 
@@ -135,6 +149,47 @@ public sealed class ChangePredictor
         _soon.EndRound(PageCount - seen);
         ActivePages = active;
         Rounds++;
+        if ((Rounds & (MaxTrackedAge / 2 - 1)) == 0) SaturateAges();
+    }
+
+    /// <summary>
+    /// Rounds since <paramref name="page"/> was last dirtied (0 = in the last round observed), saturating at
+    /// <see cref="MaxTrackedAge"/>; null if it has not been dirtied since the predictor started.
+    /// </summary>
+    public int? AgeRounds(long page)
+    {
+        CheckPage(page);
+        return (_everDirty[page >> 6] >> (int)(page & 63) & 1) == 0 ? null : Age(page);
+    }
+
+    /// <summary>
+    /// Recency rank for pages beyond the predictor's horizon, 1..255: 255 − round(16·log2(age + 1)) with age = rounds
+    /// since the last write (a page written in the last round scores 255, 15 rounds ago 191, 255 rounds ago 127);
+    /// 0 for a page never dirtied since the predictor started (no evidence that it is ever written).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int RecencyScore(long page) =>
+        (_everDirty[page >> 6] >> (int)(page & 63) & 1) == 0 ? 0 : RecencyOfAge[Age(page)];
+
+    /// <summary>Bit i set = page 64·<paramref name="word"/> + i has been dirtied since the predictor started.</summary>
+    internal ulong EverDirtyWord(int word) => _everDirty[word];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Age(long page) => Math.Min(MaxTrackedAge, (int)(ushort)((ushort)(Rounds - 1) - _lastDirty[page]));
+
+    // Every MaxTrackedAge/2 rounds: pull stamps older than MaxTrackedAge forward, so a raw age stays below 1.5·MaxTrackedAge < 2^16 and never wraps.
+    private void SaturateAges()
+    {
+        ushort now = (ushort)(Rounds - 1);
+        ushort oldest = (ushort)(now - MaxTrackedAge);
+        for (int w = 0; w < _everDirty.Length; w++)
+        {
+            for (ulong e = _everDirty[w]; e != 0; e &= e - 1)
+            {
+                long page = ((long)w << 6) + BitOperations.TrailingZeroCount(e);
+                if ((ushort)(now - _lastDirty[page]) > MaxTrackedAge) _lastDirty[page] = oldest;
+            }
+        }
     }
 
     /// <summary>P(page is dirtied again before the next round), 0..255.</summary>
@@ -242,6 +297,14 @@ public sealed class ChangePredictor
     {
         if ((ulong)page >= (ulong)PageCount)
             throw new ArgumentOutOfRangeException(nameof(page), page, $"page outside the predictor's {PageCount} pages");
+    }
+
+    private static byte[] BuildRecency()
+    {
+        var table = new byte[ushort.MaxValue + 1];
+        for (int a = 0; a < table.Length; a++)
+            table[a] = (byte)Math.Clamp(255 - (int)Math.Round(16 * Math.Log2(a + 1.0)), 1, 255);
+        return table;
     }
 
     private static byte[] BuildSoonValue()

@@ -21,6 +21,15 @@ public sealed record HoldBackOptions
 
     public HoldRanking Ranking { get; init; } = HoldRanking.Soon;
 
+    /// <summary>
+    /// Whether budget left over after the pages above <see cref="Threshold"/> is filled with other pending pages that were
+    /// dirtied since the predictor started, most recently written first (<see cref="ChangePredictor.RecencyScore"/>).
+    /// Holding a page costs no wire bytes — it is sent once, when released or at launch — so unused budget is an option
+    /// given away for nothing: a held page that is rewritten again (an autosave, an editor's burst, a frame slot on an
+    /// irregular clock) saves a send. Default true.
+    /// </summary>
+    public bool FillBudgetByRecency { get; init; } = true;
+
     public void Validate()
     {
         if (!(Threshold >= 0 && Threshold <= 1))

@@ -7,19 +7,29 @@ namespace KvmPresync.Presync;
 /// Decides, each round, which pending pages to send and which to hold back.
 /// </summary>
 /// <remarks>
-/// <para>Hold-back: pending pages whose predictor score is at least the threshold are candidates; the highest
-/// scores are held first until the held bytes would exceed the launch budget (ties broken by page order), so
-/// what the predictor holds can always be sent within the launch-time target.</para>
-/// <para>Window: of the pages not held, the lowest scores are sent first — the pages least likely to change
-/// again — until the round's window is full; the rest are deferred (stay pending).</para>
+/// <para>Every pending page gets a rank key 0..511 (higher = more worth holding):
+/// 256 + score when the predictor's score (soon by default) is at least the threshold — a rewrite expected within the
+/// predictor's horizon; otherwise, with <see cref="HoldBackOptions.FillBudgetByRecency"/>, the page's recency
+/// (1..255, most recently written highest; 0 if never dirtied since the predictor started); without it, the score.</para>
+/// <para>Hold-back: pages with key ≥ 256 (or ≥ 1 when filling by recency) are candidates; the highest keys are held
+/// first until the held bytes would exceed the launch budget (ties broken by page order), so what the predictor holds
+/// can always be sent within the launch-time target.</para>
+/// <para>Window: of the pages not held, the lowest keys are sent first — the pages least likely to change again —
+/// until the round's window is full; the rest are deferred (stay pending).</para>
 /// <para>Nothing is removed from the pending set here: the caller clears a page when it has actually been sent.
-/// Ranking uses 256-level histograms (two or three passes over the pending words, no sort). Pages with an empty
-/// history all share one score, so they are handled a 64-page word at a time unless they straddle a cut.</para>
+/// Ranking uses 512-level histograms (two or three passes over the pending words, no sort). Pages without a per-page
+/// key (history 0 and, when filling by recency, never dirtied) all share one key, so they are handled a 64-page word
+/// at a time unless they straddle a cut.</para>
 /// </remarks>
 public sealed class HoldBackPlanner
 {
-    private readonly long[] _histogram = new long[256];
-    private byte[] _scoreBuffer = new byte[1024]; // scores of pending active pages, in page order (pass 1 → passes 2, 3)
+    /// <summary>Rank keys at or above this are hold candidates by the predictor's score (256 + score).</summary>
+    public const int ScoredTier = 256;
+
+    private const int Levels = 512;
+
+    private readonly long[] _histogram = new long[Levels];
+    private ushort[] _scoreBuffer = new ushort[1024]; // keys of pending per-page-ranked pages, in page order (pass 1 → passes 2, 3)
     private readonly int _thresholdScore;
 
     public HoldBackPlanner(HoldBackOptions? options = null)
@@ -55,12 +65,12 @@ public sealed class HoldBackPlanner
         if (predictor is not null && predictor.PageCount != pending.PageCount)
             throw new ArgumentException($"predictor covers {predictor.PageCount} pages, pending set {pending.PageCount}", nameof(predictor));
 
-        var scores = new Scores(predictor, Options.Ranking);
+        var scores = new Scores(predictor, Options, _thresholdScore);
         ReadOnlySpan<ulong> pendingWords = pending.ReadOnlyWords;
         Span<ulong> heldWords = held.Words;
         Span<ulong> sendWords = send.Words;
         long[] hist = _histogram;
-        int threshold = _thresholdScore;
+        int threshold = scores.MinHoldKey;
         bool predicting = predictor is not null;
 
         // Pass 1: total pending; bytes per score among hold candidates.
@@ -87,18 +97,18 @@ public sealed class HoldBackPlanner
                 pendingBytes += c;
                 int s = scores.Of(page);
                 if (scored == _scoreBuffer.Length) Array.Resize(ref _scoreBuffer, (int)Math.Min(Array.MaxLength, 2L * scored));
-                _scoreBuffer[scored++] = (byte)s;
+                _scoreBuffer[scored++] = (ushort)s;
                 if (s >= threshold) hist[s] += c;
             }
         }
-        byte[] scoreOf = _scoreBuffer;
+        ushort[] scoreOf = _scoreBuffer;
 
         // Hold cut: levels above holdCut are held whole; at holdCut, pages in page order while they fit.
         long holdRoom = budget.Bytes;
         int holdCut = -1;
         if (predicting)
         {
-            for (int level = 255; level >= threshold; level--)
+            for (int level = Levels - 1; level >= threshold; level--)
             {
                 if (hist[level] <= holdRoom) { holdRoom -= hist[level]; continue; }
                 holdCut = level;
@@ -171,8 +181,8 @@ public sealed class HoldBackPlanner
 
         // Window cut: levels below sendCut are sent whole; at sendCut, pages in page order while they fit.
         long sendRoom = windowBytes;
-        int sendCut = 256;
-        for (int level = 0; level < 256; level++)
+        int sendCut = Levels;
+        for (int level = 0; level < Levels; level++)
         {
             if (hist[level] <= sendRoom) { sendRoom -= hist[level]; continue; }
             sendCut = level;
@@ -222,14 +232,41 @@ public sealed class HoldBackPlanner
             restPages - sendPages, restBytes - sendBytes);
     }
 
-    /// <summary>The ranking score of pages (0 for every page without a predictor).</summary>
-    private readonly struct Scores(ChangePredictor? predictor, HoldRanking ranking)
+    /// <summary>The rank key of pages (0 for every page without a predictor); see the class remarks.</summary>
+    private readonly struct Scores
     {
-        public readonly int Idle = predictor is null ? 0
-            : ranking == HoldRanking.Soon ? predictor.IdleSoonScore : predictor.IdleNextRoundScore;
+        private readonly ChangePredictor? _predictor;
+        private readonly bool _soon;
+        private readonly bool _recency;
+        private readonly int _threshold;
 
-        public ulong Active(int word) => predictor is null ? 0 : predictor.ActiveWord(word);
+        public Scores(ChangePredictor? predictor, HoldBackOptions options, int threshold)
+        {
+            _predictor = predictor;
+            _soon = options.Ranking == HoldRanking.Soon;
+            _recency = options.FillBudgetByRecency;
+            _threshold = threshold;
+            MinHoldKey = _recency ? 1 : ScoredTier;
+            Idle = predictor is null ? 0 : KeyOf(_soon ? predictor.IdleSoonScore : predictor.IdleNextRoundScore, 0);
+        }
 
-        public int Of(long page) => ranking == HoldRanking.Soon ? predictor!.SoonScore(page) : predictor!.NextRoundScore(page);
+        /// <summary>Lowest key that is a hold candidate.</summary>
+        public int MinHoldKey { get; }
+
+        /// <summary>Key shared by every page not in <see cref="Active"/>.</summary>
+        public int Idle { get; }
+
+        /// <summary>Pages of word <paramref name="word"/> with a key of their own.</summary>
+        public ulong Active(int word) => _predictor is null ? 0
+            : _recency ? _predictor.ActiveWord(word) | _predictor.EverDirtyWord(word) : _predictor.ActiveWord(word);
+
+        public int Of(long page)
+        {
+            int score = _soon ? _predictor!.SoonScore(page) : _predictor!.NextRoundScore(page);
+            return score >= _threshold ? ScoredTier + score : _recency ? _predictor.RecencyScore(page) : score;
+        }
+
+        private int KeyOf(int score, int recency) =>
+            score >= _threshold ? ScoredTier + score : _recency ? recency : score;
     }
 }

@@ -20,6 +20,9 @@ public sealed record SyncEngineOptions
     /// <summary>Wire bytes per page beyond its payload (descriptor).</summary>
     public int HeaderBytesPerPage { get; init; } = 24;
 
+    /// <summary>Whether every page starts pending (the receiver holds nothing yet). False: only harvested pages become pending.</summary>
+    public bool InitiallyPending { get; init; } = true;
+
     public ChangePredictorOptions Predictor { get; init; } = new();
 
     public HoldBackOptions HoldBack { get; init; } = new();
@@ -36,14 +39,32 @@ public sealed class SyncEngine
 {
     private readonly HoldBackPlanner _planner;
     private readonly DirtyBitmap _held;
+    private readonly DirtyBitmap? _nonZero;
 
     public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null)
+        : this(pageCount, pageSize, options, nonZeroPages: null)
+    {
+    }
+
+    /// <param name="pageCount">Pages of guest memory.</param>
+    /// <param name="pageSize">Bytes per page.</param>
+    /// <param name="options">Policy and tuning (null = defaults).</param>
+    /// <param name="nonZeroPages">Pages known to hold non-zero content at the start (null = all); copied. A page known to
+    /// be zero costs only its header until a harvest shows it dirtied (<see cref="Absorb"/>).</param>
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages)
     {
         Options = options ?? new SyncEngineOptions();
+        if (nonZeroPages is not null && nonZeroPages.PageCount != pageCount)
+            throw new ArgumentException($"non-zero page map covers {nonZeroPages.PageCount} pages, memory {pageCount}", nameof(nonZeroPages));
         Pending = new DirtyBitmap(pageCount);
-        Pending.SetAll(); // the receiver holds nothing yet
+        if (Options.InitiallyPending) Pending.SetAll(); // the receiver holds nothing yet
         _held = new DirtyBitmap(pageCount);
-        Cost = new PageCost(pageSize, Options.HeaderBytesPerPage);
+        if (nonZeroPages is not null)
+        {
+            _nonZero = new DirtyBitmap(pageCount);
+            _nonZero.CopyFrom(nonZeroPages);
+        }
+        Cost = new PageCost(pageSize, Options.HeaderBytesPerPage, _nonZero);
         Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
         _planner = new HoldBackPlanner(Options.HoldBack);
         Predictor = Options.Policy == SyncPolicy.None ? null : new ChangePredictor(pageCount, Options.Predictor);
@@ -72,11 +93,22 @@ public sealed class SyncEngine
     /// <summary>Bytes the link can move in one interval.</summary>
     public long LinkCapacity(TimeSpan interval) => (long)(Options.LinkBitsPerSecond / 8 * interval.TotalSeconds);
 
-    /// <summary>Merges a harvest into the pending set and teaches the predictor.</summary>
+    /// <summary>Merges a harvest into the pending set and teaches the predictor (dirtied pages are no longer known zero).</summary>
     public void Absorb(DirtyBitmap harvest)
     {
         Pending.Or(harvest);
+        _nonZero?.Or(harvest);
         Predictor?.Update(harvest);
+    }
+
+    /// <summary>Wire bytes to send every pending page now (the initial copy when nothing has been sent yet).</summary>
+    public long PendingBytes()
+    {
+        ReadOnlySpan<ulong> words = Pending.ReadOnlyWords;
+        long bytes = 0;
+        for (int w = 0; w < words.Length; w++)
+            if (words[w] != 0) bytes += Cost.OfWord(w, words[w]);
+        return bytes;
     }
 
     /// <summary>Chooses this round's pages into <paramref name="send"/> (cleared first).</summary>

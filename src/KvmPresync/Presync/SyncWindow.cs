@@ -13,7 +13,8 @@ namespace KvmPresync.Presync;
 ///   │  W ← 2W   │ ── 2W ≥ ssthresh: W ← ssthresh ─────────► │  W ← W + AI          │ ──┘ no pressure: W ← W + AI
 ///   └───────────┘                                           └──────────────────────┘
 ///   In either phase: pressure within the hold-off after a decrease → hold; sent &lt; W·appLimited → hold.
-///   Then: interval ×step when dirty bytes &gt; W (coalesce), ÷step when nothing was deferred and dirty ≤ W·shorten;
+///   Then: interval ×step when dirty bytes &gt; W (coalesce), ÷step (not below the initial interval unless allowed)
+///   when nothing was deferred and dirty ≤ W·shorten;
 ///   W and ssthresh scale with the interval (same rate); finally W ≤ rateCap × interval.
 /// </code>
 /// A pure object: feed it each round's <see cref="RoundFeedback"/>, read <see cref="Window"/> and
@@ -180,7 +181,9 @@ public sealed class SyncWindow
         }
         if (feedback.DeferredBytes == 0 && feedback.DirtyBytes <= windowUsed * _options.ShortenBelowFraction)
         {
-            TimeSpan shorter = Max(_options.MinInterval, TimeSpan.FromTicks((long)(Interval.Ticks / _options.IntervalStep)));
+            TimeSpan floor = _options.ShortenBelowInitialInterval ? _options.MinInterval : Max(_options.MinInterval, _options.InitialInterval);
+            TimeSpan shorter = Max(floor, TimeSpan.FromTicks((long)(Interval.Ticks / _options.IntervalStep)));
+            if (shorter > Interval) return IntervalReason.Unchanged;
             if (shorter == Interval) return IntervalReason.Unchanged;
             interval = shorter;
             return IntervalReason.ShortenedWindowDrained;

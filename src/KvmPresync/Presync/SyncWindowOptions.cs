@@ -63,6 +63,14 @@ public sealed record SyncWindowOptions
     /// <summary>Shorten only when the round's dirty bytes were at most this fraction of the window (hysteresis).</summary>
     public double ShortenBelowFraction { get; init; } = 0.5;
 
+    /// <summary>
+    /// Whether a drained window may shorten the interval below <see cref="InitialInterval"/> (down to
+    /// <see cref="MinInterval"/>). Default false: before launch, sync latency buys nothing while longer rounds coalesce
+    /// rewrites and keep the predictor on the timescale it learnt (it counts rounds), so shortening only undoes an
+    /// earlier lengthening.
+    /// </summary>
+    public bool ShortenBelowInitialInterval { get; init; }
+
     /// <summary>When the interval changes, scale window and ssthresh with it so the byte rate is unchanged.</summary>
     public bool ScaleWindowWithInterval { get; init; } = true;
 

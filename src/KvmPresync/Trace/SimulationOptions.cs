@@ -78,6 +78,20 @@ public sealed record SimulationOptions
 
     public SyncWindowOptions Window { get; init; } = new();
 
+    /// <summary>The engine's options for this simulation: the same policy step the live sender runs.</summary>
+    public SyncEngineOptions ToEngineOptions() => new()
+    {
+        Policy = Policy,
+        LinkBitsPerSecond = LinkBitsPerSecond,
+        LaunchTarget = LaunchTarget,
+        RoundInterval = RoundInterval,
+        HeaderBytesPerPage = HeaderBytesPerPage,
+        InitiallyPending = InitialCopy,
+        Predictor = Predictor,
+        HoldBack = HoldBack,
+        Window = Window,
+    };
+
     public void Validate()
     {
         if (Policy is not (SyncPolicy.None or SyncPolicy.Predict or SyncPolicy.PredictSlowStart))

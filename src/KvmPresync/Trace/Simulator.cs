@@ -4,17 +4,19 @@ using KvmPresync.Presync;
 namespace KvmPresync.Trace;
 
 /// <summary>
-/// Replays a dirty-page source through the real engine objects — pending set, <see cref="ChangePredictor"/>,
-/// <see cref="HoldBackPlanner"/> with its <see cref="LaunchBudget"/>, <see cref="SyncWindow"/> — over a modelled link,
-/// and reports the bytes each policy sends during the sync period and would leave for launch.
+/// Replays a dirty-page source through <see cref="SyncEngine"/> — the same policy step the live sender runs (pending
+/// set, <see cref="ChangePredictor"/>, <see cref="HoldBackPlanner"/> with its <see cref="LaunchBudget"/>,
+/// <see cref="SyncWindow"/>) — over a modelled link, and reports the bytes each policy sends during the sync period
+/// and would leave for launch.
 /// </summary>
 /// <remarks>
-/// Each round at time t: advance the source to t and harvest into a fresh bitmap → pending |= harvest → predictor
-/// update → plan (hold back within budget, send lowest scores first within the window) → pending &amp;= ~send →
-/// the link queues the sent bytes and drains for one interval → the window controller (predict+slowstart) reads
-/// RTT, acked bytes, dirty bytes and deferred bytes → next round at t + interval. Pages are assumed to hold
-/// distinct content whenever dirtied (no content hashing), so every send costs header + page size, except pages
-/// known to be zero before they were first dirtied (header only).
+/// Each round at time t: advance the source to t and harvest into a fresh bitmap → <see cref="SyncEngine.Absorb"/>
+/// (pending |= harvest, predictor update) → <see cref="SyncEngine.Plan"/> (hold back within budget, send lowest ranks
+/// first within the window) → <see cref="SyncEngine.MarkSent"/> (pending &amp;= ~send) → the link queues the sent
+/// bytes and drains for one interval → <see cref="SyncEngine.Feedback"/> (predict+slowstart: RTT, acked bytes, dirty
+/// bytes, deferred bytes) → next round at t + interval. Pages are assumed to hold distinct content whenever dirtied
+/// (no content hashing), so every send costs header + page size, except pages known to be zero before they were first
+/// dirtied (header only).
 /// </remarks>
 public static class Simulator
 {
@@ -27,35 +29,11 @@ public static class Simulator
         if (options.NonZeroPages is { } nz && nz.PageCount != pageCount)
             throw new ArgumentException($"non-zero page map covers {nz.PageCount} pages, source {pageCount}", nameof(options));
 
-        DirtyBitmap? nonZero = null;
-        if (options.NonZeroPages is not null)
-        {
-            nonZero = new DirtyBitmap(pageCount);
-            nonZero.CopyFrom(options.NonZeroPages);
-        }
-        var cost = new PageCost(source.PageSize, options.HeaderBytesPerPage, nonZero);
-        var pending = new DirtyBitmap(pageCount);
+        var engine = new SyncEngine(pageCount, source.PageSize, options.ToEngineOptions(), options.NonZeroPages);
         var harvest = new DirtyBitmap(pageCount);
         var send = new DirtyBitmap(pageCount);
-        var held = new DirtyBitmap(pageCount);
         var link = new SimulatedLink(options.LinkBitsPerSecond, options.BaseRtt);
-        var budget = LaunchBudget.FromLink(options.LinkBitsPerSecond, options.LaunchTarget);
-        var planner = new HoldBackPlanner(options.HoldBack);
-        ChangePredictor? predictor = options.Policy == SyncPolicy.None ? null : new ChangePredictor(pageCount, options.Predictor);
-        SyncWindow? window = null;
-        if (options.Policy == SyncPolicy.PredictSlowStart)
-        {
-            var w = options.Window;
-            TimeSpan start = options.RoundInterval < w.MinInterval ? w.MinInterval : options.RoundInterval > w.MaxInterval ? w.MaxInterval : options.RoundInterval;
-            window = new SyncWindow(w with { InitialInterval = start });
-        }
-
-        long initialCopyBytes = 0;
-        if (options.InitialCopy)
-        {
-            pending.SetAll();
-            initialCopyBytes = nonZero is null ? pageCount * cost.FullPageBytes : nonZero.Count() * (long)source.PageSize + pageCount * options.HeaderBytesPerPage;
-        }
+        long initialCopyBytes = options.InitialCopy ? engine.PendingBytes() : 0;
 
         var rounds = new List<RoundRecord>();
         long syncBytes = 0, syncPages = 0, warmUpBytes = 0;
@@ -67,14 +45,12 @@ public static class Simulator
             source.AdvanceTo(t);
             harvest.Clear();
             DirtyHarvest h = source.Harvest(harvest);
-            pending.Or(harvest);
-            nonZero?.Or(harvest);
-            predictor?.Update(harvest);
+            engine.Absorb(harvest);
 
-            TimeSpan interval = window?.Interval ?? options.RoundInterval;
-            long windowBytes = window?.Window ?? link.Capacity(interval);
-            plan = planner.Plan(pending, predictor, budget, windowBytes, cost, send, held);
-            pending.AndNot(send);
+            TimeSpan interval = engine.Interval;
+            long windowBytes = engine.Window?.Window ?? link.Capacity(interval);
+            plan = engine.Plan(send, holdBack: true, windowBytes);
+            engine.MarkSent(send);
             link.Send(plan.SendBytes);
             if (t < options.WarmUp)
             {
@@ -88,13 +64,13 @@ public static class Simulator
 
             long acked = link.Advance(interval);
             TimeSpan rtt = link.Rtt;
-            WindowDecision? decision = window?.OnRound(new RoundFeedback
+            WindowDecision? decision = engine.Feedback(new RoundFeedback
             {
                 Elapsed = interval,
                 Rtt = rtt,
                 BytesSent = plan.SendBytes,
                 BytesAcked = acked,
-                DirtyBytes = h.DirtyPages * cost.FullPageBytes,
+                DirtyBytes = h.DirtyPages * engine.Cost.FullPageBytes,
                 DeferredBytes = plan.DeferredBytes,
             });
 
@@ -112,7 +88,7 @@ public static class Simulator
                 WindowBytes = windowBytes,
                 IntervalMs = interval.TotalMilliseconds,
                 RemainingAtLaunchBytes = plan.RemainingBytes,
-                ActivePages = predictor?.ActivePages ?? 0,
+                ActivePages = engine.Predictor?.ActivePages ?? 0,
                 RttMs = rtt.TotalMilliseconds,
                 AckedBytes = acked,
                 WindowReason = decision?.Reason,
@@ -132,7 +108,7 @@ public static class Simulator
             PageSize = source.PageSize,
             LinkBitsPerSecond = options.LinkBitsPerSecond,
             DurationMs = t.TotalMilliseconds,
-            LaunchBudgetBytes = budget.Bytes,
+            LaunchBudgetBytes = engine.Budget.Bytes,
             MeasuredFromMs = options.WarmUp.TotalMilliseconds,
             WarmUpBytes = warmUpBytes,
             InitialCopyBytes = initialCopyBytes,

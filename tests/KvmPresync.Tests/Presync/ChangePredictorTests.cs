@@ -130,4 +130,29 @@ public sealed class ChangePredictorTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new ChangePredictor(1, new ChangePredictorOptions { PriorWeight = -1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => ChangePredictor.ThresholdToScore(1.5));
     }
+
+    [Fact]
+    public void Recency_falls_with_age_on_a_log_scale_and_is_zero_for_a_never_written_page()
+    {
+        var predictor = new ChangePredictor(128);
+        Feed(predictor, 100, r => r switch { 0 => new long[] { 1 }, 84 => new long[] { 2 }, 99 => new long[] { 3 }, _ => Array.Empty<long>() });
+        Assert.Equal(99, predictor.AgeRounds(1));
+        Assert.Equal(15, predictor.AgeRounds(2));
+        Assert.Equal(0, predictor.AgeRounds(3));
+        Assert.Null(predictor.AgeRounds(4));
+        Assert.Equal(255, predictor.RecencyScore(3));
+        Assert.Equal(255 - 64, predictor.RecencyScore(2)); // 16·log2(16)
+        Assert.Equal(255 - (int)Math.Round(16 * Math.Log2(100)), predictor.RecencyScore(1));
+        Assert.Equal(0, predictor.RecencyScore(4));
+    }
+
+    [Fact]
+    public void Page_age_saturates_instead_of_wrapping_after_65536_rounds()
+    {
+        var predictor = new ChangePredictor(64);
+        Feed(predictor, 70_000, r => r switch { 0 => new long[] { 5 }, 69_999 => new long[] { 6 }, _ => Array.Empty<long>() });
+        Assert.Equal(ChangePredictor.MaxTrackedAge, predictor.AgeRounds(5));
+        Assert.True(predictor.RecencyScore(5) >= 1);
+        Assert.Equal(0, predictor.AgeRounds(6));
+    }
 }

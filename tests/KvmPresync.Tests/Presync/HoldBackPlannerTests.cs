@@ -43,16 +43,38 @@ public sealed class HoldBackPlannerTests
     }
 
     [Fact]
-    public void Does_not_hold_a_once_written_page()
+    public void Without_recency_fill_a_once_written_page_is_not_held()
     {
         var predictor = new ChangePredictor(4096);
         Feed(predictor, 100, r => Range(r * 4L, 4).Append(4000)); // a stream of once-written pages plus one hot page
         long justWritten = 99 * 4;
-        var (plan, send, held) = Plan(Bitmap(4096, justWritten, 4000), predictor, 1_000_000);
+        var (plan, send, held) = Plan(Bitmap(4096, justWritten, 4000), predictor, 1_000_000,
+            options: new HoldBackOptions { FillBudgetByRecency = false });
         Assert.False(held[justWritten]);
         Assert.True(send[justWritten]);
         Assert.True(held[4000]);
         Assert.Equal(1, plan.HeldPages);
+    }
+
+    [Fact]
+    public void Leftover_budget_holds_once_written_pages_most_recent_first_after_the_predicted_ones()
+    {
+        var predictor = new ChangePredictor(4096);
+        Feed(predictor, 100, r => Range(r * 4L, 4).Append(4000)); // a stream of once-written pages plus one hot page
+        long justWritten = 99 * 4, older = 50 * 4, neverWritten = 4090;
+        DirtyBitmap pending = Bitmap(4096, older, justWritten, 4000, neverWritten);
+
+        // Room for two pages: the hot page (predicted), then the most recently written one.
+        var (plan, send, held) = Plan(pending, predictor, 2 * Full);
+        Assert.True(held[4000] && held[justWritten]);
+        Assert.True(send[older] && send[neverWritten]);
+        Assert.Equal(2, plan.HeldPages);
+
+        // Ample room: every page written since the predictor started is held; one never written is not (no evidence).
+        (plan, send, held) = Plan(pending, predictor, 1_000_000);
+        Assert.True(held[4000] && held[justWritten] && held[older]);
+        Assert.True(send[neverWritten]);
+        Assert.Equal(3, plan.HeldPages);
     }
 
     [Theory]

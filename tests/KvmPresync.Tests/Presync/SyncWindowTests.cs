@@ -237,7 +237,7 @@ public sealed class SyncWindowTests
     [Fact]
     public void Interval_shortens_when_the_window_drained_everything_with_room_to_spare()
     {
-        var w = new SyncWindow(Options());
+        var w = new SyncWindow(Options(o => o with { ShortenBelowInitialInterval = true }));
         // Dirty exactly half the window, nothing deferred → shorten; window halves with the interval.
         var d = w.OnRound(Clean(MiB) with { DirtyBytes = MiB / 2, DeferredBytes = 0 });
         Assert.Equal(IntervalReason.ShortenedWindowDrained, d.IntervalReason);
@@ -246,11 +246,27 @@ public sealed class SyncWindowTests
         // Already at the 50 ms minimum.
         Assert.Equal(IntervalReason.Unchanged, w.OnRound(Clean(MiB) with { DirtyBytes = 0, DeferredBytes = 0 }).IntervalReason);
         // Something deferred: no shortening even with few dirty bytes.
-        var w2 = new SyncWindow(Options());
+        var w2 = new SyncWindow(Options(o => o with { ShortenBelowInitialInterval = true }));
         Assert.Equal(IntervalReason.Unchanged, w2.OnRound(Clean(MiB) with { DirtyBytes = 0, DeferredBytes = 4096 }).IntervalReason);
         // Dirty above half the window: hysteresis keeps the interval.
-        var w3 = new SyncWindow(Options());
+        var w3 = new SyncWindow(Options(o => o with { ShortenBelowInitialInterval = true }));
         Assert.Equal(IntervalReason.Unchanged, w3.OnRound(Clean(MiB) with { DirtyBytes = MiB / 2 + 1, DeferredBytes = 0 }).IntervalReason);
+    }
+
+    [Fact]
+    public void By_default_a_drained_window_shortens_the_interval_back_to_the_initial_one_but_not_below()
+    {
+        var w = new SyncWindow(Options());
+        // Drained at the initial 100 ms: the predictor's timescale (rounds) is kept, nothing to undo.
+        Assert.Equal(IntervalReason.Unchanged, w.OnRound(Clean(MiB) with { DirtyBytes = 0, DeferredBytes = 0 }).IntervalReason);
+        Assert.Equal(Ms100, w.Interval);
+        // Lengthened by a dirty burst, then drained: back to 100 ms, and no further.
+        w.OnRound(Clean(w.Window) with { DirtyBytes = long.MaxValue / 4 });
+        Assert.Equal(TimeSpan.FromMilliseconds(200), w.Interval);
+        Assert.Equal(IntervalReason.ShortenedWindowDrained, w.OnRound(Clean(w.Window) with { DirtyBytes = 0, DeferredBytes = 0 }).IntervalReason);
+        Assert.Equal(Ms100, w.Interval);
+        Assert.Equal(IntervalReason.Unchanged, w.OnRound(Clean(w.Window) with { DirtyBytes = 0, DeferredBytes = 0 }).IntervalReason);
+        Assert.Equal(Ms100, w.Interval);
     }
 
     [Fact]
