@@ -37,6 +37,8 @@ public sealed record MigrationResult
     /// <summary>Bytes sent from launch to the end (final rounds, final delta, state).</summary>
     public long LaunchBytes { get; init; }
     public long FinalDeltaPages { get; init; }
+    /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
+    public Wire.ZeroCopyStats? ZeroCopy { get; init; }
     /// <summary>Where the downtime went (null when the migration failed).</summary>
     public DowntimeBreakdown? Downtime { get; init; }
     public IReadOnlyList<SyncRoundReport> Rounds { get; init; } = [];

@@ -63,7 +63,11 @@ public sealed class PresyncSender
         TokenBucket? bucket = _options.Engine.LinkBitsPerSecond > 0 && !double.IsInfinity(_options.Engine.LinkBitsPerSecond)
             ? new TokenBucket((long)_options.Engine.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)_options.Engine.LinkBitsPerSecond))
             : null;
-        var writer = new FrameWriter(new SocketGatherWriter(_socket, bucket));
+        ZeroCopySocketWriter? zeroCopy = _options.ZeroCopy
+            ? new ZeroCopySocketWriter(_socket, new ZeroCopyWriterOptions { ZeroCopy = true, RateLimit = bucket })
+            : null;
+        using var zeroCopyOwner = zeroCopy;
+        var writer = new FrameWriter(zeroCopy is not null ? zeroCopy : new SocketGatherWriter(_socket, bucket));
         try
         {
             await Handshake.RunSenderAsync(reader, writer,
@@ -154,7 +158,8 @@ public sealed class PresyncSender
             _source.DirtyLog.Harvest(finalHarvest);
             engine.Absorb(finalHarvest);
             long finalPages = engine.Pending.Count();
-            RoundOutcome last = await SendPlannedAsync(engine, session, finalSend, round, holdBack: false, long.MaxValue, finalHarvest.Count(), stop.Token).ConfigureAwait(false);
+            RoundOutcome last = await SendPlannedAsync(engine, session, finalSend, round, holdBack: false, long.MaxValue, finalHarvest.Count(), stop.Token, paused: true).ConfigureAwait(false);
+            if (zeroCopy is not null) await zeroCopy.WaitForCompletionsAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
             Report(last, round, "paused", last.Bytes, null, null, null, null);
             if (!engine.Pending.IsEmpty())
                 throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");
@@ -185,6 +190,7 @@ public sealed class PresyncSender
                 SyncBytes = syncBytes,
                 LaunchBytes = writer.BytesWritten - launchBytesStart,
                 FinalDeltaPages = finalPages,
+                ZeroCopy = zeroCopy?.Stats,
                 Downtime = new DowntimeBreakdown(TicksToMs(deltaSentAt - pausedAt), TicksToMs(digestAt - deltaSentAt),
                     TicksToMs(stateSentAt - digestAt), TicksToMs(resumedAt - stateSentAt)),
                 Rounds = _rounds,
@@ -229,11 +235,11 @@ public sealed class PresyncSender
     }
 
     private static async Task<RoundOutcome> SendPlannedAsync(SyncEngine engine, SenderSession session, DirtyBitmap send, long round,
-        bool holdBack, long? windowBytes, long dirty, CancellationToken ct)
+        bool holdBack, long? windowBytes, long dirty, CancellationToken ct, bool paused = false)
     {
         RoundPlan plan = engine.Plan(send, holdBack, windowBytes);
         long before = session.BytesWritten;
-        SendCounts counts = await session.SendAsync((ulong)round, send, ct).ConfigureAwait(false);
+        SendCounts counts = await session.SendAsync((ulong)round, send, ct, skipUnchanged: !paused).ConfigureAwait(false);
         engine.MarkSent(send); // only after the transport took every page of the round
         return new RoundOutcome(plan, dirty, counts, session.BytesWritten - before);
     }

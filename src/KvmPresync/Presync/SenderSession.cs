@@ -43,7 +43,12 @@ internal sealed class SenderSession : IDisposable
     public long BytesWritten => _writer.BytesWritten;
 
     /// <summary>Sends every page set in <paramref name="pages"/>; returns when the transport has taken them all.</summary>
-    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct)
+    /// <param name="skipUnchanged">
+    /// Skip pages whose hash equals the last one sent. Off for the paused final delta: a page read while the guest
+    /// ran may have reached the receiver torn (different from what was hashed), and a page that later returns to
+    /// the hashed content must then still be sent.
+    /// </param>
+    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true)
     {
         long sent = 0, unchanged = 0, zero = 0;
         int n = 0;
@@ -53,7 +58,7 @@ internal sealed class SenderSession : IDisposable
         {
             long page = _pageList[i];
             ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
-            if (hash == _lastSentHash[page])
+            if (skipUnchanged && hash == _lastSentHash[page])
             {
                 unchanged++;
                 continue;

@@ -64,7 +64,7 @@ public sealed class HelloValidationTests
     public void Unknown_hash_algorithm_and_options_are_refused()
     {
         Assert.Equal(ProtocolError.UnknownHashAlgorithm, Fails(RawHello("KPSY"u8, 1, 4096, OneSlot, hash: 0)).Error);
-        Assert.Equal(ProtocolError.UnknownHashAlgorithm, Fails(RawHello("KPSY"u8, 1, 4096, OneSlot, hash: 3)).Error);
+        Assert.Equal(ProtocolError.UnknownHashAlgorithm, Fails(RawHello("KPSY"u8, 1, 4096, OneSlot, hash: 4)).Error);
         Assert.Equal(ProtocolError.UnknownOption, Fails(RawHello("KPSY"u8, 1, 4096, OneSlot, options: 1u << 9)).Error);
     }
 
