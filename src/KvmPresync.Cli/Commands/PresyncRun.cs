@@ -17,7 +17,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -37,6 +37,7 @@ internal static class PresyncRun
         var sender = new PresyncSender(source, socket, key, new PresyncOptions
         {
             Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : double.PositiveInfinity },
+            ZeroCopy = s.ZeroCopy,
         });
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
@@ -74,6 +75,10 @@ internal static class PresyncRun
         }
         Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
+        if (result.Downtime is { } d)
+            Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
+        if (result.ZeroCopy is { } zc)
+            Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
         return 0;
     }
 
