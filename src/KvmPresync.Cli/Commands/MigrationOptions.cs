@@ -19,6 +19,12 @@ internal static class MigrationOptions
         DefaultValueFactory = _ => "1gbit",
     };
 
+    public static Option<string> Bandwidth() => new("--bandwidth")
+    {
+        Description = "Link rate the sync policies plan for (launch budget, window) when --link-rate is none, e.g. 1gbit",
+        DefaultValueFactory = _ => "1gbit",
+    };
+
     public static double ParseLinkRate(string text) =>
         text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? 0 : Wire.LinkRate.Parse(text);
 

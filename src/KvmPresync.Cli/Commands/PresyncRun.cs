@@ -17,7 +17,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -36,7 +36,8 @@ internal static class PresyncRun
         var source = new MachineMigrationSource(machine);
         var sender = new PresyncSender(source, socket, key, new PresyncOptions
         {
-            Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : double.PositiveInfinity },
+            Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : s.Bandwidth },
+            RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
         });
         var clock = Stopwatch.StartNew();

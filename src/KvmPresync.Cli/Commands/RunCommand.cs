@@ -16,6 +16,7 @@ internal static class RunCommand
         var presyncTo = new Option<string?>("--presync-to") { Description = "Keep the guest's memory in sync with a receiver at ADDRESS:PORT and migrate it at launch" };
         var psk = MigrationOptions.PskFile(required: false);
         var link = MigrationOptions.LinkRate();
+        var bandwidth = MigrationOptions.Bandwidth();
         var policy = new Option<string>("--policy") { Description = "Sync policy: none | predict | predict+slowstart", DefaultValueFactory = _ => "predict+slowstart" };
         var launchAfter = new Option<double?>("--launch-after") { Description = "Launch the migration after this many seconds of pre-synchronization" };
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
@@ -26,6 +27,7 @@ internal static class RunCommand
         cmd.Options.Add(presyncTo);
         cmd.Options.Add(psk);
         cmd.Options.Add(link);
+        cmd.Options.Add(bandwidth);
         cmd.Options.Add(policy);
         cmd.Options.Add(launchAfter);
         cmd.Options.Add(zeroCopy);
@@ -36,7 +38,7 @@ internal static class RunCommand
             if (r.GetValue(presyncTo) is not { } to)
                 return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
-            var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!),
+            var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 Trace.SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter), r.GetValue(json), r.GetValue(zeroCopy));
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();

@@ -5,6 +5,12 @@ public sealed record PresyncOptions
 {
     public SyncEngineOptions Engine { get; init; } = new();
 
+    /// <summary>
+    /// In-process token-bucket limit on what the sender writes, bits/s: null = the engine's link rate
+    /// (<see cref="SyncEngineOptions.LinkBitsPerSecond"/>), 0 = none (the network itself shapes, e.g. tc tbf).
+    /// </summary>
+    public double? RateLimitBitsPerSecond { get; init; }
+
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init; } = 256;
 

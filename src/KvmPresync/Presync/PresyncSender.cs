@@ -60,8 +60,9 @@ public sealed class PresyncSender
         var layout = MemoryLayout.SingleSlot(memory.PageSize, (ulong)memory.Size);
         var stream = new NetworkStream(_socket, ownsSocket: false);
         var reader = new FrameReader(stream);
-        TokenBucket? bucket = _options.Engine.LinkBitsPerSecond > 0 && !double.IsInfinity(_options.Engine.LinkBitsPerSecond)
-            ? new TokenBucket((long)_options.Engine.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)_options.Engine.LinkBitsPerSecond))
+        double limit = _options.RateLimitBitsPerSecond ?? _options.Engine.LinkBitsPerSecond;
+        TokenBucket? bucket = limit > 0 && double.IsFinite(limit)
+            ? new TokenBucket((long)limit, TokenBucket.DefaultBurstBytes((long)limit))
             : null;
         ZeroCopySocketWriter? zeroCopy = _options.ZeroCopy
             ? new ZeroCopySocketWriter(_socket, new ZeroCopyWriterOptions { ZeroCopy = true, RateLimit = bucket })

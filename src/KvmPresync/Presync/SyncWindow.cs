@@ -158,7 +158,8 @@ public sealed class SyncWindow
         if (feedback.Rtt is { } rtt && rtt > TimeSpan.Zero)
         {
             BaseRtt = BaseRtt is { } b && b <= rtt ? b : rtt;
-            if (rtt.Ticks > BaseRtt.Value.Ticks * _options.RttRiseFactor && rtt - BaseRtt.Value > _options.MinRttRise) signals |= PressureSignals.Rtt;
+            TimeSpan floor = _options.MinRttRise > Interval * _options.RttRiseIntervalFraction ? _options.MinRttRise : Interval * _options.RttRiseIntervalFraction;
+            if (rtt.Ticks > BaseRtt.Value.Ticks * _options.RttRiseFactor && rtt - BaseRtt.Value > floor) signals |= PressureSignals.Rtt;
         }
         if (feedback.BytesSent >= _options.MinBytesForGoodputSignal && feedback.BytesSent > 0
             && feedback.BytesAcked < feedback.BytesSent * (1 - _options.GoodputShortfall))

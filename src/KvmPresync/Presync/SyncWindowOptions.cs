@@ -31,6 +31,12 @@ public sealed record SyncWindowOptions
     /// </summary>
     public TimeSpan MinRttRise { get; init; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>
+    /// …and to exceed this fraction of the round interval: a round's burst briefly queues window/rate at the
+    /// bottleneck (e.g. tc tbf); only a queue that lasts a good part of the round means the link is overloaded.
+    /// </summary>
+    public double RttRiseIntervalFraction { get; init; } = 0.25;
+
     public double GoodputShortfall { get; init; } = 0.2;
 
     /// <summary>The goodput signal is ignored for rounds that sent fewer bytes than this.</summary>

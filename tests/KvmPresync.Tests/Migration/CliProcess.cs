@@ -25,9 +25,12 @@ internal sealed class CliProcess : IDisposable
         get { lock (_output) return _output.ToString(); }
     }
 
-    public static CliProcess Start(params string[] args)
+    public static CliProcess Start(params string[] args) => StartWrapped(Executable, args);
+
+    /// <summary>Starts <paramref name="file"/> (e.g. <c>ip netns exec NS kvmpresync …</c>) with captured output.</summary>
+    public static CliProcess StartWrapped(string file, params string[] args)
     {
-        var psi = new ProcessStartInfo(Executable)
+        var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -35,7 +38,7 @@ internal sealed class CliProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (string a in args) psi.ArgumentList.Add(a);
-        return new CliProcess(Process.Start(psi) ?? throw new InvalidOperationException($"could not start {Executable}"));
+        return new CliProcess(Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}"));
     }
 
     /// <summary>Waits for a line containing <paramref name="text"/>.</summary>

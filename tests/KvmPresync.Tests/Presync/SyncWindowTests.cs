@@ -10,7 +10,7 @@ public sealed class SyncWindowTests
     /// <summary>Defaults with interval changes disabled unless a test asks (dirty 0, deferred > 0 keeps the interval).</summary>
     private static SyncWindowOptions Options(Func<SyncWindowOptions, SyncWindowOptions>? change = null)
     {
-        var o = new SyncWindowOptions { InitialWindowBytes = MiB, MinWindowBytes = 64 * 1024, AdditiveIncreaseBytes = MiB, MinRttRise = TimeSpan.Zero };
+        var o = new SyncWindowOptions { InitialWindowBytes = MiB, MinWindowBytes = 64 * 1024, AdditiveIncreaseBytes = MiB, MinRttRise = TimeSpan.Zero, RttRiseIntervalFraction = 0 };
         return change is null ? o : change(o);
     }
 
@@ -54,6 +54,15 @@ public sealed class SyncWindowTests
         Assert.Equal(4 * MiB, w.Window);
         w.OnRound(Clean(4 * MiB));
         Assert.Equal(5 * MiB, w.Window);
+    }
+
+    [Fact]
+    public void Rtt_rise_shorter_than_a_quarter_round_is_a_burst_not_overload()
+    {
+        var w = new SyncWindow(Options(o => o with { RttRiseIntervalFraction = 0.25 })); // 100 ms rounds: floor 25 ms
+        w.OnRound(Clean(MiB, rttMs: 1));
+        Assert.Equal(PressureSignals.None, w.OnRound(Clean(2 * MiB, rttMs: 20)).Signals); // 19 ms of burst queue
+        Assert.Equal(WindowReason.DecreaseOnRtt, w.OnRound(Clean(4 * MiB, rttMs: 30)).Reason); // 29 ms: overloaded
     }
 
     [Fact]

@@ -123,3 +123,26 @@ public sealed class MachineTests
         Assert.Contains("make -C native", e.Message);
     }
 }
+
+/// <summary>A guest doing something the VMM does not emulate ends the machine with an error naming the exit and the guest's RIP.</summary>
+public sealed class UnexpectedExitTests : IDisposable
+{
+    private readonly string _image = Path.GetTempFileName();
+
+    [Fact]
+    public async Task OutToAnUnknownPortIsReportedWithTheRip()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        // mov dx, 0x600; out dx, eax; jmp $
+        File.WriteAllBytes(_image, [0x66, 0xBA, 0x00, 0x06, 0xEF, 0xEB, 0xFE]);
+        using var m = Machine.Boot(kvm, new MachineConfig { Workload = Workload.Idle, MemorySize = 16L << 20, FillBytes = 0, GuestImage = _image });
+        m.Start();
+        MachineExit exit = await m.Completion.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        Assert.Equal(MachineExitKind.Error, exit.Kind);
+        Assert.Contains("port 0x600", exit.Message);
+        Assert.Contains("RIP 0x100005", exit.Message); // just after the 5-byte instruction pair
+        Assert.Equal(0x100005UL, exit.Rip);
+    }
+
+    public void Dispose() => File.Delete(_image);
+}
