@@ -24,7 +24,9 @@ public sealed class AllocationTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int p = 1; p < pages; p++) reader.ReadPayload(guest.AsSpan(p * PageSize, PageSize));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated == 0, $"{allocated} bytes allocated for {pages - 1} payloads");
+        // Nothing per page: the smallest object is 24 bytes, so a per-page allocation would cost ≥ 24 × 255 bytes.
+        // A few KB can appear once when the runtime tiers code up on this thread under load (seen in CI-like runs).
+        Assert.True(allocated < 24 * (pages - 1) / 2, $"{allocated} bytes allocated for {pages - 1} payloads");
     }
 
     [Fact]
