@@ -102,7 +102,7 @@ KP_EXPORT int64_t kp_layout_offsetof(const char *type, const char *field);
 
 /* ---- sockets: gather send from guest memory, MSG_ZEROCOPY and its completions (shim/net.c) ---- */
 /* One buffer of a gather send. Same size and field offsets as struct iovec on LP64 (a static assert in
- * net.c holds it); C# mirrors it field by field and a test proves the layout with kp_net_layout_*. */
+ * net.c holds it); C# mirrors it field by field and a test proves the layout with kp_layout_*. */
 struct kp_iovec {
     uint64_t base;   /* address of the first byte */
     uint64_t len;    /* bytes */
@@ -134,9 +134,6 @@ KP_EXPORT int32_t kp_sock_reap_zerocopy(int32_t fd, struct kp_zc_stats *out);
 #define KP_POLL_HUP 0x010u
 /* poll(2) on one fd: the revents (0 on timeout), or -errno. EINTR is retried with the full timeout. */
 KP_EXPORT int32_t kp_sock_poll(int32_t fd, uint32_t events, int32_t timeout_ms);
-/* Layout proof of the two structs above, like kp_layout_*: -1 for an unknown name. */
-KP_EXPORT int64_t kp_net_layout_sizeof(const char *type);
-KP_EXPORT int64_t kp_net_layout_offsetof(const char *type, const char *field);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,11 @@ static const struct kp_field kp_layout[] = {
     OFF(kp_boot_info, heartbeat_ms), OFF(kp_boot_info, params), OFF(kp_boot_info, mailbox),
     SIZE(kp_mailbox), OFF(kp_mailbox, pace_deadline_us), OFF(kp_mailbox, hb_seq), OFF(kp_mailbox, hb_prev),
     OFF(kp_mailbox, hb_sum), OFF(kp_mailbox, hb_errors), OFF(kp_mailbox, progress_total),
+
+    /* the zero-copy send structs (net.c), mirrored by src/KvmPresync/Interop/Interop.Net.cs */
+    SIZE(kp_iovec), OFF(kp_iovec, base), OFF(kp_iovec, len),
+    SIZE(kp_zc_stats), OFF(kp_zc_stats, completed_lo_hi_ranges), OFF(kp_zc_stats, completed_sends),
+    OFF(kp_zc_stats, copied_sends), OFF(kp_zc_stats, last_hi),
 };
 
 static const struct kp_field *kp_find(const char *type, const char *field)

@@ -17,7 +17,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalRounds = null);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -39,6 +39,8 @@ internal static class PresyncRun
             Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : s.Bandwidth },
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
+            SyncBeforeLaunch = s.SyncBeforeLaunch,
+            MaxFinalRounds = s.MaxFinalRounds ?? TimeSpan.FromMilliseconds(300),
         });
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
@@ -52,7 +54,7 @@ internal static class PresyncRun
             _ = Task.Delay(TimeSpan.FromSeconds(after), ct).ContinueWith(t => { if (!t.IsCanceled) sender.Launch(); }, TaskScheduler.Default);
         if (!Console.IsInputRedirected)
             _ = Task.Run(() => { Console.ReadLine(); sender.Launch(); }, ct);
-        Console.WriteLine($"pre-synchronizing to {s.Target} (policy {s.Policy.Name()}); launch with Enter, SIGUSR1 (kill -USR1 {Environment.ProcessId})" +
+        Console.WriteLine((s.SyncBeforeLaunch ? $"pre-synchronizing to {s.Target} (policy {s.Policy.Name()})" : $"connected to {s.Target}; classic pre-copy at launch (nothing sent before)") + $"; launch with Enter, SIGUSR1 (kill -USR1 {Environment.ProcessId})" +
                           (s.LaunchAfterSeconds is { } a ? $" or after {a:0.#} s" : ""));
 
         MigrationResult result;
@@ -83,7 +85,7 @@ internal static class PresyncRun
         return 0;
     }
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
+    internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,

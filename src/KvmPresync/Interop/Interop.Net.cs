@@ -44,9 +44,5 @@ internal static partial class Native
     [LibraryImport(Libraries.Shim, EntryPoint = "kp_sock_poll")]
     internal static partial int SockPoll(int fd, uint events, int timeoutMs);
 
-    [LibraryImport(Libraries.Shim, EntryPoint = "kp_net_layout_sizeof", StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial long NetLayoutSizeof(string type);
 
-    [LibraryImport(Libraries.Shim, EntryPoint = "kp_net_layout_offsetof", StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial long NetLayoutOffsetof(string type, string field);
 }

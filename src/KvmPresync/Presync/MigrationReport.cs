@@ -34,9 +34,16 @@ public sealed record MigrationResult
     public double DowntimeMs { get; init; }
     /// <summary>Bytes sent before launch (wire bytes, headers included).</summary>
     public long SyncBytes { get; init; }
+    /// <summary>
+    /// Bytes sent before launch until every page had reached the receiver once (the initial full copy); null when
+    /// launch came first. <c>SyncBytes − InitialCopyBytes</c> is the steady-state sync traffic the predictor saves on.
+    /// </summary>
+    public long? InitialCopyBytes { get; init; }
     /// <summary>Bytes sent from launch to the end (final rounds, final delta, state).</summary>
     public long LaunchBytes { get; init; }
     public long FinalDeltaPages { get; init; }
+    /// <summary>Guest work units per second from connect to launch (the application-slowdown figure).</summary>
+    public double ProgressRateDuringSync { get; init; }
     /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
     public Wire.ZeroCopyStats? ZeroCopy { get; init; }
     /// <summary>Where the downtime went (null when the migration failed).</summary>

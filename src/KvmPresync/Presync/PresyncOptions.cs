@@ -11,6 +11,12 @@ public sealed record PresyncOptions
     /// </summary>
     public double? RateLimitBitsPerSecond { get; init; }
 
+    /// <summary>
+    /// False = classic pre-copy: nothing is sent before <see cref="PresyncSender.Launch"/>; at launch the sender
+    /// iterates (whole memory first, then what was dirtied meanwhile) for up to <see cref="MaxFinalRounds"/>.
+    /// </summary>
+    public bool SyncBeforeLaunch { get; init; } = true;
+
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init; } = 256;
 

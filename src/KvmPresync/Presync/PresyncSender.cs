@@ -96,6 +96,20 @@ public sealed class PresyncSender
             long round = 0;
             long lastProgress = _source.ProgressTotal;
             TimeSpan lastTime = _clock.Elapsed;
+            var neverSent = new DirtyBitmap(memory.PageCount);
+            neverSent.SetAll();
+            long? initialCopyBytes = null;
+            long syncStartProgress = _source.ProgressTotal;
+            TimeSpan syncStart = _clock.Elapsed;
+            if (!_options.SyncBeforeLaunch)
+            {
+                // classic pre-copy: the guest runs undisturbed until launch; the connection is kept alive
+                while (!_launch.Task.IsCompleted)
+                {
+                    FailIfPeerEnded(resumed, ackLoop);
+                    await WaitRoundAsync(_clock.Elapsed + TimeSpan.FromMilliseconds(100), stop.Token).ConfigureAwait(false);
+                }
+            }
             while (!_launch.Task.IsCompleted)
             {
                 TimeSpan start = _clock.Elapsed;
@@ -106,6 +120,12 @@ public sealed class PresyncSender
                 RoundOutcome o = await RunRoundAsync(engine, session, writer, harvest, send, round, holdBack: true, windowBytes: null, stop.Token).ConfigureAwait(false);
                 long sent = writer.BytesWritten - before;
                 syncBytes += sent;
+                if (initialCopyBytes is null)
+                {
+                    neverSent.AndNot(send);
+                    neverSent.AndNot(engine.Held); // a page the policy holds back has been dealt with by this pass too
+                    if (neverSent.IsEmpty()) initialCopyBytes = syncBytes; // the first pass over all memory is complete
+                }
                 // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
                 TimeSpan ackWait = engine.Interval > TimeSpan.FromMilliseconds(500) ? engine.Interval : TimeSpan.FromMilliseconds(500);
                 await Task.WhenAny(ackOfRound.Task, ackLoop, Task.Delay(ackWait, stop.Token)).ConfigureAwait(false);
@@ -128,24 +148,31 @@ public sealed class PresyncSender
                     DeferredBytes = o.Plan.DeferredBytes,
                     ProgressRate = progressRate,
                 });
-                Report(o, round++, "sync", sent, rtt, acked / Math.Max(1e-3, elapsed.TotalSeconds) * 8 / 1e6, progressRate, decision?.Reason.ToString());
+                Report(o, round++, "sync", sent, rtt, acked / Math.Max(1e-3, elapsed.TotalSeconds) * 8 / 1e6, progressRate, decision?.Reason.ToString(),
+                    engine.Window?.Window ?? engine.LinkCapacity(engine.Interval), engine.Interval.TotalMilliseconds);
                 await WaitRoundAsync(start + engine.Interval, stop.Token).ConfigureAwait(false);
             }
 
             // ---- launch: final live rounds while the delta shrinks, bounded in time ----
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
+            double syncProgressRate = (_source.ProgressTotal - syncStartProgress) / Math.Max(1e-3, (_clock.Elapsed - syncStart).TotalSeconds);
             long launchBytesStart = writer.BytesWritten;
             await writer.WriteAsync(new Launch((ulong)round, (ulong)engine.Pending.Count(), Now()), stop.Token).ConfigureAwait(false);
             var finalHarvest = new DirtyBitmap(memory.PageCount);
             var finalSend = new DirtyBitmap(memory.PageCount);
             long downtimeBudget = (long)(_options.Engine.LinkBitsPerSecond / 8 * _options.DowntimeTarget.TotalSeconds);
             TimeSpan finalDeadline = _clock.Elapsed + _options.MaxFinalRounds;
+            long previousPending = long.MaxValue;
             while (_clock.Elapsed < finalDeadline)
             {
                 finalHarvest.Clear();
                 _source.DirtyLog.Harvest(finalHarvest);
                 engine.Absorb(finalHarvest);
-                if (engine.Pending.Count() * engine.Cost.FullPageBytes <= downtimeBudget) break;
+                long pendingNow = engine.Pending.Count();
+                // Converged: what is left fits the downtime target, or another live round no longer shrinks it
+                // (the guest dirties as fast as the link drains: iterating only delays the pause).
+                if (pendingNow * engine.Cost.FullPageBytes <= downtimeBudget || pendingNow > previousPending / 10 * 8) break;
+                previousPending = pendingNow;
                 FailIfPeerEnded(resumed, ackLoop);
                 RoundOutcome o = await SendPlannedAsync(engine, session, finalSend, round, holdBack: false, long.MaxValue, finalHarvest.Count(), stop.Token).ConfigureAwait(false);
                 Report(o, round++, "final", o.Bytes, null, null, null, null);
@@ -189,8 +216,10 @@ public sealed class PresyncSender
                 LaunchToResumeMs = TicksToMs(resumedAt - launchStart),
                 DowntimeMs = TicksToMs(resumedAt - pausedAt),
                 SyncBytes = syncBytes,
+                InitialCopyBytes = initialCopyBytes,
                 LaunchBytes = writer.BytesWritten - launchBytesStart,
                 FinalDeltaPages = finalPages,
+                ProgressRateDuringSync = syncProgressRate,
                 ZeroCopy = zeroCopy?.Stats,
                 Downtime = new DowntimeBreakdown(TicksToMs(deltaSentAt - pausedAt), TicksToMs(digestAt - deltaSentAt),
                     TicksToMs(stateSentAt - digestAt), TicksToMs(resumedAt - stateSentAt)),
@@ -245,7 +274,8 @@ public sealed class PresyncSender
         return new RoundOutcome(plan, dirty, counts, session.BytesWritten - before);
     }
 
-    private void Report(RoundOutcome o, long round, string phase, long bytes, double? rtt, double? goodputMbps, double? progressRate, string? reason)
+    private void Report(RoundOutcome o, long round, string phase, long bytes, double? rtt, double? goodputMbps, double? progressRate, string? reason,
+        long windowBytes = 0, double intervalMs = 0)
     {
         var r = new SyncRoundReport
         {
@@ -259,8 +289,8 @@ public sealed class PresyncSender
             SkippedUnchangedPages = o.Counts.Unchanged,
             ZeroPages = o.Counts.Zero,
             HeldPages = o.Plan.HeldPages,
-            WindowBytes = 0,
-            IntervalMs = 0,
+            WindowBytes = windowBytes,
+            IntervalMs = intervalMs,
             RttMs = rtt,
             GoodputMbps = goodputMbps,
             ProgressRate = progressRate,

@@ -67,8 +67,8 @@ public sealed class SyncEngine
         Cost = new PageCost(pageSize, Options.HeaderBytesPerPage, _nonZero);
         Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
         _planner = new HoldBackPlanner(Options.HoldBack);
-        Predictor = Options.Policy == SyncPolicy.None ? null : new ChangePredictor(pageCount, Options.Predictor);
-        if (Options.Policy == SyncPolicy.PredictSlowStart)
+        Predictor = Options.Policy is SyncPolicy.None or SyncPolicy.SlowStart ? null : new ChangePredictor(pageCount, Options.Predictor);
+        if (Options.Policy is SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart)
             Window = new SyncWindow(Options.Window with { InitialInterval = Clamp(Options.RoundInterval, Options.Window.MinInterval, Options.Window.MaxInterval) });
     }
 

@@ -14,6 +14,9 @@ public enum SyncPolicy
 
     /// <summary>As <see cref="Predict"/>, with the slow-start window and adaptive interval deciding how much each round sends.</summary>
     PredictSlowStart = 3,
+
+    /// <summary>Slow-start window without prediction: every pending page is due, paced by the window (the paper's "presync" baseline).</summary>
+    SlowStart = 4,
 }
 
 /// <summary>Parses and prints policy names as the CLI spells them: none | predict | predict+slowstart.</summary>
@@ -24,6 +27,7 @@ public static class SyncPolicyNames
         SyncPolicy.None => "none",
         SyncPolicy.Predict => "predict",
         SyncPolicy.PredictSlowStart => "predict+slowstart",
+        SyncPolicy.SlowStart => "slowstart",
         _ => throw new ArgumentOutOfRangeException(nameof(policy), policy, "unknown policy"),
     };
 
@@ -32,7 +36,8 @@ public static class SyncPolicyNames
         "none" => SyncPolicy.None,
         "predict" => SyncPolicy.Predict,
         "predict+slowstart" or "predict-slowstart" or "predictslowstart" => SyncPolicy.PredictSlowStart,
-        _ => throw new ArgumentException($"unknown sync policy \"{name}\"; expected none, predict or predict+slowstart", nameof(name)),
+        "slowstart" => SyncPolicy.SlowStart,
+        _ => throw new ArgumentException($"unknown sync policy \"{name}\"; expected none, slowstart, predict or predict+slowstart", nameof(name)),
     };
 }
 

@@ -11,7 +11,7 @@ public sealed class ZeroCopyLayoutTests
     [InlineData("kp_zc_stats", typeof(KpZcStats))]
     public void Struct_size_matches_C(string cType, Type managed)
     {
-        Assert.Equal(Native.NetLayoutSizeof(cType), Marshal.SizeOf(managed));
+        Assert.Equal(Native.LayoutSizeof(cType), Marshal.SizeOf(managed));
     }
 
     [Theory]
@@ -23,7 +23,7 @@ public sealed class ZeroCopyLayoutTests
     [InlineData("kp_zc_stats", "last_hi", typeof(KpZcStats), nameof(KpZcStats.LastHi))]
     public void Field_offset_matches_C(string cType, string cField, Type managed, string field)
     {
-        long native = Native.NetLayoutOffsetof(cType, cField);
+        long native = Native.LayoutOffsetof(cType, cField);
         Assert.True(native >= 0, $"{cType}.{cField} is unknown to the shim");
         Assert.Equal(native, (long)Marshal.OffsetOf(managed, field));
     }
@@ -32,9 +32,9 @@ public sealed class ZeroCopyLayoutTests
     public void Kp_iovec_is_struct_iovec_on_this_platform()
     {
         // net.c hands kp_iovec arrays to the kernel as struct iovec (static asserts there); the C# side sees the same 16 bytes.
-        Assert.Equal(16, Native.NetLayoutSizeof("kp_iovec"));
-        Assert.Equal(8, Native.NetLayoutOffsetof("kp_iovec", "len"));
-        Assert.Equal(-1, Native.NetLayoutSizeof("iovec"));
-        Assert.Equal(-1, Native.NetLayoutOffsetof("kp_iovec", "iov_len"));
+        Assert.Equal(16, Native.LayoutSizeof("kp_iovec"));
+        Assert.Equal(8, Native.LayoutOffsetof("kp_iovec", "len"));
+        Assert.Equal(-1, Native.LayoutSizeof("iovec"));
+        Assert.Equal(-1, Native.LayoutOffsetof("kp_iovec", "iov_len"));
     }
 }
