@@ -29,9 +29,9 @@ test: native
 	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
 	tools/run-tests.sh tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests
 
-# The main job (for now: a movie-playback guest for 30 s with live progress and dirty-page rate).
+# The main job: the paper's experiment, quick (15 s sync, 1 run) on the in-process 1 Gbit/s link.
 run: cli
-	$(CLI) run --workload movie --memory 256M --seconds 30
+	$(CLI) repro --quick --json $(BUILD)/repro-quick.json --plots $(BUILD)/plots
 
 bench: native
 	$(DOTNET) run -c Release --project bench/KvmPresync.Bench -- $(ARGS)

@@ -15,6 +15,7 @@ public static class Program
             ReceiveCommand.Create(),
             TraceCommands.Create(),
             SimulateCommand.Create(),
+            Repro.ReproCommand.Create(),
         };
         try
         {

@@ -1,0 +1,215 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using KvmPresync.Kvm;
+using KvmPresync.Presync;
+
+namespace KvmPresync.Cli.Repro;
+
+/// <summary>
+/// <c>kvmpresync repro</c>: the paper's experiment, side by side. For each workload and mode it boots a fresh guest in
+/// a source process, a receiver in another process, syncs for the sync period, launches, and collects both sides'
+/// figures. It drives the same <c>run --presync-to</c> / <c>receive</c> code users run — no second implementation.
+/// </summary>
+internal static class ReproCommand
+{
+    public static readonly string[] Modes = ["precopy", "presync", "presync+predict"];
+
+    public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
+        string? Json, string? Plots);
+
+    public static Command Create()
+    {
+        var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
+        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads", DefaultValueFactory = _ => "text,audio,movie" };
+        var memory = new Option<string>("--memory") { Description = "Guest memory", DefaultValueFactory = _ => "256M" };
+        var link = new Option<string>("--link") { Description = "loopback (in-process token bucket) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
+        var rate = new Option<string>("--link-rate") { Description = "Link rate", DefaultValueFactory = _ => "1gbit" };
+        var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
+        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch (default 60; --quick 15)" };
+        var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
+        var plots = new Option<string?>("--plots") { Description = "Write PNG plots into this directory" };
+        var cmd = new Command("repro", "Reproduce the paper's experiment: pre-copy vs presync vs presync+predict, per workload, with the physical bound")
+        {
+            quick, workloads, memory, link, rate, runs, sync, json, plots,
+        };
+        cmd.SetAction((r, ct) =>
+        {
+            bool q = r.GetValue(quick);
+            string linkKind = r.GetValue(link)!.Trim().ToLowerInvariant();
+            if (linkKind is not ("loopback" or "netns")) throw new ArgumentException($"--link: '{linkKind}' is not loopback or netns");
+            var s = new Settings(r.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Units.ParseSize(r.GetValue(memory)!), linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
+                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots));
+            if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
+            foreach (string w in s.Workloads)
+                if (w is not ("text" or "audio" or "movie" or "idle")) throw new ArgumentException($"--workloads: unknown workload '{w}'");
+            return RunAsync(s, ct);
+        });
+        return cmd;
+    }
+
+    private static async Task<int> RunAsync(Settings s, CancellationToken ct)
+    {
+        if (!KvmSystem.IsAvailable(out string why)) throw new InvalidOperationException($"repro needs /dev/kvm: {why}");
+        string exe = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the kvmpresync executable");
+        string work = Directory.CreateTempSubdirectory("kvmpresync-repro").FullName;
+        string psk = Path.Combine(work, "psk");
+        File.WriteAllBytes(psk, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(psk, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        NetnsLink? netns = s.Link == "netns" ? NetnsLink.Up(s.LinkBitsPerSecond) : null;
+        var results = new List<ReproModeRun>();
+        var total = Stopwatch.StartNew();
+        try
+        {
+            int n = 0, count = s.Workloads.Length * Modes.Length * s.Runs;
+            foreach (string workload in s.Workloads)
+                for (int run = 1; run <= s.Runs; run++)
+                    foreach (string mode in Modes)
+                    {
+                        n++;
+                        Console.WriteLine($"[{n}/{count}] {workload} {mode} run {run}: {s.SyncSeconds:0} s of {(mode == "precopy" ? "guest running, nothing sent" : "sync")}, then launch ({total.Elapsed.TotalSeconds:0} s elapsed)");
+                        ReproModeRun r = await OneAsync(exe, work, psk, netns, s, workload, mode, run, ct);
+                        results.Add(r);
+                        MigrationResult m = r.Result;
+                        Console.WriteLine(m.Succeeded
+                            ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms, sync {Units.FormatBytes(m.SyncBytes)}, after launch {Units.FormatBytes(m.LaunchBytes)}, verified"
+                            : $"        FAILED: {m.Failure}");
+                    }
+        }
+        finally
+        {
+            netns?.Dispose();
+            Directory.Delete(work, recursive: true);
+        }
+        var report = ReproReport.Build(s, results);
+        Console.WriteLine();
+        report.WriteTable(Console.Out);
+        if (s.Json is not null)
+        {
+            await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true }), ct);
+            Console.WriteLine($"wrote {s.Json}");
+        }
+        if (s.Plots is not null)
+            foreach (string path in ReproPlots.Write(s.Plots, results)) Console.WriteLine($"wrote {path}");
+        Console.WriteLine($"repro took {total.Elapsed.TotalSeconds:0} s");
+        if (report.HonestyFailures.Count > 0)
+        {
+            foreach (string f in report.HonestyFailures) Console.Error.WriteLine($"kvmpresync: honesty check failed: {f}");
+            return 7;
+        }
+        return results.All(r => r.Result.Succeeded && r.Result.Verified) ? 0 : 5;
+    }
+
+    private static async Task<ReproModeRun> OneAsync(string exe, string work, string psk, NetnsLink? netns, Settings s, string workload, string mode,
+        int run, CancellationToken ct)
+    {
+        string tag = $"{workload}-{mode.Replace('+', '_')}-{run}";
+        string json = Path.Combine(work, tag + ".json");
+        int port = netns is null ? FreePort() : 7700;
+        string listen = netns is null ? $"127.0.0.1:{port}" : $"{NetnsLink.DestinationAddress}:{port}";
+        string bits = $"{(long)s.LinkBitsPerSecond}bit";
+        string rate = netns is null ? bits : "none";
+        var rxArgs = new List<string> { "receive", "--listen", listen, "--psk-file", psk, "--run-seconds", "1", "--link-rate", rate };
+        var txArgs = new List<string> { "run", "--workload", workload, "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--presync-to", listen, "--psk-file", psk, "--launch-after", s.SyncSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--json", json, "--link-rate", rate, "--bandwidth", bits };
+        txArgs.AddRange(mode switch
+        {
+            "precopy" => ["--no-presync", "--policy", "none", "--max-final-rounds", "60s"],
+            "presync" => ["--policy", "slowstart"],
+            _ => ["--policy", "predict+slowstart"],
+        });
+        using Process rx = Start(netns?.Wrap(NetnsLink.DestinationNamespace, exe, rxArgs) ?? (exe, rxArgs), Path.Combine(work, tag + ".rx.log"));
+        await Task.Delay(500, ct);
+        using Process tx = Start(netns?.Wrap(NetnsLink.SourceNamespace, exe, txArgs) ?? (exe, txArgs), Path.Combine(work, tag + ".tx.log"));
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(s.SyncSeconds + 120));
+        try
+        {
+            await tx.WaitForExitAsync(timeout.Token);
+            await rx.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            tx.Kill(true);
+            rx.Kill(true);
+        }
+        MigrationResult result = File.Exists(json)
+            ? JsonSerializer.Deserialize<MigrationResult>(await File.ReadAllTextAsync(json, ct), Commands.PresyncRun.JsonOptions) ?? Failed("empty result file")
+            : Failed($"the source process wrote no result: {Tail(Path.Combine(work, tag + ".tx.log"))} | receiver: {Tail(Path.Combine(work, tag + ".rx.log"))}");
+        if (result.Succeeded && rx.HasExited && rx.ExitCode != 0)
+            result = result with { Succeeded = false, Failure = $"the destination guest was not healthy after resume: {Tail(Path.Combine(work, tag + ".rx.log"))}" };
+        return new ReproModeRun { Workload = workload, Mode = mode, Run = run, Result = result, ProgressRateDuringSync = result.ProgressRateDuringSync };
+    }
+
+    private static MigrationResult Failed(string why) => new() { Succeeded = false, Failure = why };
+
+    private static string Tail(string path) =>
+        File.Exists(path) ? string.Join(" / ", File.ReadAllLines(path).TakeLast(3)) : "(no output)";
+
+    private static Process Start((string File, List<string> Args) command, string log)
+    {
+        var psi = new ProcessStartInfo(command.File) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (string a in command.Args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {command.File}");
+        var writer = new StreamWriter(log) { AutoFlush = true };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        p.Exited += (_, _) => { lock (writer) writer.Flush(); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static int FreePort()
+    {
+        using var sock = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        sock.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)sock.LocalEndPoint!).Port;
+    }
+}
+
+/// <summary>The netns link for the duration of a repro (tools/netns-link.sh), removed on dispose.</summary>
+internal sealed class NetnsLink : IDisposable
+{
+    public const string SourceNamespace = "kp-src", DestinationNamespace = "kp-dst", DestinationAddress = "10.231.0.2";
+    private readonly string _script;
+
+    private NetnsLink(string script) => _script = script;
+
+    public static NetnsLink Up(double bitsPerSecond)
+    {
+        if (Environment.UserName != "root")
+            throw new InvalidOperationException("--link netns creates network namespaces and needs root; run as root or use --link loopback");
+        string script = FindScript();
+        Run(script, "up", $"{(long)bitsPerSecond}bit");
+        return new NetnsLink(script);
+    }
+
+    public (string, List<string>) Wrap(string ns, string exe, List<string> args) => ("ip", ["netns", "exec", ns, exe, .. args]);
+
+    private static string FindScript()
+    {
+        for (string? d = AppContext.BaseDirectory; d is not null; d = Path.GetDirectoryName(d))
+        {
+            string candidate = Path.Combine(d, "tools", "netns-link.sh");
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException("tools/netns-link.sh not found above the kvmpresync executable; run repro from the repository's build/");
+    }
+
+    private static void Run(string script, params string[] args)
+    {
+        var psi = new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"tools/netns-link.sh {string.Join(' ', args)} failed: {output.Trim()}");
+    }
+
+    public void Dispose() => Run(_script, "down");
+}

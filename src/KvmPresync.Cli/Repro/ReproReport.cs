@@ -1,0 +1,161 @@
+using System.Text.Json.Nodes;
+
+namespace KvmPresync.Cli.Repro;
+
+/// <summary>Aggregates repro runs into the paper-vs-ours table, the JSON document and the honesty checks.</summary>
+internal sealed class ReproReport
+{
+    /// <summary>The paper's figures (Tang et al., CIT 2012): sync-traffic reduction per application, launch times.</summary>
+    private static readonly Dictionary<string, double> PaperReduction = new() { ["text"] = 50.5, ["audio"] = 63.9, ["movie"] = 65.6 };
+    private const string PaperPrecopy = "≥ 7000 ms", PaperPresync = "≤ 1000 ms";
+
+    private readonly ReproCommand.Settings _s;
+    private readonly IReadOnlyList<ReproModeRun> _runs;
+
+    private ReproReport(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs)
+    {
+        _s = s;
+        _runs = runs;
+    }
+
+    public List<string> HonestyFailures { get; } = [];
+
+    /// <summary>Moving the guest's memory once at the link rate: no pre-copy can launch faster than its data moves.</summary>
+    private double PhysicalBoundMs => _s.MemoryBytes * 8.0 / _s.LinkBitsPerSecond * 1000;
+
+    public static ReproReport Build(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs)
+    {
+        var report = new ReproReport(s, runs);
+        foreach (ReproModeRun r in runs.Where(r => r.Mode == "precopy" && r.Result.Succeeded))
+        {
+            // what actually crossed the link after launch bounds pre-copy's launch-to-resume from below
+            double bound = r.Result.LaunchBytes * 8.0 / s.LinkBitsPerSecond * 1000;
+            if (r.Result.LaunchToResumeMs < bound * 0.98)
+                report.HonestyFailures.Add($"{r.Workload} precopy run {r.Run}: launch-to-resume {r.Result.LaunchToResumeMs:0} ms is below the {bound:0} ms needed to move its {r.Result.LaunchBytes} bytes at the link rate — the link model is wrong");
+        }
+        return report;
+    }
+
+    private IEnumerable<ReproModeRun> Of(string workload, string mode) => _runs.Where(r => r.Workload == workload && r.Mode == mode);
+
+    private static (double Median, double Min, double Max)? Stats(IEnumerable<double> values)
+    {
+        double[] v = values.OrderBy(x => x).ToArray();
+        if (v.Length == 0) return null;
+        double median = v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+        return (median, v[0], v[^1]);
+    }
+
+    private double? BaselineProgress(string workload, int run) =>
+        Of(workload, "precopy").FirstOrDefault(r => r.Run == run)?.ProgressRateDuringSync is { } b && b > 0 ? b : null;
+
+    private IEnumerable<double> Slowdowns(string workload, string mode) =>
+        Of(workload, mode).Where(r => r.Result.Succeeded).Select(r => BaselineProgress(workload, r.Run) is { } b ? Math.Max(0, (b - r.ProgressRateDuringSync) / b * 100) : double.NaN)
+            .Where(x => !double.IsNaN(x));
+
+    /// <summary>Sync traffic after the initial full copy: what a policy can save on (the copy itself costs every policy the same).</summary>
+    private static double? Steady(ReproModeRun r) =>
+        r.Result.InitialCopyBytes is { } initial ? r.Result.SyncBytes - initial : null;
+
+    private static IEnumerable<double> SteadyOf(IEnumerable<ReproModeRun> runs) =>
+        runs.Where(r => r.Result.Succeeded).Select(Steady).Where(x => x is not null).Select(x => x!.Value);
+
+    /// <summary>Reduction of steady-state sync bytes, presync+predict vs presync (medians).</summary>
+    public double? Reduction(string workload)
+    {
+        var plain = Stats(SteadyOf(Of(workload, "presync")));
+        var predict = Stats(SteadyOf(Of(workload, "presync+predict")));
+        if (plain is null || predict is null || plain.Value.Median <= 0) return null;
+        return (plain.Value.Median - predict.Value.Median) / plain.Value.Median * 100;
+    }
+
+    public void WriteTable(TextWriter o)
+    {
+        o.WriteLine($"KvmPresync repro — {Units.FormatBytes(_s.MemoryBytes)} guests, {_s.Link} link at {Wire.LinkRate.Format((long)_s.LinkBitsPerSecond)}, " +
+                    $"{_s.SyncSeconds:0} s sync period, {_s.Runs} run(s); medians [min–max]");
+        o.WriteLine($"physical bound: moving {Units.FormatBytes(_s.MemoryBytes)} at the link rate takes {PhysicalBoundMs:0} ms; " +
+                    "pre-copy sends only non-zero pages, so its own bound (shown beside it) is its after-launch bytes at the link rate");
+        o.WriteLine();
+        o.WriteLine("sync MiB = all bytes sent before launch; steady MiB = of those, after the initial full copy (what prediction can save)");
+        o.WriteLine($"{"workload",-8} {"mode",-16} {"launch→resume ms",-24} {"downtime ms",-20} {"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
+        foreach (string w in _s.Workloads)
+        {
+            foreach (string mode in ReproCommand.Modes)
+            {
+                var ok = Of(w, mode).Where(r => r.Result.Succeeded).ToList();
+                var l2r = Stats(ok.Select(r => r.Result.LaunchToResumeMs));
+                var down = Stats(ok.Select(r => r.Result.DowntimeMs));
+                var sync = Stats(ok.Select(r => r.Result.SyncBytes / 1048576.0));
+                var after = Stats(ok.Select(r => r.Result.LaunchBytes / 1048576.0));
+                var steady = Stats(SteadyOf(ok).Select(b => b / 1048576.0));
+                var slow = Stats(Slowdowns(w, mode));
+                int all = Of(w, mode).Count();
+                string verified = ok.Count == all && ok.All(r => r.Result.Verified) ? "yes" : $"{ok.Count(r => r.Result.Verified)}/{all}";
+                string bound = Stats(ok.Select(r => r.Result.LaunchBytes * 8000.0 / _s.LinkBitsPerSecond)) is { } b ? $"{b.Median:0}" : "n/a";
+                string paper = mode switch { "precopy" => $"{PaperPrecopy} (bound {bound} ms)", "presync+predict" => PaperPresync, _ => "" };
+                o.WriteLine($"{w,-8} {mode,-16} {Fmt(l2r),-24} {Fmt(down),-20} {Fmt(sync, "0.0"),-10} {(mode == "precopy" ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(mode == "precopy" ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
+            }
+            string red = Reduction(w) is { } r ? $"{r:0.0} %" : "n/a";
+            var pre = Stats(Of(w, "precopy").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
+            var ours = Stats(Of(w, "presync+predict").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
+            string speedup = pre is { } p && ours is { } q && q.Median > 0 ? $"{p.Median / q.Median:0.0}x" : "n/a";
+            o.WriteLine($"{"",-8} steady-state sync-traffic reduction presync+predict vs presync: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
+        }
+    }
+
+    private static string Fmt((double Median, double Min, double Max)? s, string f = "0.0") =>
+        s is not { } v ? "n/a" : v.Min == v.Max ? v.Median.ToString(f, System.Globalization.CultureInfo.InvariantCulture)
+            : $"{v.Median.ToString(f, System.Globalization.CultureInfo.InvariantCulture)} [{v.Min.ToString(f, System.Globalization.CultureInfo.InvariantCulture)}–{v.Max.ToString(f, System.Globalization.CultureInfo.InvariantCulture)}]";
+
+    public JsonObject ToJson()
+    {
+        var workloads = new JsonObject();
+        foreach (string w in _s.Workloads)
+        {
+            var wj = new JsonObject();
+            foreach (string mode in ReproCommand.Modes)
+            {
+                var ok = Of(w, mode).Where(r => r.Result.Succeeded).ToList();
+                wj[mode] = new JsonObject
+                {
+                    ["launchToResumeMs"] = Json(Stats(ok.Select(r => r.Result.LaunchToResumeMs))),
+                    ["downtimeMs"] = Json(Stats(ok.Select(r => r.Result.DowntimeMs))),
+                    ["syncBytes"] = Json(Stats(ok.Select(r => (double)r.Result.SyncBytes))),
+                    ["steadySyncBytes"] = Json(Stats(SteadyOf(ok))),
+                    ["launchBytes"] = Json(Stats(ok.Select(r => (double)r.Result.LaunchBytes))),
+                    ["slowdownPercent"] = mode == "precopy" ? Json((0, 0, 0)) : Json(Stats(Slowdowns(w, mode))),
+                    ["verified"] = ok.Count == Of(w, mode).Count() && ok.Count > 0 && ok.All(r => r.Result.Verified),
+                    ["runs"] = new JsonArray(Of(w, mode).Select(r => (JsonNode)new JsonObject
+                    {
+                        ["run"] = r.Run,
+                        ["succeeded"] = r.Result.Succeeded,
+                        ["failure"] = r.Result.Failure,
+                        ["launchToResumeMs"] = r.Result.LaunchToResumeMs,
+                        ["downtimeMs"] = r.Result.DowntimeMs,
+                        ["syncBytes"] = r.Result.SyncBytes,
+                        ["initialCopyBytes"] = r.Result.InitialCopyBytes,
+                        ["launchBytes"] = r.Result.LaunchBytes,
+                        ["progressRateDuringSync"] = r.ProgressRateDuringSync,
+                        ["rounds"] = r.Result.Rounds.Count,
+                    }).ToArray()),
+                };
+            }
+            wj["reductionPercent"] = Reduction(w);
+            wj["paperReductionPercent"] = PaperReduction.GetValueOrDefault(w);
+            workloads[w] = wj;
+        }
+        return new JsonObject
+        {
+            ["link"] = new JsonObject { ["kind"] = _s.Link, ["rateBitsPerSec"] = _s.LinkBitsPerSecond },
+            ["memoryBytes"] = _s.MemoryBytes,
+            ["syncSeconds"] = _s.SyncSeconds,
+            ["runs"] = _s.Runs,
+            ["physicalBoundMs"] = PhysicalBoundMs,
+            ["workloads"] = workloads,
+            ["honestyFailures"] = new JsonArray(HonestyFailures.Select(f => (JsonNode)JsonValue.Create(f)!).ToArray()),
+        };
+    }
+
+    private static JsonNode? Json((double Median, double Min, double Max)? s) =>
+        s is not { } v ? null : new JsonObject { ["median"] = v.Median, ["min"] = v.Min, ["max"] = v.Max };
+}
