@@ -153,7 +153,9 @@ public sealed class SimulatorTests
         Assert.Equal(SyncPolicy.None, SyncPolicyNames.Parse("none"));
         Assert.Equal(SyncPolicy.Predict, SyncPolicyNames.Parse("predict"));
         Assert.Equal(SyncPolicy.PredictSlowStart, SyncPolicyNames.Parse("predict+slowstart"));
+        Assert.Equal(SyncPolicy.SlowStart, SyncPolicyNames.Parse("slowstart"));
         Assert.Equal("predict+slowstart", SyncPolicy.PredictSlowStart.Name());
-        Assert.Contains("expected none, predict or predict+slowstart", Assert.Throws<ArgumentException>(() => SyncPolicyNames.Parse("fast")).Message);
+        Assert.Equal("slowstart", SyncPolicy.SlowStart.Name());
+        Assert.Contains("expected none, slowstart, predict or predict+slowstart", Assert.Throws<ArgumentException>(() => SyncPolicyNames.Parse("fast")).Message);
     }
 }
