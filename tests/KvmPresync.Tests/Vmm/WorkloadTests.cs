@@ -8,6 +8,8 @@ using KvmPresync.Vmm;
 namespace KvmPresync.Tests.Vmm;
 
 /// <summary>The workload guests run at their configured rates on real KVM, and their dirty traces round-trip.</summary>
+/// <remarks>Runs alone: on two shared cores, parallel tests would starve the guest and the rate check would measure them.</remarks>
+[Collection(nameof(KvmPresync.Tests.ZeroCopy.ProcessAllocationCollection))]
 public sealed class WorkloadTests
 {
     private static MachineConfig Config(Workload w) => new()

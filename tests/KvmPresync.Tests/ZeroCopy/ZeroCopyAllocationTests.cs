@@ -4,7 +4,7 @@ using static KvmPresync.Tests.ZeroCopy.ZeroCopyTestSupport;
 
 namespace KvmPresync.Tests.ZeroCopy;
 
-/// <summary>Runs alone: it measures the whole process's allocations, which parallel tests would inflate.</summary>
+/// <summary>Tests that must run alone: process-wide allocation bounds and guest-rate checks, which parallel tests would distort.</summary>
 [CollectionDefinition(nameof(ProcessAllocationCollection), DisableParallelization = true)]
 public sealed class ProcessAllocationCollection;
 
