@@ -18,7 +18,7 @@ internal static class ReproCommand
     public static readonly string[] Modes = ["precopy", "presync", "presync+predict"];
 
     /// <summary>How long a pre-copy run lets the guest run before launch (its slowdown baseline).</summary>
-    public const double PrecopyBaselineSeconds = 5;
+    public const double PrecopyBaselineSeconds = 6; // covers the 5 s progress sample window
 
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
         string? Json, string? Plots);
@@ -119,7 +119,7 @@ internal static class ReproCommand
         string rate = netns is null ? bits : "none";
         var rxArgs = new List<string> { "receive", "--listen", listen, "--psk-file", psk, "--run-seconds", "1", "--link-rate", rate };
         // Pre-copy sends nothing before launch; its waiting period only measures the guest's undisturbed work rate
-        // (the slowdown baseline), for which 5 s is plenty.
+        // (the slowdown baseline, sampled over its first 5 s).
         double launchAfter = mode == "precopy" ? Math.Min(s.SyncSeconds, PrecopyBaselineSeconds) : s.SyncSeconds;
         var txArgs = new List<string> { "run", "--workload", workload, "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--presync-to", listen, "--psk-file", psk, "--launch-after", launchAfter.ToString(System.Globalization.CultureInfo.InvariantCulture),

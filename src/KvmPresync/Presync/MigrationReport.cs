@@ -44,6 +44,11 @@ public sealed record MigrationResult
     public long FinalDeltaPages { get; init; }
     /// <summary>Guest work units per second from connect to launch (the application-slowdown figure).</summary>
     public double ProgressRateDuringSync { get; init; }
+    /// <summary>
+    /// Guest work units per second over the first <see cref="PresyncSender.ProgressSampleWindow"/> after connect (null when
+    /// launch came sooner). Seeded guests follow the same schedule, so runs compare like for like over this window.
+    /// </summary>
+    public double? ProgressRateFirstSeconds { get; init; }
     /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
     public Wire.ZeroCopyStats? ZeroCopy { get; init; }
     /// <summary>Where the downtime went (null when the migration failed).</summary>

@@ -17,6 +17,9 @@ namespace KvmPresync.Presync;
 /// </summary>
 public sealed class PresyncSender
 {
+    /// <summary>The guest's work rate is also sampled over this first part of the sync period (see <see cref="MigrationResult.ProgressRateFirstSeconds"/>).</summary>
+    public static readonly TimeSpan ProgressSampleWindow = TimeSpan.FromSeconds(5);
+
     private readonly IMigrationSource _source;
     private readonly Socket _socket;
     private readonly PreSharedKey _key;
@@ -101,6 +104,13 @@ public sealed class PresyncSender
             long? initialCopyBytes = null;
             long syncStartProgress = _source.ProgressTotal;
             TimeSpan syncStart = _clock.Elapsed;
+            double? earlyProgressRate = null;
+            void SampleEarlyProgress()
+            {
+                TimeSpan inSync = _clock.Elapsed - syncStart;
+                if (earlyProgressRate is null && inSync >= ProgressSampleWindow)
+                    earlyProgressRate = (_source.ProgressTotal - syncStartProgress) / inSync.TotalSeconds;
+            }
             if (!_options.SyncBeforeLaunch)
             {
                 // classic pre-copy: the guest runs undisturbed until launch; the connection is kept alive
@@ -108,10 +118,12 @@ public sealed class PresyncSender
                 {
                     FailIfPeerEnded(resumed, ackLoop);
                     await WaitRoundAsync(_clock.Elapsed + TimeSpan.FromMilliseconds(100), stop.Token).ConfigureAwait(false);
+                    SampleEarlyProgress();
                 }
             }
             while (!_launch.Task.IsCompleted)
             {
+                SampleEarlyProgress();
                 TimeSpan start = _clock.Elapsed;
                 FailIfPeerEnded(resumed, ackLoop);
                 long before = writer.BytesWritten;
@@ -153,6 +165,7 @@ public sealed class PresyncSender
                 await WaitRoundAsync(start + engine.Interval, stop.Token).ConfigureAwait(false);
             }
 
+            SampleEarlyProgress();
             // ---- launch: final live rounds while the delta shrinks, bounded in time ----
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
             double syncProgressRate = (_source.ProgressTotal - syncStartProgress) / Math.Max(1e-3, (_clock.Elapsed - syncStart).TotalSeconds);
@@ -220,6 +233,7 @@ public sealed class PresyncSender
                 LaunchBytes = writer.BytesWritten - launchBytesStart,
                 FinalDeltaPages = finalPages,
                 ProgressRateDuringSync = syncProgressRate,
+                ProgressRateFirstSeconds = earlyProgressRate,
                 ZeroCopy = zeroCopy?.Stats,
                 Downtime = new DowntimeBreakdown(TicksToMs(deltaSentAt - pausedAt), TicksToMs(digestAt - deltaSentAt),
                     TicksToMs(stateSentAt - digestAt), TicksToMs(resumedAt - stateSentAt)),

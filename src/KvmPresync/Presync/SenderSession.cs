@@ -23,6 +23,7 @@ internal sealed class SenderSession : IDisposable
     private readonly PageDescriptor[] _descriptors;
     private readonly List<ReadOnlyMemory<byte>> _payloads;
     private readonly long[] _pageList;
+    private readonly (long Page, ulong Hash)[] _batchHashes;
 
     public SenderSession(GuestMemory memory, FrameWriter writer, int batchPages)
     {
@@ -38,6 +39,7 @@ internal sealed class SenderSession : IDisposable
         _descriptors = new PageDescriptor[batchPages];
         _payloads = new List<ReadOnlyMemory<byte>>(batchPages);
         _pageList = new long[memory.PageCount];
+        _batchHashes = new (long, ulong)[batchPages];
     }
 
     public long BytesWritten => _writer.BytesWritten;
@@ -52,7 +54,7 @@ internal sealed class SenderSession : IDisposable
     {
         long sent = 0, unchanged = 0, zero = 0;
         int n = 0;
-        var batchHashes = new (long Page, ulong Hash)[_batchPages];
+        (long Page, ulong Hash)[] batchHashes = _batchHashes;
         int listed = List(pages);
         for (int i = 0; i < listed; i++)
         {
