@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using KvmPresync.Cli.Repro;
+using KvmPresync.Presync;
+
+namespace KvmPresync.Tests.Repro;
+
+/// <summary>The repro table and JSON: medians, the steady-state reduction, the slowdown baseline and the honesty check.</summary>
+public sealed class ReproReportTests
+{
+    private static readonly ReproCommand.Settings Settings = new(["text"], 256L << 20, "loopback", 1e9, 3, 60, null, null);
+
+    private static ReproModeRun Run(string mode, int run, double launchMs, long launchBytes = 0, long syncBytes = 0, long? initial = null,
+        double? early = null, bool ok = true) => new()
+    {
+        Workload = "text",
+        Mode = mode,
+        Run = run,
+        Result = new MigrationResult
+        {
+            Succeeded = ok,
+            Verified = ok,
+            Failure = ok ? null : "receiver died",
+            LaunchToResumeMs = launchMs,
+            DowntimeMs = launchMs / 2,
+            SyncBytes = syncBytes,
+            InitialCopyBytes = initial,
+            LaunchBytes = launchBytes,
+            ProgressRateFirstSeconds = early,
+        },
+    };
+
+    private static List<ReproModeRun> Honest() =>
+    [
+        Run("precopy", 1, 1900, launchBytes: 200_000_000, early: 4),
+        Run("precopy", 2, 1800, launchBytes: 200_000_000, early: 4),
+        Run("precopy", 3, 2000, launchBytes: 200_000_000, early: 4),
+        Run("presync", 1, 30, syncBytes: 300_000_000, initial: 200_000_000, early: 3),
+        Run("presync", 2, 20, syncBytes: 280_000_000, initial: 200_000_000, early: 4),
+        Run("presync", 3, 40, syncBytes: 320_000_000, initial: 200_000_000, early: 4),
+        Run("presync+predict", 1, 25, syncBytes: 210_000_000, initial: 200_000_000, early: 4),
+        Run("presync+predict", 2, 35, syncBytes: 220_000_000, initial: 200_000_000, early: 4),
+        Run("presync+predict", 3, 45, syncBytes: 230_000_000, initial: 200_000_000, early: 4),
+    ];
+
+    [Fact]
+    public void JsonHasTheDocumentedSchemaWithMediansAndTheSteadyStateReduction()
+    {
+        ReproReport report = ReproReport.Build(Settings, Honest());
+        Assert.Empty(report.HonestyFailures);
+        JsonObject json = report.ToJson();
+        Assert.Equal("loopback", (string)json["link"]!["kind"]!);
+        Assert.Equal(1e9, (double)json["link"]!["rateBitsPerSec"]!);
+        Assert.Equal(256L << 20, (long)json["memoryBytes"]!);
+        JsonNode text = json["workloads"]!["text"]!;
+        Assert.Equal(1900, (double)text["precopy"]!["launchToResumeMs"]!["median"]!);
+        Assert.Equal(1800, (double)text["precopy"]!["launchToResumeMs"]!["min"]!);
+        Assert.Equal(2000, (double)text["precopy"]!["launchToResumeMs"]!["max"]!);
+        Assert.Equal(35, (double)text["presync+predict"]!["launchToResumeMs"]!["median"]!);
+        Assert.True((bool)text["presync+predict"]!["verified"]!);
+        foreach (string field in new[] { "downtimeMs", "syncBytes", "launchBytes", "slowdownPercent" })
+            Assert.NotNull(text["presync"]![field]);
+        // steady-state sync bytes: presync median 100 MB, presync+predict median 20 MB → 80 % less
+        Assert.Equal(80, (double)text["reductionPercent"]!, 6);
+        // slowdown: run 1 of presync did 3 units/s where precopy did 4 → 25 %; the median over the 3 runs is 0
+        Assert.Equal(25, (double)text["presync"]!["slowdownPercent"]!["max"]!, 6);
+        Assert.Equal(0, (double)text["presync"]!["slowdownPercent"]!["median"]!, 6);
+    }
+
+    [Fact]
+    public void PrecopyFasterThanItsBytesAllowIsAnHonestyFailure()
+    {
+        var runs = Honest();
+        runs[0] = Run("precopy", 1, 900, launchBytes: 200_000_000, early: 4); // 200 MB at 1 Gbit/s needs 1600 ms
+        ReproReport report = ReproReport.Build(Settings, runs);
+        string failure = Assert.Single(report.HonestyFailures);
+        Assert.Contains("text precopy run 1", failure);
+        Assert.Contains("link model is wrong", failure);
+    }
+
+    [Fact]
+    public void FailedRunsAreShownAndNeverCountedAsVerified()
+    {
+        var runs = Honest();
+        runs[8] = Run("presync+predict", 3, 0, ok: false);
+        ReproReport report = ReproReport.Build(Settings, runs);
+        JsonNode text = report.ToJson()["workloads"]!["text"]!;
+        Assert.False((bool)text["presync+predict"]!["verified"]!);
+        Assert.Equal(30, (double)text["presync+predict"]!["launchToResumeMs"]!["median"]!); // median of the two that succeeded
+        var table = new StringWriter();
+        report.WriteTable(table);
+        Assert.Contains("2/3", table.ToString());
+        Assert.Contains("paper 50.5 %", table.ToString());
+        Assert.Contains("bound", table.ToString());
+    }
+}
