@@ -1,6 +1,8 @@
 using BenchmarkDotNet.Attributes;
 using KvmPresync.Memory;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 
 namespace KvmPresync.Bench;
 

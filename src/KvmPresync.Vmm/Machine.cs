@@ -272,9 +272,9 @@ public sealed class Machine : IDisposable
             VcpuExit e = _vcpu.Run();
             switch (e.Reason)
             {
-                case Interop.KvmExitReason.Intr:
+                case KvmPresync.Kvm.Interop.KvmExitReason.Intr:
                     continue;
-                case Interop.KvmExitReason.Io when e.Size == 4 && e.Count == 1:
+                case KvmPresync.Kvm.Interop.KvmExitReason.Io when e.Size == 4 && e.Count == 1:
                     if (HandleIo(e) is { } guestExit) return guestExit;
                     continue;
                 default:

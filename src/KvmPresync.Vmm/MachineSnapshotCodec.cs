@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using KvmPresync.Interop;
+using KvmPresync.Kvm.Interop;
 using KvmPresync.Kvm;
 using KvmPresync.Vmm.Devices;
 

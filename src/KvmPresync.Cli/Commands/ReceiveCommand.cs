@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using KvmPresync.Kvm;
-using KvmPresync.Receive;
+using KvmPresync.Migration;
 using KvmPresync.Vmm;
 using KvmPresync.Vmm.Migration;
 using KvmPresync.Wire;

@@ -4,7 +4,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using KvmPresync.Kvm;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 
 namespace KvmPresync.Cli.Repro;
 

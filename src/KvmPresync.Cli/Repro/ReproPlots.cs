@@ -1,3 +1,5 @@
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using System.Globalization;
 using ScottPlot;
 
@@ -44,7 +46,7 @@ public static class ReproPlots
     }
 
     private static Plot PerRound(string font, string workload, IReadOnlyList<ReproModeRun> modeRuns, string what, string yLabel,
-        Func<Presync.SyncRoundReport, double> value, bool skipZeros)
+        Func<SyncRoundReport, double> value, bool skipZeros)
     {
         var plot = NewPlot(font, $"{what} - {workload}", "time since start (s)", yLabel);
         var series = modeRuns

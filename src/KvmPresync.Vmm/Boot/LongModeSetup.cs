@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using KvmPresync.Interop;
+using KvmPresync.Kvm.Interop;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 

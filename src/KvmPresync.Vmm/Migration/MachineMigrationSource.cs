@@ -1,6 +1,6 @@
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
-using KvmPresync.Presync;
+using KvmPresync.Core;
 
 namespace KvmPresync.Vmm.Migration;
 

@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using KvmPresync.Interop;
+using KvmPresync.Kvm.Interop;
+using KvmPresync.Wire.Interop;
 using KvmPresync.Vmm;
 
 namespace KvmPresync.Tests.Interop;

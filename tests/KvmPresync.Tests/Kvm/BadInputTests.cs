@@ -1,3 +1,4 @@
+using KvmPresync.Kvm.Interop;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 
@@ -70,7 +71,7 @@ public sealed class BadInputTests
         // A guest that does OUT to an unknown port is reported by the raw vCPU with its exit details.
         using var g = RawGuest.Create(kvm, 16L << 20, [Array.Empty<long>()]);
         var exit = g.RunWithWatchdog();
-        Assert.Equal(KvmPresync.Interop.KvmExitReason.Io, exit.Reason);
+        Assert.Equal(KvmExitReason.Io, exit.Reason);
         Assert.Equal(RawGuest.PhasePort, exit.Port);
         Assert.True(g.Vcpu.GetRegs().Rip > KvmPresync.Vmm.GuestAbi.LoadGpa);
     }

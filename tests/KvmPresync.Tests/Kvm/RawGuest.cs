@@ -1,4 +1,4 @@
-using KvmPresync.Interop;
+using KvmPresync.Kvm.Interop;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 using KvmPresync.Vmm;

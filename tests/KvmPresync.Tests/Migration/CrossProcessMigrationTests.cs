@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Vmm;
 using KvmPresync.Vmm;

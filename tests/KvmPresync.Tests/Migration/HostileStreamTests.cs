@@ -2,8 +2,9 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using KvmPresync.Memory;
-using KvmPresync.Presync;
-using KvmPresync.Receive;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Tests.Migration;

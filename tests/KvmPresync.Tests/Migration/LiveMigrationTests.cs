@@ -1,4 +1,6 @@
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Vmm;
 using KvmPresync.Trace;

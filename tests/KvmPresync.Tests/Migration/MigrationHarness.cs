@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using KvmPresync.Kvm;
-using KvmPresync.Presync;
-using KvmPresync.Receive;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Vmm;
 using KvmPresync.Vmm.Migration;

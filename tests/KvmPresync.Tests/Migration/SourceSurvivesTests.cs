@@ -1,4 +1,6 @@
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Vmm;
 using KvmPresync.Vmm;
@@ -64,7 +66,7 @@ public sealed class SourceSurvivesTests
             using (listener)
             {
                 using var conn = await MigrationSocket.AcceptAsync(listener, ct);
-                return await KvmPresync.Receive.PresyncReceiver.RunAsync(conn, receiverKey, layout =>
+                return await KvmPresync.Migration.PresyncReceiver.RunAsync(conn, receiverKey, layout =>
                 {
                     targetCreated = true;
                     return new MachineMigrationTarget(kvm, (long)layout.TotalBytes);

@@ -1,4 +1,6 @@
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using static KvmPresync.Tests.Presync.PresyncTestSupport;
 
 namespace KvmPresync.Tests.Presync;

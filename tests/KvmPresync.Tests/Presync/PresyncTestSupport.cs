@@ -1,5 +1,7 @@
 using KvmPresync.Memory;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 
 namespace KvmPresync.Tests.Presync;
 

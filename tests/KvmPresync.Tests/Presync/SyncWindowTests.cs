@@ -1,4 +1,6 @@
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 
 namespace KvmPresync.Tests.Presync;
 

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using KvmPresync.Cli.Repro;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using SkiaSharp;
 
 namespace KvmPresync.Tests.Repro;

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using KvmPresync.Cli.Repro;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 
 namespace KvmPresync.Tests.Repro;
 

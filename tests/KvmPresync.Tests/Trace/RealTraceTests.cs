@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Trace;
 
 namespace KvmPresync.Tests.Trace;

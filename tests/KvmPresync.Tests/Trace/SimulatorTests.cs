@@ -1,6 +1,8 @@
 using System.Text.Json;
 using KvmPresync.Memory;
-using KvmPresync.Presync;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
 using KvmPresync.Trace;
 
 namespace KvmPresync.Tests.Trace;

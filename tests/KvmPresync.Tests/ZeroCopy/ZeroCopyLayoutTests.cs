@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using KvmPresync.Interop;
+using KvmPresync.Kvm.Interop;
+using KvmPresync.Wire.Interop;
 
 namespace KvmPresync.Tests.ZeroCopy;
 

@@ -1,0 +1,132 @@
+using KvmPresync.Core;
+using KvmPresync.Memory;
+using KvmPresync.Trace;
+
+namespace KvmPresync.Engine;
+
+/// <summary>How a <see cref="SyncEngine"/> decides each round.</summary>
+public sealed record SyncEngineOptions
+{
+    /// <summary>none = send every pending page (window = link capacity); predict = hold hot pages back within the launch budget; predict+slowstart = plus the adaptive window.</summary>
+    public SyncPolicy Policy { get; init; } = SyncPolicy.PredictSlowStart;
+
+    public double LinkBitsPerSecond { get; init; } = 1e9;
+
+    /// <summary>Held-back pages must be movable within this time at the link rate.</summary>
+    public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
+
+    /// <summary>Round interval when there is no adaptive window.</summary>
+    public TimeSpan RoundInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Wire bytes per page beyond its payload (descriptor).</summary>
+    public int HeaderBytesPerPage { get; init; } = 24;
+
+    /// <summary>Whether every page starts pending (the receiver holds nothing yet). False: only harvested pages become pending.</summary>
+    public bool InitiallyPending { get; init; } = true;
+
+    public ChangePredictorOptions Predictor { get; init; } = new();
+
+    public HoldBackOptions HoldBack { get; init; } = new();
+
+    public SyncWindowOptions Window { get; init; } = new();
+}
+
+/// <summary>
+/// The per-round decisions of pre-synchronization, shared by the live sender and anything that replays
+/// a trace: the pending set (a harvested page stays pending until <see cref="MarkSent"/>), the change
+/// predictor, the hold-back planner with its launch budget, and the slow-start window.
+/// </summary>
+public sealed class SyncEngine
+{
+    private readonly HoldBackPlanner _planner;
+    private readonly DirtyBitmap _held;
+    private readonly DirtyBitmap? _nonZero;
+
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null)
+        : this(pageCount, pageSize, options, nonZeroPages: null)
+    {
+    }
+
+    /// <param name="pageCount">Pages of guest memory.</param>
+    /// <param name="pageSize">Bytes per page.</param>
+    /// <param name="options">Policy and tuning (null = defaults).</param>
+    /// <param name="nonZeroPages">Pages known to hold non-zero content at the start (null = all); copied. A page known to
+    /// be zero costs only its header until a harvest shows it dirtied (<see cref="Absorb"/>).</param>
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages)
+    {
+        Options = options ?? new SyncEngineOptions();
+        if (nonZeroPages is not null && nonZeroPages.PageCount != pageCount)
+            throw new ArgumentException($"non-zero page map covers {nonZeroPages.PageCount} pages, memory {pageCount}", nameof(nonZeroPages));
+        Pending = new DirtyBitmap(pageCount);
+        if (Options.InitiallyPending) Pending.SetAll(); // the receiver holds nothing yet
+        _held = new DirtyBitmap(pageCount);
+        if (nonZeroPages is not null)
+        {
+            _nonZero = new DirtyBitmap(pageCount);
+            _nonZero.CopyFrom(nonZeroPages);
+        }
+        Cost = new PageCost(pageSize, Options.HeaderBytesPerPage, _nonZero);
+        Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
+        _planner = new HoldBackPlanner(Options.HoldBack);
+        Predictor = Options.Policy is SyncPolicy.None or SyncPolicy.SlowStart ? null : new ChangePredictor(pageCount, Options.Predictor);
+        if (Options.Policy is SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart)
+            Window = new SyncWindow(Options.Window with { InitialInterval = Clamp(Options.RoundInterval, Options.Window.MinInterval, Options.Window.MaxInterval) });
+    }
+
+    public SyncEngineOptions Options { get; }
+
+    /// <summary>Pages the receiver does not have in their current content.</summary>
+    public DirtyBitmap Pending { get; }
+
+    public ChangePredictor? Predictor { get; }
+
+    public SyncWindow? Window { get; }
+
+    public LaunchBudget Budget { get; }
+
+    public PageCost Cost { get; }
+
+    /// <summary>Pages held back by the last plan.</summary>
+    public DirtyBitmap Held => _held;
+
+    public TimeSpan Interval => Window?.Interval ?? Options.RoundInterval;
+
+    /// <summary>Bytes the link can move in one interval.</summary>
+    public long LinkCapacity(TimeSpan interval) => (long)(Options.LinkBitsPerSecond / 8 * interval.TotalSeconds);
+
+    /// <summary>Merges a harvest into the pending set and teaches the predictor (dirtied pages are no longer known zero).</summary>
+    public void Absorb(DirtyBitmap harvest)
+    {
+        Pending.Or(harvest);
+        _nonZero?.Or(harvest);
+        Predictor?.Update(harvest);
+    }
+
+    /// <summary>Wire bytes to send every pending page now (the initial copy when nothing has been sent yet).</summary>
+    public long PendingBytes()
+    {
+        ReadOnlySpan<ulong> words = Pending.ReadOnlyWords;
+        long bytes = 0;
+        for (int w = 0; w < words.Length; w++)
+            if (words[w] != 0) bytes += Cost.OfWord(w, words[w]);
+        return bytes;
+    }
+
+    /// <summary>Chooses this round's pages into <paramref name="send"/> (cleared first).</summary>
+    /// <param name="holdBack">False at launch: nothing may be held, everything pending is due.</param>
+    public RoundPlan Plan(DirtyBitmap send, bool holdBack = true, long? windowBytes = null)
+    {
+        send.Clear();
+        _held.Clear();
+        long window = windowBytes ?? Window?.Window ?? LinkCapacity(Interval);
+        return _planner.Plan(Pending, holdBack ? Predictor : null, Budget, window, Cost, send, _held);
+    }
+
+    /// <summary>Pages whose content the receiver now holds: no longer pending.</summary>
+    public void MarkSent(DirtyBitmap sent) => Pending.AndNot(sent);
+
+    /// <summary>Feeds the round's network and guest signals to the window (no-op without one).</summary>
+    public WindowDecision? Feedback(in RoundFeedback feedback) => Window?.OnRound(feedback);
+
+    private static TimeSpan Clamp(TimeSpan v, TimeSpan lo, TimeSpan hi) => v < lo ? lo : v > hi ? hi : v;
+}

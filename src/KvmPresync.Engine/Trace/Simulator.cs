@@ -1,0 +1,150 @@
+using KvmPresync.Memory;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+
+namespace KvmPresync.Trace;
+
+/// <summary>
+/// Replays a dirty-page source through <see cref="SyncEngine"/> — the same policy step the live sender runs (pending
+/// set, <see cref="ChangePredictor"/>, <see cref="HoldBackPlanner"/> with its <see cref="LaunchBudget"/>,
+/// <see cref="SyncWindow"/>) — over a modelled link, and reports the bytes each policy sends during the sync period
+/// and would leave for launch.
+/// </summary>
+/// <remarks>
+/// Each round at time t: advance the source to t and harvest into a fresh bitmap → <see cref="SyncEngine.Absorb"/>
+/// (pending |= harvest, predictor update) → <see cref="SyncEngine.Plan"/> (hold back within budget, send lowest ranks
+/// first within the window) → <see cref="SyncEngine.MarkSent"/> (pending &amp;= ~send) → the link queues the sent
+/// bytes and drains for one interval → <see cref="SyncEngine.Feedback"/> (predict+slowstart: RTT, acked bytes, dirty
+/// bytes, deferred bytes) → next round at t + interval. Pages are assumed to hold distinct content whenever dirtied
+/// (no content hashing), so every send costs header + page size, except pages known to be zero before they were first
+/// dirtied (header only).
+/// </remarks>
+public static class Simulator
+{
+    public static SimulationResult Run(IReplayDirtyPageSource source, SimulationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= new SimulationOptions();
+        options.Validate();
+        long pageCount = source.PageCount;
+        if (options.NonZeroPages is { } nz && nz.PageCount != pageCount)
+            throw new ArgumentException($"non-zero page map covers {nz.PageCount} pages, source {pageCount}", nameof(options));
+
+        var engine = new SyncEngine(pageCount, source.PageSize, options.ToEngineOptions(), options.NonZeroPages);
+        var harvest = new DirtyBitmap(pageCount);
+        var send = new DirtyBitmap(pageCount);
+        var link = new SimulatedLink(options.LinkBitsPerSecond, options.BaseRtt);
+        long initialCopyBytes = options.InitialCopy ? engine.PendingBytes() : 0;
+
+        var rounds = new List<RoundRecord>();
+        long syncBytes = 0, syncPages = 0, warmUpBytes = 0;
+        TimeSpan? end = options.Duration is { } length ? options.WarmUp + length : null;
+        RoundPlan plan = default;
+        TimeSpan t = source.Now;
+        for (long round = 0; ; round++)
+        {
+            source.AdvanceTo(t);
+            harvest.Clear();
+            DirtyHarvest h = source.Harvest(harvest);
+            engine.Absorb(harvest);
+
+            TimeSpan interval = engine.Interval;
+            long windowBytes = engine.Window?.Window ?? link.Capacity(interval);
+            plan = engine.Plan(send, holdBack: true, windowBytes);
+            engine.MarkSent(send);
+            link.Send(plan.SendBytes);
+            if (t < options.WarmUp)
+            {
+                warmUpBytes += plan.SendBytes;
+            }
+            else
+            {
+                syncBytes += plan.SendBytes;
+                syncPages += plan.SendPages;
+            }
+
+            long acked = link.Advance(interval);
+            TimeSpan rtt = link.Rtt;
+            WindowDecision? decision = engine.Feedback(new RoundFeedback
+            {
+                Elapsed = interval,
+                Rtt = rtt,
+                BytesSent = plan.SendBytes,
+                BytesAcked = acked,
+                DirtyBytes = h.DirtyPages * engine.Cost.FullPageBytes,
+                DeferredBytes = plan.DeferredBytes,
+            });
+
+            rounds.Add(new RoundRecord
+            {
+                Round = round,
+                TimeMs = t.TotalMilliseconds,
+                DirtyPages = h.DirtyPages,
+                PendingPages = plan.PendingPages,
+                SentPages = plan.SendPages,
+                SentBytes = plan.SendBytes,
+                HeldPages = plan.HeldPages,
+                HeldBytes = plan.HeldBytes,
+                DeferredPages = plan.DeferredPages,
+                WindowBytes = windowBytes,
+                IntervalMs = interval.TotalMilliseconds,
+                RemainingAtLaunchBytes = plan.RemainingBytes,
+                ActivePages = engine.Predictor?.ActivePages ?? 0,
+                RttMs = rtt.TotalMilliseconds,
+                AckedBytes = acked,
+                WindowReason = decision?.Reason,
+                IntervalReason = decision?.IntervalReason,
+            });
+
+            bool last = end is { } e ? t + interval > e : source.Exhausted;
+            if (last) break;
+            t += interval;
+        }
+
+        return new SimulationResult
+        {
+            Workload = source.Workload,
+            Policy = options.Policy.Name(),
+            PageCount = pageCount,
+            PageSize = source.PageSize,
+            LinkBitsPerSecond = options.LinkBitsPerSecond,
+            DurationMs = t.TotalMilliseconds,
+            LaunchBudgetBytes = engine.Budget.Bytes,
+            MeasuredFromMs = options.WarmUp.TotalMilliseconds,
+            WarmUpBytes = warmUpBytes,
+            InitialCopyBytes = initialCopyBytes,
+            SyncBytes = syncBytes,
+            SyncPages = syncPages,
+            LaunchBytes = plan.RemainingBytes,
+            LaunchPages = plan.RemainingPages,
+            LaunchHeldBytes = plan.HeldBytes,
+            Rounds = rounds,
+        };
+    }
+
+    /// <summary>Scores the predictor against the two baselines over <paramref name="source"/>, one round per <paramref name="roundInterval"/>.</summary>
+    public static PredictionReport EvaluatePredictor(
+        IReplayDirtyPageSource source,
+        TimeSpan roundInterval,
+        TimeSpan? duration = null,
+        ChangePredictorOptions? predictorOptions = null,
+        double threshold = 0.5)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (roundInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(roundInterval), roundInterval, "round interval must be positive");
+        var scorer = new PredictionScorer(new ChangePredictor(source.PageCount, predictorOptions), threshold);
+        var harvest = new DirtyBitmap(source.PageCount);
+        TimeSpan t = source.Now;
+        while (true)
+        {
+            t += roundInterval;
+            if (duration is { } d && t > d) break;
+            source.AdvanceTo(t);
+            harvest.Clear();
+            source.Harvest(harvest);
+            scorer.Observe(harvest);
+            if (duration is null && source.Exhausted) break;
+        }
+        return scorer.Report();
+    }
+}

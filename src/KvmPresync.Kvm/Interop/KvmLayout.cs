@@ -1,0 +1,23 @@
+namespace KvmPresync.Kvm.Interop;
+
+/// <summary>Sizes of the kernel structs carried as opaque blobs, read once from the shim (they are constants of the build).</summary>
+internal static class KvmLayout
+{
+    public static readonly int Fpu = Size("kvm_fpu");
+    public static readonly int Xsave = Size("kvm_xsave");
+    public static readonly int Xcrs = Size("kvm_xcrs");
+    public static readonly int Lapic = Size("kvm_lapic_state");
+    public static readonly int VcpuEvents = Size("kvm_vcpu_events");
+    public static readonly int DebugRegs = Size("kvm_debugregs");
+    public static readonly int Irqchip = Size("kvm_irqchip");
+    public static readonly int Pit2 = Size("kvm_pit_state2");
+    public static readonly int ClockData = Size("kvm_clock_data");
+    public static readonly int ClockFlagsOffset = (int)KvmPresync.Interop.Native.LayoutOffsetof("kvm_clock_data", "flags");
+
+    private static int Size(string type)
+    {
+        long n = KvmPresync.Interop.Native.LayoutSizeof(type);
+        if (n <= 0) throw new InvalidOperationException($"libkvmpresync does not know struct {type}: the shim and the engine are out of step; rebuild native/");
+        return (int)n;
+    }
+}

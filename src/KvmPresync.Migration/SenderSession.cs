@@ -1,0 +1,117 @@
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Memory;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>What one send of a page set did.</summary>
+public readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
+
+/// <summary>
+/// Turns a set of pages into PageBatch frames: hashes each page straight from guest memory, skips a page
+/// whose content the receiver already holds (same hash as last sent; the receiver starts all-zero), sends
+/// zero pages as a flag and every other page as a payload that points into the guest mapping.
+/// </summary>
+internal sealed class SenderSession : IDisposable
+{
+    private const long ManagerBytes = 1L << 30;
+
+    private readonly GuestMemory _memory;
+    private readonly FrameWriter _writer;
+    private readonly int _batchPages;
+    private readonly ulong[] _lastSentHash;
+    private readonly UnmanagedMemoryManager[] _managers;
+    private readonly PageDescriptor[] _descriptors;
+    private readonly List<ReadOnlyMemory<byte>> _payloads;
+    private readonly long[] _pageList;
+    private readonly (long Page, ulong Hash)[] _batchHashes;
+
+    public SenderSession(GuestMemory memory, FrameWriter writer, int batchPages)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
+        _memory = memory;
+        _writer = writer;
+        _batchPages = batchPages;
+        _lastSentHash = new ulong[memory.PageCount];
+        Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
+        _managers = new UnmanagedMemoryManager[(memory.Size + ManagerBytes - 1) / ManagerBytes];
+        for (int i = 0; i < _managers.Length; i++)
+            _managers[i] = new UnmanagedMemoryManager(memory.Address + (nint)(i * ManagerBytes), (int)Math.Min(ManagerBytes, memory.Size - i * ManagerBytes));
+        _descriptors = new PageDescriptor[batchPages];
+        _payloads = new List<ReadOnlyMemory<byte>>(batchPages);
+        _pageList = new long[memory.PageCount];
+        _batchHashes = new (long, ulong)[batchPages];
+    }
+
+    public long BytesWritten => _writer.BytesWritten;
+
+    /// <summary>Sends every page set in <paramref name="pages"/>; returns when the transport has taken them all.</summary>
+    /// <param name="skipUnchanged">
+    /// Skip pages whose hash equals the last one sent. Off for the paused final delta: a page read while the guest
+    /// ran may have reached the receiver torn (different from what was hashed), and a page that later returns to
+    /// the hashed content must then still be sent.
+    /// </param>
+    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true)
+    {
+        long sent = 0, unchanged = 0, zero = 0;
+        int n = 0;
+        (long Page, ulong Hash)[] batchHashes = _batchHashes;
+        int listed = List(pages);
+        for (int i = 0; i < listed; i++)
+        {
+            long page = _pageList[i];
+            ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
+            if (skipUnchanged && hash == _lastSentHash[page])
+            {
+                unchanged++;
+                continue;
+            }
+            if (isZero)
+            {
+                _descriptors[n] = new PageDescriptor((ulong)page, PageKind.Zero, hash);
+                zero++;
+            }
+            else
+            {
+                _descriptors[n] = new PageDescriptor((ulong)page, PageKind.Full, hash);
+                _payloads.Add(PayloadOf(page));
+            }
+            batchHashes[n++] = (page, hash);
+            sent++;
+            if (n == _batchPages)
+            {
+                await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
+                n = 0;
+            }
+        }
+        if (n > 0) await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
+        return new SendCounts(sent, unchanged, zero);
+    }
+
+    /// <summary>The set pages in ascending order, into a buffer reused across rounds.</summary>
+    private int List(DirtyBitmap pages)
+    {
+        int n = 0;
+        foreach (long page in pages) _pageList[n++] = page;
+        return n;
+    }
+
+    private async Task FlushAsync(ulong round, int count, (long Page, ulong Hash)[] hashes, CancellationToken ct)
+    {
+        await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
+        for (int i = 0; i < count; i++) _lastSentHash[hashes[i].Page] = hashes[i].Hash;
+        _payloads.Clear();
+    }
+
+    private ReadOnlyMemory<byte> PayloadOf(long page)
+    {
+        long offset = page * _memory.PageSize;
+        return _managers[offset / ManagerBytes].Memory.Slice((int)(offset % ManagerBytes), _memory.PageSize);
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _managers) ((IDisposable)m).Dispose();
+    }
+}
