@@ -3,13 +3,15 @@ using KvmPresync.Memory;
 namespace KvmPresync.Core;
 
 /// <summary>
-/// The running guest a the migration sender migrates. The engine sees only this: memory as
-/// spans (guest-physical address 0 up), its dirty log, pause/resume, and an opaque state blob.
+/// The running guest a migration sender migrates. The engine sees only this: its RAM as a page space over one
+/// or more regions (<see cref="GuestMemoryMap"/>), its dirty log over the same pages, pause/resume, and an opaque
+/// state blob.
 /// </summary>
 public interface IMigrationSource
 {
-    GuestMemory Memory { get; }
+    GuestMemoryMap Memory { get; }
 
+    /// <summary>Pages dirtied since the previous harvest, indexed like <see cref="Memory"/>.</summary>
     IDirtyPageSource DirtyLog { get; }
 
     /// <summary>The guest's total work units so far (keystrokes, frames…): the application-slowdown signal.</summary>
@@ -30,7 +32,8 @@ public interface IMigrationSource
 /// <summary>The destination side: memory to fill, and how to resume the guest from the received state.</summary>
 public interface IMigrationTarget : IDisposable
 {
-    GuestMemory Memory { get; }
+    /// <summary>The destination RAM, laid out as announced by the source (same regions, same order).</summary>
+    GuestMemoryMap Memory { get; }
 
     /// <summary>Restores the state into a fresh VM over <see cref="Memory"/> and starts it; throws when it cannot.</summary>
     void Resume(ReadOnlySpan<byte> deviceState);

@@ -15,7 +15,7 @@ public sealed record PresyncOptions
 
     /// <summary>
     /// False = classic pre-copy: nothing is sent before <see cref="PresyncSender.Launch"/>; at launch the sender
-    /// iterates (whole memory first, then what was dirtied meanwhile) for up to <see cref="MaxFinalRounds"/>.
+    /// iterates (whole memory first, then what was dirtied meanwhile) for up to <see cref="MaxFinalDuration"/>.
     /// </summary>
     public bool SyncBeforeLaunch { get; init; } = true;
 
@@ -23,7 +23,7 @@ public sealed record PresyncOptions
     public int BatchPages { get; init; } = 256;
 
     /// <summary>At launch, live rounds continue while the remaining delta shrinks, for at most this long.</summary>
-    public TimeSpan MaxFinalRounds { get; init; } = TimeSpan.FromMilliseconds(300);
+    public TimeSpan MaxFinalDuration { get; init; } = TimeSpan.FromMilliseconds(300);
 
     /// <summary>Pause once what is pending can move within this time at the link rate.</summary>
     public TimeSpan DowntimeTarget { get; init; } = TimeSpan.FromMilliseconds(20);

@@ -68,13 +68,12 @@ public static class PresyncReceiver
 
             WarmVerification(); // load and compile the digest path now, not in the downtime
             target = createTarget(session.Layout);
-            GuestMemory memory = target.Memory;
-            if ((ulong)memory.Size != session.Layout.TotalBytes || memory.PageSize != session.Layout.PageSize)
-                throw new InvalidOperationException($"the target's memory ({memory.Size} bytes, {memory.PageSize}-byte pages) does not match the announced layout");
+            GuestMemoryMap memory = target.Memory;
+            if (MigrationLayout.Mismatch(session.Layout, memory) is { } mismatch)
+                throw new InvalidOperationException($"the migration target does not match the announced layout: {mismatch}");
             var digest = new MemoryDigest(memory.PageCount, memory.PageSize);
             ulong zeroHash = PageHasher.ZeroPageHash(memory.PageSize);
             for (long p = 0; p < memory.PageCount; p++) digest.SetPage(p, zeroHash); // fresh memory is all zero
-            using var destination = new UnmanagedMemoryManager(memory.Address, checked((int)memory.Size));
             var gate = ReceiverFrameGate.AfterHandshake();
             long roundBytes = 0, roundPages = 0;
 
@@ -91,7 +90,7 @@ public static class PresyncReceiver
                         {
                             PageDescriptor d = batch.Descriptors.Span[i];
                             long index = session.Layout.Locate(d.PageNumber).LinearIndex;
-                            Memory<byte> page = destination.Memory.Slice((int)(index * memory.PageSize), memory.PageSize);
+                            Memory<byte> page = memory.PageMemory(index);
                             switch (d.Kind)
                             {
                                 case PageKind.Full:
@@ -203,8 +202,6 @@ public static class PresyncReceiver
 
     private static string? ValidateLayout(MemoryLayout layout, ReceiverOptions options)
     {
-        if (layout.Slots.Count != 1 || layout.Slots[0].GuestPhysicalAddress != 0)
-            return $"this receiver takes one memory slot at guest-physical 0; the sender announced {layout.Slots.Count} slot(s)";
         if ((long)layout.TotalBytes > options.MaxMemoryBytes)
             return $"the announced guest memory ({layout.TotalBytes} bytes) exceeds this receiver's limit ({options.MaxMemoryBytes} bytes)";
         if (layout.PageSize != GuestMemory.HostPageSize)

@@ -61,8 +61,8 @@ public sealed class PresyncSender
     /// </summary>
     public async Task<MigrationResult> RunAsync(CancellationToken cancellationToken = default)
     {
-        GuestMemory memory = _source.Memory;
-        var layout = MemoryLayout.SingleSlot(memory.PageSize, (ulong)memory.Size);
+        GuestMemoryMap memory = _source.Memory;
+        MemoryLayout layout = MigrationLayout.Of(memory);
         var stream = new NetworkStream(_socket, ownsSocket: false);
         var reader = new FrameReader(stream);
         double limit = _options.RateLimitBitsPerSecond ?? _options.Engine.LinkBitsPerSecond;
@@ -85,7 +85,7 @@ public sealed class PresyncSender
         }
 
         _ = DigestOf(memory, pageLimit: 4096); // JIT and warm the digest path now, not during the downtime
-        using var session = new SenderSession(memory, writer, _options.BatchPages);
+        var session = new PageBatchEncoder(memory, writer, _options.BatchPages);
         var engine = new SyncEngine(memory.PageCount, memory.PageSize, _options.Engine with { HeaderBytesPerPage = PageDescriptor.WireLength });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var resumed = new TaskCompletionSource<Resumed>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -176,7 +176,7 @@ public sealed class PresyncSender
             var finalHarvest = new DirtyBitmap(memory.PageCount);
             var finalSend = new DirtyBitmap(memory.PageCount);
             long downtimeBudget = (long)(_options.Engine.LinkBitsPerSecond / 8 * _options.DowntimeTarget.TotalSeconds);
-            TimeSpan finalDeadline = _clock.Elapsed + _options.MaxFinalRounds;
+            TimeSpan finalDeadline = _clock.Elapsed + _options.MaxFinalDuration;
             long previousPending = long.MaxValue;
             while (_clock.Elapsed < finalDeadline)
             {
@@ -268,7 +268,7 @@ public sealed class PresyncSender
 
     private readonly record struct RoundOutcome(RoundPlan Plan, long Dirty, SendCounts Counts, long Bytes);
 
-    private async Task<RoundOutcome> RunRoundAsync(SyncEngine engine, SenderSession session, FrameWriter writer, DirtyBitmap harvest,
+    private async Task<RoundOutcome> RunRoundAsync(SyncEngine engine, PageBatchEncoder session, FrameWriter writer, DirtyBitmap harvest,
         DirtyBitmap send, long round, bool holdBack, long? windowBytes, CancellationToken ct)
     {
         harvest.Clear();
@@ -280,7 +280,7 @@ public sealed class PresyncSender
         return o;
     }
 
-    private static async Task<RoundOutcome> SendPlannedAsync(SyncEngine engine, SenderSession session, DirtyBitmap send, long round,
+    private static async Task<RoundOutcome> SendPlannedAsync(SyncEngine engine, PageBatchEncoder session, DirtyBitmap send, long round,
         bool holdBack, long? windowBytes, long dirty, CancellationToken ct, bool paused = false)
     {
         RoundPlan plan = engine.Plan(send, holdBack, windowBytes);
@@ -364,19 +364,20 @@ public sealed class PresyncSender
         ct.ThrowIfCancellationRequested();
     }
 
-    /// <summary>Digest of the paused source's memory, hashed now from the bytes themselves (both halves in parallel).</summary>
-    private static byte[] DigestOf(GuestMemory memory, long pageLimit = long.MaxValue)
+    /// <summary>Digest of the paused source's memory, hashed now from the bytes themselves (chunks in parallel).</summary>
+    private static byte[] DigestOf(GuestMemoryMap memory, long pageLimit = long.MaxValue)
     {
         long pages = Math.Min(pageLimit, memory.PageCount);
         var digest = new MemoryDigest(pages, memory.PageSize);
-        const long chunkPages = 4096;
-        long chunks = (pages + chunkPages - 1) / chunkPages;
-        Parallel.For(0, chunks, c =>
+        const int chunkPages = 4096;
+        var chunks = new List<(long First, int Count)>();
+        for (long first = 0; first < pages;)
         {
-            long first = c * chunkPages;
-            long count = Math.Min(chunkPages, pages - first);
-            digest.HashPages(first, memory.Slice(first * memory.PageSize, (int)(count * memory.PageSize)));
-        });
+            int count = (int)Math.Min(Math.Min(chunkPages, memory.ContiguousPages(first)), pages - first);
+            chunks.Add((first, count));
+            first += count;
+        }
+        Parallel.ForEach(chunks, c => digest.HashPages(c.First, memory.Pages(c.First, c.Count)));
         return digest.Compute();
     }
 

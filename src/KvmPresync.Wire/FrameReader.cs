@@ -1,3 +1,4 @@
+using KvmPresync.Memory;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;

@@ -1,3 +1,4 @@
+using KvmPresync.Memory;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 

@@ -1,3 +1,4 @@
+using KvmPresync.Memory;
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;

@@ -1,3 +1,4 @@
+using KvmPresync.Memory;
 namespace KvmPresync.Wire;
 
 /// <summary>

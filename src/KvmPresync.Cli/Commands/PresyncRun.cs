@@ -19,7 +19,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalRounds = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -42,7 +42,7 @@ internal static class PresyncRun
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
-            MaxFinalRounds = s.MaxFinalRounds ?? TimeSpan.FromMilliseconds(300),
+            MaxFinalDuration = s.MaxFinalDuration ?? TimeSpan.FromMilliseconds(300),
         });
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>

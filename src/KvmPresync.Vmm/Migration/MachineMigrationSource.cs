@@ -12,11 +12,12 @@ public sealed class MachineMigrationSource : IMigrationSource
     public MachineMigrationSource(Machine machine)
     {
         _machine = machine ?? throw new ArgumentNullException(nameof(machine));
+        Memory = GuestMemoryMap.Single(machine.Memory);
         DirtyLog = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         MachineSnapshotCodec.Warm();
     }
 
-    public GuestMemory Memory => _machine.Memory;
+    public GuestMemoryMap Memory { get; }
 
     public IDirtyPageSource DirtyLog { get; }
 
@@ -48,20 +49,21 @@ public sealed class MachineMigrationTarget : IMigrationTarget
     public MachineMigrationTarget(KvmSystem kvm, long memoryBytes)
     {
         ArgumentNullException.ThrowIfNull(kvm);
-        Memory = GuestMemory.Create(memoryBytes);
+        GuestMemory memory = GuestMemory.Create(memoryBytes);
+        Memory = GuestMemoryMap.Single(memory);
         try
         {
-            _shell = MachineShell.Create(kvm, Memory);
+            _shell = MachineShell.Create(kvm, memory);
             _shell.Warm();
         }
         catch
         {
-            Memory.Dispose();
+            memory.Dispose();
             throw;
         }
     }
 
-    public GuestMemory Memory { get; }
+    public GuestMemoryMap Memory { get; }
 
     /// <summary>The resumed machine (null until <see cref="Resume"/> succeeded); owns the VM and <see cref="Memory"/> from then on.</summary>
     public Machine? Machine { get; private set; }
@@ -82,6 +84,6 @@ public sealed class MachineMigrationTarget : IMigrationTarget
             return;
         }
         _shell.Dispose();
-        Memory.Dispose();
+        foreach (GuestRegion r in Memory.Regions) r.Memory.Dispose();
     }
 }

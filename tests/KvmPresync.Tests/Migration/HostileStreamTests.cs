@@ -20,7 +20,7 @@ public sealed class HostileStreamTests
 
     private sealed class RecordingTarget(long bytes) : IMigrationTarget
     {
-        public GuestMemory Memory { get; } = GuestMemory.Create(bytes);
+        public GuestMemoryMap Memory { get; } = GuestMemoryMap.Single(GuestMemory.Create(bytes), ownsMemory: true);
         public bool Resumed { get; private set; }
         public bool Disposed { get; private set; }
         public void Resume(ReadOnlySpan<byte> deviceState) => Resumed = true;

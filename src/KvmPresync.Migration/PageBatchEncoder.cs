@@ -13,21 +13,18 @@ public readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
 /// whose content the receiver already holds (same hash as last sent; the receiver starts all-zero), sends
 /// zero pages as a flag and every other page as a payload that points into the guest mapping.
 /// </summary>
-internal sealed class SenderSession : IDisposable
+internal sealed class PageBatchEncoder
 {
-    private const long ManagerBytes = 1L << 30;
-
-    private readonly GuestMemory _memory;
+    private readonly GuestMemoryMap _memory;
     private readonly FrameWriter _writer;
     private readonly int _batchPages;
     private readonly ulong[] _lastSentHash;
-    private readonly UnmanagedMemoryManager[] _managers;
     private readonly PageDescriptor[] _descriptors;
     private readonly List<ReadOnlyMemory<byte>> _payloads;
     private readonly long[] _pageList;
     private readonly (long Page, ulong Hash)[] _batchHashes;
 
-    public SenderSession(GuestMemory memory, FrameWriter writer, int batchPages)
+    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
         _memory = memory;
@@ -35,9 +32,6 @@ internal sealed class SenderSession : IDisposable
         _batchPages = batchPages;
         _lastSentHash = new ulong[memory.PageCount];
         Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
-        _managers = new UnmanagedMemoryManager[(memory.Size + ManagerBytes - 1) / ManagerBytes];
-        for (int i = 0; i < _managers.Length; i++)
-            _managers[i] = new UnmanagedMemoryManager(memory.Address + (nint)(i * ManagerBytes), (int)Math.Min(ManagerBytes, memory.Size - i * ManagerBytes));
         _descriptors = new PageDescriptor[batchPages];
         _payloads = new List<ReadOnlyMemory<byte>>(batchPages);
         _pageList = new long[memory.PageCount];
@@ -69,13 +63,13 @@ internal sealed class SenderSession : IDisposable
             }
             if (isZero)
             {
-                _descriptors[n] = new PageDescriptor((ulong)page, PageKind.Zero, hash);
+                _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Zero, hash);
                 zero++;
             }
             else
             {
-                _descriptors[n] = new PageDescriptor((ulong)page, PageKind.Full, hash);
-                _payloads.Add(PayloadOf(page));
+                _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Full, hash);
+                _payloads.Add(_memory.PageMemory(page));
             }
             batchHashes[n++] = (page, hash);
             sent++;
@@ -104,14 +98,6 @@ internal sealed class SenderSession : IDisposable
         _payloads.Clear();
     }
 
-    private ReadOnlyMemory<byte> PayloadOf(long page)
-    {
-        long offset = page * _memory.PageSize;
-        return _managers[offset / ManagerBytes].Memory.Slice((int)(offset % ManagerBytes), _memory.PageSize);
-    }
-
-    public void Dispose()
-    {
-        foreach (var m in _managers) ((IDisposable)m).Dispose();
-    }
+    /// <summary>The wire names a page by its guest page frame number (guest-physical address / page size).</summary>
+    private ulong PageNumberOf(long page) => _memory.GuestPhysicalAddressOf(page) / (ulong)_memory.PageSize;
 }

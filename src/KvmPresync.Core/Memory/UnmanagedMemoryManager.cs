@@ -1,12 +1,13 @@
+using KvmPresync.Memory;
 using System.Buffers;
 
-namespace KvmPresync.Wire;
+namespace KvmPresync.Memory;
 
 /// <summary>
 /// Exposes native memory (e.g. the guest's memfd mapping) as <see cref="Memory{T}"/> so it can be handed to
-/// <see cref="FrameWriter.WritePageBatchAsync"/> and <see cref="FrameReader.ReadPayloadAsync"/> without a copy.
+/// the wire's gather writers and payload reader without a copy.
 /// Does not own the memory: whoever owns the mapping must keep it alive while this manager's memory is in use.
-/// Covers at most 2 GiB (a <see cref="Memory{T}"/> limit); use one manager per region for larger guests.
+/// Covers at most 2 GiB (a <see cref="Memory{T}"/> limit); <see cref="GuestMemoryMap"/> hands out one per 1 GiB chunk.
 /// </summary>
 public sealed unsafe class UnmanagedMemoryManager : MemoryManager<byte>
 {
