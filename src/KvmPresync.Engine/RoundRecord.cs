@@ -1,14 +1,17 @@
-using KvmPresync.Core;
+using KvmPresync.Engine.Convergence;
+
 namespace KvmPresync.Engine;
 
 /// <summary>
-/// Per-round statistics of a pre-sync run (live or simulated): what was dirtied, pending, sent and held, the
-/// window and interval, and what would remain to send if launch happened right after this round.
-/// Plain numbers (milliseconds as double) so it serializes to flat JSON for plots.
+/// One round of a migration, live or simulated — the one record both produce, streamed to the live view, the
+/// API's progress event and JSON for plots: what was dirtied, pending, sent and held, the window and interval, the
+/// network and guest signals, and after launch the convergence decision. Plain numbers (milliseconds as double).
 /// </summary>
 public sealed record RoundRecord
 {
     public required long Round { get; init; }
+
+    public required RoundPhase Phase { get; init; }
 
     /// <summary>Time of the round's harvest since the start of sync, ms.</summary>
     public required double TimeMs { get; init; }
@@ -24,6 +27,12 @@ public sealed record RoundRecord
     /// <summary>Wire bytes sent this round (headers included).</summary>
     public required long SentBytes { get; init; }
 
+    /// <summary>Pages planned but not sent because the receiver already holds that content (live sender only).</summary>
+    public long SkippedUnchangedPages { get; init; }
+
+    /// <summary>Pages sent as a zero flag without payload (live sender only).</summary>
+    public long ZeroPages { get; init; }
+
     public required long HeldPages { get; init; }
 
     public required long HeldBytes { get; init; }
@@ -34,7 +43,7 @@ public sealed record RoundRecord
     /// <summary>Bytes this round was allowed to send.</summary>
     public required long WindowBytes { get; init; }
 
-    /// <summary>Round length, ms.</summary>
+    /// <summary>Round length, ms (0 after launch: final rounds follow each other at once).</summary>
     public required double IntervalMs { get; init; }
 
     /// <summary>Wire bytes still pending after this round's send: what launch would have to move now.</summary>
@@ -46,12 +55,21 @@ public sealed record RoundRecord
     /// <summary>Ack RTT measured for this round, ms (null when not measured).</summary>
     public double? RttMs { get; init; }
 
-    /// <summary>Bytes acknowledged during this round (null when not measured).</summary>
+    /// <summary>Bytes the receiver acknowledged as applied for this round (null when not measured).</summary>
     public long? AckedBytes { get; init; }
+
+    /// <summary>Guest work units per second during this round (null when the source does not report progress).</summary>
+    public double? ProgressRate { get; init; }
 
     /// <summary>The window controller's reason for the next window (null without the controller).</summary>
     public WindowReason? WindowReason { get; init; }
 
     /// <summary>The window controller's reason for the next interval (null without the controller).</summary>
     public IntervalReason? IntervalReason { get; init; }
+
+    /// <summary>After launch: the convergence policy's decision after this round's harvest (null before launch).</summary>
+    public ConvergenceDecision? Convergence { get; init; }
+
+    /// <summary>Goodput of the round's acknowledged bytes, Mbit/s (null when not measured).</summary>
+    public double? GoodputMbps => AckedBytes is { } b && IntervalMs > 0 ? b * 8 / (IntervalMs / 1000) / 1e6 : null;
 }

@@ -1,6 +1,6 @@
 using KvmPresync.Core;
+using KvmPresync.Engine.Convergence;
 using KvmPresync.Memory;
-using KvmPresync.Trace;
 
 namespace KvmPresync.Engine;
 
@@ -29,6 +29,9 @@ public sealed record SyncEngineOptions
     public HoldBackOptions HoldBack { get; init; } = new();
 
     public SyncWindowOptions Window { get; init; } = new();
+
+    /// <summary>After launch: when to pause the guest and when to give up (<see cref="DowntimeTargetConvergence"/> by default).</summary>
+    public IConvergencePolicy Convergence { get; init; } = new DowntimeTargetConvergence();
 }
 
 /// <summary>
@@ -74,6 +77,9 @@ public sealed class SyncEngine
     }
 
     public SyncEngineOptions Options { get; }
+
+    /// <summary>The convergence policy used after launch (<see cref="LaunchConvergence"/> asks it).</summary>
+    public IConvergencePolicy Convergence => Options.Convergence;
 
     /// <summary>Pages the receiver does not have in their current content.</summary>
     public DirtyBitmap Pending { get; }
@@ -121,6 +127,16 @@ public sealed class SyncEngine
         long window = windowBytes ?? Window?.Window ?? LinkCapacity(Interval);
         return _planner.Plan(Pending, holdBack ? Predictor : null, Budget, window, Cost, send, _held);
     }
+
+    /// <summary>A sync round's step: absorb the harvest, then choose the round's pages into <paramref name="send"/>.</summary>
+    public RoundPlan PlanSyncRound(DirtyBitmap harvest, DirtyBitmap send, long? windowBytes = null)
+    {
+        Absorb(harvest);
+        return Plan(send, holdBack: true, windowBytes);
+    }
+
+    /// <summary>After launch (live or paused): every pending page is due, nothing is held, no window applies.</summary>
+    public RoundPlan PlanFinalRound(DirtyBitmap send) => Plan(send, holdBack: false, long.MaxValue);
 
     /// <summary>Pages whose content the receiver now holds: no longer pending.</summary>
     public void MarkSent(DirtyBitmap sent) => Pending.AndNot(sent);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using KvmPresync.Core;
 namespace KvmPresync.Engine;
 
@@ -12,6 +13,7 @@ public enum WindowPhase
 }
 
 /// <summary>Why the window changed (or did not) in a round.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<WindowReason>))]
 public enum WindowReason
 {
     /// <summary>Slow start: window doubled.</summary>
@@ -43,6 +45,7 @@ public enum WindowReason
 }
 
 /// <summary>Why the round interval changed (or did not).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<IntervalReason>))]
 public enum IntervalReason
 {
     Unchanged = 1,

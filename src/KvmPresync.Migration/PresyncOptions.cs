@@ -1,3 +1,4 @@
+using KvmPresync.Wire;
 using KvmPresync.Core;
 using KvmPresync.Engine;
 namespace KvmPresync.Migration;
@@ -15,22 +16,31 @@ public sealed record PresyncOptions
 
     /// <summary>
     /// False = classic pre-copy: nothing is sent before <see cref="PresyncSender.Launch"/>; at launch the sender
-    /// iterates (whole memory first, then what was dirtied meanwhile) for up to <see cref="MaxFinalDuration"/>.
+    /// iterates (whole memory first, then what was dirtied meanwhile) as the engine's convergence policy allows
+    /// (<see cref="SyncEngineOptions.Convergence"/>).
     /// </summary>
     public bool SyncBeforeLaunch { get; init; } = true;
 
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init; } = 256;
 
-    /// <summary>At launch, live rounds continue while the remaining delta shrinks, for at most this long.</summary>
-    public TimeSpan MaxFinalDuration { get; init; } = TimeSpan.FromMilliseconds(300);
-
-    /// <summary>Pause once what is pending can move within this time at the link rate.</summary>
-    public TimeSpan DowntimeTarget { get; init; } = TimeSpan.FromMilliseconds(20);
-
     /// <summary>How long to wait for the destination's "resumed" before resuming the source.</summary>
     public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Use MSG_ZEROCOPY-capable gather sends (where available); otherwise plain gather sends.</summary>
     public bool ZeroCopy { get; init; }
+
+    /// <summary>Throws naming the first invalid option.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Engine, nameof(Engine));
+        ArgumentNullException.ThrowIfNull(Engine.Convergence, nameof(SyncEngineOptions.Convergence));
+        if (!(Engine.LinkBitsPerSecond > 0) || double.IsInfinity(Engine.LinkBitsPerSecond))
+            throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LinkBitsPerSecond), Engine.LinkBitsPerSecond, "the engine's link rate must be a positive, finite number of bits per second");
+        if (RateLimitBitsPerSecond is { } r && (r < 0 || double.IsNaN(r)))
+            throw new ArgumentOutOfRangeException(nameof(RateLimitBitsPerSecond), r, "rate limit must be 0 (none) or positive");
+        if (BatchPages < 1 || BatchPages > WireLimits.MaxPagesPerBatch)
+            throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
+        if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
+    }
 }

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 using KvmPresync.Migration;
 using KvmPresync.Trace;
 using KvmPresync.Vmm;
@@ -38,17 +39,21 @@ internal static class PresyncRun
         var source = new MachineMigrationSource(machine);
         var sender = new PresyncSender(source, socket, key, new PresyncOptions
         {
-            Engine = new SyncEngineOptions { Policy = s.Policy, LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : s.Bandwidth },
+            Engine = new SyncEngineOptions
+            {
+                Policy = s.Policy,
+                LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : s.Bandwidth,
+                Convergence = new DowntimeTargetConvergence { MaxLiveDuration = s.MaxFinalDuration ?? TimeSpan.FromMilliseconds(300) },
+            },
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
-            MaxFinalDuration = s.MaxFinalDuration ?? TimeSpan.FromMilliseconds(300),
         });
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
         {
-            if (r.Phase != "sync" || r.Round % 5 == 0 || !Console.IsOutputRedirected)
-                view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s r{r.Round,-4} {r.Phase,-6} dirty {r.DirtyPages,6} sent {r.SentPages,6} ({Units.FormatBytes(r.SentBytes),9}) held {r.HeldPages,5} " +
+            if (r.Phase != RoundPhase.Sync || r.Round % 5 == 0 || !Console.IsOutputRedirected)
+                view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s r{r.Round,-4} {PhaseName(r.Phase),-6} dirty {r.DirtyPages,6} sent {r.SentPages,6} ({Units.FormatBytes(r.SentBytes),9}) held {r.HeldPages,5} " +
                             $"rtt {(r.RttMs is { } rtt ? $"{rtt:0.0}ms" : "-"),7} goodput {(r.GoodputMbps is { } g ? $"{g:0}Mb/s" : "-"),8} progress {(r.ProgressRate is { } p ? $"{p:0.0}/s" : "-")}");
         };
         using PosixSignalRegistration usr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx => { ctx.Cancel = true; sender.Launch(); });
@@ -86,6 +91,14 @@ internal static class PresyncRun
             Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
         return 0;
     }
+
+    private static string PhaseName(RoundPhase phase) => phase switch
+    {
+        RoundPhase.Sync => "sync",
+        RoundPhase.FinalLive => "final",
+        RoundPhase.Paused => "paused",
+        _ => phase.ToString(),
+    };
 
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {

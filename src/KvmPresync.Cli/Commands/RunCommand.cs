@@ -1,3 +1,4 @@
+using KvmPresync.Engine;
 using System.CommandLine;
 using System.Diagnostics;
 using KvmPresync.Kvm;
@@ -43,7 +44,7 @@ internal static class RunCommand
                 return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
-                Trace.SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter), r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
+                SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter), r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);

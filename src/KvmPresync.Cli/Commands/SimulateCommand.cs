@@ -1,3 +1,4 @@
+using KvmPresync.Engine;
 using System.CommandLine;
 using KvmPresync.Trace;
 using KvmPresync.Wire;

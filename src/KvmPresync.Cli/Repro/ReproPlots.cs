@@ -46,12 +46,12 @@ public static class ReproPlots
     }
 
     private static Plot PerRound(string font, string workload, IReadOnlyList<ReproModeRun> modeRuns, string what, string yLabel,
-        Func<SyncRoundReport, double> value, bool skipZeros)
+        Func<RoundRecord, double> value, bool skipZeros)
     {
         var plot = NewPlot(font, $"{what} - {workload}", "time since start (s)", yLabel);
         var series = modeRuns
             .Select(run => (Run: run, Points: run.Result.Rounds
-                .Select(r => (X: r.TimeMs / 1000.0, Y: value(r), Launched: r.Phase != "sync"))
+                .Select(r => (X: r.TimeMs / 1000.0, Y: value(r), Launched: r.Phase != RoundPhase.Sync))
                 .Where(p => !skipZeros || p.Y != 0)
                 .ToArray()))
             .Where(s => s.Points.Length > 0)

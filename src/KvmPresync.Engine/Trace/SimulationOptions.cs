@@ -1,46 +1,9 @@
 using KvmPresync.Memory;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 
 namespace KvmPresync.Trace;
-
-/// <summary>Which pre-sync policies the simulator runs.</summary>
-public enum SyncPolicy
-{
-    /// <summary>Send every pending page each round, limited only by what the link moves in a round.</summary>
-    None = 1,
-
-    /// <summary>As <see cref="None"/>, but the predictor holds back pages about to change again, within the launch budget.</summary>
-    Predict = 2,
-
-    /// <summary>As <see cref="Predict"/>, with the slow-start window and adaptive interval deciding how much each round sends.</summary>
-    PredictSlowStart = 3,
-
-    /// <summary>Slow-start window without prediction: every pending page is due, paced by the window (the paper's "presync" baseline).</summary>
-    SlowStart = 4,
-}
-
-/// <summary>Parses and prints policy names as the CLI spells them: none | predict | predict+slowstart.</summary>
-public static class SyncPolicyNames
-{
-    public static string Name(this SyncPolicy policy) => policy switch
-    {
-        SyncPolicy.None => "none",
-        SyncPolicy.Predict => "predict",
-        SyncPolicy.PredictSlowStart => "predict+slowstart",
-        SyncPolicy.SlowStart => "slowstart",
-        _ => throw new ArgumentOutOfRangeException(nameof(policy), policy, "unknown policy"),
-    };
-
-    public static SyncPolicy Parse(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "none" => SyncPolicy.None,
-        "predict" => SyncPolicy.Predict,
-        "predict+slowstart" or "predict-slowstart" or "predictslowstart" => SyncPolicy.PredictSlowStart,
-        "slowstart" => SyncPolicy.SlowStart,
-        _ => throw new ArgumentException($"unknown sync policy \"{name}\"; expected none, slowstart, predict or predict+slowstart", nameof(name)),
-    };
-}
 
 /// <summary>Inputs of <see cref="Simulator.Run"/>: the policy, the modelled link and the engine's tuning.</summary>
 public sealed record SimulationOptions
@@ -84,6 +47,12 @@ public sealed record SimulationOptions
 
     public SyncWindowOptions Window { get; init; } = new();
 
+    /// <summary>After the sync period, simulate the launch: final live rounds under <see cref="Convergence"/>, then the paused delta.</summary>
+    public bool SimulateLaunch { get; init; } = true;
+
+    /// <summary>The convergence policy after launch — the same object type the live sender takes.</summary>
+    public IConvergencePolicy Convergence { get; init; } = new DowntimeTargetConvergence();
+
     /// <summary>The engine's options for this simulation: the same policy step the live sender runs.</summary>
     public SyncEngineOptions ToEngineOptions() => new()
     {
@@ -96,11 +65,12 @@ public sealed record SimulationOptions
         Predictor = Predictor,
         HoldBack = HoldBack,
         Window = Window,
+        Convergence = Convergence,
     };
 
     public void Validate()
     {
-        if (Policy is not (SyncPolicy.None or SyncPolicy.Predict or SyncPolicy.PredictSlowStart))
+        if (Policy is not (SyncPolicy.None or SyncPolicy.Predict or SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart))
             throw new ArgumentOutOfRangeException(nameof(Policy), Policy, "unknown sync policy");
         if (!(LinkBitsPerSecond > 0) || double.IsInfinity(LinkBitsPerSecond))
             throw new ArgumentOutOfRangeException(nameof(LinkBitsPerSecond), LinkBitsPerSecond, "link rate must be a positive, finite number of bits per second");

@@ -56,6 +56,20 @@ public sealed record SimulationResult
 
     public bool LaunchWithinBudget => LaunchBytes <= LaunchBudgetBytes;
 
+    /// <summary>Live rounds after launch before the convergence policy paused (0 without a simulated launch).</summary>
+    public int FinalLiveRounds { get; init; }
+
+    /// <summary>Wire bytes of the final live rounds.</summary>
+    public long FinalLiveBytes { get; init; }
+
+    /// <summary>Wire bytes sent with the guest paused (the final delta, vCPU state excluded).</summary>
+    public long PausedDeltaBytes { get; init; }
+
+    public long PausedDeltaPages { get; init; }
+
+    /// <summary>The convergence policy gave up (the source would keep running).</summary>
+    public bool GaveUp { get; init; }
+
     public required IReadOnlyList<RoundRecord> Rounds { get; init; }
 
     public string ToJson(bool indented = false) => JsonSerializer.Serialize(this, indented ? JsonIndented : Json);

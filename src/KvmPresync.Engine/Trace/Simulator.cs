@@ -1,6 +1,7 @@
 using KvmPresync.Memory;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 
 namespace KvmPresync.Trace;
 
@@ -46,11 +47,10 @@ public static class Simulator
             source.AdvanceTo(t);
             harvest.Clear();
             DirtyHarvest h = source.Harvest(harvest);
-            engine.Absorb(harvest);
 
             TimeSpan interval = engine.Interval;
             long windowBytes = engine.Window?.Window ?? link.Capacity(interval);
-            plan = engine.Plan(send, holdBack: true, windowBytes);
+            plan = engine.PlanSyncRound(harvest, send, windowBytes);
             engine.MarkSent(send);
             link.Send(plan.SendBytes);
             if (t < options.WarmUp)
@@ -75,21 +75,8 @@ public static class Simulator
                 DeferredBytes = plan.DeferredBytes,
             });
 
-            rounds.Add(new RoundRecord
+            rounds.Add(Record(round, RoundPhase.Sync, t, h.DirtyPages, plan, windowBytes, interval, engine) with
             {
-                Round = round,
-                TimeMs = t.TotalMilliseconds,
-                DirtyPages = h.DirtyPages,
-                PendingPages = plan.PendingPages,
-                SentPages = plan.SendPages,
-                SentBytes = plan.SendBytes,
-                HeldPages = plan.HeldPages,
-                HeldBytes = plan.HeldBytes,
-                DeferredPages = plan.DeferredPages,
-                WindowBytes = windowBytes,
-                IntervalMs = interval.TotalMilliseconds,
-                RemainingAtLaunchBytes = plan.RemainingBytes,
-                ActivePages = engine.Predictor?.ActivePages ?? 0,
                 RttMs = rtt.TotalMilliseconds,
                 AckedBytes = acked,
                 WindowReason = decision?.Reason,
@@ -100,6 +87,8 @@ public static class Simulator
             if (last) break;
             t += interval;
         }
+        TimeSpan syncEnd = t;
+        LaunchOutcome launch = options.SimulateLaunch ? Launch(source, engine, link, harvest, send, rounds, t + engine.Interval, t) : default;
 
         return new SimulationResult
         {
@@ -108,7 +97,7 @@ public static class Simulator
             PageCount = pageCount,
             PageSize = source.PageSize,
             LinkBitsPerSecond = options.LinkBitsPerSecond,
-            DurationMs = t.TotalMilliseconds,
+            DurationMs = syncEnd.TotalMilliseconds,
             LaunchBudgetBytes = engine.Budget.Bytes,
             MeasuredFromMs = options.WarmUp.TotalMilliseconds,
             WarmUpBytes = warmUpBytes,
@@ -118,9 +107,77 @@ public static class Simulator
             LaunchBytes = plan.RemainingBytes,
             LaunchPages = plan.RemainingPages,
             LaunchHeldBytes = plan.HeldBytes,
+            FinalLiveRounds = launch.LiveRounds,
+            FinalLiveBytes = launch.LiveBytes,
+            PausedDeltaBytes = launch.PausedBytes,
+            PausedDeltaPages = launch.PausedPages,
+            GaveUp = launch.GaveUp,
             Rounds = rounds,
         };
     }
+
+    private readonly record struct LaunchOutcome(int LiveRounds, long LiveBytes, long PausedBytes, long PausedPages, bool GaveUp);
+
+    /// <summary>
+    /// Launch at <paramref name="launchAt"/>: final live rounds back to back, each harvested when the link has moved the
+    /// previous one, until the engine's convergence policy (through <see cref="LaunchConvergence"/>, as the live sender
+    /// asks it) pauses or gives up; then the paused delta.
+    /// </summary>
+    private static LaunchOutcome Launch(IReplayDirtyPageSource source, SyncEngine engine, SimulatedLink link, DirtyBitmap harvest,
+        DirtyBitmap send, List<RoundRecord> rounds, TimeSpan launchAt, TimeSpan lastSyncHarvest)
+    {
+        var convergence = new LaunchConvergence(engine, lastSyncHarvest);
+        long round = rounds.Count;
+        long liveBytes = 0;
+        TimeSpan t = launchAt;
+        while (true)
+        {
+            source.AdvanceTo(t);
+            harvest.Clear();
+            DirtyHarvest h = source.Harvest(harvest);
+            ConvergenceDecision decision = convergence.AfterHarvest(harvest, h, link.Rtt);
+            if (decision.Action != ConvergenceAction.ContinueLive)
+            {
+                if (decision.Action == ConvergenceAction.GiveUp)
+                {
+                    rounds.Add(Record(round, RoundPhase.FinalLive, t, h.DirtyPages, default, 0, TimeSpan.Zero, engine) with { Convergence = decision });
+                    return new LaunchOutcome(convergence.LiveRounds, liveBytes, 0, 0, GaveUp: true);
+                }
+                // paused: nothing is dirtied between the decision and the pause, so the paused harvest finds nothing new
+                RoundPlan paused = engine.PlanFinalRound(send);
+                engine.MarkSent(send);
+                link.Send(paused.SendBytes);
+                rounds.Add(Record(round, RoundPhase.Paused, t, h.DirtyPages, paused, paused.SendBytes, TimeSpan.Zero, engine) with { Convergence = decision });
+                return new LaunchOutcome(convergence.LiveRounds, liveBytes, paused.SendBytes, paused.SendPages, GaveUp: false);
+            }
+            RoundPlan plan = engine.PlanFinalRound(send);
+            engine.MarkSent(send);
+            link.Send(plan.SendBytes);
+            liveBytes += plan.SendBytes;
+            rounds.Add(Record(round++, RoundPhase.FinalLive, t, h.DirtyPages, plan, plan.SendBytes, TimeSpan.Zero, engine) with { Convergence = decision });
+            TimeSpan transfer = link.BaseRtt + TimeSpan.FromSeconds(link.Backlog / link.BytesPerSecond);
+            link.Advance(transfer);
+            t += transfer > TimeSpan.Zero ? transfer : TimeSpan.FromMilliseconds(1);
+        }
+    }
+
+    private static RoundRecord Record(long round, RoundPhase phase, TimeSpan t, long dirty, RoundPlan plan, long windowBytes, TimeSpan interval, SyncEngine engine) => new()
+    {
+        Round = round,
+        Phase = phase,
+        TimeMs = t.TotalMilliseconds,
+        DirtyPages = dirty,
+        PendingPages = plan.PendingPages,
+        SentPages = plan.SendPages,
+        SentBytes = plan.SendBytes,
+        HeldPages = plan.HeldPages,
+        HeldBytes = plan.HeldBytes,
+        DeferredPages = plan.DeferredPages,
+        WindowBytes = windowBytes,
+        IntervalMs = interval.TotalMilliseconds,
+        RemainingAtLaunchBytes = plan.RemainingBytes,
+        ActivePages = engine.Predictor?.ActivePages ?? 0,
+    };
 
     /// <summary>Scores the predictor against the two baselines over <paramref name="source"/>, one round per <paramref name="roundInterval"/>.</summary>
     public static PredictionReport EvaluatePredictor(

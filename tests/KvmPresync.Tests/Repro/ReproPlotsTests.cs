@@ -143,15 +143,15 @@ public sealed class ReproPlotsTests : IDisposable
                 for (int run = 1; run <= 2; run++)
                 {
                     bool precopy = m == 0;
-                    var rounds = new List<SyncRoundReport>();
+                    var rounds = new List<RoundRecord>();
                     int count = precopy ? 6 : 40;
                     double t = 0;
                     for (int r = 0; r < count; r++)
                     {
                         t += precopy ? 400 + 100 * r : 500;
-                        string phase = r == count - 1 ? "paused" : r == count - 2 ? "final" : "sync";
+                        RoundPhase phase = r == count - 1 ? RoundPhase.Paused : r == count - 2 ? RoundPhase.FinalLive : RoundPhase.Sync;
                         long sent = precopy ? (512L << 20) >> r : (long)((4 + 2 * Math.Sin(r / 3.0 + w) + m) * (1 << 20));
-                        rounds.Add(new SyncRoundReport
+                        rounds.Add(new RoundRecord
                         {
                             Round = r, TimeMs = t, Phase = phase,
                             DirtyPages = sent / 4096, PendingPages = 0, SentPages = sent / 4096, SentBytes = sent,
@@ -159,6 +159,7 @@ public sealed class ReproPlotsTests : IDisposable
                             HeldPages = m == 2 ? 300 + 40 * (r % 5) + 100 * w : m == 1 ? 20 * (r % 3) : 0,
                             WindowBytes = precopy ? 0 : (8L + r % 4 + 2 * m) << 20,
                             IntervalMs = 500,
+                            HeldBytes = 0, DeferredPages = 0, RemainingAtLaunchBytes = 0,
                         });
                     }
                     double ms = precopy ? 2400 + 600 * w + 50 * run : 25 + 10 * w - 5 * (m - 1) + run;

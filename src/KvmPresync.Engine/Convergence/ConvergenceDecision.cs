@@ -1,0 +1,49 @@
+using System.Text.Json.Serialization;
+namespace KvmPresync.Engine.Convergence;
+
+/// <summary>What to do after a post-launch harvest.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ConvergenceAction>))]
+public enum ConvergenceAction
+{
+    Invalid = 0,
+
+    /// <summary>Send everything pending with the guest still running, then harvest again.</summary>
+    ContinueLive = 1,
+
+    /// <summary>Pause the guest now; the rest moves while it is stopped.</summary>
+    Pause = 2,
+
+    /// <summary>Abandon the migration; the source guest keeps running.</summary>
+    GiveUp = 3,
+}
+
+/// <summary>Why a <see cref="ConvergenceAction"/> was chosen.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ConvergenceReason>))]
+public enum ConvergenceReason
+{
+    Invalid = 0,
+
+    /// <summary>What is pending moves within the downtime target at the link rate.</summary>
+    FitsDowntimeTarget = 1,
+
+    /// <summary>The delta shrank enough since the previous round: another live round pays.</summary>
+    Shrinking = 2,
+
+    /// <summary>The delta no longer shrinks (the guest dirties as fast as the link drains): iterating only delays the pause.</summary>
+    NotShrinking = 3,
+
+    /// <summary>Live copying has run as long as allowed; pausing with what is left.</summary>
+    LiveTimeUp = 4,
+
+    /// <summary>Live copying has run as long as allowed and what is left would exceed the maximum downtime.</summary>
+    DowntimeWouldExceedLimit = 5,
+
+    /// <summary>First decision after launch with something to send.</summary>
+    FirstLiveRound = 6,
+}
+
+/// <summary>A convergence policy's answer.</summary>
+public readonly record struct ConvergenceDecision(ConvergenceAction Action, ConvergenceReason Reason)
+{
+    public override string ToString() => $"{Action} ({Reason})";
+}

@@ -1,0 +1,32 @@
+namespace KvmPresync.Engine.Convergence;
+
+/// <summary>What a <see cref="IConvergencePolicy"/> sees after each harvest following launch.</summary>
+public readonly record struct ConvergenceInput
+{
+    /// <summary>Wire bytes pending now (everything the destination lacks, held-back pages included).</summary>
+    public required long PendingBytes { get; init; }
+
+    /// <summary>Wire bytes pending at the previous decision after launch; null at the first.</summary>
+    public long? PreviousPendingBytes { get; init; }
+
+    /// <summary>Bytes the guest dirtied per second over the last harvest interval.</summary>
+    public required double DirtyBytesPerSecond { get; init; }
+
+    /// <summary>The link's rate, bits per second.</summary>
+    public required double LinkBitsPerSecond { get; init; }
+
+    /// <summary>Last measured round-trip time, if any (the live sender measures it from sync-round acks).</summary>
+    public TimeSpan? Rtt { get; init; }
+
+    /// <summary>Harvest clock since the first harvest after launch (0 at the first decision).</summary>
+    public required TimeSpan SinceLaunch { get; init; }
+
+    /// <summary>The launch-to-resume target the run was configured with.</summary>
+    public required TimeSpan LaunchTarget { get; init; }
+
+    /// <summary>Final live rounds already sent since launch.</summary>
+    public required int LiveRounds { get; init; }
+
+    /// <summary>Time the link needs to move <see cref="PendingBytes"/>.</summary>
+    public TimeSpan PendingTransferTime => TimeSpan.FromSeconds(PendingBytes * 8 / LinkBitsPerSecond);
+}

@@ -1,0 +1,41 @@
+using KvmPresync.Engine;
+using KvmPresync.Memory;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// The guest paused: last harvest → every pending page (no hash skip: a page that reached the receiver torn during a
+/// live round and later returned to its old content must still be sent) → MSG_ZEROCOPY completions → the digest of
+/// the paused memory, hashed from the bytes → vCPU/device state → FinalState.
+/// </summary>
+internal static class PausedPhase
+{
+    /// <summary>Clock ticks at each step of the downtime, and the pages sent paused.</summary>
+    public readonly record struct Timeline(long PausedAt, long DeltaSentAt, long DigestAt, long StateSentAt, long DeltaPages);
+
+    public static async Task<Timeline> RunAsync(SenderRun run, Action markPaused, CancellationToken ct)
+    {
+        run.Phase = SenderPhase.Paused;
+        run.Source.Pause();
+        markPaused();
+        long pausedAt = run.Clock.ElapsedTicks;
+        SyncEngine engine = run.Engine;
+        var h = run.HarvestNow();
+        engine.Absorb(run.Harvest);
+        RoundPlan plan = engine.PlanFinalRound(run.Send);
+        long before = run.Channel.Writer.BytesWritten;
+        SendCounts counts = await run.SendPlannedAsync(skipUnchanged: false, ct).ConfigureAwait(false);
+        if (run.Channel.ZeroCopy is { } zeroCopy) await zeroCopy.WaitForCompletionsAsync(run.Options.ResumeTimeout, ct).ConfigureAwait(false);
+        long bytes = run.Channel.Writer.BytesWritten - before;
+        run.Report(run.Record(RoundPhase.Paused, h.DirtyPages, plan, counts, bytes, bytes, 0));
+        if (!engine.Pending.IsEmpty())
+            throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");
+        long deltaSentAt = run.Clock.ElapsedTicks;
+        byte[] digest = SourceDigest.Of(run.Memory);
+        long digestAt = run.Clock.ElapsedTicks;
+        byte[] state = run.Source.SaveState();
+        await run.Channel.Writer.WriteAsync(new FinalState((ulong)run.Memory.PageCount, run.NowNs(), digest, state), ct).ConfigureAwait(false);
+        return new Timeline(pausedAt, deltaSentAt, digestAt, run.Clock.ElapsedTicks, counts.Sent);
+    }
+}

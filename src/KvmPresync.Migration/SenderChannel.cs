@@ -1,0 +1,139 @@
+using System.Net.Sockets;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// The sender's side of one connection: the frame reader and writer over the chosen transport (gather or
+/// MSG_ZEROCOPY, rate-limited or not), and the loop that reads what the receiver sends back (round acks, Resumed,
+/// Abort). Owns the zero-copy writer; the socket stays the caller's.
+/// </summary>
+internal sealed class SenderChannel : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly Func<ulong> _now;
+    private readonly object _ackLock = new();
+    private (ulong Round, TaskCompletionSource<RoundAck> Done)? _awaitedAck;
+    private readonly TaskCompletionSource<Resumed> _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task _ackLoop = Task.CompletedTask;
+
+    public SenderChannel(Socket socket, PresyncOptions options, Func<ulong> nowNs)
+    {
+        _socket = socket;
+        _now = nowNs;
+        double limit = options.RateLimitBitsPerSecond ?? options.Engine.LinkBitsPerSecond;
+        TokenBucket? bucket = limit > 0 && double.IsFinite(limit)
+            ? new TokenBucket((long)limit, TokenBucket.DefaultBurstBytes((long)limit))
+            : null;
+        ZeroCopy = options.ZeroCopy
+            ? new ZeroCopySocketWriter(socket, new ZeroCopyWriterOptions { ZeroCopy = true, RateLimit = bucket })
+            : null;
+        Reader = new FrameReader(new NetworkStream(socket, ownsSocket: false));
+        Writer = new FrameWriter(ZeroCopy is not null ? ZeroCopy : new SocketGatherWriter(socket, bucket));
+    }
+
+    public FrameReader Reader { get; }
+
+    public FrameWriter Writer { get; }
+
+    public ZeroCopySocketWriter? ZeroCopy { get; }
+
+    /// <summary>Completes when the receiver confirms the guest runs; faults with the receiver's Abort or a lost connection.</summary>
+    public Task<Resumed> Resumed => _resumed.Task;
+
+    /// <summary>An ack of a round: what the receiver applied and the round trip it took.</summary>
+    public readonly record struct RoundAck(Ack Ack, double RttMs);
+
+    /// <summary>Starts reading the receiver's frames (after the handshake).</summary>
+    public void StartReading(CancellationToken ct) => _ackLoop = ReadAsync(ct);
+
+    /// <summary>The ack of <paramref name="round"/> once it arrives (earlier expectations are dropped).</summary>
+    public Task<RoundAck> ExpectAck(ulong round)
+    {
+        var done = new TaskCompletionSource<RoundAck>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_ackLock) _awaitedAck = (round, done);
+        return done.Task;
+    }
+
+    /// <summary>Waits for the ack of a round for at most <paramref name="timeout"/>; null when it did not come.</summary>
+    public async Task<RoundAck?> WaitAckAsync(Task<RoundAck> ack, TimeSpan timeout, CancellationToken ct)
+    {
+        await Task.WhenAny(ack, _ackLoop, Task.Delay(timeout, ct)).ConfigureAwait(false);
+        return ack.IsCompletedSuccessfully ? ack.Result : null;
+    }
+
+    /// <summary>Throws the receiver's Abort, or an IOException when it closed the connection.</summary>
+    public void ThrowIfPeerEnded()
+    {
+        if (_ackLoop.IsFaulted) _ackLoop.GetAwaiter().GetResult();
+        if (_ackLoop.IsCompleted && !_resumed.Task.IsCompleted)
+            throw new IOException("the receiver closed the connection");
+    }
+
+    /// <summary>Waits for Resumed for at most <paramref name="timeout"/>; throws why it did not come.</summary>
+    public async Task<Resumed> WaitResumedAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        await Task.WhenAny(_ackLoop, Task.Delay(timeout, ct)).ConfigureAwait(false);
+        if (_resumed.Task.IsCompletedSuccessfully) return _resumed.Task.Result;
+        if (_ackLoop.IsCompleted) await _ackLoop.ConfigureAwait(false); // throws the peer's reason
+        throw _ackLoop.IsCompleted
+            ? new IOException("the receiver closed the connection without confirming the guest runs")
+            : new TimeoutException($"the destination did not confirm it runs within {timeout.TotalSeconds:0.#} s");
+    }
+
+    /// <summary>Best effort: tells the receiver why the sender stops (the connection may already be gone).</summary>
+    public async Task AbortAsync(AbortReason reason, string message)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await Writer.WriteAsync(new Abort(reason, message), cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // the peer is gone or the writer is mid-frame; closing the connection is all that is left
+        }
+    }
+
+    /// <summary>Shuts the connection down and waits for the reader to end.</summary>
+    public async Task CloseAsync()
+    {
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        try { await _ackLoop.ConfigureAwait(false); } catch { /* reported where it mattered */ }
+    }
+
+    private async Task ReadAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                FrameHeader header = await Reader.ReadHeaderAsync(ct).ConfigureAwait(false);
+                switch (header.Type)
+                {
+                    case FrameType.Ack:
+                        Ack ack = await Reader.ReadBodyAsync<Ack>(header, ct).ConfigureAwait(false);
+                        double rttMs = (_now() - ack.SenderTimestampEchoNs) / 1e6;
+                        lock (_ackLock)
+                            if (_awaitedAck is { } awaited && awaited.Round == ack.RoundId) awaited.Done.TrySetResult(new RoundAck(ack, rttMs));
+                        break;
+                    case FrameType.Resumed:
+                        _resumed.TrySetResult(await Reader.ReadBodyAsync<Resumed>(header, ct).ConfigureAwait(false));
+                        return;
+                    case FrameType.Abort:
+                        throw (await Reader.ReadBodyAsync<Abort>(header, ct).ConfigureAwait(false)).ToException();
+                    default:
+                        throw new ProtocolException(ProtocolError.UnexpectedFrame, "frame type", header.Type.ToString(),
+                            $"the receiver sent {header.Type} while the sender expects Ack, Resumed or Abort");
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _resumed.TrySetException(e);
+            throw;
+        }
+    }
+
+    public void Dispose() => ZeroCopy?.Dispose();
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Memory;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// The state one sender run carries from phase to phase: the source, the engine (pending set and policies), the
+/// batch encoder, the channel, the clock, the round counter and the round records, and the figures the result
+/// reports. Each phase is a small unit over this (<see cref="SyncPhase"/>, <see cref="FinalLivePhase"/>,
+/// <see cref="PausedPhase"/>).
+/// </summary>
+internal sealed class SenderRun
+{
+    private readonly Action<RoundRecord>? _roundCompleted;
+    private readonly List<RoundRecord> _rounds = [];
+    private readonly long _syncStartProgress;
+    private readonly TimeSpan _syncStart;
+
+    public SenderRun(IMigrationSource source, PresyncOptions options, SenderChannel channel, Stopwatch clock, Action<RoundRecord>? roundCompleted)
+    {
+        Source = source;
+        Options = options;
+        Channel = channel;
+        Clock = clock;
+        _roundCompleted = roundCompleted;
+        Memory = source.Memory;
+        Engine = new SyncEngine(Memory.PageCount, Memory.PageSize, options.Engine with { HeaderBytesPerPage = Wire.PageDescriptor.WireLength });
+        Encoder = new PageBatchEncoder(Memory, channel.Writer, options.BatchPages);
+        Harvest = new DirtyBitmap(Memory.PageCount);
+        Send = new DirtyBitmap(Memory.PageCount);
+        _syncStartProgress = source.ProgressTotal;
+        _syncStart = clock.Elapsed;
+    }
+
+    public IMigrationSource Source { get; }
+    public GuestMemoryMap Memory { get; }
+    public PresyncOptions Options { get; }
+    public SenderChannel Channel { get; }
+    public Stopwatch Clock { get; }
+    public SyncEngine Engine { get; }
+    public PageBatchEncoder Encoder { get; }
+
+    /// <summary>Scratch bitmap each harvest is read into (then merged into the engine's pending set).</summary>
+    public DirtyBitmap Harvest { get; }
+
+    /// <summary>The pages chosen for the current round.</summary>
+    public DirtyBitmap Send { get; }
+
+    /// <summary>The next round's id.</summary>
+    public long Round { get; set; }
+
+    public SenderPhase Phase { get; set; } = SenderPhase.Handshake;
+
+    /// <summary>Harvest-clock time of the last harvest (the convergence policy's clock).</summary>
+    public TimeSpan LastHarvestTime { get; set; }
+
+    /// <summary>RTT of the last acknowledged sync round.</summary>
+    public TimeSpan? LastRtt { get; set; }
+
+    public long SyncBytes { get; set; }
+    public long? InitialCopyBytes { get; set; }
+    public double? EarlyProgressRate { get; private set; }
+    public double SyncProgressRate { get; private set; }
+    public int FinalLiveRounds { get; set; }
+    public IReadOnlyList<RoundRecord> Rounds => _rounds;
+
+    /// <summary>Samples the guest's work rate over the first <see cref="PresyncSender.ProgressSampleWindow"/> of sync.</summary>
+    public void SampleEarlyProgress()
+    {
+        TimeSpan inSync = Clock.Elapsed - _syncStart;
+        if (EarlyProgressRate is null && inSync >= PresyncSender.ProgressSampleWindow)
+            EarlyProgressRate = (Source.ProgressTotal - _syncStartProgress) / inSync.TotalSeconds;
+    }
+
+    /// <summary>Closes the sync period's progress figure (at launch).</summary>
+    public void EndSyncProgress()
+    {
+        SampleEarlyProgress();
+        SyncProgressRate = (Source.ProgressTotal - _syncStartProgress) / Math.Max(1e-3, (Clock.Elapsed - _syncStart).TotalSeconds);
+    }
+
+    /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>
+    public DirtyHarvest HarvestNow()
+    {
+        Harvest.Clear();
+        DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
+        LastHarvestTime = h.Time;
+        return h;
+    }
+
+    /// <summary>Sends the planned pages (<see cref="Send"/>); a page leaves the pending set only once the transport took it.</summary>
+    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct)
+    {
+        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged).ConfigureAwait(false);
+        Engine.MarkSent(Send);
+        return counts;
+    }
+
+    /// <summary>Records a round and raises the progress event.</summary>
+    public void Report(RoundRecord record)
+    {
+        _rounds.Add(record);
+        _roundCompleted?.Invoke(record);
+    }
+
+    /// <summary>A round record from a plan and what was sent; the caller adds phase-specific signals with <c>with</c>.</summary>
+    public RoundRecord Record(RoundPhase phase, long dirty, RoundPlan plan, SendCounts counts, long bytes, long windowBytes, double intervalMs) => new()
+    {
+        Round = Round,
+        Phase = phase,
+        TimeMs = Clock.Elapsed.TotalMilliseconds,
+        DirtyPages = dirty,
+        PendingPages = plan.PendingPages,
+        SentPages = counts.Sent,
+        SentBytes = bytes,
+        SkippedUnchangedPages = counts.Unchanged,
+        ZeroPages = counts.Zero,
+        HeldPages = plan.HeldPages,
+        HeldBytes = plan.HeldBytes,
+        DeferredPages = plan.DeferredPages,
+        WindowBytes = windowBytes,
+        IntervalMs = intervalMs,
+        RemainingAtLaunchBytes = plan.RemainingBytes,
+        ActivePages = Engine.Predictor?.ActivePages ?? 0,
+    };
+
+    /// <summary>Nanoseconds on the run's clock (the wire's timestamps).</summary>
+    public ulong NowNs() => (ulong)(Clock.ElapsedTicks * (1e9 / Stopwatch.Frequency));
+
+    public static double TicksToMs(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+}

@@ -1,0 +1,100 @@
+using KvmPresync.Engine;
+using KvmPresync.Memory;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// Pre-synchronization until launch is requested. Each round: harvest → <see cref="SyncEngine.PlanSyncRound"/>
+/// (pending |= dirty, predictor, hold-back within the launch budget, window) → PageBatches from guest memory →
+/// RoundEnd → the receiver's Ack (RTT, applied bytes) → the window's feedback → wait out the interval.
+/// Classic pre-copy (<see cref="PresyncOptions.SyncBeforeLaunch"/> false) sends nothing and only keeps the connection.
+/// </summary>
+internal static class SyncPhase
+{
+    private static readonly TimeSpan MinAckWait = TimeSpan.FromMilliseconds(500);
+
+    public static async Task RunAsync(SenderRun run, Task launch, CancellationToken ct)
+    {
+        run.Phase = SenderPhase.Sync;
+        if (!run.Options.SyncBeforeLaunch)
+        {
+            while (!launch.IsCompleted)
+            {
+                run.Channel.ThrowIfPeerEnded();
+                await WaitAsync(run, launch, run.Clock.Elapsed + TimeSpan.FromMilliseconds(100), ct).ConfigureAwait(false);
+                run.SampleEarlyProgress();
+            }
+            return; // the guest ran undisturbed; every page is still pending
+        }
+
+        var neverSent = new DirtyBitmap(run.Memory.PageCount);
+        neverSent.SetAll();
+        long lastProgress = run.Source.ProgressTotal;
+        TimeSpan lastTime = run.Clock.Elapsed;
+        while (!launch.IsCompleted)
+        {
+            run.SampleEarlyProgress();
+            TimeSpan start = run.Clock.Elapsed;
+            run.Channel.ThrowIfPeerEnded();
+            SyncEngine engine = run.Engine;
+            Task<SenderChannel.RoundAck> ackOfRound = run.Channel.ExpectAck((ulong)run.Round);
+
+            long before = run.Channel.Writer.BytesWritten;
+            var h = run.HarvestNow();
+            long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
+            RoundPlan plan = engine.PlanSyncRound(run.Harvest, run.Send);
+            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
+            await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
+                (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
+            long sent = run.Channel.Writer.BytesWritten - before;
+            run.SyncBytes += sent;
+            if (run.InitialCopyBytes is null)
+            {
+                neverSent.AndNot(run.Send);
+                neverSent.AndNot(engine.Held); // a page the policy holds back has been dealt with by this pass too
+                if (neverSent.IsEmpty()) run.InitialCopyBytes = run.SyncBytes; // the first pass over all memory is complete
+            }
+
+            // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
+            TimeSpan ackWait = engine.Interval > MinAckWait ? engine.Interval : MinAckWait;
+            SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct).ConfigureAwait(false);
+            TimeSpan elapsed = run.Clock.Elapsed - lastTime;
+            lastTime = run.Clock.Elapsed;
+            long progress = run.Source.ProgressTotal;
+            double progressRate = (progress - lastProgress) / Math.Max(1e-3, elapsed.TotalSeconds);
+            lastProgress = progress;
+            long acked = (long)(ack?.Ack.BytesApplied ?? 0);
+            TimeSpan? rtt = ack is { } a ? TimeSpan.FromMilliseconds(a.RttMs) : null;
+            if (rtt is not null) run.LastRtt = rtt;
+            WindowDecision? decision = engine.Feedback(new RoundFeedback
+            {
+                Elapsed = elapsed,
+                Rtt = rtt,
+                BytesSent = (counts.Sent - counts.Zero) * run.Memory.PageSize,
+                BytesAcked = acked,
+                DirtyBytes = h.DirtyPages * engine.Cost.FullPageBytes,
+                DeferredBytes = plan.DeferredBytes,
+                ProgressRate = progressRate,
+            });
+            run.Report(run.Record(RoundPhase.Sync, h.DirtyPages, plan, counts, sent, windowBytes, elapsed.TotalMilliseconds) with
+            {
+                RttMs = rtt?.TotalMilliseconds,
+                AckedBytes = ack is null ? null : acked,
+                ProgressRate = progressRate,
+                WindowReason = decision?.Reason,
+                IntervalReason = decision?.IntervalReason,
+            });
+            run.Round++;
+            await WaitAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task WaitAsync(SenderRun run, Task launch, TimeSpan until, CancellationToken ct)
+    {
+        TimeSpan wait = until - run.Clock.Elapsed;
+        if (wait <= TimeSpan.Zero) return;
+        await Task.WhenAny(launch, Task.Delay(wait, ct)).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+    }
+}
