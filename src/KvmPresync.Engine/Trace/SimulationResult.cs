@@ -72,6 +72,10 @@ public sealed record SimulationResult
 
     public required IReadOnlyList<RoundRecord> Rounds { get; init; }
 
+    /// <summary>The rounds before launch (<see cref="RoundPhase.Sync"/>).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<RoundRecord> SyncRounds => Rounds.Where(r => r.Phase == RoundPhase.Sync).ToList();
+
     public string ToJson(bool indented = false) => JsonSerializer.Serialize(this, indented ? JsonIndented : Json);
 
     public static SimulationResult FromJson(string json) =>

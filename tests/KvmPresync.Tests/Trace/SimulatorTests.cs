@@ -23,9 +23,9 @@ public sealed class SimulatorTests
     public void None_resends_a_hot_set_every_round()
     {
         var r = Simulator.Run(Hot(1024, 10, 2), new SimulationOptions { Policy = SyncPolicy.None, InitialCopy = false, Duration = TimeSpan.FromSeconds(1) });
-        Assert.Equal(11, r.Rounds.Count); // t = 0, 0.1, ..., 1.0 s
+        Assert.Equal(11, r.SyncRounds.Count); // t = 0, 0.1, ..., 1.0 s
         Assert.Equal(0, r.Rounds[0].SentPages);
-        Assert.All(r.Rounds.Skip(1), x => Assert.Equal(10, x.SentPages));
+        Assert.All(r.SyncRounds.Skip(1), x => Assert.Equal(10, x.SentPages));
         Assert.Equal(10 * 10 * Full, r.SyncBytes);
         Assert.Equal(0, r.LaunchBytes);
         Assert.Equal("none", r.Policy);
@@ -37,7 +37,7 @@ public sealed class SimulatorTests
         var r = Simulator.Run(Hot(1024, 10, 6), new SimulationOptions { Policy = SyncPolicy.Predict, InitialCopy = false, Duration = TimeSpan.FromSeconds(5) });
         // Rounds 1 and 2 send (history too short to trust); from then on the hot pages are held.
         Assert.True(r.SyncBytes <= 2 * 10 * Full, $"sent {r.SyncBytes}");
-        Assert.All(r.Rounds.Skip(3), x => Assert.Equal(10, x.HeldPages));
+        Assert.All(r.SyncRounds.Skip(3), x => Assert.Equal(10, x.HeldPages));
         Assert.Equal(10 * Full, r.LaunchBytes);
         Assert.True(r.LaunchWithinBudget);
     }
@@ -51,7 +51,7 @@ public sealed class SimulatorTests
         Assert.Equal(none.InitialCopyBytes, predict.InitialCopyBytes);
         Assert.True(predict.SyncBytes <= 0.3 * none.SyncBytes, $"predict {predict.SyncBytes} vs none {none.SyncBytes}");
         Assert.True(predict.LaunchBytes <= predict.LaunchBudgetBytes, $"launch {predict.LaunchBytes} > budget {predict.LaunchBudgetBytes}");
-        Assert.All(predict.Rounds, x => Assert.True(x.HeldBytes <= predict.LaunchBudgetBytes));
+        Assert.All(predict.SyncRounds, x => Assert.True(x.HeldBytes <= predict.LaunchBudgetBytes));
     }
 
     [Fact]
@@ -62,9 +62,9 @@ public sealed class SimulatorTests
         var r = Simulator.Run(new SyntheticWorkload(spec), options);
         Assert.Equal(2000, r.MeasuredFromMs);
         Assert.Equal(5000, r.DurationMs);
-        Assert.Equal(51, r.Rounds.Count);
-        Assert.Equal(r.Rounds.Where(x => x.TimeMs < 2000).Sum(x => x.SentBytes), r.WarmUpBytes);
-        Assert.Equal(r.Rounds.Where(x => x.TimeMs >= 2000).Sum(x => x.SentBytes), r.SyncBytes);
+        Assert.Equal(51, r.SyncRounds.Count);
+        Assert.Equal(r.SyncRounds.Where(x => x.TimeMs < 2000).Sum(x => x.SentBytes), r.WarmUpBytes);
+        Assert.Equal(r.SyncRounds.Where(x => x.TimeMs >= 2000).Sum(x => x.SentBytes), r.SyncBytes);
         Assert.True(r.WarmUpBytes >= r.InitialCopyBytes); // 32 MiB at 1 Gbit/s is copied within the warm-up
         var cold = Simulator.Run(new SyntheticWorkload(spec), options with { WarmUp = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(5) });
         Assert.Equal(r.WarmUpBytes + r.SyncBytes, cold.SyncBytes);
@@ -76,8 +76,8 @@ public sealed class SimulatorTests
         var r = Simulator.Run(new SyntheticWorkload(SyntheticWorkloadSpec.Mixed(65_536, TimeSpan.FromSeconds(5))),
             new SimulationOptions { Policy = SyncPolicy.None, LinkBitsPerSecond = 100e6 });
         long capacity = (long)(100e6 / 8 * 0.1);
-        Assert.All(r.Rounds, x => Assert.True(x.SentBytes <= capacity));
-        Assert.Contains(r.Rounds, x => x.DeferredPages > 0); // 256 MiB at 100 Mbit/s takes ~21 s: the copy is still going
+        Assert.All(r.SyncRounds, x => Assert.True(x.SentBytes <= capacity));
+        Assert.Contains(r.SyncRounds, x => x.DeferredPages > 0); // 256 MiB at 100 Mbit/s takes ~21 s: the copy is still going
         Assert.True(r.LaunchBytes > r.LaunchBudgetBytes);
         Assert.False(r.LaunchWithinBudget);
     }
@@ -102,8 +102,8 @@ public sealed class SimulatorTests
         Assert.Equal(1 << 20, r.Rounds[0].WindowBytes);
         Assert.Equal(WindowReason.SlowStartGrowth, r.Rounds[0].WindowReason);
         Assert.Contains(r.Rounds, x => x.WindowReason == WindowReason.DecreaseOnRtt || x.WindowReason == WindowReason.DecreaseOnGoodput);
-        Assert.All(r.Rounds, x => Assert.True(x.SentBytes <= x.WindowBytes));
-        Assert.All(r.Rounds, x => Assert.InRange(x.IntervalMs, 50, 2000));
+        Assert.All(r.SyncRounds, x => Assert.True(x.SentBytes <= x.WindowBytes));
+        Assert.All(r.SyncRounds, x => Assert.InRange(x.IntervalMs, 50, 2000));
     }
 
     [Fact]
