@@ -15,7 +15,9 @@ namespace KvmPresync.Wire;
 /// </code>
 /// Proofs: <see cref="HandshakeTranscript"/>, compared in constant time. A failed proof on either side sends
 /// Abort(AuthenticationFailed) to the peer and throws <see cref="AuthenticationFailedException"/> (not
-/// retryable). After the handshake the stream is NOT integrity-protected: an active man-in-the-middle can
+/// retryable). The receiver side is either one call (<see cref="RunReceiverAsync"/>) or, for a receiver that runs
+/// one <see cref="ReceiverFrameGate"/> over the whole connection, two steps it calls per gated frame
+/// (<see cref="AnswerHelloAsync"/>, <see cref="VerifyAuthProofAsync"/>). After the handshake the stream is NOT integrity-protected: an active man-in-the-middle can
 /// alter frames (see docs/PROTOCOL.md, "Security").
 /// </summary>
 public static class Handshake
@@ -86,6 +88,13 @@ public static class Handshake
         return result;
     }
 
+    /// <summary>
+    /// The whole receiver side in one call, driven by a <see cref="ReceiverFrameGate"/> from the first byte: reads
+    /// and gates each frame, answers Hello (<see cref="AnswerHelloAsync"/>) and verifies AuthProof
+    /// (<see cref="VerifyAuthProofAsync"/>). On a refusal it sends the peer an Abort with the cause (not for the
+    /// peer's own Abort, nor for a transport failure) and throws. A receiver that goes on to receive memory drives
+    /// the steps itself with the same gate it uses for the rest of the connection.
+    /// </summary>
     public static async Task<HandshakeResult> RunReceiverAsync(FrameReader reader, FrameWriter writer, ReceiverHandshakeOptions options,
         PreSharedKey key, CancellationToken cancellationToken = default)
     {
@@ -94,18 +103,39 @@ public static class Handshake
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(key);
 
-        FrameHeader header;
+        var gate = new ReceiverFrameGate();
         try
         {
-            header = await reader.ReadHeaderAsync(cancellationToken).ConfigureAwait(false);
+            AcceptedHello hello = await AnswerHelloAsync(reader, writer, await NextGatedHeaderAsync(reader, gate, cancellationToken).ConfigureAwait(false),
+                options, key, cancellationToken).ConfigureAwait(false);
+            return await VerifyAuthProofAsync(reader, writer, await NextGatedHeaderAsync(reader, gate, cancellationToken).ConfigureAwait(false),
+                hello, key, cancellationToken).ConfigureAwait(false);
         }
-        catch (ProtocolException e) when (e.Error is not (ProtocolError.PeerClosed or ProtocolError.Truncated or ProtocolError.ConnectionFailed))
+        catch (ProtocolException e) when (!e.FromPeerAbort && !e.IsRetryable)
         {
-            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
+            gate.MarkAborted();
+            throw await FailAsync(writer, e.AbortReason == AbortReason.Invalid ? AbortReason.ProtocolViolation : e.AbortReason, e, cancellationToken)
+                .ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Receiver step for a Hello whose header was just read and accepted by the gate (phase AwaitHello): decodes and
+    /// checks it (version, hash algorithm, layout) and answers HelloAck with this side's nonce and proof.
+    /// Allocates nothing but the Hello body (its length was capped by the header check).
+    /// Throws a <see cref="ProtocolException"/> whose <see cref="ProtocolException.AbortReason"/> is what to tell the
+    /// peer; it does not send the Abort itself (the caller does, once).
+    /// </summary>
+    public static async Task<AcceptedHello> AnswerHelloAsync(FrameReader reader, FrameWriter writer, FrameHeader header,
+        ReceiverHandshakeOptions options, PreSharedKey key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(key);
         if (header.Type != FrameType.Hello)
-            throw await FailAsync(writer, AbortReason.ProtocolViolation, new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type",
-                header.Type, $"handshake: expected Hello, the sender sent {header.Type}"), cancellationToken).ConfigureAwait(false);
+            throw new ArgumentException($"AnswerHelloAsync handles a Hello frame, not a {header.Type}", nameof(header));
+
         byte[] helloBody = await reader.ReadRawBodyAsync(header, cancellationToken).ConfigureAwait(false);
         Hello hello;
         try
@@ -123,20 +153,19 @@ public static class Handshake
                     or ProtocolError.SlotSizeInvalid or ProtocolError.LayoutTooLarge or ProtocolError.DuplicateSlotId => AbortReason.LayoutRejected,
                 _ => AbortReason.ProtocolViolation,
             };
-            throw await FailAsync(writer, reason, e, cancellationToken).ConfigureAwait(false);
+            throw new ProtocolException(e.Error, e.Field, e.Value, e.Message, e.InnerException) { AbortReason = reason };
         }
 
         ProtocolVersion version = ProtocolVersion.Negotiate(options.Version, hello.Version)
-            ?? throw await FailAsync(writer, AbortReason.VersionMismatch, new ProtocolException(ProtocolError.VersionMismatch, "Hello.versionMajor",
-                hello.Version.Major, $"handshake: sender speaks protocol {hello.Version}, this receiver speaks {options.Version}"),
-                cancellationToken).ConfigureAwait(false);
+            ?? throw new ProtocolException(ProtocolError.VersionMismatch, "Hello.versionMajor", hello.Version.Major,
+                $"handshake: sender speaks protocol {hello.Version}, this receiver speaks {options.Version}") { AbortReason = AbortReason.VersionMismatch };
         if (!options.HashAlgorithms.Contains(hello.HashAlgorithm))
-            throw await FailAsync(writer, AbortReason.UnsupportedHashAlgorithm, new ProtocolException(ProtocolError.NegotiationFailed, "Hello.hashAlgorithm",
-                hello.HashAlgorithm, $"handshake: this receiver does not verify {hello.HashAlgorithm} page hashes (it supports {string.Join(", ", options.HashAlgorithms)})"),
-                cancellationToken).ConfigureAwait(false);
+            throw new ProtocolException(ProtocolError.NegotiationFailed, "Hello.hashAlgorithm", hello.HashAlgorithm,
+                $"handshake: this receiver does not verify {hello.HashAlgorithm} page hashes (it supports {string.Join(", ", options.HashAlgorithms)})")
+                { AbortReason = AbortReason.UnsupportedHashAlgorithm };
         if (options.ValidateLayout?.Invoke(hello.Layout) is { } refusal)
-            throw await FailAsync(writer, AbortReason.LayoutRejected, new ProtocolException(ProtocolError.LayoutRejected, "Hello.slots",
-                hello.Layout.ToString(), $"handshake: the announced layout ({hello.Layout}) was refused: {refusal}"), cancellationToken).ConfigureAwait(false);
+            throw new ProtocolException(ProtocolError.LayoutRejected, "Hello.slots", hello.Layout.ToString(),
+                $"handshake: the announced layout ({hello.Layout}) was refused: {refusal}") { AbortReason = AbortReason.LayoutRejected };
 
         HelloOptions accepted = hello.Options & options.SupportedOptions;
         byte[] receiverNonce = RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
@@ -145,28 +174,46 @@ public static class Handshake
         ReadOnlyMemory<byte> ackPrefix = ackTemplate.AsMemory(0, HelloAck.TranscriptLength);
         byte[] receiverProof = HandshakeTranscript.ReceiverProof(key, helloBody, ackPrefix);
         await writer.WriteAsync(new HelloAck(version, accepted, receiverNonce, receiverProof), cancellationToken).ConfigureAwait(false);
+        return new AcceptedHello(hello, version, accepted, helloBody, ackPrefix);
+    }
 
-        // Anything but AuthProof now (including page data) is refused; an Abort means the sender refused our proof.
-        AuthProof proof;
-        try
-        {
-            proof = await reader.ReadExpectedAsync<AuthProof>(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ProtocolException e) when (!e.FromPeerAbort && !e.IsRetryable)
-        {
-            throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
-        }
-        byte[] expected = HandshakeTranscript.SenderProof(key, helloBody, ackPrefix);
+    /// <summary>
+    /// Receiver step for an AuthProof whose header was just read and accepted by the gate (phase AwaitAuthProof):
+    /// verifies the sender's proof in constant time, answers AuthOk and binds the negotiated session to the reader and
+    /// writer (only now can PageBatch frames be decoded). A proof that does not verify throws
+    /// <see cref="AuthenticationFailedException"/> (its message names no detail beyond "did not verify"); the caller
+    /// sends the Abort.
+    /// </summary>
+    public static async Task<HandshakeResult> VerifyAuthProofAsync(FrameReader reader, FrameWriter writer, FrameHeader header,
+        AcceptedHello hello, PreSharedKey key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(hello);
+        ArgumentNullException.ThrowIfNull(key);
+        if (header.Type != FrameType.AuthProof)
+            throw new ArgumentException($"VerifyAuthProofAsync handles an AuthProof frame, not a {header.Type}", nameof(header));
+
+        AuthProof proof = await reader.ReadBodyAsync<AuthProof>(header, cancellationToken).ConfigureAwait(false);
+        byte[] expected = HandshakeTranscript.SenderProof(key, hello.HelloBody, hello.HelloAckPrefix);
         if (!CryptographicOperations.FixedTimeEquals(expected, proof.SenderProof.Span))
-            throw await FailAsync(writer, AbortReason.AuthenticationFailed, new AuthenticationFailedException("AuthProof.senderProof",
-                "handshake: the sender's proof did not verify — it holds a different pre-shared key, or the proof was replayed or reflected"),
-                cancellationToken).ConfigureAwait(false);
+            throw new AuthenticationFailedException("AuthProof.senderProof",
+                "handshake: the sender's proof did not verify — it holds a different pre-shared key, or the proof was replayed or reflected");
         await writer.WriteAsync(default(AuthOk), cancellationToken).ConfigureAwait(false);
 
-        var result = new HandshakeResult(version, hello.Layout, hello.HashAlgorithm, accepted);
+        var result = new HandshakeResult(hello.Version, hello.Hello.Layout, hello.Hello.HashAlgorithm, hello.Options);
         reader.UseSession(result.Layout, result.Options);
         writer.UseSession(result.Layout, result.Options);
         return result;
+    }
+
+    /// <summary>Reads the next header and gates it; a peer's Abort is thrown as its exception.</summary>
+    private static async Task<FrameHeader> NextGatedHeaderAsync(FrameReader reader, ReceiverFrameGate gate, CancellationToken cancellationToken)
+    {
+        FrameHeader header = await reader.ReadHeaderAsync(cancellationToken).ConfigureAwait(false);
+        if (gate.Accept(header.Type) == ReceiverPhase.Aborted)
+            throw (await reader.ReadBodyAsync<Abort>(header, cancellationToken).ConfigureAwait(false)).ToException();
+        return header;
     }
 
     /// <summary>Tells the peer why (best effort: it may already be gone) and returns the exception to throw.</summary>

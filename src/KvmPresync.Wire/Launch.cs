@@ -1,8 +1,9 @@
 namespace KvmPresync.Wire;
 
 /// <summary>
-/// Sender → receiver: the source vCPUs are paused; the final PageBatches (round <see cref="RoundId"/>) and
-/// FinalState follow. Body (24 bytes): <c>u64 round id, u64 pages pending (still to send, incl. held back),
+/// Sender → receiver: the switchover begins (the receiver moves from Syncing to Final). The source guest is still
+/// running: final live rounds may follow (from round <see cref="RoundId"/>, while the delta shrinks), then the source
+/// pauses its vCPUs, sends every pending page and FinalState. Body (24 bytes): <c>u64 round id, u64 pages pending (still to send, incl. held back),
 /// u64 sender timestamp (ns)</c>.
 /// </summary>
 public readonly record struct Launch(ulong RoundId, ulong PagesPending, ulong SenderTimestampNs) : IFrameBody<Launch>

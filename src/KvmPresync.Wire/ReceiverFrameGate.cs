@@ -1,28 +1,22 @@
 namespace KvmPresync.Wire;
 
 /// <summary>
-/// The receiver's frame-order rules as an explicit state machine: <see cref="Accept"/> is called with each
-/// incoming frame type before its body is acted on, moves the phase, and refuses frames that are out of order
-/// (e.g. PageBatch before authentication or after FinalState) with <see cref="ProtocolError.UnexpectedFrame"/>.
+/// The receiver's frame-order rules as one explicit state machine over the whole connection, handshake included:
+/// <see cref="Accept"/> is called with each incoming frame type, from the very first frame, before its body is read
+/// or acted on; it moves the phase and refuses frames that are out of order (e.g. PageBatch before authentication,
+/// a second Hello, FinalState before Launch) with <see cref="ProtocolError.UnexpectedFrame"/>.
 /// <code>
 /// AwaitHello --Hello--> AwaitAuthProof --AuthProof--> Syncing --Launch--> Final --FinalState--> Verifying --MarkResumed--> Done
-/// Syncing: PageBatch | RoundEnd | Ping | Pong          Final: PageBatch | RoundEnd | Ping | Pong
+/// Syncing: PageBatch | RoundEnd | Ping | Pong          Final: PageBatch | RoundEnd | Ping | Pong     Verifying: Ping | Pong
 /// any non-terminal --Abort (received) or MarkAborted--> Aborted
 /// </code>
+/// The gate only orders frames: the receiver still verifies each one (an AuthProof that does not verify, a Hello it
+/// refuses, a digest that does not match) and calls <see cref="MarkAborted"/> when it gives up.
 /// </summary>
 public sealed class ReceiverFrameGate
 {
-    public ReceiverFrameGate(ReceiverPhase initial = ReceiverPhase.AwaitHello)
-    {
-        if (initial is not (ReceiverPhase.AwaitHello or ReceiverPhase.Syncing))
-            throw new ArgumentOutOfRangeException(nameof(initial), initial, "a receiver starts before the handshake (AwaitHello) or right after it (Syncing)");
-        Phase = initial;
-    }
-
-    /// <summary>A gate for a connection whose handshake has completed.</summary>
-    public static ReceiverFrameGate AfterHandshake() => new(ReceiverPhase.Syncing);
-
-    public ReceiverPhase Phase { get; private set; }
+    /// <summary>The phase the receiver is in; a new gate starts at <see cref="ReceiverPhase.AwaitHello"/> (the connection's first byte).</summary>
+    public ReceiverPhase Phase { get; private set; } = ReceiverPhase.AwaitHello;
 
     /// <summary>Checks that <paramref name="type"/> may arrive now and returns the phase after it.</summary>
     public ReceiverPhase Accept(FrameType type)
@@ -54,7 +48,7 @@ public sealed class ReceiverFrameGate
         Phase = ReceiverPhase.Done;
     }
 
-    /// <summary>The receiver sent an Abort.</summary>
+    /// <summary>The receiver gave up (it sent an Abort, or the connection failed). No effect once Done.</summary>
     public void MarkAborted()
     {
         if (Phase != ReceiverPhase.Done) Phase = ReceiverPhase.Aborted;

@@ -1,21 +1,32 @@
 namespace KvmPresync.Wire;
 
-/// <summary>The receiver's protocol state (see the state diagram in docs/PROTOCOL.md).</summary>
+/// <summary>
+/// The receiver's protocol state, one machine from the connection's first byte to the end (see
+/// <see cref="ReceiverFrameGate"/> and the state diagram in docs/PROTOCOL.md). Each phase lists the frames accepted
+/// in it; an Abort from the peer is accepted in every non-terminal phase.
+/// </summary>
 public enum ReceiverPhase
 {
     Invalid = 0,
-    /// <summary>Connected; only Hello is accepted.</summary>
+    /// <summary>Connected, nothing received: only Hello is accepted. The receiver answers HelloAck (or Abort).</summary>
     AwaitHello = 1,
-    /// <summary>HelloAck sent; only AuthProof (or Abort) is accepted. No memory is written before leaving this state.</summary>
+    /// <summary>
+    /// Hello received and answered with HelloAck: only AuthProof is accepted. The receiver verifies the proof, answers
+    /// AuthOk (or Abort(AuthenticationFailed)), and only then creates the destination and its memory.
+    /// No memory exists or is written before leaving this state.
+    /// </summary>
     AwaitAuthProof = 2,
-    /// <summary>Authenticated; sync rounds: PageBatch, RoundEnd, Ping/Pong, Launch.</summary>
+    /// <summary>Authenticated, destination created; live sync rounds (source guest running): PageBatch, RoundEnd (answered by Ack), Ping/Pong, Launch.</summary>
     Syncing = 3,
-    /// <summary>Launch received (source paused): final PageBatches and RoundEnd, then FinalState.</summary>
+    /// <summary>
+    /// Launch received: the switchover has begun. The source may still run final live rounds, then pauses its vCPUs and
+    /// sends the last delta: PageBatch, RoundEnd, Ping/Pong, then FinalState.
+    /// </summary>
     Final = 4,
-    /// <summary>FinalState received: the receiver verifies the digest and restores state; it sends Resumed or Abort.</summary>
+    /// <summary>FinalState received: the receiver verifies the memory digest and only then restores the state and resumes; it sends Resumed or Abort.</summary>
     Verifying = 5,
     /// <summary>Resumed sent: the destination runs. Terminal.</summary>
     Done = 6,
-    /// <summary>An Abort was sent or received. Terminal.</summary>
+    /// <summary>An Abort was sent or received, or the connection failed. Terminal; the destination guest was not resumed.</summary>
     Aborted = 7,
 }

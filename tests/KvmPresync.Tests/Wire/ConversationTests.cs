@@ -7,7 +7,8 @@ using static KvmPresync.Tests.Wire.WireTestSupport;
 namespace KvmPresync.Tests.Wire;
 
 /// <summary>
-/// A whole migration conversation over loopback with the codec alone (guest memory = arrays): handshake,
+/// A whole migration conversation over loopback with the codec alone (guest memory = arrays), one receiver gate
+/// from the first frame: handshake,
 /// two sync rounds with acks, launch, final pages, FinalState, Resumed. Shows the API the sender and receiver
 /// state machines build on, and checks the receiver ends with the sender's memory.
 /// </summary>
@@ -41,8 +42,10 @@ public sealed class ConversationTests
             using var key = new PreSharedKey(keyBytes);
             var reader = new FrameReader(receiverStream);
             var writer = new FrameWriter(receiverStream);
-            HandshakeResult session = await Handshake.RunReceiverAsync(reader, writer, new ReceiverHandshakeOptions(), key, Ct);
-            var gate = ReceiverFrameGate.AfterHandshake();
+            // One gate from the first byte: the handshake frames pass it like every other frame.
+            var gate = new ReceiverFrameGate();
+            AcceptedHello? hello = null;
+            HandshakeResult? session = null;
             ulong pagesThisRound = 0;
             long bytesAtRoundStart = reader.BytesRead;
             while (gate.Phase != ReceiverPhase.Done)
@@ -51,12 +54,18 @@ public sealed class ConversationTests
                 gate.Accept(header.Type);
                 switch (header.Type)
                 {
+                    case FrameType.Hello:
+                        hello = await Handshake.AnswerHelloAsync(reader, writer, header, new ReceiverHandshakeOptions(), key, Ct);
+                        break;
+                    case FrameType.AuthProof:
+                        session = await Handshake.VerifyAuthProofAsync(reader, writer, header, hello!, key, Ct);
+                        break;
                     case FrameType.PageBatch:
                         PageBatch batch = await reader.ReadPageBatchAsync(header, Ct);
                         for (int i = 0; i < batch.Descriptors.Length; i++)
                         {
                             PageDescriptor d = batch.Descriptors.Span[i];
-                            Span<byte> target = destination.AsSpan((int)session.Layout.Locate(d.PageNumber).LinearIndex * PageSize, PageSize);
+                            Span<byte> target = destination.AsSpan((int)session!.Layout.Locate(d.PageNumber).LinearIndex * PageSize, PageSize);
                             if (d.Kind == PageKind.Full) reader.ReadPayload(target);       // straight into "guest memory"
                             else if (d.Kind == PageKind.Zero) target.Clear();
                             pagesThisRound++;

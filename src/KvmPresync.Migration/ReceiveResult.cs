@@ -1,0 +1,35 @@
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>How a receive ended.</summary>
+public sealed record ReceiveResult
+{
+    /// <summary>True when the destination guest was resumed (and the caller now owns the target).</summary>
+    public required bool Resumed { get; init; }
+
+    /// <summary>The memory digest matched the source's before resuming.</summary>
+    public bool Verified { get; init; }
+
+    /// <summary>What went wrong, in words; null on success.</summary>
+    public string? Failure { get; init; }
+
+    /// <summary>
+    /// When the receive failed: the receiver's phase when it did — the phase in which the failing frame arrived (or in
+    /// which it was waiting when the connection failed or the receive was cancelled). E.g. AwaitHello: Hello refused;
+    /// AwaitAuthProof: proof refused or the destination could not be created; Syncing/Final: bad page stream, sender
+    /// aborted; Final: FinalState did not verify or the guest could not be resumed. Null on success.
+    /// </summary>
+    public ReceiverPhase? FailedIn { get; init; }
+
+    /// <summary>The reason of the Abort frame this side sent (best effort: the peer may be gone); null when none was sent (success, or the sender aborted).</summary>
+    public AbortReason? AbortSent { get; init; }
+
+    /// <summary>The receive was stopped through its cancellation token.</summary>
+    public bool Cancelled { get; init; }
+
+    public long PagesApplied { get; init; }
+    public long BytesReceived { get; init; }
+    /// <summary>FinalState received → Resumed sent (verify + restore + start).</summary>
+    public double ResumeMs { get; init; }
+}

@@ -1,0 +1,111 @@
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Memory;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// The destination's guest memory while it is being filled: applies each PageBatch straight into the target's memory,
+/// keeps every page's hash as it lands (fresh memory is all zero) and counts what each round applied, so FinalState's
+/// digest can be checked without re-reading memory.
+/// </summary>
+internal sealed class ReceivedMemory
+{
+    private readonly MemoryLayout _layout;
+    private readonly GuestMemoryMap _memory;
+    private readonly MemoryDigest _digest;
+    private readonly ulong _zeroHash;
+    private long _roundBytes, _roundPages;
+
+    private ReceivedMemory(MemoryLayout layout, GuestMemoryMap memory)
+    {
+        _layout = layout;
+        _memory = memory;
+        _digest = new MemoryDigest(memory.PageCount, memory.PageSize);
+        _zeroHash = PageHasher.ZeroPageHash(memory.PageSize);
+        for (long p = 0; p < memory.PageCount; p++) _digest.SetPage(p, _zeroHash);
+    }
+
+    /// <summary>Pages applied so far (all rounds).</summary>
+    public long PagesApplied { get; private set; }
+
+    /// <summary>
+    /// The target's memory, checked against the announced layout. Throws <see cref="ReceiverFailedException"/> when it
+    /// does not match (or the target cannot produce it).
+    /// </summary>
+    public static ReceivedMemory Attach(MemoryLayout layout, IMigrationTarget target)
+    {
+        GuestMemoryMap memory;
+        try
+        {
+            memory = target.Memory;
+        }
+        catch (Exception e)
+        {
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure,
+                $"the migration target could not provide its memory ({e.GetType().Name}: {e.Message})", e);
+        }
+        if (memory is null)
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure, "the migration target has no memory (Memory returned null)");
+        if (MigrationLayout.Mismatch(layout, memory) is { } mismatch)
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure,
+                $"the migration target does not match the announced layout: {mismatch}");
+        return new ReceivedMemory(layout, memory);
+    }
+
+    /// <summary>Loads and compiles the digest path now, so its first use is not inside the downtime.</summary>
+    public static void WarmVerification()
+    {
+        var warm = new MemoryDigest(1, GuestMemory.HostPageSize);
+        warm.SetPage(0, PageHasher.ZeroPageHash(GuestMemory.HostPageSize));
+        _ = MemoryDigest.Matches(warm.Compute(), new byte[MemoryDigest.Size]);
+    }
+
+    /// <summary>Moves each page of <paramref name="batch"/> (descriptors already validated by the reader) into guest memory.</summary>
+    public async ValueTask ApplyAsync(FrameReader reader, PageBatch batch, CancellationToken cancellationToken)
+    {
+        for (int i = 0; i < batch.Descriptors.Length; i++)
+        {
+            PageDescriptor d = batch.Descriptors.Span[i];
+            long index = _layout.Locate(d.PageNumber).LinearIndex;
+            Memory<byte> page = _memory.PageMemory(index);
+            switch (d.Kind)
+            {
+                case PageKind.Full:
+                    await reader.ReadPayloadAsync(page, cancellationToken).ConfigureAwait(false);
+                    _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
+                    _roundBytes += _memory.PageSize;
+                    break;
+                case PageKind.Zero:
+                    page.Span.Clear();
+                    _digest.SetPage(index, _zeroHash);
+                    break;
+                default:
+                    throw new ProtocolException(ProtocolError.UnknownPageKind, $"PageBatch descriptor {i}.kind", d.Kind,
+                        $"PageBatch descriptor {i}: page kind {d.Kind} was not negotiated");
+            }
+            _roundPages++;
+        }
+        PagesApplied += batch.Descriptors.Length;
+    }
+
+    /// <summary>What the round just ended applied (bytes of Full payloads, pages); starts the next round's count.</summary>
+    public (ulong Bytes, ulong Pages) EndRound()
+    {
+        (ulong, ulong) applied = ((ulong)_roundBytes, (ulong)_roundPages);
+        _roundBytes = _roundPages = 0;
+        return applied;
+    }
+
+    /// <summary>Throws unless <paramref name="final"/> describes exactly this memory (page count and digest).</summary>
+    public void Verify(FinalState final)
+    {
+        if (final.PageCount != (ulong)_memory.PageCount)
+            throw new ProtocolException(ProtocolError.BodyLengthMismatch, "FinalState.pageCount", final.PageCount,
+                $"FinalState describes {final.PageCount} pages; the layout has {_memory.PageCount}");
+        if (!MemoryDigest.Matches(_digest.Compute(), final.MemoryDigest.Span))
+            throw new ReceiverFailedException(AbortReason.DigestMismatch,
+                "memory digest mismatch: the destination's memory differs from the source's");
+    }
+}

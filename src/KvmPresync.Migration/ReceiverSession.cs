@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using KvmPresync.Core;
+using KvmPresync.Memory;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>
+/// One receive, as one state machine from the connection's first byte: every frame's header is read, passed to the
+/// <see cref="ReceiverFrameGate"/> in the phase it arrives, and handled by the method for its kind. The handshake
+/// runs through the same gate (<see cref="Handshake.AnswerHelloAsync"/>, <see cref="Handshake.VerifyAuthProofAsync"/>);
+/// the destination is created only after the sender's proof verified. Any failure — protocol, transport, the
+/// target's own, cancellation, or a bug — ends in <see cref="FailAsync"/>: an Abort with the cause (unless the
+/// sender aborted), the target released, a failed <see cref="ReceiveResult"/>.
+/// </summary>
+internal sealed class ReceiverSession
+{
+    private static readonly TimeSpan AbortWriteTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly PreSharedKey _key;
+    private readonly Func<MemoryLayout, IMigrationTarget> _createTarget;
+    private readonly ReceiverOptions _options;
+    private readonly CancellationToken _cancellationToken;
+    private readonly FrameReader _reader;
+    private readonly FrameWriter _writer;
+    private readonly ReceiverFrameGate _gate = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    private ReceiverPhase _arrivedIn = ReceiverPhase.AwaitHello; // the phase the frame being handled arrived in
+    private AcceptedHello? _hello;
+    private IMigrationTarget? _target;
+    private ReceivedMemory? _memory;
+    private ReceiveResult? _outcome;
+
+    public ReceiverSession(Socket connection, PreSharedKey key, Func<MemoryLayout, IMigrationTarget> createTarget, ReceiverOptions options,
+        CancellationToken cancellationToken)
+    {
+        _key = key;
+        _createTarget = createTarget;
+        _options = options;
+        _cancellationToken = cancellationToken;
+        var stream = new NetworkStream(connection, ownsSocket: false) { ReadTimeout = (int)options.IdleTimeout.TotalMilliseconds };
+        _reader = new FrameReader(stream);
+        TokenBucket? bucket = options.LinkBitsPerSecond > 0
+            ? new TokenBucket((long)options.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)options.LinkBitsPerSecond)) : null;
+        _writer = new FrameWriter(new SocketGatherWriter(connection, bucket));
+    }
+
+    /// <summary>Runs until Resumed was sent or the receive failed. Never throws.</summary>
+    public async Task<ReceiveResult> RunAsync()
+    {
+        try
+        {
+            while (_outcome is null) await HandleNextFrameAsync().ConfigureAwait(false);
+            return _outcome;
+        }
+        catch (Exception e)
+        {
+            return await FailAsync(e).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleNextFrameAsync()
+    {
+        _arrivedIn = _gate.Phase;
+        FrameHeader header = await _reader.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
+        _gate.Accept(header.Type);
+        switch (header.Type)
+        {
+            case FrameType.Hello: await OnHelloAsync(header).ConfigureAwait(false); break;
+            case FrameType.AuthProof: await OnAuthProofAsync(header).ConfigureAwait(false); break;
+            case FrameType.PageBatch: await OnPageBatchAsync(header).ConfigureAwait(false); break;
+            case FrameType.RoundEnd: await OnRoundEndAsync(header).ConfigureAwait(false); break;
+            case FrameType.Launch: await _reader.ReadBodyAsync<Launch>(header, _cancellationToken).ConfigureAwait(false); break;
+            case FrameType.Ping: await OnPingAsync(header).ConfigureAwait(false); break;
+            case FrameType.Pong: await _reader.ReadBodyAsync<Pong>(header, _cancellationToken).ConfigureAwait(false); break;
+            case FrameType.FinalState: await OnFinalStateAsync(header).ConfigureAwait(false); break;
+            case FrameType.Abort: throw (await _reader.ReadBodyAsync<Abort>(header, _cancellationToken).ConfigureAwait(false)).ToException();
+            default: // the gate admits none of the sender-bound frames; this is a gate/session disagreement
+                throw new InvalidOperationException($"the receiver's gate admitted a {header.Type} frame it has no handler for");
+        }
+    }
+
+    private async Task OnHelloAsync(FrameHeader header)
+    {
+        _hello = await Handshake.AnswerHelloAsync(_reader, _writer, header, new ReceiverHandshakeOptions
+        {
+            SupportedOptions = HelloOptions.ZeroPages,
+            HashAlgorithms = [PageHashAlgorithm.PageHasher],
+            ValidateLayout = ValidateLayout,
+        }, _key, _cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Authenticate, then (and only then) create the destination and attach its memory.</summary>
+    private async Task OnAuthProofAsync(FrameHeader header)
+    {
+        AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
+        HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader, _writer, header, hello, _key, _cancellationToken).ConfigureAwait(false);
+        ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
+        try
+        {
+            _target = _createTarget(session.Layout);
+        }
+        catch (Exception e)
+        {
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure,
+                $"could not create the destination for the announced layout ({session.Layout}): {e.GetType().Name}: {e.Message}", e);
+        }
+        if (_target is null)
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure, "could not create the destination: the target factory returned null");
+        _memory = ReceivedMemory.Attach(session.Layout, _target);
+    }
+
+    private async Task OnPageBatchAsync(FrameHeader header)
+    {
+        PageBatch batch = await _reader.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
+        await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task OnRoundEndAsync(FrameHeader header)
+    {
+        RoundEnd end = await _reader.ReadBodyAsync<RoundEnd>(header, _cancellationToken).ConfigureAwait(false);
+        (ulong bytes, ulong pages) = Memory.EndRound();
+        await _writer.WriteAsync(new Ack(end.RoundId, bytes, pages, end.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task OnPingAsync(FrameHeader header)
+    {
+        Ping ping = await _reader.ReadBodyAsync<Ping>(header, _cancellationToken).ConfigureAwait(false);
+        await _writer.WriteAsync(new Pong(ping.TimestampNs), _cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Verify the digest, and only if it matches restore and resume the guest, then answer Resumed.</summary>
+    private async Task OnFinalStateAsync(FrameHeader header)
+    {
+        FinalState final = await _reader.ReadBodyAsync<FinalState>(header, _cancellationToken).ConfigureAwait(false);
+        _arrivedIn = _gate.Phase; // Verifying: what fails from here fails the verification or the resume
+        long t0 = _clock.ElapsedTicks;
+        Memory.Verify(final);
+        try
+        {
+            _target!.Resume(final.DeviceState.Span);
+        }
+        catch (Exception e)
+        {
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure, $"could not resume the guest: {e.GetType().Name}: {e.Message}", e);
+        }
+        double resumeMs = (_clock.ElapsedTicks - t0) * 1000.0 / Stopwatch.Frequency;
+        string? unconfirmed = null;
+        try
+        {
+            await _writer.WriteAsync(new Resumed(final.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The guest runs here already; the source may not learn it and resume its copy too.
+            unconfirmed = $"the guest was resumed here, but the Resumed frame could not be sent ({e.Message}): " +
+                "check that the source did not resume its copy as well";
+        }
+        _gate.MarkResumed();
+        _outcome = new ReceiveResult
+        {
+            Resumed = true,
+            Verified = true,
+            Failure = unconfirmed,
+            PagesApplied = Memory.PagesApplied,
+            BytesReceived = _reader.BytesRead,
+            ResumeMs = resumeMs,
+        };
+    }
+
+    /// <summary>The one way a receive fails: Abort with the cause (best effort), target released, result says where and why.</summary>
+    private async Task<ReceiveResult> FailAsync(Exception error)
+    {
+        var failure = ReceiverFailure.From(error, _cancellationToken.IsCancellationRequested);
+        ReceiverPhase failedIn = _arrivedIn;
+        bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
+        _gate.MarkAborted();
+        string text = failure.Text;
+        if (ReleaseTarget() is { } releaseError) text += $" (releasing the destination also failed: {releaseError})";
+        return new ReceiveResult
+        {
+            Resumed = false,
+            Failure = text,
+            FailedIn = failedIn,
+            AbortSent = sent ? failure.Abort : null,
+            Cancelled = failure.Cancelled,
+            PagesApplied = _memory?.PagesApplied ?? 0,
+            BytesReceived = _reader.BytesRead,
+        };
+    }
+
+    private async Task<bool> TrySendAbortAsync(AbortReason reason, string message)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(AbortWriteTimeout); // not the caller's token: it may be what stopped us
+            await _writer.WriteAsync(new Abort(reason, message), timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is ProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false; // the peer is gone; closing the connection is all that is left
+        }
+    }
+
+    /// <summary>Disposes a target that was not resumed; returns why that failed, if it did.</summary>
+    private string? ReleaseTarget()
+    {
+        IMigrationTarget? target = _target;
+        _target = null;
+        try
+        {
+            target?.Dispose();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return $"{e.GetType().Name}: {e.Message}";
+        }
+    }
+
+    private ReceivedMemory Memory => _memory ?? throw new InvalidOperationException("the gate admitted a memory frame before the destination was created");
+
+    private string? ValidateLayout(MemoryLayout layout)
+    {
+        if ((long)layout.TotalBytes > _options.MaxMemoryBytes)
+            return $"the announced guest memory ({layout.TotalBytes} bytes) exceeds this receiver's limit ({_options.MaxMemoryBytes} bytes)";
+        if (layout.PageSize != GuestMemory.HostPageSize)
+            return $"page size {layout.PageSize} differs from this host's {GuestMemory.HostPageSize}";
+        return null;
+    }
+
+    private ulong Now() => (ulong)(_clock.ElapsedTicks * (1e9 / Stopwatch.Frequency));
+}
