@@ -67,7 +67,7 @@ internal static class RunCommand
         machine.Start();
         if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
 
-        var source = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        var source = new KvmDirtyPageSource(machine.Vm, machine.Slots, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         var dirty = new DirtyBitmap(source.PageCount);
         source.Harvest(dirty); // the fill and boot writes: not part of the steady state
         var clock = Stopwatch.StartNew();

@@ -37,7 +37,7 @@ internal sealed class RawGuest : IDisposable
         Vm vm = kvm.CreateVm();
         MemorySlot slot = vm.AddMemorySlot(0, 0, memory);
         Vcpu vcpu = vm.CreateVcpu(0);
-        LongModeSetup.WriteTables(memory, new DirtyBitmap(memory.PageCount));
+        LongModeSetup.WriteTables(GuestMemoryMap.Single(memory), new DirtyBitmap(memory.PageCount));
         var code = new List<byte>();
         foreach (long[] pages in phases.Prepend([]))
         {
