@@ -47,7 +47,7 @@ internal static class RunCommand
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);
-            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)}, seed {config.Seed}");
+            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             int code = await PresyncRun.RunAsync(machine, settings, view, ct);
@@ -63,7 +63,7 @@ internal static class RunCommand
         var view = LiveView.ForConsole();
         using var kvm = KvmSystem.Open();
         using var machine = Machine.Boot(kvm, config);
-        Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)}, seed {config.Seed}");
+        Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
         machine.Start();
         if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
 
