@@ -22,10 +22,26 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
 {
     const struct kp_boot_info *b = rt->boot;
     if (b->magic != KP_BOOT_MAGIC) bad(rt, "magic is not KP_BOOT_MAGIC 0x4942504b: write struct kp_boot_info at GPA 0x8000", b->magic);
-    if (b->version != KP_BOOT_VERSION) bad(rt, "version is not KP_BOOT_VERSION 1: rebuild the VMM and guest from the same kvmpresync_guest.h", b->version);
+    if (b->version != KP_BOOT_VERSION) bad(rt, "version is not KP_BOOT_VERSION 2: rebuild the VMM and guest from the same kvmpresync_guest.h", b->version);
     if (b->flags != 0) bad(rt, "flags are reserved and must be 0", b->flags);
     if (b->memory_size & (KP_PAGE_SIZE - 1)) bad(rt, "memory_size must be a multiple of 4096", b->memory_size);
     if (b->memory_size > MAX_MEMORY) bad(rt, "memory_size exceeds the 62 GiB the boot page tables can map", b->memory_size);
+    if (b->region_count == 0 || b->region_count > KP_MAX_RAM_REGIONS)
+        bad(rt, "region_count must be 1..KP_MAX_RAM_REGIONS (4): list the guest's RAM regions", b->region_count);
+    if (b->reserved != 0) bad(rt, "reserved (after region_count) must be 0", b->reserved);
+    uint64_t pfn = 0, end = 0;
+    for (uint32_t i = 0; i < b->region_count; i++) {
+        const struct kp_ram_region *r = &b->regions[i];
+        if (i == 0 && r->gpa != 0) bad(rt, "regions[0] must start at GPA 0 (it holds the boot layout and the image)", r->gpa);
+        if (r->gpa & (TWO_MIB - 1)) bad(rt, "a region's gpa must be 2 MiB aligned (the boot page tables use 2 MiB pages)", r->gpa);
+        if (i > 0 && r->gpa < end) bad(rt, "regions must be listed by address, without overlap", r->gpa);
+        if (r->size == 0 || (r->size & (KP_PAGE_SIZE - 1))) bad(rt, "a region's size must be a non-zero multiple of 4096", r->size);
+        if (r->first_pfn != pfn) bad(rt, "a region's first_pfn must follow the previous region's last page (0 for regions[0])", r->first_pfn);
+        pfn += r->size >> KP_PAGE_SHIFT;
+        end = r->gpa + r->size;
+    }
+    if (pfn << KP_PAGE_SHIFT != b->memory_size) bad(rt, "memory_size must be the sum of the regions' sizes", b->memory_size);
+    if (b->regions[0].size < image_end) bad(rt, "regions[0] must hold the guest image and its .bss", b->regions[0].size);
     if (b->heap_start & (TWO_MIB - 1)) bad(rt, "heap_start must be 2 MiB aligned", b->heap_start);
     if (b->heap_start < image_end) bad(rt, "heap_start lies inside the guest image or its .bss: put it at the first 2 MiB boundary after the image", b->heap_start);
     if (b->heap_start >= b->memory_size) bad(rt, "heap_start must be below memory_size", b->heap_start);
@@ -50,4 +66,15 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
     uint64_t samples = kp_param(rt, KP_PARAM_SAMPLES, KP_DEFAULT_SAMPLES);
     rt->hb_samples = (uint32_t)(samples > KP_MAX_SAMPLES ? KP_MAX_SAMPLES : samples);
     rt->sample_rng = kp_mix64(rt->seed ^ 0x4842ULL);
+}
+
+uint64_t kp_pfn_gpa(const struct kp_rt *rt, uint64_t pfn)
+{
+    const struct kp_boot_info *b = rt->boot;
+    for (uint32_t i = 0; i < b->region_count && i < KP_MAX_RAM_REGIONS; i++) {
+        const struct kp_ram_region *r = &b->regions[i];
+        if (pfn >= r->first_pfn && pfn - r->first_pfn < (r->size >> KP_PAGE_SHIFT))
+            return r->gpa + ((pfn - r->first_pfn) << KP_PAGE_SHIFT);
+    }
+    return UINT64_MAX;
 }

@@ -32,8 +32,10 @@ static void report(struct kp_rt *rt, uint64_t pfn, enum kp_expect kind, uint64_t
     uint64_t word = bad - 1;
     kp_puts(rt, "kp-guest: heartbeat ");
     kp_put_dec(rt, rt->hb_seq + 1);
-    kp_puts(rt, ": page gpa ");
-    kp_put_hex(rt, pfn << KP_PAGE_SHIFT);
+    kp_puts(rt, ": page ");
+    kp_put_hex(rt, pfn);
+    kp_puts(rt, " gpa ");
+    kp_put_hex(rt, kp_pfn_gpa(rt, pfn));
     kp_puts(rt, kind == KP_EXPECT_DATA ? " (data v" : kind == KP_EXPECT_ZERO ? " (zero" : " (pattern");
     if (kind == KP_EXPECT_DATA) kp_put_dec(rt, version);
     kp_puts(rt, ") word ");

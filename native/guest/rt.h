@@ -4,7 +4,9 @@
  * progress, heartbeat, console and exit, and the page-writing primitives whose content the
  * heartbeat can verify.
  *
- * Guest-physical pages are named by their page frame number (pfn = GPA / 4096). Three kinds of
+ * Pages are named by their guest page number (pfn = guest-virtual address / 4096): the guest's RAM
+ * regions appear one after another from virtual 0 (kvmpresync_guest.h), so pfn is the VMM's linear
+ * page index, and kp_pfn_gpa gives the guest-physical address behind it. Three kinds of
  * page are "written" by the guest and can be verified:
  *   fill pages    [heap_pfn, heap_pfn + fill_done)  content = kp_page_data(seed, pfn, 0), or all
  *                                                    zero for the zero_permille chosen by kp_fill_is_zero
@@ -124,6 +126,7 @@ uint64_t kp_expected_word(uint64_t seed, uint64_t pfn, enum kp_expect kind, uint
 
 /* ---- boot info, fill, regions, heartbeat ---- */
 void kp_boot_validate(struct kp_rt *rt, uint64_t image_end);             /* boot.c: fails with a message */
+uint64_t kp_pfn_gpa(const struct kp_rt *rt, uint64_t pfn);               /* boot.c: GPA of a page, UINT64_MAX if none */
 void kp_fill(struct kp_rt *rt);                                          /* fill.c */
 struct kp_region { uint64_t pfn; uint64_t pages; };
 void kp_work_reserve(struct kp_rt *rt, uint64_t region_pages, const char *who);   /* region.c */

@@ -49,9 +49,12 @@ void kp_run_pattern(struct kp_rt *rt)
         uint64_t list = rt->boot->params[1];
         uint64_t mem = rt->memory_pages << KP_PAGE_SHIFT;
         uint64_t fill_end = rt->work_pfn << KP_PAGE_SHIFT;
-        if (list & 7) bad_list(rt, "params[1], the list GPA, must be 8-byte aligned", list);
-        if (list < fill_end || list >= mem || p.count > (mem - list) / 8)
-            bad_list(rt, "the page list (params[1], params[0] u64 entries) must lie between heap_start + fill_bytes and memory_size", list);
+        uint64_t heap = rt->heap_pfn << KP_PAGE_SHIFT;
+        if (list & 7) bad_list(rt, "params[1], the list address, must be 8-byte aligned", list);
+        if (list >= mem || p.count > (mem - list) / 8)
+            bad_list(rt, "the page list (params[1], params[0] u64 entries) must lie inside guest memory", list);
+        if (list + p.count * 8 > heap && list < fill_end)
+            bad_list(rt, "the page list must lie below heap_start (the VMM's boot area) or after heap_start + fill_bytes", list);
         uint64_t list_first = list >> KP_PAGE_SHIFT, list_last = (list + p.count * 8 - 1) >> KP_PAGE_SHIFT;
         rt->pattern_list = kp_gpa(rt, list);
         for (uint64_t i = 0; i < p.count; i++) {

@@ -3,14 +3,22 @@
  * freestanding x86-64 workload guests (native/guest/). Both sides follow this file; the C# mirror
  * is src/KvmPresync.Vmm/GuestAbi.cs and a test proves the two agree.
  *
- * Guest-physical layout (identity mapped, 2 MiB pages, long mode, set up by the VMM):
+ * Guest RAM is laid out as QEMU's pc machine and Firecracker do: up to a low-memory top (3 GiB by
+ * default) in RAM region 0 at GPA 0, the rest in region 1 from GPA 4 GiB (KP_HIGH_MEMORY_GPA); the
+ * hole between is never RAM (MMIO/PCI on a real machine). boot_info.regions lists the regions.
+ *
+ * Guest-virtual layout (long mode, 2 MiB pages, set up by the VMM): the guest sees its RAM as one
+ * range [0, memory_size). Virtual [0, low top) maps GPA [0, low top) one to one; virtual
+ * [low top, memory_size) maps region 1, GPA [4 GiB, ...). So the guest's page numbers ("pfn",
+ * virtual address / 4096) are the VMM's linear page indices (region 0's pages, then region 1's),
+ * the heap runs across both regions, and no page of the hole is ever touched. Region 0 holds:
  *
  *   0x0000_1000  GDT (null, kcode64 0x08, kdata 0x10, ucode64 0x18, udata 0x20); the guest runs at CPL 3, IOPL 3
  *   0x0000_8000  struct kp_boot_info (one page): read by the guest, mailbox written by the guest
  *   0x0001_0000  page tables: PML4, PDPT, then one PD per GiB of guest memory (up to 62 GiB)
  *   0x0005_0000 .. 0x000A_0000  stack (RSP starts at KP_STACK_TOP_GPA, grows down)
  *   0x0010_0000  guest image (flat binary linked here, entry = first byte), then .bss
- *   heap: from boot_info.heap_start (2 MiB aligned, after the image) to memory_size
+ *   heap: from boot_info.heap_start (2 MiB aligned, after the image) to memory_size (virtual)
  *
  * Port I/O (all 32-bit accesses, `in eax,dx` / `out dx,eax`):
  *   KP_PORT_CLOCK_LO   in   latches the guest clock (microseconds since the guest first ran,
@@ -42,6 +50,8 @@
 #define KP_PAGE_TABLE_END_GPA 0x50000ULL
 #define KP_STACK_TOP_GPA      0xA0000ULL
 #define KP_GUEST_LOAD_GPA     0x100000ULL
+#define KP_HIGH_MEMORY_GPA    0x100000000ULL /* region 1 (RAM above the low-memory top) starts here */
+#define KP_MAX_RAM_REGIONS    4
 
 #define KP_PORT_CLOCK_LO   0x510
 #define KP_PORT_CLOCK_HI   0x514
@@ -53,7 +63,7 @@
 #define KP_PORT_EXIT       0x52C
 
 #define KP_BOOT_MAGIC      0x4942504BU /* "KPBI" little-endian */
-#define KP_BOOT_VERSION    1U
+#define KP_BOOT_VERSION    2U
 
 enum kp_workload {
     KP_WORKLOAD_IDLE  = 0,
@@ -81,13 +91,20 @@ struct kp_mailbox {
     uint64_t progress_total; /* all work units since boot (the PROGRESS port carries deltas) */
 };
 
+/* One block of guest RAM (a KVM memory slot). */
+struct kp_ram_region {
+    uint64_t gpa;                /* guest-physical start (2 MiB aligned) */
+    uint64_t size;               /* bytes (a multiple of 4096) */
+    uint64_t first_pfn;          /* guest page number (virtual address / 4096) of its first page */
+};
+
 /* Written by the VMM before the guest first runs; read-only to the guest except the mailbox. */
 struct kp_boot_info {
     uint32_t magic;              /* KP_BOOT_MAGIC */
     uint32_t version;            /* KP_BOOT_VERSION */
     uint32_t workload;           /* enum kp_workload */
     uint32_t flags;              /* reserved, 0 */
-    uint64_t memory_size;        /* bytes of guest memory at GPA 0 */
+    uint64_t memory_size;        /* bytes of guest RAM over all regions (holes excluded) */
     uint64_t seed;               /* PRNG seed: same seed, same data */
     uint64_t heap_start;         /* first heap byte (2 MiB aligned) */
     uint64_t fill_bytes;         /* bytes of heap filled with data at start (from heap_start) */
@@ -95,6 +112,9 @@ struct kp_boot_info {
     uint32_t heartbeat_ms;       /* heartbeat period in guest milliseconds */
     uint64_t params[16];         /* workload parameters, indices documented in docs/WORKLOADS.md */
     struct kp_mailbox mailbox;
+    uint32_t region_count;       /* 1..KP_MAX_RAM_REGIONS */
+    uint32_t reserved;           /* 0 */
+    struct kp_ram_region regions[KP_MAX_RAM_REGIONS]; /* by address; first_pfn contiguous from 0 */
 };
 
 #endif

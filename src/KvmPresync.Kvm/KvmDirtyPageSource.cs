@@ -6,59 +6,83 @@ using KvmPresync.Core;
 namespace KvmPresync.Kvm;
 
 /// <summary>
-/// The KVM dirty log of one memory slot as an <see cref="IDirtyPageSource"/>: each harvest reads the log,
-/// ORs it (and any pages the VMM wrote itself) into the caller's bitmap, then clears exactly the pages it
-/// read, 64-page chunk by chunk. A page written after its chunk's clear is logged again, so nothing is lost;
-/// a page is never cleared before it is in the caller's bitmap.
+/// The KVM dirty log of one or more memory slots as one <see cref="IDirtyPageSource"/>: pages are numbered slot
+/// after slot in the order given (the first slot's pages, then the next's — the index of a
+/// <see cref="GuestMemoryMap"/> over the same regions in the same order). Each harvest reads every slot's log, ORs it
+/// (and any pages the VMM wrote itself) into the caller's bitmap, then clears exactly the pages it read, 64-page
+/// chunk by chunk. A page written after its chunk's clear is logged again, so nothing is lost; a page is never
+/// cleared before it is in the caller's bitmap.
 /// </summary>
 public sealed class KvmDirtyPageSource : IDirtyPageSource
 {
     private readonly Vm _vm;
-    private readonly MemorySlot _slot;
+    private readonly MemorySlot[] _slots;
+    private readonly long[] _firstIndex;       // linear index of each slot's first page
+    private readonly ulong[][] _scratch;       // each slot's log, as KVM returns it
     private readonly DirtyBitmap? _vmmWrites;
     private readonly Func<ulong>? _progress;
-    private readonly ulong[] _scratch;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private ulong _lastProgress;
 
-    /// <param name="vmmWrites">Pages the VMM wrote itself (KVM does not log them); merged and cleared at each harvest.</param>
+    /// <param name="vmmWrites">Pages the VMM wrote itself (KVM does not log them), indexed like this source; merged and cleared at each harvest.</param>
     /// <param name="progressTotal">Reads the guest's total work units, for <see cref="DirtyHarvest.Progress"/>.</param>
     public KvmDirtyPageSource(Vm vm, MemorySlot slot, DirtyBitmap? vmmWrites = null, Func<ulong>? progressTotal = null)
+        : this(vm, [slot], vmmWrites, progressTotal)
+    {
+    }
+
+    /// <param name="slots">The slots, in the order their pages are numbered; each with dirty logging, same page size.</param>
+    /// <param name="vmmWrites">Pages the VMM wrote itself (KVM does not log them), indexed like this source; merged and cleared at each harvest.</param>
+    /// <param name="progressTotal">Reads the guest's total work units, for <see cref="DirtyHarvest.Progress"/>.</param>
+    public KvmDirtyPageSource(Vm vm, IReadOnlyList<MemorySlot> slots, DirtyBitmap? vmmWrites = null, Func<ulong>? progressTotal = null)
     {
         ArgumentNullException.ThrowIfNull(vm);
-        ArgumentNullException.ThrowIfNull(slot);
-        if (!slot.LogDirty) throw new ArgumentException($"{slot} has no dirty logging", nameof(slot));
-        if (vmmWrites is not null && vmmWrites.PageCount != slot.PageCount)
-            throw new ArgumentException($"VMM-writes bitmap covers {vmmWrites.PageCount} pages, {slot} has {slot.PageCount}", nameof(vmmWrites));
+        ArgumentNullException.ThrowIfNull(slots);
+        if (slots.Count == 0) throw new ArgumentException("no memory slots to track", nameof(slots));
+        _slots = slots.ToArray();
+        _firstIndex = new long[_slots.Length];
+        _scratch = new ulong[_slots.Length][];
+        long pages = 0;
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            MemorySlot s = _slots[i] ?? throw new ArgumentException($"slot {i} is null", nameof(slots));
+            if (!s.LogDirty) throw new ArgumentException($"{s} has no dirty logging", nameof(slots));
+            if (s.Memory.PageSize != _slots[0].Memory.PageSize)
+                throw new ArgumentException($"{s}: page size {s.Memory.PageSize} differs from {_slots[0]}'s", nameof(slots));
+            _firstIndex[i] = pages;
+            pages += s.PageCount;
+            _scratch[i] = new ulong[s.BitmapWords];
+        }
+        PageCount = pages;
+        if (vmmWrites is not null && vmmWrites.PageCount != PageCount)
+            throw new ArgumentException($"VMM-writes bitmap covers {vmmWrites.PageCount} pages, the slots have {PageCount}", nameof(vmmWrites));
         _vm = vm;
-        _slot = slot;
         _vmmWrites = vmmWrites;
         _progress = progressTotal;
         _lastProgress = progressTotal?.Invoke() ?? 0;
-        _scratch = new ulong[slot.BitmapWords];
     }
 
-    public long PageCount => _slot.PageCount;
+    public long PageCount { get; }
 
-    public int PageSize => _slot.Memory.PageSize;
+    public int PageSize => _slots[0].Memory.PageSize;
+
+    /// <summary>The tracked slots, in page-number order.</summary>
+    public IReadOnlyList<MemorySlot> Slots => _slots;
 
     public DirtyHarvest Harvest(DirtyBitmap into)
     {
         ArgumentNullException.ThrowIfNull(into);
         if (into.PageCount != PageCount)
-            throw new ArgumentException($"bitmap covers {into.PageCount} pages, the slot has {PageCount}", nameof(into));
-        _vm.GetDirtyLog(_slot, _scratch);
-        TimeSpan time = _clock.Elapsed;
-        Span<ulong> dest = into.Words;
+            throw new ArgumentException($"bitmap covers {into.PageCount} pages, the slots have {PageCount}", nameof(into));
+        TimeSpan time = TimeSpan.Zero;
         long count = 0;
-        for (int w = 0; w < _scratch.Length; w++)
+        for (int i = 0; i < _slots.Length; i++)
         {
-            ulong bits = _scratch[w];
-            if (bits == 0) continue;
-            count += BitOperations.PopCount(bits);
-            dest[w] |= bits;
+            _vm.GetDirtyLog(_slots[i], _scratch[i]);
+            if (i == 0) time = _clock.Elapsed;
+            count += Merge(_scratch[i], _firstIndex[i], into.Words);
+            ClearHarvested(_slots[i], _scratch[i]);
         }
-        ClearHarvested();
         if (_vmmWrites is not null && !_vmmWrites.IsEmpty())
         {
             count += _vmmWrites.Count();
@@ -75,18 +99,42 @@ public sealed class KvmDirtyPageSource : IDirtyPageSource
         return new DirtyHarvest(time, count, progress);
     }
 
-    /// <summary>Clears the harvested pages in runs of non-empty 64-page chunks (one ioctl per run).</summary>
-    private void ClearHarvested()
+    /// <summary>ORs a slot's log into <paramref name="dest"/> from bit <paramref name="first"/> on; returns the pages set in the log.</summary>
+    private static long Merge(ulong[] log, long first, Span<ulong> dest)
+    {
+        long count = 0;
+        int word = (int)(first >> 6), shift = (int)(first & 63);
+        for (int w = 0; w < log.Length; w++)
+        {
+            ulong bits = log[w];
+            if (bits == 0) continue;
+            count += BitOperations.PopCount(bits);
+            if (shift == 0)
+            {
+                dest[word + w] |= bits;
+                continue;
+            }
+            // The slot starts mid-word: its word w straddles two words of the linear bitmap (bits past the slot's
+            // last page are 0 in KVM's log, so the upper part is empty when it would fall off the end).
+            dest[word + w] |= bits << shift;
+            ulong high = bits >> (64 - shift);
+            if (high != 0) dest[word + w + 1] |= high;
+        }
+        return count;
+    }
+
+    /// <summary>Clears the harvested pages of one slot in runs of non-empty 64-page chunks (one ioctl per run).</summary>
+    private void ClearHarvested(MemorySlot slot, ulong[] log)
     {
         int w = 0;
-        while (w < _scratch.Length)
+        while (w < log.Length)
         {
-            if (_scratch[w] == 0) { w++; continue; }
+            if (log[w] == 0) { w++; continue; }
             int start = w;
-            while (w < _scratch.Length && _scratch[w] != 0) w++;
+            while (w < log.Length && log[w] != 0) w++;
             long first = start * 64L;
-            long count = Math.Min((w - start) * 64L, _slot.PageCount - first);
-            _vm.ClearDirtyLog(_slot, first, count, _scratch.AsSpan(start, w - start));
+            long count = Math.Min((w - start) * 64L, slot.PageCount - first);
+            _vm.ClearDirtyLog(slot, first, count, log.AsSpan(start, w - start));
         }
     }
 }

@@ -14,6 +14,10 @@ public static class GuestAbi
     public const ulong PageTableEndGpa = 0x50000;
     public const ulong StackTopGpa = 0xA0000;
     public const ulong LoadGpa = 0x100000;
+    /// <summary>Where RAM above the low-memory top continues (region 1), past the hole below 4 GiB.</summary>
+    public const ulong HighMemoryGpa = 0x1_0000_0000;
+    /// <summary>RAM regions the boot info can list.</summary>
+    public const int MaxRamRegions = 4;
 
     public const ushort PortClockLo = 0x510;
     public const ushort PortClockHi = 0x514;
@@ -25,7 +29,7 @@ public static class GuestAbi
     public const ushort PortExit = 0x52C;
 
     public const uint BootMagic = 0x4942504B;
-    public const uint BootVersion = 1;
+    public const uint BootVersion = 2;
 
     /// <summary>Byte offsets of <c>struct kp_boot_info</c>.</summary>
     public static class BootInfo
@@ -33,7 +37,15 @@ public static class GuestAbi
         public const int Magic = 0, Version = 4, Workload = 8, Flags = 12, MemorySize = 16, Seed = 24, HeapStart = 32;
         public const int FillBytes = 40, ZeroPermille = 48, HeartbeatMs = 52, Params = 56, ParamCount = 16;
         public const int Mailbox = Params + ParamCount * 8;
-        public const int Size = Mailbox + Mail.Size;
+        public const int RegionCount = Mailbox + Mail.Size, Reserved = RegionCount + 4, Regions = Reserved + 4;
+        public const int Size = Regions + MaxRamRegions * RamRegion.Size;
+    }
+
+    /// <summary>Byte offsets of <c>struct kp_ram_region</c> (one entry of the boot info's region list).</summary>
+    public static class RamRegion
+    {
+        public const int Gpa = 0, SizeBytes = 8, FirstPfn = 16;
+        public const int Size = 24;
     }
 
     /// <summary>Byte offsets of <c>struct kp_mailbox</c> (inside the boot info).</summary>

@@ -20,13 +20,11 @@ public enum MachineExitKind
 }
 
 /// <summary>
-/// A running workload guest: one VM, one memory slot at GPA 0, one vCPU on its own thread, and the
-/// port devices of the guest ABI. Supports pause / resume, save state, and restore into a fresh VM.
+/// A running workload guest: one VM, its RAM in one or two memory slots (<see cref="RamLayout"/>: below the
+/// low-memory top at GPA 0, the rest from 4 GiB), one vCPU on its own thread, and the port devices of the guest ABI. Supports pause / resume, save state, and restore into a fresh VM.
 /// </summary>
 public sealed class Machine : IDisposable
 {
-    private const uint SlotId = 0;
-
     private readonly Vm _vm;
     private readonly Vcpu _vcpu;
     private readonly GuestClock _clock;
@@ -40,31 +38,37 @@ public sealed class Machine : IDisposable
     private long _paceDeadlineUs;
     private long _latchedClockUs;
 
-    private Machine(MachineConfig config, Vm vm, MemorySlot slot, Vcpu vcpu, GuestClock clock, GuestTelemetry telemetry)
+    private Machine(MachineConfig config, Vm vm, GuestMemoryMap memory, IReadOnlyList<MemorySlot> slots, Vcpu vcpu, GuestClock clock, GuestTelemetry telemetry)
     {
         Config = config;
         _vm = vm;
-        Slot = slot;
+        Memory = memory;
+        Slots = slots;
         _vcpu = vcpu;
         _clock = clock;
         Telemetry = telemetry;
-        VmmWrites = new DirtyBitmap(slot.PageCount);
+        VmmWrites = new DirtyBitmap(memory.PageCount);
     }
 
     public MachineConfig Config { get; }
 
     public Vm Vm => _vm;
 
-    public MemorySlot Slot { get; }
+    /// <summary>The KVM memory slots, in <see cref="Memory"/>'s region order.</summary>
+    public IReadOnlyList<MemorySlot> Slots { get; }
 
-    public GuestMemory Memory => Slot.Memory;
+    /// <summary>All guest RAM, pages indexed region after region (the index of <see cref="VmmWrites"/> and the dirty log). Owned.</summary>
+    public GuestMemoryMap Memory { get; }
+
+    /// <summary>Region 0 (GPA 0 up to the low-memory top): boot layout, image, boot info.</summary>
+    private GuestMemory LowMemory => Memory.Regions[0].Memory;
 
     public GuestTelemetry Telemetry { get; }
 
     /// <summary>Guest time in microseconds (stops while paused).</summary>
     public long GuestTimeUs => _clock.NowUs;
 
-    /// <summary>Pages the VMM itself wrote into guest memory (KVM's dirty log does not see them).</summary>
+    /// <summary>Pages the VMM itself wrote into guest memory (KVM's dirty log does not see them), indexed like <see cref="Memory"/>.</summary>
     public DirtyBitmap VmmWrites { get; }
 
     /// <summary>Completes when the vCPU loop ends.</summary>
@@ -84,20 +88,18 @@ public sealed class Machine : IDisposable
         if (config.MemorySize > LongModeSetup.MaxMemory)
             throw new ArgumentException($"memory {config.MemorySize} bytes: the VMM's guests support at most {LongModeSetup.MaxMemory >> 30} GiB");
 
-        GuestMemory memory = GuestMemory.Create(config.MemorySize, config.HugePages);
-        Vm? vm = null;
+        GuestMemoryMap memory = RamLayout.Allocate(config.RamSlots, config.HugePages);
+        MachineShell? shell = null;
         try
         {
-            vm = kvm.CreateVm();
-            MemorySlot slot = vm.AddMemorySlot(SlotId, 0, memory);
-            Vcpu vcpu = vm.CreateVcpu(0);
-            var machine = new Machine(config, vm, slot, vcpu, new GuestClock(), new GuestTelemetry());
+            shell = MachineShell.Create(kvm, memory);
+            var machine = new Machine(config, shell.Vm, memory, shell.Slots, shell.Vcpu, new GuestClock(), new GuestTelemetry());
             machine.LoadGuest(image);
             return machine;
         }
         catch
         {
-            vm?.Dispose();
+            shell?.Dispose();
             memory.Dispose();
             throw;
         }
@@ -105,10 +107,22 @@ public sealed class Machine : IDisposable
 
     /// <summary>
     /// Recreates a machine in a fresh VM from <paramref name="snapshot"/>, over <paramref name="memory"/>
-    /// which must already hold the guest's memory. Call <see cref="Start"/> to continue it.
+    /// which must already hold the guest's memory, in the snapshot's slots (<see cref="MachineConfig.RamSlots"/>);
+    /// the machine owns it from then on. Call <see cref="Start"/> to continue it.
     /// </summary>
-    public static Machine Restore(KvmSystem kvm, MachineSnapshot snapshot, GuestMemory memory) =>
-        Restore(MachineShell.Create(kvm, memory), snapshot);
+    public static Machine Restore(KvmSystem kvm, MachineSnapshot snapshot, GuestMemoryMap memory)
+    {
+        MachineShell shell = MachineShell.Create(kvm, memory);
+        try
+        {
+            return Restore(shell, snapshot);
+        }
+        catch
+        {
+            shell.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
     /// Restores <paramref name="snapshot"/> into a shell prepared in advance (a migration destination creates the
@@ -118,13 +132,14 @@ public sealed class Machine : IDisposable
     {
         ArgumentNullException.ThrowIfNull(shell);
         ArgumentNullException.ThrowIfNull(snapshot);
-        if (shell.Memory.Size != snapshot.Config.MemorySize)
-            throw new ArgumentException($"memory is {shell.Memory.Size} bytes; the snapshot's guest has {snapshot.Config.MemorySize}", nameof(shell));
+        IReadOnlyList<RamSlot> expected = snapshot.Config.RamSlots, actual = RamLayout.SlotsOf(shell.Memory);
+        if (!expected.SequenceEqual(actual))
+            throw new ArgumentException($"memory slots are {string.Join(", ", actual)}; the snapshot's guest has {string.Join(", ", expected)}", nameof(shell));
         shell.Vm.RestoreState(snapshot.Vm);
         shell.Vcpu.RestoreState(snapshot.Vcpu);
         var telemetry = new GuestTelemetry();
         telemetry.Restore(snapshot.Devices.Telemetry);
-        return new Machine(snapshot.Config, shell.Vm, shell.Slot, shell.Vcpu, new GuestClock(snapshot.Devices.ClockUs), telemetry)
+        return new Machine(snapshot.Config, shell.Vm, shell.Memory, shell.Slots, shell.Vcpu, new GuestClock(snapshot.Devices.ClockUs), telemetry)
         {
             _paceDeadlineUs = snapshot.Devices.PaceDeadlineUs,
             _latchedClockUs = snapshot.Devices.LatchedClockUs,
@@ -133,18 +148,20 @@ public sealed class Machine : IDisposable
 
     private void LoadGuest(byte[] image)
     {
-        GuestMemory mem = Memory;
+        GuestMemoryMap map = Memory;
+        GuestMemory mem = LowMemory;
         ulong heapStart = AlignUp(GuestAbi.LoadGpa + (ulong)image.Length + (2UL << 20), 2UL << 20);
         if (heapStart >= (ulong)mem.Size)
-            throw new ArgumentException($"guest memory {mem.Size} bytes leaves no heap after the {image.Length}-byte image (heap would start at 0x{heapStart:x})");
-        long heap = mem.Size - (long)heapStart;
+            throw new ArgumentException($"guest memory region 0 of {mem.Size} bytes leaves no heap after the {image.Length}-byte image (heap would start at 0x{heapStart:x})");
+        // The heap is counted in the guest's (virtual, linear) addresses: it runs on past the low region into the high one.
+        long heap = map.SizeBytes - (long)heapStart;
         long fill = Config.FillBytes ?? heap / 5 * 4 / mem.PageSize * mem.PageSize;
         if (fill < 0 || fill > heap)
             throw new ArgumentException($"fill of {fill} bytes does not fit the {heap}-byte heap");
 
-        LongModeSetup.WriteTables(mem, VmmWrites);
+        LongModeSetup.WriteTables(map, VmmWrites);
         image.CopyTo(mem.Slice((long)GuestAbi.LoadGpa, image.Length));
-        LongModeSetup.MarkWritten(VmmWrites, mem, GuestAbi.LoadGpa, image.Length);
+        LongModeSetup.MarkWritten(VmmWrites, map, GuestAbi.LoadGpa, image.Length);
 
         ulong[] parameters = (ulong[])Config.Params.Clone();
         if (parameters.Length != GuestAbi.BootInfo.ParamCount)
@@ -158,11 +175,11 @@ public sealed class Machine : IDisposable
             Span<byte> list = mem.Slice((long)listGpa, Config.PatternPages.Length * 8);
             for (int i = 0; i < Config.PatternPages.Length; i++)
             {
-                if ((ulong)Config.PatternPages[i] >= (ulong)mem.PageCount)
-                    throw new ArgumentException($"pattern page {Config.PatternPages[i]} is outside the guest's {mem.PageCount} pages");
+                if ((ulong)Config.PatternPages[i] >= (ulong)map.PageCount)
+                    throw new ArgumentException($"pattern page {Config.PatternPages[i]} is outside the guest's {map.PageCount} pages");
                 BinaryPrimitives.WriteInt64LittleEndian(list[(i * 8)..], Config.PatternPages[i]);
             }
-            if (list.Length > 0) LongModeSetup.MarkWritten(VmmWrites, mem, listGpa, list.Length);
+            if (list.Length > 0) LongModeSetup.MarkWritten(VmmWrites, map, listGpa, list.Length);
             parameters[0] = (ulong)Config.PatternPages.Length;
             parameters[1] = listGpa;
         }
@@ -172,7 +189,7 @@ public sealed class Machine : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Magic..], GuestAbi.BootMagic);
         BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Version..], GuestAbi.BootVersion);
         BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.Workload..], (uint)Config.Workload);
-        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.MemorySize..], (ulong)mem.Size);
+        BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.MemorySize..], (ulong)map.SizeBytes);
         BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.Seed..], Config.Seed);
         BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.HeapStart..], heapStart);
         BinaryPrimitives.WriteUInt64LittleEndian(bi[GuestAbi.BootInfo.FillBytes..], (ulong)fill);
@@ -180,7 +197,17 @@ public sealed class Machine : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.HeartbeatMs..], Config.HeartbeatMs);
         for (int i = 0; i < parameters.Length; i++)
             BinaryPrimitives.WriteUInt64LittleEndian(bi[(GuestAbi.BootInfo.Params + i * 8)..], parameters[i]);
-        LongModeSetup.MarkWritten(VmmWrites, mem, GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
+        if (map.Regions.Count > GuestAbi.MaxRamRegions)
+            throw new ArgumentException($"{map.Regions.Count} RAM regions; the boot info lists at most {GuestAbi.MaxRamRegions}");
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.RegionCount..], (uint)map.Regions.Count);
+        for (int r = 0; r < map.Regions.Count; r++)
+        {
+            Span<byte> entry = bi[(GuestAbi.BootInfo.Regions + r * GuestAbi.RamRegion.Size)..];
+            BinaryPrimitives.WriteUInt64LittleEndian(entry[GuestAbi.RamRegion.Gpa..], map.Regions[r].GuestPhysicalAddress);
+            BinaryPrimitives.WriteUInt64LittleEndian(entry[GuestAbi.RamRegion.SizeBytes..], (ulong)map.Regions[r].Memory.Size);
+            BinaryPrimitives.WriteUInt64LittleEndian(entry[GuestAbi.RamRegion.FirstPfn..], (ulong)map.FirstIndexOf(r));
+        }
+        LongModeSetup.MarkWritten(VmmWrites, map, GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
 
         LongModeSetup.SetRegisters(_vcpu, GuestAbi.LoadGpa, GuestAbi.StackTopGpa, GuestAbi.BootInfoGpa);
     }
@@ -320,7 +347,7 @@ public sealed class Machine : IDisposable
             return null;
         }
         uint v = BinaryPrimitives.ReadUInt32LittleEndian(data);
-        ReadOnlySpan<byte> bootInfo = Memory.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
+        ReadOnlySpan<byte> bootInfo = LowMemory.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
         switch (e.Port)
         {
             case GuestAbi.PortPace:

@@ -8,6 +8,15 @@ public sealed record MachineConfig
     /// <summary>Guest memory in bytes (default 256 MiB).</summary>
     public long MemorySize { get; init; } = 256L << 20;
 
+    /// <summary>
+    /// RAM up to here goes in slot 0 at GPA 0, the rest in slot 1 from 4 GiB (<see cref="RamLayout"/>);
+    /// default 3 GiB. Tests set a small top (e.g. 64 MiB) to get two slots cheaply.
+    /// </summary>
+    public long LowMemoryTop { get; init; } = RamLayout.DefaultLowMemoryTop;
+
+    /// <summary>The KVM slots this guest's RAM is laid out in.</summary>
+    public IReadOnlyList<RamSlot> RamSlots => RamLayout.Plan(MemorySize, LowMemoryTop);
+
     public ulong Seed { get; init; } = 1;
 
     /// <summary>Bytes of heap the guest fills with data at start; null = 80 % of the heap (≈ 200 MB of 256 MiB).</summary>

@@ -4,36 +4,43 @@ using KvmPresync.Memory;
 namespace KvmPresync.Vmm;
 
 /// <summary>
-/// A VM with its memory slot and vCPU created but no guest state yet: what <see cref="Machine.Restore(MachineShell, MachineSnapshot)"/>
+/// A VM with its memory slots and vCPU created but no guest state yet: what <see cref="Machine.Restore(MachineShell, MachineSnapshot)"/>
 /// fills in. Owns the VM (not the memory) until a machine is restored into it.
 /// </summary>
 public sealed class MachineShell : IDisposable
 {
-    private MachineShell(Vm vm, MemorySlot slot, Vcpu vcpu)
+    private MachineShell(Vm vm, GuestMemoryMap memory, IReadOnlyList<MemorySlot> slots, Vcpu vcpu)
     {
         Vm = vm;
-        Slot = slot;
+        Memory = memory;
+        Slots = slots;
         Vcpu = vcpu;
     }
 
     public Vm Vm { get; }
 
-    public MemorySlot Slot { get; }
+    /// <summary>One KVM slot per region of <see cref="Memory"/>, in its order.</summary>
+    public IReadOnlyList<MemorySlot> Slots { get; }
 
     public Vcpu Vcpu { get; }
 
-    public GuestMemory Memory => Slot.Memory;
+    public GuestMemoryMap Memory { get; }
 
-    /// <summary>Creates the VM, registers <paramref name="memory"/> at guest-physical 0 and creates vCPU 0.</summary>
-    public static MachineShell Create(KvmSystem kvm, GuestMemory memory)
+    /// <summary>Creates the VM, registers each region of <paramref name="memory"/> as a KVM slot (its id and address) and creates vCPU 0.</summary>
+    public static MachineShell Create(KvmSystem kvm, GuestMemoryMap memory)
     {
         ArgumentNullException.ThrowIfNull(kvm);
         ArgumentNullException.ThrowIfNull(memory);
         Vm vm = kvm.CreateVm();
         try
         {
-            MemorySlot slot = vm.AddMemorySlot(0, 0, memory);
-            return new MachineShell(vm, slot, vm.CreateVcpu(0));
+            var slots = new MemorySlot[memory.Regions.Count];
+            for (int i = 0; i < slots.Length; i++)
+            {
+                GuestRegion r = memory.Regions[i];
+                slots[i] = vm.AddMemorySlot(r.SlotId, r.GuestPhysicalAddress, r.Memory);
+            }
+            return new MachineShell(vm, memory, slots, vm.CreateVcpu(0));
         }
         catch
         {
@@ -49,7 +56,7 @@ public sealed class MachineShell : IDisposable
     /// </summary>
     public void Warm()
     {
-        var empty = new MachineSnapshot(new MachineConfig { MemorySize = Memory.Size }, Vcpu.SaveState(), Vm.SaveState(),
+        var empty = new MachineSnapshot(new MachineConfig { MemorySize = Memory.SizeBytes }, Vcpu.SaveState(), Vm.SaveState(),
             new DeviceState(0, 0, 0, new Devices.GuestTelemetry().Save()));
         MachineSnapshot back = MachineSnapshotCodec.Decode(MachineSnapshotCodec.Encode(empty));
         Vm.RestoreState(back.Vm);

@@ -9,14 +9,14 @@ namespace KvmPresync.Vmm;
 /// <summary>
 /// The byte form of a <see cref="MachineSnapshot"/> — what travels in the FinalState frame.
 /// <code>
-/// "KPMS" | u16 version=1 | config | vCPU state | VM state | device state     (all little-endian)
+/// "KPMS" | u16 version=2 | config (incl. the low-memory top, hence the RAM slots) | vCPU state | VM state | device state     (all little-endian)
 /// blob   = u32 length | bytes        (each length checked against a cap before anything is allocated)
 /// </code>
 /// </summary>
 public static class MachineSnapshotCodec
 {
     private static ReadOnlySpan<byte> Magic => "KPMS"u8;
-    private const ushort Version = 1;
+    private const ushort Version = 2;
     private const int MaxBlob = 1 << 20;
     private const int MaxMsrs = 4096;
 
@@ -45,6 +45,7 @@ public static class MachineSnapshotCodec
         w.Write(c.Params.Length);
         foreach (ulong p in c.Params) w.Write(p);
         w.Write(c.HugePages);
+        w.Write(c.LowMemoryTop);
 
         VcpuState v = s.Vcpu;
         w.Write(v.Id);
@@ -115,11 +116,20 @@ public static class MachineSnapshotCodec
             var parameters = new ulong[nParams];
             for (int i = 0; i < nParams; i++) parameters[i] = r.ReadUInt64();
             bool huge = r.ReadBoolean();
+            long lowTop = r.ReadInt64();
             var config = new MachineConfig
             {
                 Workload = workload, MemorySize = memory, Seed = seed, FillBytes = fill < 0 ? null : fill,
-                ZeroPermille = zero, HeartbeatMs = hbMs, Params = parameters, HugePages = huge,
+                ZeroPermille = zero, HeartbeatMs = hbMs, Params = parameters, HugePages = huge, LowMemoryTop = lowTop,
             };
+            try
+            {
+                _ = config.RamSlots;
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new InvalidDataException($"machine state: memory {memory} bytes with low-memory top {lowTop}: {e.Message}");
+            }
 
             uint id = r.ReadUInt32();
             KvmRegs regs = Struct<KvmRegs>(r, "regs");

@@ -363,6 +363,8 @@ int main(int argc, char **argv)
     h.boot->version = KP_BOOT_VERSION;
     h.boot->workload = kind;
     h.boot->memory_size = h.mem_bytes;
+    h.boot->region_count = 1;   /* one region: the mapping is the guest's whole RAM */
+    h.boot->regions[0] = (struct kp_ram_region){ 0, h.mem_bytes, 0 };
     h.boot->seed = seed;
     h.boot->heap_start = heap_start;
     h.boot->fill_bytes = fill_kib << 10;

@@ -187,7 +187,8 @@ int main(int argc, char **argv)
     r.boot = (struct kp_boot_info *)(r.mem + KP_BOOT_INFO_GPA);
     *r.boot = (struct kp_boot_info){ .magic = KP_BOOT_MAGIC, .version = KP_BOOT_VERSION, .workload = (uint32_t)workload,
         .memory_size = r.mem_bytes, .seed = seed, .heap_start = 2 << 20, .fill_bytes = fill_mib << 20,
-        .zero_permille = (uint32_t)zero, .heartbeat_ms = (uint32_t)hb_ms };
+        .zero_permille = (uint32_t)zero, .heartbeat_ms = (uint32_t)hb_ms,
+        .region_count = 1, .regions = { { 0, r.mem_bytes, 0 } } };
     memcpy(r.boot->params, params, sizeof params);
     uint64_t *list = NULL;
     if (pattern_pages) {

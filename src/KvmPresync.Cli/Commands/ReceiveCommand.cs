@@ -41,7 +41,8 @@ internal static class ReceiveCommand
         Console.WriteLine($"connection from {connection.RemoteEndPoint}");
         MachineMigrationTarget? target = null;
         var clock = Stopwatch.StartNew();
-        ReceiveResult result = await PresyncReceiver.RunAsync(connection, key, layout => target = new MachineMigrationTarget(kvm, (long)layout.TotalBytes),
+        ReceiveResult result = await PresyncReceiver.RunAsync(connection, key, layout => target = new MachineMigrationTarget(kvm,
+                layout.Slots.Select(s => new RamSlot(s.SlotId, s.GuestPhysicalAddress, (long)s.SizeBytes))),
             new ReceiverOptions { LinkBitsPerSecond = linkRate, MaxMemoryBytes = maxMemory }, ct);
         if (json is not null)
             await File.WriteAllTextAsync(json, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }), ct);

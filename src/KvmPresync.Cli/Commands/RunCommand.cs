@@ -48,7 +48,7 @@ internal static class RunCommand
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);
-            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)}, seed {config.Seed}");
+            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             int code = await PresyncRun.RunAsync(machine, settings, view, ct);
@@ -64,11 +64,11 @@ internal static class RunCommand
         var view = LiveView.ForConsole();
         using var kvm = KvmSystem.Open();
         using var machine = Machine.Boot(kvm, config);
-        Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)}, seed {config.Seed}");
+        Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
         machine.Start();
         if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
 
-        var source = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        var source = new KvmDirtyPageSource(machine.Vm, machine.Slots, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         var dirty = new DirtyBitmap(source.PageCount);
         source.Harvest(dirty); // the fill and boot writes: not part of the steady state
         var clock = Stopwatch.StartNew();

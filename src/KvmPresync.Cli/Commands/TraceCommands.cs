@@ -43,7 +43,7 @@ internal static class TraceCommands
         machine.Start();
         if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
 
-        var source = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        var source = new KvmDirtyPageSource(machine.Vm, machine.Slots, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         var dirty = new DirtyBitmap(source.PageCount);
         TimeSpan start = source.Harvest(dirty).Time; // boot and fill: not part of the recorded steady state
         var header = new TraceHeader

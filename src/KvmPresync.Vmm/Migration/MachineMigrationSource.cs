@@ -12,8 +12,8 @@ public sealed class MachineMigrationSource : IMigrationSource
     public MachineMigrationSource(Machine machine)
     {
         _machine = machine ?? throw new ArgumentNullException(nameof(machine));
-        Memory = GuestMemoryMap.Single(machine.Memory);
-        DirtyLog = new KvmDirtyPageSource(machine.Vm, machine.Slot, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
+        Memory = machine.Memory;
+        DirtyLog = new KvmDirtyPageSource(machine.Vm, machine.Slots, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         MachineSnapshotCodec.Warm();
     }
 
@@ -39,26 +39,27 @@ public sealed class MachineMigrationSource : IMigrationSource
 }
 
 /// <summary>
-/// A fresh VM waiting for a migrated guest: created (VM, slot, vCPU) as soon as the layout is known, so that
+/// A fresh VM waiting for a migrated guest: created (VM, slots, vCPU) as soon as the layout is known, so that
 /// at the switchover only the state restore and the start remain.
 /// </summary>
 public sealed class MachineMigrationTarget : IMigrationTarget
 {
     private readonly MachineShell _shell;
 
-    public MachineMigrationTarget(KvmSystem kvm, long memoryBytes)
+    /// <param name="kvm">Where to create the VM.</param>
+    /// <param name="slots">The announced memory slots, in the announced order (which fixes the page numbering).</param>
+    public MachineMigrationTarget(KvmSystem kvm, IEnumerable<RamSlot> slots)
     {
         ArgumentNullException.ThrowIfNull(kvm);
-        GuestMemory memory = GuestMemory.Create(memoryBytes);
-        Memory = GuestMemoryMap.Single(memory);
+        Memory = RamLayout.Allocate(slots);
         try
         {
-            _shell = MachineShell.Create(kvm, memory);
+            _shell = MachineShell.Create(kvm, Memory);
             _shell.Warm();
         }
         catch
         {
-            memory.Dispose();
+            Memory.Dispose();
             throw;
         }
     }
@@ -84,6 +85,6 @@ public sealed class MachineMigrationTarget : IMigrationTarget
             return;
         }
         _shell.Dispose();
-        foreach (GuestRegion r in Memory.Regions) r.Memory.Dispose();
+        Memory.Dispose();
     }
 }

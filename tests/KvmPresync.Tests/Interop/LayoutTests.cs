@@ -102,6 +102,9 @@ public sealed class LayoutTests
     [InlineData("heartbeat_ms", GuestAbi.BootInfo.HeartbeatMs)]
     [InlineData("params", GuestAbi.BootInfo.Params)]
     [InlineData("mailbox", GuestAbi.BootInfo.Mailbox)]
+    [InlineData("region_count", GuestAbi.BootInfo.RegionCount)]
+    [InlineData("reserved", GuestAbi.BootInfo.Reserved)]
+    [InlineData("regions", GuestAbi.BootInfo.Regions)]
     public void GuestBootInfoOffsetsMatchC(string cField, int offset)
     {
         Assert.Equal(Native.LayoutOffsetof("kp_boot_info", cField), offset);
@@ -119,10 +122,21 @@ public sealed class LayoutTests
         Assert.Equal(Native.LayoutOffsetof("kp_mailbox", cField), offset);
     }
 
+    [Theory]
+    [InlineData("gpa", GuestAbi.RamRegion.Gpa)]
+    [InlineData("size", GuestAbi.RamRegion.SizeBytes)]
+    [InlineData("first_pfn", GuestAbi.RamRegion.FirstPfn)]
+    public void GuestRamRegionOffsetsMatchC(string cField, int offset)
+    {
+        Assert.Equal(Native.LayoutOffsetof("kp_ram_region", cField), offset);
+    }
+
     [Fact]
     public void GuestAbiSizesMatchC()
     {
         Assert.Equal(GuestAbi.BootInfo.Size, Native.LayoutSizeof("kp_boot_info"));
+        Assert.Equal(GuestAbi.RamRegion.Size, Native.LayoutSizeof("kp_ram_region"));
+        Assert.True(GuestAbi.BootInfo.Size <= 4096, "the boot info must fit its page");
         Assert.Equal(GuestAbi.Mail.Size, Native.LayoutSizeof("kp_mailbox"));
     }
 

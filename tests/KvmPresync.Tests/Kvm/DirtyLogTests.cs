@@ -1,3 +1,7 @@
+using KvmPresync.Core;
+using KvmPresync.Kvm;
+using KvmPresync.Memory;
+
 namespace KvmPresync.Tests.Kvm;
 
 /// <summary>The KVM dirty log reports exactly the pages a real guest wrote (real /dev/kvm).</summary>
@@ -65,5 +69,60 @@ public sealed class DirtyLogTests
         g.Clear([10]);
         g.RunPhase();
         Assert.Equal([10L], g.DirtyPages());
+    }
+
+    [Fact]
+    public void DirtyPageSourceHarvestsBothSlotsAtLinearIndicesAndClearsThem()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        const long low = 4096; // 16 MiB slot 0 at GPA 0; slot 1 (8 MiB) at 4 GiB follows at linear index 4096
+        long[] phaseA = [5, low - 1, low, low + 1, low + 2047], phaseB = [low, low + 100];
+        using var g = RawGuest.Create(kvm, 16L << 20, 8L << 20, phaseA, phaseB);
+        g.Settle();
+        var source = new KvmDirtyPageSource(g.Vm, g.Slots);
+        Assert.Equal(low + 2048, source.PageCount);
+        var bitmap = new DirtyBitmap(source.PageCount);
+        source.Harvest(bitmap);
+        bitmap.Clear();
+
+        g.RunPhase();
+        DirtyHarvest h = source.Harvest(bitmap);
+        Assert.Equal(phaseA, Pages(bitmap));
+        Assert.Equal(phaseA.Length, h.DirtyPages);
+        foreach (long p in phaseA[2..]) Assert.Equal(0x5A, g.Slots[1].Memory.Page(p - low)[0]); // written at GPA 4 GiB + …
+        bitmap.Clear();
+        source.Harvest(bitmap);
+        Assert.Empty(Pages(bitmap)); // both slots' logs were cleared
+
+        g.RunPhase();
+        source.Harvest(bitmap);
+        Assert.Equal(phaseB, Pages(bitmap)); // a high page written again is logged again
+    }
+
+    [Fact]
+    public void SlotsWhosePagesDoNotStartOnA64PageWordAreMergedAtTheRightBits()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        // slot 1 has 2051 pages (8 MiB + 12 KiB) and is numbered first, so slot 0's page p is linear 2051 + p:
+        // its log words straddle two words of the linear bitmap (shift 3)
+        const long low = 4096, highPages = 2051;
+        long[] writes = [0, 60, 61, 62, 127, low - 1, low, low + 2050];
+        using var g = RawGuest.Create(kvm, 16L << 20, highPages * 4096, writes);
+        g.Settle();
+        var source = new KvmDirtyPageSource(g.Vm, [g.Slots[1], g.Slots[0]]);
+        var bitmap = new DirtyBitmap(source.PageCount);
+        source.Harvest(bitmap);
+        bitmap.Clear();
+        g.RunPhase();
+        source.Harvest(bitmap);
+        long[] expected = writes.Select(p => p < low ? highPages + p : p - low).Order().ToArray();
+        Assert.Equal(expected, Pages(bitmap));
+    }
+
+    private static long[] Pages(DirtyBitmap bitmap)
+    {
+        var list = new List<long>();
+        foreach (long p in bitmap) list.Add(p);
+        return [.. list];
     }
 }

@@ -18,26 +18,43 @@ internal sealed class RawGuest : IDisposable
 {
     public const ushort PhasePort = 0x600;
 
-    private RawGuest(Vm vm, GuestMemory memory, MemorySlot slot, Vcpu vcpu)
+    private RawGuest(Vm vm, GuestMemory memory, IReadOnlyList<MemorySlot> slots, Vcpu vcpu)
     {
         Vm = vm;
         Memory = memory;
-        Slot = slot;
+        Slots = slots;
         Vcpu = vcpu;
     }
 
     public Vm Vm { get; }
+    /// <summary>Slot 0's memory (GPA 0).</summary>
     public GuestMemory Memory { get; }
-    public MemorySlot Slot { get; }
+    public MemorySlot Slot => Slots[0];
+    /// <summary>Slot 0 at GPA 0 and, if asked for, slot 1 at 4 GiB.</summary>
+    public IReadOnlyList<MemorySlot> Slots { get; }
     public Vcpu Vcpu { get; }
 
-    public static RawGuest Create(KvmSystem kvm, long memorySize, params long[][] phases)
+    public static RawGuest Create(KvmSystem kvm, long memorySize, params long[][] phases) => Create(kvm, memorySize, 0, phases);
+
+    /// <summary>
+    /// With <paramref name="highBytes"/> &gt; 0, a second slot of that size at GPA 4 GiB; the phases' page numbers are
+    /// linear (slot 0's pages, then slot 1's: the page tables map slot 1 right after slot 0 in virtual space).
+    /// </summary>
+    public static RawGuest Create(KvmSystem kvm, long memorySize, long highBytes, params long[][] phases)
     {
         var memory = GuestMemory.Create(memorySize);
+        GuestMemory? high = highBytes > 0 ? GuestMemory.Create(highBytes) : null;
         Vm vm = kvm.CreateVm();
-        MemorySlot slot = vm.AddMemorySlot(0, 0, memory);
+        var slots = new List<MemorySlot> { vm.AddMemorySlot(0, 0, memory) };
+        var regions = new List<GuestRegion> { new(0, 0, memory) };
+        if (high is not null)
+        {
+            slots.Add(vm.AddMemorySlot(1, GuestAbi.HighMemoryGpa, high));
+            regions.Add(new GuestRegion(1, GuestAbi.HighMemoryGpa, high));
+        }
         Vcpu vcpu = vm.CreateVcpu(0);
-        LongModeSetup.WriteTables(memory, new DirtyBitmap(memory.PageCount));
+        var map = new GuestMemoryMap(regions);
+        LongModeSetup.WriteTables(map, new DirtyBitmap(map.PageCount));
         var code = new List<byte>();
         foreach (long[] pages in phases.Prepend([]))
         {
@@ -52,7 +69,7 @@ internal sealed class RawGuest : IDisposable
         code.AddRange([0xEB, 0xFE]); // jmp $ (never reached by the tests)
         code.ToArray().CopyTo(memory.Slice((long)GuestAbi.LoadGpa, code.Count));
         LongModeSetup.SetRegisters(vcpu, GuestAbi.LoadGpa, GuestAbi.StackTopGpa);
-        return new RawGuest(vm, memory, slot, vcpu);
+        return new RawGuest(vm, memory, slots, vcpu);
     }
 
     /// <summary>Runs the empty settle phase and clears whatever it logged (the code and stack pages' first faults).</summary>
@@ -107,6 +124,6 @@ internal sealed class RawGuest : IDisposable
     public void Dispose()
     {
         Vm.Dispose();
-        Memory.Dispose();
+        foreach (MemorySlot s in Slots) s.Memory.Dispose();
     }
 }

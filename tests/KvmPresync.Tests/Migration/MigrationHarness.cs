@@ -24,6 +24,10 @@ internal static class MigrationHarness
         GuestImage = KvmRequirement.GuestImageOrFail(),
     };
 
+    /// <summary>The announced slots, as the VMM creates them.</summary>
+    public static IEnumerable<RamSlot> SlotsOf(MemoryLayout layout) =>
+        layout.Slots.Select(s => new RamSlot(s.SlotId, s.GuestPhysicalAddress, (long)s.SizeBytes));
+
     /// <summary>Listens on 127.0.0.1 (ephemeral port), accepts one connection and runs a receiver creating machine targets.</summary>
     public static (IPEndPoint Endpoint, Task<(ReceiveResult Result, MachineMigrationTarget? Target)> Done) StartReceiver(
         KvmSystem kvm, PreSharedKey key, ReceiverOptions? options = null, CancellationToken ct = default)
@@ -37,7 +41,7 @@ internal static class MigrationHarness
                 using Socket conn = await MigrationSocket.AcceptAsync(listener, ct);
                 MachineMigrationTarget? target = null;
                 ReceiveResult result = await PresyncReceiver.RunAsync(conn, key, layout =>
-                    target = new MachineMigrationTarget(kvm, (long)layout.TotalBytes), options, ct);
+                    target = new MachineMigrationTarget(kvm, SlotsOf(layout)), options, ct);
                 return (result, result.Resumed ? target : null);
             }
         }, ct);

@@ -69,7 +69,7 @@ public sealed class SourceSurvivesTests
                 return await KvmPresync.Migration.PresyncReceiver.RunAsync(conn, receiverKey, layout =>
                 {
                     targetCreated = true;
-                    return new MachineMigrationTarget(kvm, (long)layout.TotalBytes);
+                    return new MachineMigrationTarget(kvm, MigrationHarness.SlotsOf(layout));
                 }, null, ct);
             }
         }, ct);

@@ -42,7 +42,7 @@ public sealed class MachineTests
         Assert.Equal(0, m.Telemetry.ContinuityErrors);
         Assert.Equal(0, m.Telemetry.SelfCheckErrors);
         // the guest really filled memory: a page in the middle of the fill holds non-zero data
-        ulong heapStart = BitConverter.ToUInt64(m.Memory.Slice((long)GuestAbi.BootInfoGpa + GuestAbi.BootInfo.HeapStart, 8));
+        ulong heapStart = BitConverter.ToUInt64(m.Memory.Page((long)GuestAbi.BootInfoGpa / m.Memory.PageSize)[GuestAbi.BootInfo.HeapStart..]);
         long first = (long)heapStart / m.Memory.PageSize;
         long nonZero = 0;
         for (long p = first; p < first + 2048; p++) if (m.Memory.Page(p).IndexOfAnyExcept((byte)0) >= 0) nonZero++;
@@ -80,8 +80,7 @@ public sealed class MachineTests
         Heartbeat last = snap.Devices.Telemetry.LastHeartbeat!.Value;
 
         // fresh memory holding a copy of the source's
-        var copy = GuestMemory.Create(source.Memory.Size);
-        for (long p = 0; p < source.Memory.PageCount; p++) source.Memory.Page(p).CopyTo(copy.Page(p));
+        GuestMemoryMap copy = CopyOf(source.Memory);
         source.Stop();
 
         using var dest = Machine.Restore(kvm, snap, copy);
@@ -104,16 +103,27 @@ public sealed class MachineTests
         WaitFor(source, () => source.Telemetry.HeartbeatCount >= 3, "3 heartbeats");
         source.Pause();
         MachineSnapshot snap = source.SaveState();
-        var copy = GuestMemory.Create(source.Memory.Size);
-        for (long p = 0; p < source.Memory.PageCount; p++) source.Memory.Page(p).CopyTo(copy.Page(p));
+        GuestMemoryMap copy = CopyOf(source.Memory);
         source.Stop();
         // "lose" the whole filled heap except boot structures: the guest's self-check must notice
-        ulong heapStart = BitConverter.ToUInt64(copy.Slice((long)GuestAbi.BootInfoGpa + GuestAbi.BootInfo.HeapStart, 8));
+        ulong heapStart = HeapStart(copy);
         for (long p = (long)heapStart / copy.PageSize; p < copy.PageCount; p++) copy.Page(p).Clear();
         using var dest = Machine.Restore(kvm, snap, copy);
         dest.Start();
         WaitFor(dest, () => dest.Telemetry.SelfCheckErrors > 0 || dest.Completion.IsCompleted, "the guest's self-check to report lost pages");
     }
+
+    /// <summary>Fresh memory in the same slots holding a copy of <paramref name="memory"/> (owned by the returned map).</summary>
+    internal static GuestMemoryMap CopyOf(GuestMemoryMap memory)
+    {
+        GuestMemoryMap copy = RamLayout.Allocate(RamLayout.SlotsOf(memory));
+        for (long p = 0; p < memory.PageCount; p++) memory.Page(p).CopyTo(copy.Page(p));
+        return copy;
+    }
+
+    /// <summary>The heap start the VMM wrote into the boot info (a guest-virtual address = linear index × page size).</summary>
+    internal static ulong HeapStart(GuestMemoryMap memory) =>
+        BitConverter.ToUInt64(memory.Page((long)GuestAbi.BootInfoGpa / memory.PageSize)[GuestAbi.BootInfo.HeapStart..]);
 
     [Fact]
     public void MissingGuestImageSaysHowToBuildIt()

@@ -50,7 +50,7 @@ public sealed class WorkloadTests
         using var m = Machine.Boot(kvm, Config(workload));
         m.Start();
         MachineTests.WaitFor(m, () => m.Telemetry.Ready, "the initial fill");
-        var source = new KvmDirtyPageSource(m.Vm, m.Slot, m.VmmWrites, () => (ulong)m.Telemetry.ProgressTotal);
+        var source = new KvmDirtyPageSource(m.Vm, m.Slots, m.VmmWrites, () => (ulong)m.Telemetry.ProgressTotal);
         var bitmap = new DirtyBitmap(source.PageCount);
         source.Harvest(bitmap);
 

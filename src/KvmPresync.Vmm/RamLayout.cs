@@ -1,0 +1,60 @@
+using KvmPresync.Memory;
+
+namespace KvmPresync.Vmm;
+
+/// <summary>
+/// Where a guest's RAM goes in guest-physical space, as QEMU's pc machine and Firecracker lay it out: up to the
+/// low-memory top in slot 0 at GPA 0, the rest in slot 1 from 4 GiB (<see cref="GuestAbi.HighMemoryGpa"/>), so the
+/// range between the low top and 4 GiB stays a hole (MMIO / PCI on a real machine). A guest no larger than the low
+/// top has one slot.
+/// </summary>
+public static class RamLayout
+{
+    /// <summary>The default low-memory top: 3 GiB, what QEMU's pc machine uses for guests above 3.5 GiB.</summary>
+    public const long DefaultLowMemoryTop = 3L << 30;
+
+    /// <summary>Smallest low-memory top: the boot layout, the image and the start of the heap live in slot 0.</summary>
+    public const long MinLowMemoryTop = 8L << 20;
+
+    /// <summary>Slot ids of the low and high RAM blocks.</summary>
+    public const uint LowSlotId = 0, HighSlotId = 1;
+
+    private const long TwoMiB = 2L << 20;
+
+    /// <summary>The slots for <paramref name="memorySize"/> bytes of RAM with the low-memory top at <paramref name="lowMemoryTop"/>.</summary>
+    public static IReadOnlyList<RamSlot> Plan(long memorySize, long lowMemoryTop)
+    {
+        if (memorySize <= 0 || memorySize % 4096 != 0)
+            throw new ArgumentOutOfRangeException(nameof(memorySize), memorySize, "guest memory must be a positive multiple of 4096 bytes");
+        if (lowMemoryTop < MinLowMemoryTop || lowMemoryTop % TwoMiB != 0 || (ulong)lowMemoryTop > GuestAbi.HighMemoryGpa)
+            throw new ArgumentOutOfRangeException(nameof(lowMemoryTop), lowMemoryTop,
+                $"the low-memory top must be 2 MiB aligned, at least {MinLowMemoryTop >> 20} MiB and at most 4 GiB");
+        if (memorySize <= lowMemoryTop) return [new RamSlot(LowSlotId, 0, memorySize)];
+        return [new RamSlot(LowSlotId, 0, lowMemoryTop), new RamSlot(HighSlotId, GuestAbi.HighMemoryGpa, memorySize - lowMemoryTop)];
+    }
+
+    /// <summary>Allocates memory (memfd) for each slot; the map owns it.</summary>
+    public static GuestMemoryMap Allocate(IEnumerable<RamSlot> slots, bool hugePages = false)
+    {
+        ArgumentNullException.ThrowIfNull(slots);
+        var regions = new List<GuestRegion>();
+        try
+        {
+            foreach (RamSlot s in slots)
+                regions.Add(new GuestRegion(s.SlotId, s.GuestPhysicalAddress, GuestMemory.Create(s.SizeBytes, hugePages)));
+            return new GuestMemoryMap(regions, ownsMemory: true);
+        }
+        catch
+        {
+            foreach (GuestRegion r in regions) r.Memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The slots of <paramref name="memory"/>, in its order.</summary>
+    public static IReadOnlyList<RamSlot> SlotsOf(GuestMemoryMap memory)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        return memory.Regions.Select(r => new RamSlot(r.SlotId, r.GuestPhysicalAddress, r.Memory.Size)).ToArray();
+    }
+}
