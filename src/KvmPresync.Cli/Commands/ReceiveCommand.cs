@@ -48,7 +48,7 @@ internal static class ReceiveCommand
         if (!result.Resumed)
         {
             Console.Error.WriteLine($"kvmpresync: receive failed: {result.Failure}");
-            return 5;
+            return ExitCodes.MigrationFailed;
         }
         using (target)
         {

@@ -51,7 +51,7 @@ internal static class RunCommand
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             int code = await PresyncRun.RunAsync(machine, settings, view, ct);
-            if (code != 0 && !machine.Completion.IsCompleted)
+            if (code != ExitCodes.Ok && !machine.Completion.IsCompleted)
                 Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
             return code;
         });
@@ -120,14 +120,14 @@ internal static class GuestRun
             if (exit.Kind != MachineExitKind.Stopped && exit.GuestCode != GuestExitCode.Ok)
             {
                 Console.Error.WriteLine($"error: {exit.Message}");
-                return 3;
+                return ExitCodes.GuestFailed;
             }
         }
         if (machine.Telemetry.SelfCheckErrors > 0 || machine.Telemetry.ContinuityErrors > 0)
         {
             Console.Error.WriteLine($"error: the guest reported {machine.Telemetry.SelfCheckErrors} self-check and {machine.Telemetry.ContinuityErrors} continuity errors");
-            return 4;
+            return ExitCodes.GuestUnhealthy;
         }
-        return 0;
+        return ExitCodes.Ok;
     }
 }

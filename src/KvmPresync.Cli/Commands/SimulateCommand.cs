@@ -35,7 +35,7 @@ internal static class SimulateCommand
                 File.WriteAllText(path, result.ToJson(indented: true));
                 Console.WriteLine($"  wrote {path}");
             }
-            return 0;
+            return ExitCodes.Ok;
         });
         return cmd;
     }

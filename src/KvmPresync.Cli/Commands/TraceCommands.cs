@@ -109,7 +109,7 @@ internal static class TraceCommands
             Console.WriteLine($"{path}: workload {h.Workload}, {h.PageCount} pages of {h.PageSize} B, interval {h.Interval.TotalMilliseconds:0} ms");
             Console.WriteLine($"  {intervals} intervals over {last.TotalSeconds:0.0} s; dirty pages per interval: mean {(intervals == 0 ? 0 : dirtySum / (double)intervals):0.0}, max {maxDirty}; distinct pages dirtied {union.Count()}; progress {progress} units");
             foreach (var kv in h.Metadata) Console.WriteLine($"  {kv.Key}: {kv.Value}");
-            return 0;
+            return ExitCodes.Ok;
         });
         return cmd;
     }

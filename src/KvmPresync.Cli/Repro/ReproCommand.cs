@@ -105,9 +105,9 @@ internal static class ReproCommand
         if (report.HonestyFailures.Count > 0)
         {
             foreach (string f in report.HonestyFailures) Console.Error.WriteLine($"kvmpresync: honesty check failed: {f}");
-            return 7;
+            return ExitCodes.HonestyCheckFailed;
         }
-        return results.All(r => r.Result.Succeeded && r.Result.Verified) ? 0 : 5;
+        return results.All(r => r.Result.Succeeded && r.Result.Verified) ? ExitCodes.Ok : ExitCodes.MigrationFailed;
     }
 
     private static async Task<ReproModeRun> OneAsync(string exe, string work, string psk, NetnsLink? netns, Settings s, string workload, string mode,
