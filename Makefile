@@ -22,7 +22,7 @@ build: native
 # The CLI, published once as build/kvmpresync (scripts and benchmarks call this path).
 cli: native
 	$(DOTNET) publish src/KvmPresync.Cli/KvmPresync.Cli.csproj -c $(CONFIG) -o $(BUILD)/cli -nologo -v:q -clp:ErrorsOnly
-	ln -sfn cli/KvmPresync.Cli $(CLI)
+	ln -sfn cli/kvmpresync $(CLI)
 
 # Every test (unit + real /dev/kvm); ends with one line "N passed, N failed, N skipped".
 test: native

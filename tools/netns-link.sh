@@ -10,7 +10,7 @@ SRC=kp-src DST=kp-dst SRC_IP=10.231.0.1 DST_IP=10.231.0.2
 cmd=${1:-status}
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "netns-link: creating network namespaces needs root (ip netns add); run as root or use the in-process link (--link-rate)" >&2
+    echo "netns-link: creating network namespaces needs root (ip netns add); run as root or use the in-process link (repro --link-kind loopback)" >&2
     exit 1
   fi
   command -v ip >/dev/null && command -v tc >/dev/null || {

@@ -26,7 +26,7 @@ internal sealed class GuestOptions
 
     public Option<string?> GuestImage { get; } = new("--guest-image")
     {
-        Description = "Path of workload.bin (default: next to the executable)",
+        Description = "Path of workload.bin (default: guests/workload.bin next to the executable)",
     };
 
     public void AddTo(Command command)

@@ -9,7 +9,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("kvmpresync — pre-synchronized live migration of KVM guests")
+        var root = new RootCommand("kvmpresync — pre-synchronized live migration of KVM guests\n\n" + ExitCodes.HelpText())
         {
             RunCommand.Create(),
             ReceiveCommand.Create(),
@@ -26,7 +26,7 @@ public static class Program
         {
             Console.Out.Flush();
             Console.Error.WriteLine($"kvmpresync: error: {e.Message}");
-            return 2;
+            return ExitCodes.Error;
         }
     }
 }

@@ -15,7 +15,7 @@ internal static class MigrationOptions
 
     public static Option<string> LinkRate() => new("--link-rate")
     {
-        Description = "In-process token-bucket link rate for what this side sends, e.g. 1gbit, 100mbit; 'none' for unlimited",
+        Description = "In-process token-bucket link rate for what this side sends, e.g. 1gbit, 100mbit, 10MB/s; 'none' for unlimited",
         DefaultValueFactory = _ => "1gbit",
     };
 
@@ -23,6 +23,14 @@ internal static class MigrationOptions
     {
         Description = "Link rate the sync policies plan for (launch budget, window) when --link-rate is none, e.g. 1gbit",
         DefaultValueFactory = _ => "1gbit",
+    };
+
+    /// <summary>The sync policy, as <see cref="Trace.SyncPolicyNames"/> spells it (all four <see cref="Trace.SyncPolicy"/> values).</summary>
+    public static Option<string> Policy() => new("--policy", "-p")
+    {
+        Description = "Sync policy: none (every dirty page each round, as fast as the link allows) | slowstart (slow-start window, no prediction) | " +
+                      "predict (the predictor holds back pages about to change again) | predict+slowstart (both)",
+        DefaultValueFactory = _ => "predict+slowstart",
     };
 
     public static double ParseLinkRate(string text) =>

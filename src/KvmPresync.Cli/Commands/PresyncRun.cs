@@ -33,7 +33,7 @@ internal static class PresyncRun
         catch (SocketException e)
         {
             Console.Error.WriteLine($"kvmpresync: cannot connect to the receiver at {s.Target}: {e.Message}; is 'kvmpresync receive' listening there? The guest keeps running here.");
-            return 5;
+            return ExitCodes.MigrationFailed;
         }
         using Socket connection = socket;
         var source = new MachineMigrationSource(machine);
@@ -73,7 +73,7 @@ internal static class PresyncRun
         {
             view.Done();
             Console.Error.WriteLine($"kvmpresync: the receiver could not be authenticated: {e.Message}. Check that both sides use the same --psk-file; not retrying. The guest keeps running here.");
-            return 6;
+            return ExitCodes.AuthenticationFailed;
         }
         view.Done();
         if (s.Json is not null)
@@ -81,7 +81,7 @@ internal static class PresyncRun
         if (!result.Succeeded)
         {
             Console.Error.WriteLine($"kvmpresync: migration failed: {result.Failure}");
-            return 5;
+            return ExitCodes.MigrationFailed;
         }
         Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
@@ -89,7 +89,7 @@ internal static class PresyncRun
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
         if (result.ZeroCopy is { } zc)
             Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
-        return 0;
+        return ExitCodes.Ok;
     }
 
     private static string PhaseName(RoundPhase phase) => phase switch

@@ -19,15 +19,18 @@ internal static class ReceiveCommand
         var listen = new Option<string>("--listen", "-l") { Description = "ADDRESS:PORT to listen on, e.g. 127.0.0.1:7700", Required = true };
         var psk = MigrationOptions.PskFile(required: true);
         var link = MigrationOptions.LinkRate();
-        var maxMemory = new Option<string>("--max-memory") { Description = "Refuse senders announcing more guest memory than this", DefaultValueFactory = _ => "16G" };
-        var runFor = new Option<double?>("--run-seconds") { Description = "After the guest resumed, keep it running this long, then stop (default: until Ctrl-C)" };
+        var maxMemory = new Option<string?>("--max-memory")
+        {
+            Description = "Refuse senders announcing more guest memory than this, e.g. 16G; default: this host's MemAvailable (/proc/meminfo) when receive starts",
+        };
+        var runFor = new Option<double?>("--run-seconds") { Description = "After the guest resumed, keep it running this many seconds, then stop (default: until Ctrl-C)" };
         var json = new Option<string?>("--json") { Description = "Write the receive result as JSON to this file" };
         var cmd = new Command("receive", "Receive a pre-synchronized migration: authenticate, fill guest memory, verify, resume the guest")
         {
             listen, psk, link, maxMemory, runFor, json,
         };
         cmd.SetAction((r, ct) => RunAsync(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
-            MigrationOptions.ParseLinkRate(r.GetValue(link)!), Units.ParseSize(r.GetValue(maxMemory)!), r.GetValue(runFor), r.GetValue(json), ct));
+            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(), r.GetValue(runFor), r.GetValue(json), ct));
         return cmd;
     }
 
@@ -36,7 +39,7 @@ internal static class ReceiveCommand
         using PreSharedKey key = MigrationOptions.LoadKey(pskPath);
         using var kvm = KvmSystem.Open();
         using Socket listener = MigrationSocket.Listen(endpoint);
-        Console.WriteLine($"listening on {listener.LocalEndPoint}");
+        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(maxMemory)})");
         using Socket connection = await MigrationSocket.AcceptAsync(listener, ct);
         Console.WriteLine($"connection from {connection.RemoteEndPoint}");
         MachineMigrationTarget? target = null;
@@ -49,7 +52,7 @@ internal static class ReceiveCommand
         if (!result.Resumed)
         {
             Console.Error.WriteLine($"kvmpresync: receive failed: {result.Failure}");
-            return 5;
+            return ExitCodes.MigrationFailed;
         }
         using (target)
         {

@@ -13,15 +13,15 @@ internal static class RunCommand
     public static Command Create()
     {
         var guest = new GuestOptions();
-        var seconds = new Option<double>("--seconds", "-s") { Description = "How long to run the guest (after its initial memory fill)", DefaultValueFactory = _ => 30 };
+        var seconds = new Option<double>("--seconds", "-s") { Description = "Without --presync-to: how long to run the guest, in seconds, after its initial memory fill", DefaultValueFactory = _ => 30 };
         var presyncTo = new Option<string?>("--presync-to") { Description = "Keep the guest's memory in sync with a receiver at ADDRESS:PORT and migrate it at launch" };
         var psk = MigrationOptions.PskFile(required: false);
         var link = MigrationOptions.LinkRate();
         var bandwidth = MigrationOptions.Bandwidth();
-        var policy = new Option<string>("--policy") { Description = "Sync policy: none | slowstart | predict | predict+slowstart", DefaultValueFactory = _ => "predict+slowstart" };
-        var launchAfter = new Option<double?>("--launch-after") { Description = "Launch the migration after this many seconds of pre-synchronization" };
+        var policy = MigrationOptions.Policy();
+        var launchAfter = new Option<string?>("--launch-after") { Description = "With --presync-to: launch the migration after this long, e.g. 60s, 1.5m (a bare number is seconds); default: launch on Enter (when stdin is a terminal) or SIGUSR1" };
         var noPresync = new Option<bool>("--no-presync") { Description = "Classic pre-copy: send nothing before launch, then iterate over all memory (the baseline the paper compares with)" };
-        var maxFinal = new Option<string>("--max-final-rounds") { Description = "How long live copying may continue after launch before the guest is paused", DefaultValueFactory = _ => "300ms" };
+        var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
@@ -44,7 +44,7 @@ internal static class RunCommand
                 return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
-                SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter), r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
+                SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);
@@ -52,7 +52,7 @@ internal static class RunCommand
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             int code = await PresyncRun.RunAsync(machine, settings, view, ct);
-            if (code != 0 && !machine.Completion.IsCompleted)
+            if (code != ExitCodes.Ok && !machine.Completion.IsCompleted)
                 Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
             return code;
         });
@@ -121,14 +121,14 @@ internal static class GuestRun
             if (exit.Kind != MachineExitKind.Stopped && exit.GuestCode != GuestExitCode.Ok)
             {
                 Console.Error.WriteLine($"error: {exit.Message}");
-                return 3;
+                return ExitCodes.GuestFailed;
             }
         }
         if (machine.Telemetry.SelfCheckErrors > 0 || machine.Telemetry.ContinuityErrors > 0)
         {
             Console.Error.WriteLine($"error: the guest reported {machine.Telemetry.SelfCheckErrors} self-check and {machine.Telemetry.ContinuityErrors} continuity errors");
-            return 4;
+            return ExitCodes.GuestUnhealthy;
         }
-        return 0;
+        return ExitCodes.Ok;
     }
 }

@@ -11,10 +11,10 @@ internal static class SimulateCommand
     public static Command Create()
     {
         var trace = new Option<string>("--trace", "-t") { Description = "Trace file recorded by 'kvmpresync trace record'", Required = true };
-        var link = new Option<string>("--link") { Description = "Modelled link rate, e.g. 1gbit, 100mbit", DefaultValueFactory = _ => "1gbit" };
-        var policy = new Option<string>("--policy", "-p") { Description = "none | predict | predict+slowstart", DefaultValueFactory = _ => "predict+slowstart" };
+        var link = new Option<string>("--link-rate") { Description = "Modelled link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
+        var policy = MigrationOptions.Policy();
         var warmup = new Option<string>("--warmup") { Description = "Replay this long first (initial copy, learning) outside the measured period, e.g. 10s", DefaultValueFactory = _ => "0s" };
-        var duration = new Option<string?>("--duration") { Description = "Measured sync period after the warm-up (default: the rest of the trace)" };
+        var duration = new Option<string?>("--duration") { Description = "Measured sync period after the warm-up, e.g. 30s (default: the rest of the trace)" };
         var json = new Option<string?>("--json") { Description = "Write the result (syncBytes, launchBytes, rounds) as JSON to this file" };
         var cmd = new Command("simulate", "Replay a dirty-page trace through the predictor and window over a modelled link") { trace, link, policy, warmup, duration, json };
         cmd.SetAction(r =>
@@ -36,7 +36,7 @@ internal static class SimulateCommand
                 File.WriteAllText(path, result.ToJson(indented: true));
                 Console.WriteLine($"  wrote {path}");
             }
-            return 0;
+            return ExitCodes.Ok;
         });
         return cmd;
     }

@@ -21,7 +21,7 @@ internal static class TraceCommands
     private static Command Record()
     {
         var guest = new GuestOptions();
-        var seconds = new Option<double>("--seconds", "-s") { Description = "How long to record (after the guest's initial fill)", DefaultValueFactory = _ => 60 };
+        var seconds = new Option<double>("--seconds", "-s") { Description = "How long to record, in seconds, after the guest's initial memory fill", DefaultValueFactory = _ => 60 };
         var interval = new Option<string>("--interval", "-i") { Description = "Dirty-log harvest interval, e.g. 100ms", DefaultValueFactory = _ => "100ms" };
         var output = new Option<string>("--output", "-o") { Description = "Trace file to write", Required = true };
         var cmd = new Command("record", "Run a workload guest on KVM and record its dirty bitmap every interval");
@@ -109,7 +109,7 @@ internal static class TraceCommands
             Console.WriteLine($"{path}: workload {h.Workload}, {h.PageCount} pages of {h.PageSize} B, interval {h.Interval.TotalMilliseconds:0} ms");
             Console.WriteLine($"  {intervals} intervals over {last.TotalSeconds:0.0} s; dirty pages per interval: mean {(intervals == 0 ? 0 : dirtySum / (double)intervals):0.0}, max {maxDirty}; distinct pages dirtied {union.Count()}; progress {progress} units");
             foreach (var kv in h.Metadata) Console.WriteLine($"  {kv.Key}: {kv.Value}");
-            return 0;
+            return ExitCodes.Ok;
         });
         return cmd;
     }

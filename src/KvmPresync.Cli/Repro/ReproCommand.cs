@@ -17,7 +17,8 @@ namespace KvmPresync.Cli.Repro;
 /// </summary>
 internal static class ReproCommand
 {
-    public static readonly string[] Modes = ["precopy", "presync", "presync+predict"];
+    /// <summary>Each mode is named after what it runs: classic pre-copy, or the sync policy (run --policy) before launch.</summary>
+    public static readonly string[] Modes = ["precopy", "slowstart", "predict+slowstart"];
 
     /// <summary>How long a pre-copy run lets the guest run before launch (its slowdown baseline).</summary>
     public const double PrecopyBaselineSeconds = 6; // covers the 5 s progress sample window
@@ -28,15 +29,15 @@ internal static class ReproCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
-        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads", DefaultValueFactory = _ => "text,audio,movie" };
-        var memory = new Option<string>("--memory") { Description = "Guest memory", DefaultValueFactory = _ => "256M" };
-        var link = new Option<string>("--link") { Description = "loopback (in-process token bucket) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
-        var rate = new Option<string>("--link-rate") { Description = "Link rate", DefaultValueFactory = _ => "1gbit" };
+        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle", DefaultValueFactory = _ => "text,audio,movie" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M", DefaultValueFactory = _ => "256M" };
+        var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
+        var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
         var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
-        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch (default 60; --quick 15)" };
+        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch, in seconds (default 60; --quick 15); precopy runs wait at most 6 s (their slowdown baseline)" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
         var plots = new Option<string?>("--plots") { Description = "Write PNG plots into this directory" };
-        var cmd = new Command("repro", "Reproduce the paper's experiment: pre-copy vs presync vs presync+predict, per workload, with the physical bound")
+        var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound")
         {
             quick, workloads, memory, link, rate, runs, sync, json, plots,
         };
@@ -44,7 +45,7 @@ internal static class ReproCommand
         {
             bool q = r.GetValue(quick);
             string linkKind = r.GetValue(link)!.Trim().ToLowerInvariant();
-            if (linkKind is not ("loopback" or "netns")) throw new ArgumentException($"--link: '{linkKind}' is not loopback or netns");
+            if (linkKind is not ("loopback" or "netns")) throw new ArgumentException($"--link-kind: '{linkKind}' is not loopback or netns");
             var s = new Settings(r.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Units.ParseSize(r.GetValue(memory)!), linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
                 r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots));
@@ -105,9 +106,9 @@ internal static class ReproCommand
         if (report.HonestyFailures.Count > 0)
         {
             foreach (string f in report.HonestyFailures) Console.Error.WriteLine($"kvmpresync: honesty check failed: {f}");
-            return 7;
+            return ExitCodes.HonestyCheckFailed;
         }
-        return results.All(r => r.Result.Succeeded && r.Result.Verified) ? 0 : 5;
+        return results.All(r => r.Result.Succeeded && r.Result.Verified) ? ExitCodes.Ok : ExitCodes.MigrationFailed;
     }
 
     private static async Task<ReproModeRun> OneAsync(string exe, string work, string psk, NetnsLink? netns, Settings s, string workload, string mode,
@@ -128,9 +129,8 @@ internal static class ReproCommand
             "--json", json, "--link-rate", rate, "--bandwidth", bits };
         txArgs.AddRange(mode switch
         {
-            "precopy" => ["--no-presync", "--policy", "none", "--max-final-rounds", "60s"],
-            "presync" => ["--policy", "slowstart"],
-            _ => ["--policy", "predict+slowstart"],
+            "precopy" => ["--no-presync", "--policy", "none", "--max-final-duration", "60s"],
+            _ => ["--policy", mode], // the other modes are named after the policy they run
         });
         using Process rx = Start(netns?.Wrap(NetnsLink.DestinationNamespace, exe, rxArgs) ?? (exe, rxArgs), Path.Combine(work, tag + ".rx.log"));
         await Task.Delay(300, ct); // the receiver binds in well under this; run also retries a refused connect
@@ -193,7 +193,7 @@ internal sealed class NetnsLink : IDisposable
     public static NetnsLink Up(double bitsPerSecond)
     {
         if (Environment.UserName != "root")
-            throw new InvalidOperationException("--link netns creates network namespaces and needs root; run as root or use --link loopback");
+            throw new InvalidOperationException("--link-kind netns creates network namespaces and needs root; run as root or use --link-kind loopback");
         string script = FindScript();
         Run(script, "up", $"{(long)bitsPerSecond}bit");
         return new NetnsLink(script);

@@ -8,7 +8,7 @@ namespace KvmPresync.Cli.Repro;
 public sealed record ReproModeRun
 {
     public required string Workload { get; init; }
-    /// <summary>precopy | presync | presync+predict</summary>
+    /// <summary>precopy | slowstart | predict+slowstart: classic pre-copy, or the sync policy run before launch.</summary>
     public required string Mode { get; init; }
     public required int Run { get; init; }
     public required MigrationResult Result { get; init; }

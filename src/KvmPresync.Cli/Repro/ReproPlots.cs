@@ -18,7 +18,7 @@ public static class ReproPlots
     private const double MiB = 1 << 20;
 
     /// <summary>Modes in the order the paper compares them; any other mode follows in first-seen order.</summary>
-    private static readonly string[] KnownModes = ["precopy", "presync", "presync+predict"];
+    private static readonly string[] KnownModes = ["precopy", "slowstart", "predict+slowstart"];
 
     /// <summary>Creates <paramref name="directory"/>, writes every figure into it and returns the files written.</summary>
     public static IReadOnlyList<string> Write(string directory, IReadOnlyList<ReproModeRun> runs)
@@ -233,7 +233,7 @@ public static class ReproPlots
 
     private static IEnumerable<string> Distinct(IEnumerable<string> names) => names.Distinct(StringComparer.Ordinal);
 
-    /// <summary>Same colour for a mode in every figure: blue precopy, orange presync, green presync+predict.</summary>
+    /// <summary>Same colour for a mode in every figure: blue precopy, orange slowstart, green predict+slowstart.</summary>
     private static Color ModeColor(string mode) => Array.IndexOf(KnownModes, mode) switch
     {
         0 => Color.FromHex("#1f77b4"),

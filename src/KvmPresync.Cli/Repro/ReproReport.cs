@@ -66,11 +66,11 @@ internal sealed class ReproReport
     private static IEnumerable<double> SteadyOf(IEnumerable<ReproModeRun> runs) =>
         runs.Where(r => r.Result.Succeeded).Select(Steady).Where(x => x is not null).Select(x => x!.Value);
 
-    /// <summary>Reduction of steady-state sync bytes, presync+predict vs presync (medians).</summary>
+    /// <summary>Reduction of steady-state sync bytes, predict+slowstart vs slowstart (medians).</summary>
     public double? Reduction(string workload)
     {
-        var plain = Stats(SteadyOf(Of(workload, "presync")));
-        var predict = Stats(SteadyOf(Of(workload, "presync+predict")));
+        var plain = Stats(SteadyOf(Of(workload, "slowstart")));
+        var predict = Stats(SteadyOf(Of(workload, "predict+slowstart")));
         if (plain is null || predict is null || plain.Value.Median <= 0) return null;
         return (plain.Value.Median - predict.Value.Median) / plain.Value.Median * 100;
     }
@@ -83,7 +83,7 @@ internal sealed class ReproReport
                     "pre-copy sends only non-zero pages, so its own bound (shown beside it) is its after-launch bytes at the link rate");
         o.WriteLine();
         o.WriteLine("sync MiB = all bytes sent before launch; steady MiB = of those, after the initial full copy (what prediction can save)");
-        o.WriteLine($"{"workload",-8} {"mode",-16} {"launch→resume ms",-24} {"downtime ms",-20} {"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
+        o.WriteLine($"{"workload",-8} {"mode",-18} {"launch→resume ms",-24} {"downtime ms",-20} {"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
         foreach (string w in _s.Workloads)
         {
             foreach (string mode in ReproCommand.Modes)
@@ -98,14 +98,14 @@ internal sealed class ReproReport
                 int all = Of(w, mode).Count();
                 string verified = ok.Count == all && ok.All(r => r.Result.Verified) ? "yes" : $"{ok.Count(r => r.Result.Verified)}/{all}";
                 string bound = Stats(ok.Select(r => r.Result.LaunchBytes * 8000.0 / _s.LinkBitsPerSecond)) is { } b ? $"{b.Median:0}" : "n/a";
-                string paper = mode switch { "precopy" => $"{PaperPrecopy} (bound {bound} ms)", "presync+predict" => PaperPresync, _ => "" };
-                o.WriteLine($"{w,-8} {mode,-16} {Fmt(l2r),-24} {Fmt(down),-20} {Fmt(sync, "0.0"),-10} {(mode == "precopy" ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(mode == "precopy" ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
+                string paper = mode switch { "precopy" => $"{PaperPrecopy} (bound {bound} ms)", "predict+slowstart" => PaperPresync, _ => "" };
+                o.WriteLine($"{w,-8} {mode,-18} {Fmt(l2r),-24} {Fmt(down),-20} {Fmt(sync, "0.0"),-10} {(mode == "precopy" ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(mode == "precopy" ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
             }
             string red = Reduction(w) is { } r ? $"{r:0.0} %" : "n/a";
             var pre = Stats(Of(w, "precopy").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
-            var ours = Stats(Of(w, "presync+predict").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
+            var ours = Stats(Of(w, "predict+slowstart").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
             string speedup = pre is { } p && ours is { } q && q.Median > 0 ? $"{p.Median / q.Median:0.0}x" : "n/a";
-            o.WriteLine($"{"",-8} steady-state sync-traffic reduction presync+predict vs presync: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
+            o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
         }
     }
 

@@ -18,7 +18,7 @@ internal sealed class CliProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
-    public static string Executable => Path.Combine(AppContext.BaseDirectory, "KvmPresync.Cli");
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "kvmpresync");
 
     public string Output
     {

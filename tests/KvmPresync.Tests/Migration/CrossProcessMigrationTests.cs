@@ -85,7 +85,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
         receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
         using var run = CliProcess.Start("run", "--workload", "idle", "--memory", "64M", "--presync-to", $"127.0.0.1:{port}", "--psk-file", WriteKey(5), "--launch-after", "5");
         int code = await run.WaitForExitAsync(TimeSpan.FromSeconds(60), ct);
-        Assert.NotEqual(0, code);
+        Assert.Equal(KvmPresync.Cli.ExitCodes.AuthenticationFailed, code);
         Assert.Contains("could not be authenticated", run.Output);
         Assert.Contains("not retrying", run.Output);
         int rxCode = await receiver.WaitForExitAsync(TimeSpan.FromSeconds(30), ct);

@@ -10,7 +10,7 @@ namespace KvmPresync.Tests.Repro;
 public sealed class ReproPlotsTests : IDisposable
 {
     private static readonly string[] Workloads = ["text", "audio", "movie"];
-    private static readonly string[] Modes = ["precopy", "presync", "presync+predict"];
+    private static readonly string[] Modes = ["precopy", "slowstart", "predict+slowstart"];
     private static readonly byte[] PngMagic = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "kvmpresync-plots-" + Guid.NewGuid().ToString("N"));
@@ -85,8 +85,8 @@ public sealed class ReproPlotsTests : IDisposable
         using SKBitmap bitmap = SKBitmap.Decode(Path.Combine(_dir, "window-per-round-text.png"));
         var colors = ModeColors().ToDictionary(x => x.Mode, x => x.Color);
         Assert.Equal(0, CountPixels(bitmap, 0, bitmap.Height, c => c == colors["precopy"]));
-        Assert.True(CountPixels(bitmap, 0, bitmap.Height, c => c == colors["presync"]) > 50);
-        Assert.True(CountPixels(bitmap, 0, bitmap.Height, c => c == colors["presync+predict"]) > 50);
+        Assert.True(CountPixels(bitmap, 0, bitmap.Height, c => c == colors["slowstart"]) > 50);
+        Assert.True(CountPixels(bitmap, 0, bitmap.Height, c => c == colors["predict+slowstart"]) > 50);
     }
 
     [Fact]
@@ -95,7 +95,7 @@ public sealed class ReproPlotsTests : IDisposable
         var runs = new List<ReproModeRun>
         {
             new() { Workload = "text", Mode = "precopy", Run = 1, Result = new MigrationResult { Succeeded = false, Failure = "link down" } },
-            new() { Workload = "text", Mode = "presync", Run = 2, Result = new MigrationResult { Succeeded = true, LaunchToResumeMs = 31 } },
+            new() { Workload = "text", Mode = "slowstart", Run = 2, Result = new MigrationResult { Succeeded = true, LaunchToResumeMs = 31 } },
         };
         IReadOnlyList<string> paths = ReproPlots.Write(_dir, runs);
         Assert.Equal(4, paths.Count);
@@ -120,8 +120,8 @@ public sealed class ReproPlotsTests : IDisposable
     private static IEnumerable<(string Mode, SKColor Color)> ModeColors() =>
     [
         ("precopy", SKColor.Parse("#1f77b4")),
-        ("presync", SKColor.Parse("#ff7f0e")),
-        ("presync+predict", SKColor.Parse("#2ca02c")),
+        ("slowstart", SKColor.Parse("#ff7f0e")),
+        ("predict+slowstart", SKColor.Parse("#2ca02c")),
     ];
 
     private static int CountPixels(SKBitmap bitmap, int fromRow, int toRow, Func<SKColor, bool> match)

@@ -36,12 +36,12 @@ public sealed class ReproReportTests
         Run("precopy", 1, 1900, launchBytes: 200_000_000, early: 4),
         Run("precopy", 2, 1800, launchBytes: 200_000_000, early: 4),
         Run("precopy", 3, 2000, launchBytes: 200_000_000, early: 4),
-        Run("presync", 1, 30, syncBytes: 300_000_000, initial: 200_000_000, early: 3),
-        Run("presync", 2, 20, syncBytes: 280_000_000, initial: 200_000_000, early: 4),
-        Run("presync", 3, 40, syncBytes: 320_000_000, initial: 200_000_000, early: 4),
-        Run("presync+predict", 1, 25, syncBytes: 210_000_000, initial: 200_000_000, early: 4),
-        Run("presync+predict", 2, 35, syncBytes: 220_000_000, initial: 200_000_000, early: 4),
-        Run("presync+predict", 3, 45, syncBytes: 230_000_000, initial: 200_000_000, early: 4),
+        Run("slowstart", 1, 30, syncBytes: 300_000_000, initial: 200_000_000, early: 3),
+        Run("slowstart", 2, 20, syncBytes: 280_000_000, initial: 200_000_000, early: 4),
+        Run("slowstart", 3, 40, syncBytes: 320_000_000, initial: 200_000_000, early: 4),
+        Run("predict+slowstart", 1, 25, syncBytes: 210_000_000, initial: 200_000_000, early: 4),
+        Run("predict+slowstart", 2, 35, syncBytes: 220_000_000, initial: 200_000_000, early: 4),
+        Run("predict+slowstart", 3, 45, syncBytes: 230_000_000, initial: 200_000_000, early: 4),
     ];
 
     [Fact]
@@ -57,15 +57,15 @@ public sealed class ReproReportTests
         Assert.Equal(1900, (double)text["precopy"]!["launchToResumeMs"]!["median"]!);
         Assert.Equal(1800, (double)text["precopy"]!["launchToResumeMs"]!["min"]!);
         Assert.Equal(2000, (double)text["precopy"]!["launchToResumeMs"]!["max"]!);
-        Assert.Equal(35, (double)text["presync+predict"]!["launchToResumeMs"]!["median"]!);
-        Assert.True((bool)text["presync+predict"]!["verified"]!);
+        Assert.Equal(35, (double)text["predict+slowstart"]!["launchToResumeMs"]!["median"]!);
+        Assert.True((bool)text["predict+slowstart"]!["verified"]!);
         foreach (string field in new[] { "downtimeMs", "syncBytes", "launchBytes", "slowdownPercent" })
-            Assert.NotNull(text["presync"]![field]);
-        // steady-state sync bytes: presync median 100 MB, presync+predict median 20 MB → 80 % less
+            Assert.NotNull(text["slowstart"]![field]);
+        // steady-state sync bytes: slowstart median 100 MB, predict+slowstart median 20 MB → 80 % less
         Assert.Equal(80, (double)text["reductionPercent"]!, 6);
         // slowdown: run 1 of presync did 3 units/s where precopy did 4 → 25 %; the median over the 3 runs is 0
-        Assert.Equal(25, (double)text["presync"]!["slowdownPercent"]!["max"]!, 6);
-        Assert.Equal(0, (double)text["presync"]!["slowdownPercent"]!["median"]!, 6);
+        Assert.Equal(25, (double)text["slowstart"]!["slowdownPercent"]!["max"]!, 6);
+        Assert.Equal(0, (double)text["slowstart"]!["slowdownPercent"]!["median"]!, 6);
     }
 
     [Fact]
@@ -83,11 +83,11 @@ public sealed class ReproReportTests
     public void FailedRunsAreShownAndNeverCountedAsVerified()
     {
         var runs = Honest();
-        runs[8] = Run("presync+predict", 3, 0, ok: false);
+        runs[8] = Run("predict+slowstart", 3, 0, ok: false);
         ReproReport report = ReproReport.Build(Settings, runs);
         JsonNode text = report.ToJson()["workloads"]!["text"]!;
-        Assert.False((bool)text["presync+predict"]!["verified"]!);
-        Assert.Equal(30, (double)text["presync+predict"]!["launchToResumeMs"]!["median"]!); // median of the two that succeeded
+        Assert.False((bool)text["predict+slowstart"]!["verified"]!);
+        Assert.Equal(30, (double)text["predict+slowstart"]!["launchToResumeMs"]!["median"]!); // median of the two that succeeded
         var table = new StringWriter();
         report.WriteTable(table);
         Assert.Contains("2/3", table.ToString());
