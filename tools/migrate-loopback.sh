@@ -16,7 +16,7 @@ chmod 600 "$work/psk"
 l2r=(); down=()
 for i in $(seq 1 "$runs"); do
   port=$((17000 + RANDOM % 20000))
-  "$cli" receive --listen "127.0.0.1:$port" --psk-file "$work/psk" --run-seconds 2 > "$work/rx$i.log" 2>&1 &
+  "$cli" receive --once --listen "127.0.0.1:$port" --psk-file "$work/psk" --run-seconds 2 > "$work/rx$i.log" 2>&1 &
   rx=$!
   sleep 1
   "$cli" run --workload "$workload" --memory 256M --presync-to "127.0.0.1:$port" --psk-file "$work/psk" \

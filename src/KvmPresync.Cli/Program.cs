@@ -19,7 +19,15 @@ public static class Program
         };
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            ParseResult parsed = root.Parse(args);
+            // receive handles SIGTERM/SIGINT itself (drain: abort sessions in flight, keep resumed guests running);
+            // every other command lets System.CommandLine cancel it and exit 130/143 after 2 s.
+            bool ownsSignals = parsed.CommandResult.Command.Name == "receive";
+            return parsed.Invoke(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = ownsSignals ? null : TimeSpan.FromSeconds(2),
+            });
         }
         catch (Exception e) when (e is KvmException or ArgumentException or FormatException or IOException or InvalidOperationException
                                        or Trace.TraceFormatException or UnauthorizedAccessException or Wire.ProtocolException or System.Net.Sockets.SocketException)

@@ -3,12 +3,24 @@ namespace KvmPresync.Migration;
 /// <summary>How a receiver guards itself.</summary>
 public sealed record ReceiverOptions
 {
-    /// <summary>Largest guest memory a sender may announce.</summary>
+    /// <summary>Largest guest memory a sender may announce (checked at Hello, before authentication).</summary>
     public long MaxMemoryBytes { get; init; } = 64L << 30;
 
     /// <summary>Rate limit on what the receiver sends (acks), bits/s; 0 = none.</summary>
     public double LinkBitsPerSecond { get; init; }
 
-    /// <summary>A connection silent for this long is dropped (the guest is not resumed).</summary>
+    /// <summary>The whole handshake (Hello through AuthProof) must arrive within this time of the connection (slow peers are dropped).</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>After the handshake, each frame must arrive (whole) within this time of the previous one; the guest is not resumed otherwise.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Throws naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (MaxMemoryBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxMemoryBytes), MaxMemoryBytes, "the memory cap must be positive");
+        if (LinkBitsPerSecond < 0 || double.IsNaN(LinkBitsPerSecond)) throw new ArgumentOutOfRangeException(nameof(LinkBitsPerSecond), LinkBitsPerSecond, "the link rate must be 0 (none) or positive");
+        if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "the handshake timeout must be positive");
+        if (IdleTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(IdleTimeout), IdleTimeout, "the idle timeout must be positive");
+    }
 }

@@ -21,7 +21,8 @@ internal sealed class ReceiverSession
     private readonly PreSharedKey _key;
     private readonly Func<MemoryLayout, IMigrationTarget> _createTarget;
     private readonly ReceiverOptions _options;
-    private readonly CancellationToken _cancellationToken;
+    private readonly CancellationToken _callerToken;
+    private CancellationToken _cancellationToken; // the caller's, linked with the current frame's deadline
     private readonly FrameReader _reader;
     private readonly FrameWriter _writer;
     private readonly ReceiverFrameGate _gate = new();
@@ -39,8 +40,9 @@ internal sealed class ReceiverSession
         _key = key;
         _createTarget = createTarget;
         _options = options;
+        _callerToken = cancellationToken;
         _cancellationToken = cancellationToken;
-        var stream = new NetworkStream(connection, ownsSocket: false) { ReadTimeout = (int)options.IdleTimeout.TotalMilliseconds };
+        var stream = new NetworkStream(connection, ownsSocket: false);
         _reader = new FrameReader(stream);
         TokenBucket? bucket = options.LinkBitsPerSecond > 0
             ? new TokenBucket((long)options.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)options.LinkBitsPerSecond)) : null;
@@ -61,9 +63,33 @@ internal sealed class ReceiverSession
         }
     }
 
+    /// <summary>Reads and handles one frame within the phase's deadline (the handshake's, or the idle timeout).</summary>
     private async Task HandleNextFrameAsync()
     {
         _arrivedIn = _gate.Phase;
+        bool handshake = _arrivedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof;
+        TimeSpan allowed = handshake ? _options.HandshakeTimeout - _clock.Elapsed : _options.IdleTimeout;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_callerToken);
+        deadline.CancelAfter(allowed > TimeSpan.Zero ? allowed : TimeSpan.Zero);
+        _cancellationToken = deadline.Token;
+        try
+        {
+            await HandleFrameAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_callerToken.IsCancellationRequested)
+        {
+            throw new ReceiverFailedException(AbortReason.Timeout, handshake
+                ? $"the handshake did not complete within {_options.HandshakeTimeout.TotalSeconds:0.#} s of connecting (phase {_arrivedIn}): a slow or stalled peer"
+                : $"no complete frame within {_options.IdleTimeout.TotalSeconds:0.#} s in phase {_arrivedIn}: the sender stalled or the link is down");
+        }
+        finally
+        {
+            _cancellationToken = _callerToken;
+        }
+    }
+
+    private async Task HandleFrameAsync()
+    {
         FrameHeader header = await _reader.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
         _gate.Accept(header.Type);
         switch (header.Type)
@@ -101,6 +127,10 @@ internal sealed class ReceiverSession
         try
         {
             _target = _createTarget(session.Layout);
+        }
+        catch (ReceiverFailedException)
+        {
+            throw; // the factory's own refusal, with its reason (e.g. InsufficientMemory)
         }
         catch (Exception e)
         {
@@ -173,7 +203,7 @@ internal sealed class ReceiverSession
     /// <summary>The one way a receive fails: Abort with the cause (best effort), target released, result says where and why.</summary>
     private async Task<ReceiveResult> FailAsync(Exception error)
     {
-        var failure = ReceiverFailure.From(error, _cancellationToken.IsCancellationRequested);
+        var failure = ReceiverFailure.From(error, _callerToken.IsCancellationRequested);
         ReceiverPhase failedIn = _arrivedIn;
         bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
         _gate.MarkAborted();

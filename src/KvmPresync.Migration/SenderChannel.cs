@@ -117,6 +117,9 @@ internal sealed class SenderChannel : IDisposable
                         lock (_ackLock)
                             if (_awaitedAck is { } awaited && awaited.Round == ack.RoundId) awaited.Done.TrySetResult(new RoundAck(ack, rttMs));
                         break;
+                    case FrameType.Pong:
+                        await Reader.ReadBodyAsync<Pong>(header, ct).ConfigureAwait(false); // keepalive answered
+                        break;
                     case FrameType.Resumed:
                         _resumed.TrySetResult(await Reader.ReadBodyAsync<Resumed>(header, ct).ConfigureAwait(false));
                         return;
@@ -124,7 +127,7 @@ internal sealed class SenderChannel : IDisposable
                         throw (await Reader.ReadBodyAsync<Abort>(header, ct).ConfigureAwait(false)).ToException();
                     default:
                         throw new ProtocolException(ProtocolError.UnexpectedFrame, "frame type", header.Type.ToString(),
-                            $"the receiver sent {header.Type} while the sender expects Ack, Resumed or Abort");
+                            $"the receiver sent {header.Type} while the sender expects Ack, Pong, Resumed or Abort");
                 }
             }
         }

@@ -14,14 +14,23 @@ internal static class SyncPhase
 {
     private static readonly TimeSpan MinAckWait = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>In classic pre-copy nothing else flows before launch: a Ping this often keeps the receiver's idle timeout away.</summary>
+    internal static readonly TimeSpan KeepaliveInterval = TimeSpan.FromSeconds(5);
+
     public static async Task RunAsync(SenderRun run, Task launch, CancellationToken ct)
     {
         run.Phase = SenderPhase.Sync;
         if (!run.Options.SyncBeforeLaunch)
         {
+            TimeSpan lastPing = run.Clock.Elapsed;
             while (!launch.IsCompleted)
             {
                 run.Channel.ThrowIfPeerEnded();
+                if (run.Clock.Elapsed - lastPing >= KeepaliveInterval)
+                {
+                    await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
+                    lastPing = run.Clock.Elapsed;
+                }
                 await WaitAsync(run, launch, run.Clock.Elapsed + TimeSpan.FromMilliseconds(100), ct).ConfigureAwait(false);
                 run.SampleEarlyProgress();
             }

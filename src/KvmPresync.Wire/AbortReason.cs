@@ -14,4 +14,10 @@ public enum AbortReason : uint
     Cancelled = 8,
     UnsupportedOption = 9,
     UnsupportedHashAlgorithm = 10,
+    /// <summary>The peer was silent for longer than the phase allows (handshake deadline, idle timeout).</summary>
+    Timeout = 11,
+    /// <summary>The receiver serves its maximum number of sessions; try again later.</summary>
+    Busy = 12,
+    /// <summary>The receiver cannot hold the announced guest memory now (its cap, or what the host has free).</summary>
+    InsufficientMemory = 13,
 }

@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.Json;
+using KvmPresync.Core;
 using KvmPresync.Kvm;
 using KvmPresync.Migration;
 using KvmPresync.Vmm;
@@ -11,9 +13,20 @@ using KvmPresync.Wire;
 
 namespace KvmPresync.Cli.Commands;
 
-/// <summary><c>kvmpresync receive</c>: waits for one migration, verifies it, resumes the guest and keeps it running.</summary>
+/// <summary>
+/// <c>kvmpresync receive</c>: a migration receiver that serves until stopped (<see cref="ReceiveService"/>): any number
+/// of migrations, one after another and at the same time; each resumed guest keeps running here. SIGTERM or SIGINT
+/// drains (no new connections, sessions in flight aborted, resumed guests keep running); a second one stops the guests.
+/// <c>--once</c> serves one migration and exits with its outcome (scripts, repro).
+/// </summary>
 internal static class ReceiveCommand
 {
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    private static readonly JsonSerializerOptions JsonIndented = new(Json) { WriteIndented = true };
+
+    public sealed record Settings(IPEndPoint Listen, string PskFile, double LinkRate, long MaxMemory, int MaxSessions, TimeSpan HandshakeTimeout,
+        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once);
+
     public static Command Create()
     {
         var listen = new Option<string>("--listen", "-l") { Description = "ADDRESS:PORT to listen on, e.g. 127.0.0.1:7700", Required = true };
@@ -21,57 +34,113 @@ internal static class ReceiveCommand
         var link = MigrationOptions.LinkRate();
         var maxMemory = new Option<string?>("--max-memory")
         {
-            Description = "Refuse senders announcing more guest memory than this, e.g. 16G; default: this host's MemAvailable (/proc/meminfo) when receive starts",
+            Description = "Refuse senders announcing more guest memory than this, e.g. 16G (checked before authentication); default: this host's MemAvailable " +
+                          "(/proc/meminfo) when receive starts. Admission also refuses a guest larger than what the host has free at that moment",
         };
-        var runFor = new Option<double?>("--run-seconds") { Description = "After the guest resumed, keep it running this many seconds, then stop (default: until Ctrl-C)" };
-        var json = new Option<string?>("--json") { Description = "Write the receive result as JSON to this file" };
-        var cmd = new Command("receive", "Receive a pre-synchronized migration: authenticate, fill guest memory, verify, resume the guest")
+        var maxSessions = new Option<int>("--max-sessions") { Description = "Migrations served at the same time; more connections get Abort(Busy)", DefaultValueFactory = _ => 4 };
+        var handshakeTimeout = new Option<string>("--handshake-timeout") { Description = "A sender must complete the handshake within this time of connecting", DefaultValueFactory = _ => "10s" };
+        var idleTimeout = new Option<string>("--idle-timeout") { Description = "After the handshake, a sender silent this long is dropped (its guest is not resumed)", DefaultValueFactory = _ => "30s" };
+        var runFor = new Option<double?>("--run-seconds") { Description = "Keep each resumed guest running this many seconds, then stop it (default: until the service is stopped twice, or with --once until Ctrl-C)" };
+        var json = new Option<string?>("--json") { Description = "Write each session's result as JSON to this file (with --once: one object; otherwise one line per session)" };
+        var once = new Option<bool>("--once") { Description = "Serve one migration, then exit with its outcome (0 resumed and healthy, 5 migration failed, 3/4 the resumed guest failed/unhealthy)" };
+        var cmd = new Command("receive",
+            "Receive pre-synchronized migrations until stopped: authenticate each sender, admit its memory, fill it, verify, resume the guest; " +
+            "one log line per event on standard error. SIGTERM/SIGINT: stop accepting and abort migrations in progress; resumed guests keep running " +
+            "until --run-seconds or a second signal. Notifies systemd (Type=notify) when NOTIFY_SOCKET is set")
         {
-            listen, psk, link, maxMemory, runFor, json,
+            listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once,
         };
-        cmd.SetAction((r, ct) => RunAsync(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
-            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(), r.GetValue(runFor), r.GetValue(json), ct));
+        cmd.SetAction((r, ct) => RunAsync(new Settings(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
+            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(),
+            r.GetValue(maxSessions), Units.ParseDuration(r.GetValue(handshakeTimeout)!), Units.ParseDuration(r.GetValue(idleTimeout)!),
+            r.GetValue(runFor), r.GetValue(json), r.GetValue(once))));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(IPEndPoint endpoint, string pskPath, double linkRate, long maxMemory, double? runSeconds, string? json, CancellationToken ct)
+    private static async Task<int> RunAsync(Settings s)
     {
-        using PreSharedKey key = MigrationOptions.LoadKey(pskPath);
+        using PreSharedKey key = MigrationOptions.LoadKey(s.PskFile);
         using var kvm = KvmSystem.Open();
-        using Socket listener = MigrationSocket.Listen(endpoint);
-        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(maxMemory)})");
-        using Socket connection = await MigrationSocket.AcceptAsync(listener, ct);
-        Console.WriteLine($"connection from {connection.RemoteEndPoint}");
-        MachineMigrationTarget? target = null;
+        var log = new ServiceLog(line => Console.Error.WriteLine(line));
+        var options = new ReceiveServiceOptions
+        {
+            Receiver = new ReceiverOptions
+            {
+                LinkBitsPerSecond = s.LinkRate,
+                MaxMemoryBytes = s.MaxMemory,
+                HandshakeTimeout = s.HandshakeTimeout,
+                IdleTimeout = s.IdleTimeout,
+            },
+            MaxConcurrentSessions = s.MaxSessions,
+        };
+        var service = new ReceiveService(key, layout => new MachineMigrationTarget(kvm,
+            layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
+        using Socket listener = MigrationSocket.Listen(s.Listen);
+        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")})");
+
+        using var stopAccepting = new CancellationTokenSource();
+        using var stopGuests = new CancellationTokenSource();
+        int signals = 0;
+        void OnSignal(PosixSignalContext ctx)
+        {
+            ctx.Cancel = true; // drain, then exit by ourselves
+            if (Interlocked.Increment(ref signals) == 1)
+            {
+                SystemdNotify.Send("STOPPING=1");
+                stopAccepting.Cancel();
+                if (s.Once) stopGuests.Cancel();
+            }
+            else
+            {
+                log.Info("service.stopping_guests", null, ("signal", ctx.Signal));
+                stopGuests.Cancel();
+            }
+        }
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+
+        var guests = new ResumedGuests(log, s.RunSeconds, stopGuests.Token);
+        if (s.Once) return await OnceAsync(service, listener, guests, s, stopAccepting.Token);
+
+        await using var jsonLines = s.Json is null ? null : new StreamWriter(s.Json, append: false) { AutoFlush = true };
+        service.SessionEnded += ended =>
+        {
+            if (jsonLines is not null)
+                lock (jsonLines) jsonLines.WriteLine(JsonSerializer.Serialize(new { session = ended.SessionId, peer = ended.Peer?.ToString(), result = ended.Result }, Json));
+            if (ended.ResumedTarget is MachineMigrationTarget t) guests.Add(ended.SessionId, t);
+        };
+        SystemdNotify.Send($"READY=1\nSTATUS=listening on {listener.LocalEndPoint}");
+        await service.RunAsync(listener, stopAccepting.Token);
+        if (guests.Running > 0)
+            log.Info("service.waiting_for_guests", null, ("guests", guests.Running),
+                ("hint", s.RunSeconds is null ? "send SIGTERM again to stop them" : $"each stops {s.RunSeconds:0.#} s after it resumed"));
+        return await guests.WaitAllAsync();
+    }
+
+    private static async Task<int> OnceAsync(ReceiveService service, Socket listener, ResumedGuests guests, Settings s, CancellationToken stop)
+    {
+        SystemdNotify.Send($"READY=1\nSTATUS=waiting for one migration on {listener.LocalEndPoint}");
         var clock = Stopwatch.StartNew();
-        ReceiveResult result = await PresyncReceiver.RunAsync(connection, key, layout => target = new MachineMigrationTarget(kvm,
-                layout.Slots.Select(s => new RamSlot(s.SlotId, s.GuestPhysicalAddress, (long)s.SizeBytes))),
-            new ReceiverOptions { LinkBitsPerSecond = linkRate, MaxMemoryBytes = maxMemory }, ct);
-        if (json is not null)
-            await File.WriteAllTextAsync(json, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }), ct);
+        ReceiveSessionEnded ended;
+        try
+        {
+            ended = await service.RunOnceAsync(listener, stop);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("kvmpresync: receive stopped before a migration arrived");
+            return ExitCodes.MigrationFailed;
+        }
+        ReceiveResult result = ended.Result;
+        if (s.Json is not null)
+            await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(result, JsonIndented));
         if (!result.Resumed)
         {
             Console.Error.WriteLine($"kvmpresync: receive failed: {result.Failure}");
             return ExitCodes.MigrationFailed;
         }
-        using (target)
-        {
-            Machine machine = target!.Machine!;
-            Console.WriteLine($"guest resumed here after {clock.Elapsed.TotalSeconds:0.0} s: {result.PagesApplied} pages applied, memory digest verified, resume took {result.ResumeMs:0.0} ms");
-            var view = LiveView.ForConsole();
-            var ran = Stopwatch.StartNew();
-            long lastProgress = machine.Telemetry.ProgressTotal;
-            while (!ct.IsCancellationRequested && !machine.Completion.IsCompleted && (runSeconds is null || ran.Elapsed.TotalSeconds < runSeconds))
-            {
-                try { await Task.Delay(1000, ct); } catch (OperationCanceledException) { break; }
-                long p = machine.Telemetry.ProgressTotal;
-                view.Update($"{ran.Elapsed.TotalSeconds,6:0.0}s  progress {p - lastProgress,5}/s  heartbeats {machine.Telemetry.HeartbeatCount}  continuity errors {machine.Telemetry.ContinuityErrors}  self-check errors {machine.Telemetry.SelfCheckErrors}");
-                lastProgress = p;
-            }
-            view.Done();
-            if (!machine.Completion.IsCompleted) machine.Pause();
-            Console.WriteLine($"destination guest: heartbeats {machine.Telemetry.HeartbeatCount}, last seq {machine.Telemetry.LastHeartbeat?.Seq}, continuity errors {machine.Telemetry.ContinuityErrors}, self-check errors {machine.Telemetry.SelfCheckErrors}");
-            return GuestRun.Report(machine, view);
-        }
+        Console.WriteLine($"guest resumed here after {clock.Elapsed.TotalSeconds:0.0} s: {result.PagesApplied} pages applied, memory digest verified, resume took {result.ResumeMs:0.0} ms");
+        guests.Add(ended.SessionId, (MachineMigrationTarget)ended.ResumedTarget!, console: true);
+        return await guests.WaitAllAsync();
     }
 }

@@ -120,7 +120,7 @@ internal static class ReproCommand
         string listen = netns is null ? $"127.0.0.1:{port}" : $"{NetnsLink.DestinationAddress}:{port}";
         string bits = $"{(long)s.LinkBitsPerSecond}bit";
         string rate = netns is null ? bits : "none";
-        var rxArgs = new List<string> { "receive", "--listen", listen, "--psk-file", psk, "--run-seconds", "1", "--link-rate", rate };
+        var rxArgs = new List<string> { "receive", "--once", "--listen", listen, "--psk-file", psk, "--run-seconds", "1", "--link-rate", rate };
         // Pre-copy sends nothing before launch; its waiting period only measures the guest's undisturbed work rate
         // (the slowdown baseline, sampled over its first 5 s).
         double launchAfter = mode == "precopy" ? Math.Min(s.SyncSeconds, PrecopyBaselineSeconds) : s.SyncSeconds;

@@ -1,3 +1,4 @@
+using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Cli;
 using KvmPresync.Trace;

@@ -27,8 +27,25 @@ internal sealed class CliProcess : IDisposable
 
     public static CliProcess Start(params string[] args) => StartWrapped(Executable, args);
 
+    /// <summary>Starts the CLI with extra environment variables (e.g. NOTIFY_SOCKET).</summary>
+    public static CliProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        StartWrapped(Executable, args, environment);
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Sends a signal (e.g. "TERM", "INT") to the process.</summary>
+    public void Signal(string name)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", $"-{name} {_process.Id}") { UseShellExecute = false })!;
+        kill.WaitForExit();
+    }
+
     /// <summary>Starts <paramref name="file"/> (e.g. <c>ip netns exec NS kvmpresync …</c>) with captured output.</summary>
-    public static CliProcess StartWrapped(string file, params string[] args)
+    public static CliProcess StartWrapped(string file, params string[] args) => StartWrapped(file, args, null);
+
+    private static CliProcess StartWrapped(string file, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -38,6 +55,8 @@ internal sealed class CliProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (string a in args) psi.ArgumentList.Add(a);
+        if (environment is not null)
+            foreach ((string name, string value) in environment) psi.Environment[name] = value;
         return new CliProcess(Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}"));
     }
 

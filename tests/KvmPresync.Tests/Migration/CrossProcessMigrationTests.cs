@@ -42,7 +42,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
         using var kvm = KvmRequirement.OpenOrSkip();
         string psk = WriteKey(3);
         int port = FreePort();
-        using var receiver = CliProcess.Start("receive", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "2", "--link-rate", "1gbit");
+        using var receiver = CliProcess.Start("receive", "--once", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "2", "--link-rate", "1gbit");
         receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
 
         using var source = Machine.Boot(kvm, MigrationHarness.Config(workload, 256L << 20) with { HeartbeatMs = 100 });
@@ -81,7 +81,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
         CancellationToken ct = TestContext.Current.CancellationToken;
         using var kvm = KvmRequirement.OpenOrSkip();
         int port = FreePort();
-        using var receiver = CliProcess.Start("receive", "--listen", $"127.0.0.1:{port}", "--psk-file", WriteKey(4));
+        using var receiver = CliProcess.Start("receive", "--once", "--listen", $"127.0.0.1:{port}", "--psk-file", WriteKey(4));
         receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
         using var run = CliProcess.Start("run", "--workload", "idle", "--memory", "64M", "--presync-to", $"127.0.0.1:{port}", "--psk-file", WriteKey(5), "--launch-after", "5");
         int code = await run.WaitForExitAsync(TimeSpan.FromSeconds(60), ct);

@@ -41,7 +41,7 @@ public sealed class NetnsMigrationTests : IDisposable
             File.WriteAllBytes(psk, Enumerable.Repeat((byte)0x5A, 32).ToArray());
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(psk, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             string cli = CliProcess.Executable;
-            using var receiver = CliProcess.StartWrapped("ip", "netns", "exec", "kp-dst", cli, "receive", "--listen", "10.231.0.2:7700", "--psk-file", psk, "--run-seconds", "2", "--link-rate", "none");
+            using var receiver = CliProcess.StartWrapped("ip", "netns", "exec", "kp-dst", cli, "receive", "--once", "--listen", "10.231.0.2:7700", "--psk-file", psk, "--run-seconds", "2", "--link-rate", "none");
             receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
             using var sender = CliProcess.StartWrapped("ip", "netns", "exec", "kp-src", cli, "run", "--workload", "audio", "--memory", "256M",
                 "--presync-to", "10.231.0.2:7700", "--psk-file", psk, "--launch-after", "8", "--link-rate", "none");

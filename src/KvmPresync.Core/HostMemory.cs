@@ -1,7 +1,7 @@
-namespace KvmPresync.Cli;
+namespace KvmPresync.Core;
 
 /// <summary>Room on this host for a guest's memory.</summary>
-internal static class HostMemory
+public static class HostMemory
 {
     /// <summary>MemAvailable from /proc/meminfo: what the kernel estimates can be allocated without swapping.</summary>
     public static long AvailableBytes(string meminfo = "/proc/meminfo")
@@ -15,6 +15,6 @@ internal static class HostMemory
                 return kb * 1024;
             break;
         }
-        throw new InvalidOperationException($"cannot read MemAvailable from {meminfo}; give --max-memory");
+        throw new InvalidOperationException($"cannot read MemAvailable from {meminfo}; give the memory cap explicitly (kvmpresync receive --max-memory)");
     }
 }

@@ -1,0 +1,232 @@
+using System.Net;
+using System.Net.Sockets;
+using KvmPresync.Core;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Migration;
+
+/// <summary>How a <see cref="ReceiveService"/> admits and guards sessions.</summary>
+public sealed record ReceiveServiceOptions
+{
+    /// <summary>Each session's receiver options (memory cap checked at Hello, timeouts, ack rate).</summary>
+    public ReceiverOptions Receiver { get; init; } = new();
+
+    /// <summary>Sessions served at the same time; a connection beyond this gets Abort(Busy) and is closed.</summary>
+    public int MaxConcurrentSessions { get; init; } = 4;
+
+    /// <summary>What the host can allocate now; admission refuses guests beyond it (less what admitted sessions reserved).</summary>
+    public Func<long> HostAvailableBytes { get; init; } = () => HostMemory.AvailableBytes();
+
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Receiver, nameof(Receiver));
+        Receiver.Validate();
+        if (MaxConcurrentSessions < 1) throw new ArgumentOutOfRangeException(nameof(MaxConcurrentSessions), MaxConcurrentSessions, "at least one session must be allowed");
+        ArgumentNullException.ThrowIfNull(HostAvailableBytes, nameof(HostAvailableBytes));
+    }
+}
+
+/// <summary>How one session of a <see cref="ReceiveService"/> ended.</summary>
+/// <param name="SessionId">The id the service's log lines carry (s1, s2, …).</param>
+/// <param name="Peer">The sender's address.</param>
+/// <param name="Result">The receive's outcome.</param>
+/// <param name="ResumedTarget">The destination, running, when <see cref="ReceiveResult.Resumed"/>: the event's handler owns it from then on.</param>
+public sealed record ReceiveSessionEnded(string SessionId, EndPoint? Peer, ReceiveResult Result, IMigrationTarget? ResumedTarget);
+
+/// <summary>Counters of a <see cref="ReceiveService"/> since it started.</summary>
+public sealed record ReceiveServiceStats(long Accepted, long RefusedBusy, long Failed, long Resumed, int Active);
+
+/// <summary>
+/// A migration receiver that serves until stopped, like libvirtd: it accepts any number of migrations, one after
+/// another and at the same time (up to <see cref="ReceiveServiceOptions.MaxConcurrentSessions"/>), each session isolated
+/// in its own <see cref="PresyncReceiver"/> state machine. A bad peer — garbage, a wrong key, connect-and-close, a stalled
+/// peer, an oversized layout — gets an Abort with the cause (where the protocol allows), a closed connection and a log
+/// line; the service goes on. Guest memory is admitted after authentication, against a cap and what the host has free
+/// (<see cref="MemoryAdmission"/>). Stopping drains: sessions not yet resumed are aborted (Abort(Cancelled)); resumed
+/// guests were already handed to their owner through <see cref="SessionEnded"/> and keep running.
+/// </summary>
+public sealed class ReceiveService
+{
+    private static readonly TimeSpan RefusalWriteTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly PreSharedKey _key;
+    private readonly Func<MemoryLayout, IMigrationTarget> _createTarget;
+    private readonly ReceiveServiceOptions _options;
+    private readonly ServiceLog _log;
+    private readonly MemoryAdmission _admission;
+    private readonly object _lock = new();
+    private readonly HashSet<Task> _sessions = [];
+    private long _nextSession, _accepted, _refusedBusy, _failed, _resumed;
+
+    public ReceiveService(PreSharedKey key, Func<MemoryLayout, IMigrationTarget> createTarget, ReceiveServiceOptions? options, ServiceLog log)
+    {
+        _key = key ?? throw new ArgumentNullException(nameof(key));
+        _createTarget = createTarget ?? throw new ArgumentNullException(nameof(createTarget));
+        _options = options ?? new ReceiveServiceOptions();
+        _options.Validate();
+        _log = log ?? throw new ArgumentNullException(nameof(log));
+        _admission = new MemoryAdmission(_options.Receiver.MaxMemoryBytes, _options.HostAvailableBytes);
+    }
+
+    /// <summary>Raised once per session when it ends (on the session's task). A resumed target is the handler's to own.</summary>
+    public event Action<ReceiveSessionEnded>? SessionEnded;
+
+    public ReceiveServiceStats Stats
+    {
+        get
+        {
+            lock (_lock) return new ReceiveServiceStats(_accepted, _refusedBusy, _failed, _resumed, _sessions.Count);
+        }
+    }
+
+    /// <summary>
+    /// Accepts connections on <paramref name="listener"/> until <paramref name="stop"/>; then aborts the sessions in
+    /// progress and returns when they have ended. Never throws for a peer's doing.
+    /// </summary>
+    public async Task RunAsync(Socket listener, CancellationToken stop)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        _log.Info("service.listening", null, ("address", listener.LocalEndPoint), ("max_sessions", _options.MaxConcurrentSessions),
+            ("max_memory_bytes", _options.Receiver.MaxMemoryBytes));
+        using var sessions = new CancellationTokenSource();
+        while (!stop.IsCancellationRequested)
+        {
+            Socket connection;
+            try
+            {
+                connection = await MigrationSocket.AcceptAsync(listener, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (SocketException e)
+            {
+                // e.g. out of file descriptors: the service stays up and tries again shortly
+                _log.Warn("service.accept_failed", null, ("error", e.Message));
+                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
+                continue;
+            }
+            Admit(connection, sessions.Token);
+        }
+
+        Task[] inFlight;
+        lock (_lock) inFlight = [.. _sessions];
+        _log.Info("service.draining", null, ("sessions", inFlight.Length));
+        sessions.Cancel(); // sessions not resumed end with Abort(Cancelled)
+        await Task.WhenAll(inFlight).ConfigureAwait(false);
+        ReceiveServiceStats s = Stats;
+        _log.Info("service.stopped", null, ("accepted", s.Accepted), ("resumed", s.Resumed), ("failed", s.Failed), ("refused_busy", s.RefusedBusy));
+    }
+
+    /// <summary>Serves exactly one connection (the one-shot mode) and returns how it ended.</summary>
+    public async Task<ReceiveSessionEnded> RunOnceAsync(Socket listener, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        _log.Info("service.listening", null, ("address", listener.LocalEndPoint), ("once", true), ("max_memory_bytes", _options.Receiver.MaxMemoryBytes));
+        Socket connection = await MigrationSocket.AcceptAsync(listener, cancellationToken).ConfigureAwait(false);
+        string id = NextId();
+        lock (_lock) _accepted++;
+        return await ServeAsync(id, connection, cancellationToken).ConfigureAwait(false);
+    }
+
+    private void Admit(Socket connection, CancellationToken sessions)
+    {
+        string id = NextId();
+        lock (_lock)
+        {
+            if (_sessions.Count >= _options.MaxConcurrentSessions)
+            {
+                _refusedBusy++;
+                _ = RefuseBusyAsync(id, connection, _sessions.Count);
+                return;
+            }
+            _accepted++;
+            Task session = null!;
+            session = Task.Run(async () =>
+            {
+                try
+                {
+                    await ServeAsync(id, connection, sessions).ConfigureAwait(false);
+                }
+                finally
+                {
+                    lock (_lock) _sessions.Remove(session);
+                }
+            }, CancellationToken.None);
+            _sessions.Add(session);
+        }
+    }
+
+    private async Task<ReceiveSessionEnded> ServeAsync(string id, Socket connection, CancellationToken cancellationToken)
+    {
+        using Socket owned = connection;
+        EndPoint? peer = SafePeer(connection);
+        _log.Info("session.accepted", id, ("peer", peer));
+        IDisposable? reservation = null;
+        IMigrationTarget? target = null;
+        ReceiveResult result;
+        try
+        {
+            result = await PresyncReceiver.RunAsync(connection, _key, layout =>
+            {
+                reservation = _admission.Reserve((long)layout.TotalBytes);
+                _log.Info("session.admitted", id, ("slots", layout.Slots.Count), ("memory_bytes", layout.TotalBytes), ("reserved_bytes", _admission.ReservedBytes));
+                return target = _createTarget(layout);
+            }, _options.Receiver, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            reservation?.Dispose();
+        }
+
+        IMigrationTarget? resumed = result.Resumed ? target : null;
+        lock (_lock)
+        {
+            if (result.Resumed) _resumed++;
+            else _failed++;
+        }
+        if (result.Resumed)
+            _log.Info("session.resumed", id, ("peer", peer), ("verified", result.Verified), ("pages", result.PagesApplied),
+                ("bytes", result.BytesReceived), ("resume_ms", result.ResumeMs), ("warning", result.Failure));
+        else
+            _log.Warn("session.failed", id, ("peer", peer), ("phase", result.FailedIn), ("abort", result.AbortSent), ("cancelled", result.Cancelled),
+                ("bytes", result.BytesReceived), ("error", result.Failure));
+        var ended = new ReceiveSessionEnded(id, peer, result, resumed);
+        try
+        {
+            SessionEnded?.Invoke(ended);
+        }
+        catch (Exception e)
+        {
+            // the owner's handler must not take the service down with it
+            _log.Warn("session.handler_failed", id, ("error", $"{e.GetType().Name}: {e.Message}"));
+        }
+        return ended;
+    }
+
+    private async Task RefuseBusyAsync(string id, Socket connection, int active)
+    {
+        using Socket owned = connection;
+        _log.Warn("session.refused", id, ("peer", SafePeer(connection)), ("reason", AbortReason.Busy), ("active", active));
+        try
+        {
+            using var timeout = new CancellationTokenSource(RefusalWriteTimeout);
+            var writer = new FrameWriter(new SocketGatherWriter(connection));
+            await writer.WriteAsync(new Abort(AbortReason.Busy,
+                $"the receiver serves its maximum of {_options.MaxConcurrentSessions} sessions; try again later"), timeout.Token).ConfigureAwait(false);
+            connection.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or ProtocolException)
+        {
+            // the peer is gone already
+        }
+    }
+
+    private string NextId() => $"s{Interlocked.Increment(ref _nextSession)}";
+
+    private static EndPoint? SafePeer(Socket s)
+    {
+        try { return s.RemoteEndPoint; } catch (SocketException) { return null; } catch (ObjectDisposedException) { return null; }
+    }
+}
