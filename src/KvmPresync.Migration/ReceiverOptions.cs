@@ -11,4 +11,10 @@ public sealed record ReceiverOptions
 
     /// <summary>A connection silent for this long is dropped (the guest is not resumed).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Test/fuzz seam: a fixed source for the receiver's handshake nonce (null: random). With it a recorded sender
+    /// stream replays into a receiver byte for byte, authentication included (fuzz/README.md). Never set in production.
+    /// </summary>
+    internal Func<byte[]>? HandshakeNonce { get; init; }
 }
