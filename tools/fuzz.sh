@@ -31,8 +31,8 @@ for t in $targets; do
   [ -d "fuzz/corpus/$t" ] || { echo "fuzz: unknown target $t (no fuzz/corpus/$t)" >&2; exit 2; }
   rm -rf "$out/findings/$t"; mkdir -p "$out/findings"
   echo "fuzz: $t for ${seconds}s" >&2
-  # -t: generous per-input timeout (ms; '+' skips seeds that time out instead of aborting); -m none: the CLR reserves lots of VM
-  afl-fuzz -V "$seconds" -t 5000+ -m none -i "fuzz/corpus/$t" -o "$out/findings/$t" -- "$bin/KvmPresync.Fuzz" "$t" \
+  # -t: generous per-input timeout in ms (in persistent mode a timeout kills the whole harness, so keep it far above any real run; afl++ 4.04c ignores "-t N+" and falls back to 20 ms); -m none: the CLR reserves lots of VM
+  afl-fuzz -V "$seconds" -t 30000 -m none -i "fuzz/corpus/$t" -o "$out/findings/$t" -- "$bin/KvmPresync.Fuzz" "$t" \
     > "$out/afl-$t.log" 2>&1 || { echo "fuzz: afl-fuzz failed for $t, see $out/afl-$t.log" >&2; tail -20 "$out/afl-$t.log" >&2; exit 2; }
   stats="$out/findings/$t/default/fuzzer_stats"
   execs=$(awk -F' *: *' '$1=="execs_done"{print $2}' "$stats")

@@ -10,6 +10,8 @@ if (args.Length >= 2 && args[0] == "record")
 if (args.Length >= 2 && args[0] == "run")
 {
     Action<byte[]> replay = Targets.Get(args[1]);
+    // Instrumented assemblies (build/fuzz/bin) write coverage to AFL's shared map: give them a private one outside AFL.
+    unsafe { SharpFuzz.Common.Trace.SharedMem = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(1 << 16); }
     int crashes = 0, runs = 0;
     foreach (string path in args.Skip(2).SelectMany(a => Directory.Exists(a) ? Directory.GetFiles(a).Order() : (IEnumerable<string>)[a]))
     {

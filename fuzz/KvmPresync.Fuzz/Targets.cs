@@ -107,7 +107,7 @@ public static class Targets
     }
 
     /// <summary>Reads up to <paramref name="maxFrames"/> frames, decoding every body type, until the stream ends (a ProtocolException).</summary>
-    internal static void ReadFrames(FrameReader reader, int maxFrames)
+    public static void ReadFrames(FrameReader reader, int maxFrames)
     {
         for (int i = 0; i < maxFrames; i++)
         {
