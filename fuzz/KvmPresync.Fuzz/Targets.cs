@@ -22,6 +22,7 @@ public static class Targets
         "frames" => Frames,
         "handshake" => HandshakeReceiver,
         "receiver" => Receiver,
+        "selftest" => SelfTest,
         _ => throw new ArgumentException($"unknown fuzz target '{name}' (frames, handshake, receiver)"),
     };
 
@@ -85,6 +86,12 @@ public static class Targets
         LastReceive = result;
         target.CheckCanaries();
         CheckResult(result, target);
+    }
+
+    /// <summary>Proves the pipeline reports crashes: throws for an input that starts with "CRASH" (not part of <c>make fuzz</c>).</summary>
+    public static void SelfTest(byte[] input)
+    {
+        if (input.AsSpan().StartsWith("CRASH"u8)) throw new FuzzFinding("selftest: an exception escaped, as asked");
     }
 
     /// <summary>The receiver's post-run invariants (shared with the property tests' wording).</summary>
