@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench clean
+.PHONY: all deps native build cli test run bench fuzz clean
 
 all: build cli
 
@@ -32,6 +32,11 @@ test: native
 # The main job: the paper's experiment, quick (15 s sync, 1 run) on the in-process 1 Gbit/s link.
 run: cli
 	$(CLI) repro --quick --json $(BUILD)/repro-quick.json --plots $(BUILD)/plots
+
+# AFL++ over the SharpFuzz harness (fuzz/README.md): FUZZ_SECONDS per target (default 60), FUZZ_TARGET=frames|handshake|receiver
+# (default all three). Prints executions and crashes per target; fails when a crash was found.
+fuzz: native
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGET="$(FUZZ_TARGET)" tools/fuzz.sh
 
 bench: native
 	$(DOTNET) run -c Release --project bench/KvmPresync.Bench -- $(ARGS)

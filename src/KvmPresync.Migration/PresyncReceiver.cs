@@ -35,4 +35,18 @@ public static class PresyncReceiver
             try { connection.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
         }
     }
+
+    /// <summary>
+    /// The same receive over a byte stream instead of a socket: frames from <paramref name="input"/>, answers to
+    /// <paramref name="output"/>. For the fuzz harness and the property tests (no sockets, no timing); never throws.
+    /// </summary>
+    internal static Task<ReceiveResult> RunAsync(Stream input, IGatherWriter output, PreSharedKey key, Func<MemoryLayout, IMigrationTarget> createTarget,
+        ReceiverOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(createTarget);
+        return new ReceiverSession(input, output, key, createTarget, options ?? new ReceiverOptions(), cancellationToken).RunAsync();
+    }
 }

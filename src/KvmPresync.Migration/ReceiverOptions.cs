@@ -15,6 +15,12 @@ public sealed record ReceiverOptions
     /// <summary>After the handshake, each frame must arrive (whole) within this time of the previous one; the guest is not resumed otherwise.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Test/fuzz seam: a fixed source for the receiver's handshake nonce (null: random). With it a recorded sender
+    /// stream replays into a receiver byte for byte, authentication included (fuzz/README.md). Never set in production.
+    /// </summary>
+    internal Func<byte[]>? HandshakeNonce { get; init; }
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {

@@ -49,6 +49,21 @@ internal sealed class ReceiverSession
         _writer = new FrameWriter(new SocketGatherWriter(connection, bucket));
     }
 
+    /// <summary>
+    /// The same state machine over any byte stream (fuzzing and property tests feed it recorded or mutated sender
+    /// streams from memory): frames are read from <paramref name="input"/>, answers written to <paramref name="output"/>.
+    /// </summary>
+    internal ReceiverSession(Stream input, IGatherWriter output, PreSharedKey key, Func<MemoryLayout, IMigrationTarget> createTarget,
+        ReceiverOptions options, CancellationToken cancellationToken)
+    {
+        _key = key;
+        _createTarget = createTarget;
+        _options = options;
+        _cancellationToken = cancellationToken;
+        _reader = new FrameReader(input);
+        _writer = new FrameWriter(output);
+    }
+
     /// <summary>Runs until Resumed was sent or the receive failed. Never throws.</summary>
     public async Task<ReceiveResult> RunAsync()
     {
@@ -115,6 +130,7 @@ internal sealed class ReceiverSession
             SupportedOptions = HelloOptions.ZeroPages,
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
+            NonceSource = _options.HandshakeNonce,
         }, _key, _cancellationToken).ConfigureAwait(false);
     }
 

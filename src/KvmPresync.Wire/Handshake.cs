@@ -168,7 +168,9 @@ public static class Handshake
                 $"handshake: the announced layout ({hello.Layout}) was refused: {refusal}") { AbortReason = AbortReason.LayoutRejected };
 
         HelloOptions accepted = hello.Options & options.SupportedOptions;
-        byte[] receiverNonce = RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
+        byte[] receiverNonce = options.NonceSource?.Invoke() ?? RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
+        if (receiverNonce.Length != WireLimits.NonceBytes)
+            throw new InvalidOperationException($"the receiver's nonce source gave {receiverNonce.Length} bytes, not {WireLimits.NonceBytes}");
         byte[] ackTemplate = new byte[HelloAck.Length];
         new HelloAck(version, accepted, receiverNonce, new byte[WireLimits.MacBytes]).Write(ackTemplate);
         ReadOnlyMemory<byte> ackPrefix = ackTemplate.AsMemory(0, HelloAck.TranscriptLength);

@@ -23,6 +23,13 @@ public sealed record ReceiverHandshakeOptions
     /// null to accept or a reason to refuse (sent to the sender in an Abort). Null accepts any valid layout.
     /// </summary>
     public Func<MemoryLayout, string?>? ValidateLayout { get; init; }
+
+    /// <summary>
+    /// Test/fuzz seam: where the receiver's nonce comes from (null: <see cref="System.Security.Cryptography.RandomNumberGenerator"/>).
+    /// A fixed nonce makes the whole handshake deterministic, so a recorded byte stream authenticates again when replayed
+    /// (the fuzz harness and the property tests use it). Never set in production: a repeated nonce allows replaying a handshake.
+    /// </summary>
+    internal Func<byte[]>? NonceSource { get; init; }
 }
 
 /// <summary>What both sides agreed on; the reader and writer are bound to it when the handshake returns.</summary>
