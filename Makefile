@@ -45,3 +45,15 @@ clean:
 	$(MAKE) -s -C native clean
 	rm -rf $(BUILD)
 	$(DOTNET) clean KvmPresync.sln -nologo -v:q
+
+# Four 256 MiB guests presync at once into one receive process (issue: many guests); prints memory and CPU figures.
+many-guests: native
+	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
+	tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests -noColor -showLiveOutput -class KvmPresync.Tests.Migration.ManyGuestsTests
+
+# Soak (not in CI): a movie guest presyncs for SOAK_MINUTES (default 30), then launches; resident memory and open
+# handles of both processes are sampled and must stay flat after warm-up; the guest must verify at the end.
+SOAK_MINUTES ?= 30
+soak: cli
+	tools/soak.sh $(SOAK_MINUTES)
+
