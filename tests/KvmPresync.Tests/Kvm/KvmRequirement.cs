@@ -12,7 +12,7 @@ internal static class KvmRequirement
         return KvmSystem.Open();
     }
 
-    /// <summary>The workload guest image, or a skip when it was not built (needs gcc; `make -C native`).</summary>
+    /// <summary>The workload guest image; fails (never skips) when it is missing: the build always produces it (`make -C native`).</summary>
     public static string GuestImageOrFail()
     {
         string path = KvmPresync.Vmm.MachineConfig.DefaultGuestImage;
