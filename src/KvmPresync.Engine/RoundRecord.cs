@@ -70,6 +70,29 @@ public sealed record RoundRecord
     /// <summary>After launch: the convergence policy's decision after this round's harvest (null before launch).</summary>
     public ConvergenceDecision? Convergence { get; init; }
 
+    /// <summary>
+    /// A record of what <paramref name="plan"/> decided: pending, planned sends, held and deferred pages; the caller adds
+    /// what only it knows (what the transport actually sent, network and guest signals) with <c>with</c>.
+    /// </summary>
+    public static RoundRecord FromPlan(long round, RoundPhase phase, double timeMs, long dirtyPages, in RoundPlan plan, long windowBytes,
+        double intervalMs, long activePages) => new()
+    {
+        Round = round,
+        Phase = phase,
+        TimeMs = timeMs,
+        DirtyPages = dirtyPages,
+        PendingPages = plan.PendingPages,
+        SentPages = plan.SendPages,
+        SentBytes = plan.SendBytes,
+        HeldPages = plan.HeldPages,
+        HeldBytes = plan.HeldBytes,
+        DeferredPages = plan.DeferredPages,
+        WindowBytes = windowBytes,
+        IntervalMs = intervalMs,
+        RemainingAtLaunchBytes = plan.RemainingBytes,
+        ActivePages = activePages,
+    };
+
     /// <summary>Goodput of the round's acknowledged bytes, Mbit/s (null when not measured).</summary>
     public double? GoodputMbps => AckedBytes is { } b && IntervalMs > 0 ? b * 8 / (IntervalMs / 1000) / 1e6 : null;
 }

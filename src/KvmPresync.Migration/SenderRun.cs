@@ -106,25 +106,14 @@ internal sealed class SenderRun
     }
 
     /// <summary>A round record from a plan and what was sent; the caller adds phase-specific signals with <c>with</c>.</summary>
-    public RoundRecord Record(RoundPhase phase, long dirty, RoundPlan plan, SendCounts counts, long bytes, long windowBytes, double intervalMs) => new()
-    {
-        Round = Round,
-        Phase = phase,
-        TimeMs = Clock.Elapsed.TotalMilliseconds,
-        DirtyPages = dirty,
-        PendingPages = plan.PendingPages,
-        SentPages = counts.Sent,
-        SentBytes = bytes,
-        SkippedUnchangedPages = counts.Unchanged,
-        ZeroPages = counts.Zero,
-        HeldPages = plan.HeldPages,
-        HeldBytes = plan.HeldBytes,
-        DeferredPages = plan.DeferredPages,
-        WindowBytes = windowBytes,
-        IntervalMs = intervalMs,
-        RemainingAtLaunchBytes = plan.RemainingBytes,
-        ActivePages = Engine.Predictor?.ActivePages ?? 0,
-    };
+    public RoundRecord Record(RoundPhase phase, long dirty, RoundPlan plan, SendCounts counts, long bytes, long windowBytes, double intervalMs) =>
+        RoundRecord.FromPlan(Round, phase, Clock.Elapsed.TotalMilliseconds, dirty, plan, windowBytes, intervalMs, Engine.Predictor?.ActivePages ?? 0) with
+        {
+            SentPages = counts.Sent,
+            SentBytes = bytes,
+            SkippedUnchangedPages = counts.Unchanged,
+            ZeroPages = counts.Zero,
+        };
 
     /// <summary>Nanoseconds on the run's clock (the wire's timestamps).</summary>
     public ulong NowNs() => (ulong)(Clock.ElapsedTicks * (1e9 / Stopwatch.Frequency));

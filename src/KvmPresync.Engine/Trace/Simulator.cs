@@ -161,23 +161,8 @@ public static class Simulator
         }
     }
 
-    private static RoundRecord Record(long round, RoundPhase phase, TimeSpan t, long dirty, RoundPlan plan, long windowBytes, TimeSpan interval, SyncEngine engine) => new()
-    {
-        Round = round,
-        Phase = phase,
-        TimeMs = t.TotalMilliseconds,
-        DirtyPages = dirty,
-        PendingPages = plan.PendingPages,
-        SentPages = plan.SendPages,
-        SentBytes = plan.SendBytes,
-        HeldPages = plan.HeldPages,
-        HeldBytes = plan.HeldBytes,
-        DeferredPages = plan.DeferredPages,
-        WindowBytes = windowBytes,
-        IntervalMs = interval.TotalMilliseconds,
-        RemainingAtLaunchBytes = plan.RemainingBytes,
-        ActivePages = engine.Predictor?.ActivePages ?? 0,
-    };
+    private static RoundRecord Record(long round, RoundPhase phase, TimeSpan t, long dirty, RoundPlan plan, long windowBytes, TimeSpan interval, SyncEngine engine) =>
+        RoundRecord.FromPlan(round, phase, t.TotalMilliseconds, dirty, plan, windowBytes, interval.TotalMilliseconds, engine.Predictor?.ActivePages ?? 0);
 
     /// <summary>Scores the predictor against the two baselines over <paramref name="source"/>, one round per <paramref name="roundInterval"/>.</summary>
     public static PredictionReport EvaluatePredictor(

@@ -17,20 +17,9 @@ public sealed class CrossProcessMigrationTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
 
-    private string WriteKey(byte fill)
-    {
-        string path = Path.Combine(_dir, $"psk{fill}");
-        File.WriteAllBytes(path, Enumerable.Repeat(fill, 32).ToArray());
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return path;
-    }
+    private string WriteKey(byte fill) => CliTestSupport.WriteKey(_dir, fill);
 
-    private static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    private static int FreePort() => CliTestSupport.FreePort();
 
     [Theory]
     [InlineData(Workload.Movie)]

@@ -37,20 +37,7 @@ public sealed class LiveMigrationTests
             ZeroCopy = zeroCopy,
         });
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-        Task<MigrationResult> run = sender.RunAsync(ct);
-        await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(4), ct));
-        Assert.False(run.IsCompleted, run.IsCompleted ? (await run).Failure : "");
-        sender.Launch();
-        MigrationResult result = await run.WaitAsync(TimeSpan.FromSeconds(30), ct);
-        if (!result.Succeeded)
-        {
-            var (failedRx, _) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
-            Assert.Fail($"sender: {result.Failure}; receiver: {failedRx.Failure}");
-        }
-        Assert.True(result.Verified);
-
-        var (rx, target) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        Assert.True(rx.Resumed, rx.Failure);
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(4), ct);
         using (target)
         {
             Machine dest = target!.Machine!;
@@ -101,20 +88,7 @@ public sealed class LiveMigrationTests
         {
             Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 1e9 },
         });
-        Task<MigrationResult> run = sender.RunAsync(ct);
-        await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(3), ct));
-        Assert.False(run.IsCompleted, run.IsCompleted ? (await run).Failure : "");
-        sender.Launch();
-        MigrationResult result = await run.WaitAsync(TimeSpan.FromSeconds(30), ct);
-        if (!result.Succeeded)
-        {
-            var (failedRx, _) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
-            Assert.Fail($"sender: {result.Failure}; receiver: {failedRx.Failure}");
-        }
-        Assert.True(result.Verified);
-
-        var (rx, target) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        Assert.True(rx.Resumed, rx.Failure);
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(3), ct);
         using (target)
         {
             Machine dest = target!.Machine!;

@@ -57,15 +57,8 @@ public sealed class ManyGuestsTests(ITestOutputHelper output) : IDisposable
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using (KvmRequirement.OpenOrSkip()) { }
-        string psk = Path.Combine(_dir, "psk");
-        File.WriteAllBytes(psk, Enumerable.Repeat((byte)0x42, 32).ToArray());
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(psk, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        int port;
-        using (var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-        {
-            s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            port = ((IPEndPoint)s.LocalEndPoint!).Port;
-        }
+        string psk = CliTestSupport.WriteKey(_dir, 0x42);
+        int port = CliTestSupport.FreePort();
         using var receiver = CliProcess.Start("receive", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "3", "--max-sessions", "4",
             "--max-memory", "1G");
         receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));

@@ -47,4 +47,27 @@ internal static class MigrationHarness
         }, ct);
         return (endpoint, done);
     }
+
+    /// <summary>
+    /// Lets <paramref name="sender"/> presync for <paramref name="presync"/> (it must still be running then), launches,
+    /// and returns the verified result with the receiver's side; fails the test with both sides' reasons otherwise.
+    /// </summary>
+    public static async Task<(MigrationResult Result, ReceiveResult Received, MachineMigrationTarget Target)> PresyncThenLaunchAsync(
+        PresyncSender sender, Task<(ReceiveResult Result, MachineMigrationTarget? Target)> received, TimeSpan presync, CancellationToken ct)
+    {
+        Task<MigrationResult> run = sender.RunAsync(ct);
+        await Task.WhenAny(run, Task.Delay(presync, ct));
+        Assert.False(run.IsCompleted, run.IsCompleted ? (await run).Failure : "");
+        sender.Launch();
+        MigrationResult result = await run.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        if (!result.Succeeded)
+        {
+            var (failedRx, _) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
+            Assert.Fail($"sender: {result.Failure}; receiver: {failedRx.Failure}");
+        }
+        Assert.True(result.Verified);
+        var (rx, target) = await received.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        Assert.True(rx.Resumed, rx.Failure);
+        return (result, rx, target!);
+    }
 }
