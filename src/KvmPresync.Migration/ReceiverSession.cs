@@ -241,6 +241,11 @@ internal sealed class ReceiverSession
     /// <summary>The one way a receive fails: Abort with the cause (best effort), target released, result says where and why.</summary>
     private async Task<ReceiveResult> FailAsync(Exception error)
     {
+        if (_tls is not null && _reader is { BytesRead: 0 } && error is ProtocolException { IsRetryable: true })
+            // The sender checks this side's certificate after its TLS handshake returned, and then just closes.
+            error = new ProtocolException(ProtocolError.TlsFailed, "connection", null,
+                "the sender closed the TLS connection right after the handshake, before its Hello: it most likely refused this receiver's " +
+                $"certificate — check that the sender's --tls-ca is the CA that signed this receiver's --tls-cert (or pins it) ({error.Message})", error);
         var failure = ReceiverFailure.From(error, _cancellationToken.IsCancellationRequested);
         ReceiverPhase failedIn = _arrivedIn;
         bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
