@@ -29,24 +29,26 @@ internal static class ReceiveCommand
         {
             listen, psk, link, maxMemory, runFor, json,
         };
+        var tls = new TlsOptionsBinding(); // --tls-cert/--tls-key/--tls-ca
+        tls.AddTo(cmd);
         cmd.SetAction((r, ct) => RunAsync(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
-            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(), r.GetValue(runFor), r.GetValue(json), ct));
+            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(), r.GetValue(runFor), r.GetValue(json), ct, tls.Load(r)));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(IPEndPoint endpoint, string pskPath, double linkRate, long maxMemory, double? runSeconds, string? json, CancellationToken ct)
+    private static async Task<int> RunAsync(IPEndPoint endpoint, string pskPath, double linkRate, long maxMemory, double? runSeconds, string? json, CancellationToken ct, TlsOptions? tls = null)
     {
         using PreSharedKey key = MigrationOptions.LoadKey(pskPath);
         using var kvm = KvmSystem.Open();
         using Socket listener = MigrationSocket.Listen(endpoint);
-        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(maxMemory)})");
+        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(maxMemory)}{(tls is null ? "" : "; mutual TLS 1.3 required")})");
         using Socket connection = await MigrationSocket.AcceptAsync(listener, ct);
         Console.WriteLine($"connection from {connection.RemoteEndPoint}");
         MachineMigrationTarget? target = null;
         var clock = Stopwatch.StartNew();
         ReceiveResult result = await PresyncReceiver.RunAsync(connection, key, layout => target = new MachineMigrationTarget(kvm,
                 layout.Slots.Select(s => new RamSlot(s.SlotId, s.GuestPhysicalAddress, (long)s.SizeBytes))),
-            new ReceiverOptions { LinkBitsPerSecond = linkRate, MaxMemoryBytes = maxMemory }, ct);
+            new ReceiverOptions { LinkBitsPerSecond = linkRate, MaxMemoryBytes = maxMemory, Tls = tls }, ct);
         if (json is not null)
             await File.WriteAllTextAsync(json, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }), ct);
         if (!result.Resumed)
