@@ -30,7 +30,8 @@ for ((i = 1; i <= runs; i++)); do
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:5} run {sys.argv[3]}: launch-to-resume {d['launchToResumeMs']:.1f} ms, downtime {d['downtimeMs']:.1f} ms, "
-      f"sync {d['syncBytes']/2**20:.1f} MiB, launch {d['launchBytes']/2**10:.1f} KiB, verified {d['verified']}")
+      f"sync {d['syncBytes']/2**20:.1f} MiB, launch {d['launchBytes']/2**10:.1f} KiB, verified {d['verified']}; downtime = "
+      + ", ".join(f"{k.removesuffix('Ms')} {v:.1f}" for k, v in (d.get('downtime') or {}).items()) + " ms")
 PY
     done
 done
