@@ -30,6 +30,18 @@ public sealed record PresyncOptions
     /// <summary>Use MSG_ZEROCOPY-capable gather sends (where available); otherwise plain gather sends.</summary>
     public bool ZeroCopy { get; init; }
 
+    /// <summary>
+    /// Mutual TLS 1.3 around the connection (null = plaintext, authenticated by the PSK handshake only). The PSK
+    /// handshake still runs inside TLS. Cannot be combined with <see cref="ZeroCopy"/>: SslStream encrypts into its own
+    /// buffers, so no guest page is left to send in place.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
+    /// <summary>What a user is told when <see cref="ZeroCopy"/> and <see cref="Tls"/> are both asked for.</summary>
+    public const string ZeroCopyWithTlsRefused =
+        "zero-copy (MSG_ZEROCOPY) cannot be combined with TLS: TLS encrypts every page into its own buffer before it is sent, " +
+        "so there is no guest page left to send in place; drop --zero-copy (TLS sends go through SslStream) or drop TLS on a trusted link";
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -41,6 +53,8 @@ public sealed record PresyncOptions
             throw new ArgumentOutOfRangeException(nameof(RateLimitBitsPerSecond), r, "rate limit must be 0 (none) or positive");
         if (BatchPages < 1 || BatchPages > WireLimits.MaxPagesPerBatch)
             throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
+        if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
+        Tls?.Validate();
         if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
     }
 }

@@ -60,7 +60,17 @@ public sealed class PresyncSender
     /// </summary>
     public async Task<MigrationResult> RunAsync(CancellationToken cancellationToken = default)
     {
-        using var channel = new SenderChannel(_socket, _options, NowNs);
+        SenderChannel channel;
+        try
+        {
+            channel = await SenderChannel.OpenAsync(_socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProtocolException e) when (e.Error == ProtocolError.TlsFailed)
+        {
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+            return new MigrationResult { Succeeded = false, FailedPhase = SenderPhase.Handshake, Failure = $"handshake failed: {e.Message}; the source guest kept running" };
+        }
+        using var _ = channel;
         try
         {
             await Handshake.RunSenderAsync(channel.Reader, channel.Writer,
@@ -69,7 +79,7 @@ public sealed class PresyncSender
         catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
         {
             await channel.CloseAsync().ConfigureAwait(false);
-            return new MigrationResult { Succeeded = false, FailedPhase = SenderPhase.Handshake, Failure = $"handshake failed: {Describe(e)}; the source guest kept running" };
+            return new MigrationResult { Succeeded = false, FailedPhase = SenderPhase.Handshake, Failure = $"handshake failed: {DescribeHandshake(e, channel.Encrypted)}; the source guest kept running" };
         }
 
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
@@ -158,6 +168,20 @@ public sealed class PresyncSender
         IOException or SocketException => $"connection to the receiver lost: {e.Message}",
         _ => e.Message,
     };
+
+    /// <summary>
+    /// A handshake failure, with what TLS adds: in TLS 1.3 the receiver checks the sender's certificate after the
+    /// sender's own handshake call returned, so a refused certificate shows up as the first read failing or the
+    /// connection closing right after the Hello.
+    /// </summary>
+    private static string DescribeHandshake(Exception e, bool encrypted)
+    {
+        string text = Describe(e);
+        if (!encrypted || e is ProtocolException { FromPeerAbort: true }) return text;
+        return text + (TlsTransport.IsTlsFailure(e)
+            ? "; the receiver refused the TLS session — most likely this side's certificate: check that the receiver's --tls-ca is the CA that signed this side's --tls-cert (or pins it)"
+            : "; the receiver dropped the connection right after the TLS handshake — if it logged a certificate error, check that its --tls-ca is the CA that signed this side's --tls-cert (or pins it)");
+    }
 
     private static string Format(long bytes) => bytes >= 1 << 20 ? $"{bytes / (double)(1 << 20):0.#} MiB" : $"{bytes / 1024.0:0.#} KiB";
 

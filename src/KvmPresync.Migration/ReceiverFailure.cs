@@ -23,6 +23,9 @@ internal sealed record ReceiverFailure(AbortReason? Abort, string AbortMessage, 
             case AuthenticationFailedException auth:
                 // The same fixed text the handshake always sent: it says the proof failed, nothing about why.
                 return new(AbortReason.AuthenticationFailed, auth.Message, $"authentication failed: {e.Message}" + NotResumed, false);
+            case ProtocolException { Error: ProtocolError.TlsFailed }:
+                // No Abort: the channel to the sender is not a working TLS session (or the sender is waiting for a TLS handshake).
+                return new(null, "", e.Message + NotResumed, false);
             case ProtocolException { IsRetryable: true }:
                 return new(AbortReason.ProtocolViolation, e.Message, $"the connection failed: {e.Message}" + NotResumed, false);
             case ProtocolException p:

@@ -1,3 +1,5 @@
+using KvmPresync.Wire;
+
 namespace KvmPresync.Migration;
 
 /// <summary>How a receiver guards itself.</summary>
@@ -14,6 +16,13 @@ public sealed record ReceiverOptions
 
     /// <summary>After the handshake, each frame must arrive (whole) within this time of the previous one; the guest is not resumed otherwise.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Mutual TLS 1.3 (null = plaintext): the sender must open TLS and present a certificate this side trusts, before
+    /// the PSK handshake runs inside the channel. A plaintext sender is refused (with a plaintext Abort saying so), and
+    /// a plaintext receiver refuses a TLS sender.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
 
     /// <summary>
     /// Test/fuzz seam: a fixed source for the receiver's handshake nonce (null: random). With it a recorded sender

@@ -22,9 +22,12 @@ internal sealed class ReceiverSession
     private readonly Func<MemoryLayout, IMigrationTarget> _createTarget;
     private readonly ReceiverOptions _options;
     private readonly CancellationToken _callerToken;
-    private CancellationToken _cancellationToken; // the caller's, linked with the current frame's deadline
-    private readonly FrameReader _reader;
-    private readonly FrameWriter _writer;
+    private CancellationToken _cancellationToken; // the caller's, linked with the current step's deadline
+    private readonly Socket? _connection;         // null: the stream-based session (fuzzing, properties)
+    private FrameReader? _reader;   // set by OpenAsync: plaintext, or inside TLS
+    private FrameWriter? _writer;
+    private System.Net.Security.SslStream? _tls;
+    private StreamGatherWriter? _tlsWriter;
     private readonly ReceiverFrameGate _gate = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -42,11 +45,7 @@ internal sealed class ReceiverSession
         _options = options;
         _callerToken = cancellationToken;
         _cancellationToken = cancellationToken;
-        var stream = new NetworkStream(connection, ownsSocket: false);
-        _reader = new FrameReader(stream);
-        TokenBucket? bucket = options.LinkBitsPerSecond > 0
-            ? new TokenBucket((long)options.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)options.LinkBitsPerSecond)) : null;
-        _writer = new FrameWriter(new SocketGatherWriter(connection, bucket));
+        _connection = connection;
     }
 
     /// <summary>
@@ -59,6 +58,7 @@ internal sealed class ReceiverSession
         _key = key;
         _createTarget = createTarget;
         _options = options;
+        _callerToken = cancellationToken;
         _cancellationToken = cancellationToken;
         _reader = new FrameReader(input);
         _writer = new FrameWriter(output);
@@ -69,17 +69,91 @@ internal sealed class ReceiverSession
     {
         try
         {
-            while (_outcome is null) await HandleNextFrameAsync().ConfigureAwait(false);
+            await WithinDeadlineAsync(OpenAsync).ConfigureAwait(false);
+            while (_outcome is null) await WithinDeadlineAsync(HandleNextFrameAsync).ConfigureAwait(false);
             return _outcome;
         }
         catch (Exception e)
         {
             return await FailAsync(e).ConfigureAwait(false);
         }
+        finally
+        {
+            try { _tls?.Dispose(); } catch (Exception) { /* the connection is closed by the caller anyway */ }
+            _tlsWriter?.Dispose();
+        }
     }
 
-    /// <summary>Reads and handles one frame within the phase's deadline (the handshake's, or the idle timeout).</summary>
-    private async Task HandleNextFrameAsync()
+    /// <summary>
+    /// Sets up the reader and writer. The sender speaks first; its first bytes are peeked (not consumed) to tell a TLS
+    /// ClientHello from a plaintext Hello, so a mismatch is refused with a message that says which side lacks TLS
+    /// (a plaintext sender even gets a plaintext Abort saying so). With TLS the handshake completes (the sender's
+    /// certificate verified) before the first frame is read.
+    /// </summary>
+    private async Task OpenAsync()
+    {
+        if (_connection is null) return; // the stream-based session: reader and writer are given
+        var network = new NetworkStream(_connection, ownsSocket: false);
+        TokenBucket? bucket = _options.LinkBitsPerSecond > 0
+            ? new TokenBucket((long)_options.LinkBitsPerSecond, TokenBucket.DefaultBurstBytes((long)_options.LinkBitsPerSecond)) : null;
+        TlsTransport.FirstBytes first = await TlsTransport.PeekAsync(_connection, _options.HandshakeTimeout, _cancellationToken).ConfigureAwait(false);
+        if (_options.Tls is not { } tls)
+        {
+            _reader = new FrameReader(network);
+            _writer = new FrameWriter(new SocketGatherWriter(_connection, bucket));
+            if (first == TlsTransport.FirstBytes.TlsHandshake)
+                throw new ProtocolException(ProtocolError.TlsFailed, "connection", null,
+                    "the sender opened a TLS connection, but this receiver runs in plaintext (no TLS configured): start the receiver with " +
+                    "--tls-cert, --tls-key and --tls-ca too, or the sender without them; connection closed");
+            return;
+        }
+        if (first != TlsTransport.FirstBytes.TlsHandshake)
+        {
+            // Answer in the plaintext the sender speaks, so it learns why (it reads an Abort where it expects HelloAck).
+            _reader = new FrameReader(network);
+            _writer = new FrameWriter(new SocketGatherWriter(_connection, bucket));
+            string what = first switch
+            {
+                TlsTransport.FirstBytes.PlaintextHello => "the sender connected in plaintext (a KvmPresync Hello arrived)",
+                TlsTransport.FirstBytes.Nothing => "the sender closed the connection before the TLS handshake",
+                _ => "the sender did not open a TLS handshake",
+            };
+            if (first == TlsTransport.FirstBytes.PlaintextHello) await DrainHelloAsync().ConfigureAwait(false);
+            throw new ReceiverFailedException(AbortReason.ProtocolViolation,
+                $"{what}, but this receiver requires TLS (mutual TLS 1.3): start the sender with --tls-cert, --tls-key and --tls-ca " +
+                "(a certificate the receiver's CA signed, and the CA that signed the receiver's certificate); connection closed",
+                new ProtocolException(ProtocolError.TlsFailed, "connection", first, "plaintext peer on a TLS receiver"));
+        }
+        // The bucket paces what this side writes (acks) as TLS records on the wire, below SslStream.
+        Stream wire = bucket is null ? network : new RateLimitedStream(network, readBucket: null, writeBucket: bucket);
+        _tls = await TlsTransport.AcceptAsync(wire, tls, _cancellationToken).ConfigureAwait(false);
+        _reader = new FrameReader(_tls);
+        _tlsWriter = new StreamGatherWriter(_tls, TlsTransport.RecordPayloadBytes);
+        _writer = new FrameWriter(_tlsWriter);
+    }
+
+    /// <summary>Reads a plaintext sender's Hello off the socket (best effort) so closing does not reset the connection before our Abort arrives.</summary>
+    private async Task DrainHelloAsync()
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_cancellationToken);
+            timeout.CancelAfter(AbortWriteTimeout);
+            FrameHeader header = await _reader!.ReadHeaderAsync(timeout.Token).ConfigureAwait(false);
+            await _reader!.ReadRawBodyAsync(header, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ProtocolException or IOException or OperationCanceledException or ArgumentException or InvalidOperationException)
+        {
+            // nothing more to do: the Abort is sent regardless
+        }
+    }
+
+    /// <summary>
+    /// Runs one step (opening the connection, or reading and handling one frame) within its phase's deadline: the whole
+    /// handshake (TLS included) within <see cref="ReceiverOptions.HandshakeTimeout"/> of connecting, then each frame
+    /// within <see cref="ReceiverOptions.IdleTimeout"/>. A missed deadline ends the receive with Abort(Timeout).
+    /// </summary>
+    private async Task WithinDeadlineAsync(Func<Task> step)
     {
         _arrivedIn = _gate.Phase;
         bool handshake = _arrivedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof;
@@ -89,7 +163,7 @@ internal sealed class ReceiverSession
         _cancellationToken = deadline.Token;
         try
         {
-            await HandleFrameAsync().ConfigureAwait(false);
+            await step().ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_callerToken.IsCancellationRequested)
         {
@@ -103,9 +177,9 @@ internal sealed class ReceiverSession
         }
     }
 
-    private async Task HandleFrameAsync()
+    private async Task HandleNextFrameAsync()
     {
-        FrameHeader header = await _reader.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
+        FrameHeader header = await _reader!.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
         _gate.Accept(header.Type);
         switch (header.Type)
         {
@@ -113,11 +187,11 @@ internal sealed class ReceiverSession
             case FrameType.AuthProof: await OnAuthProofAsync(header).ConfigureAwait(false); break;
             case FrameType.PageBatch: await OnPageBatchAsync(header).ConfigureAwait(false); break;
             case FrameType.RoundEnd: await OnRoundEndAsync(header).ConfigureAwait(false); break;
-            case FrameType.Launch: await _reader.ReadBodyAsync<Launch>(header, _cancellationToken).ConfigureAwait(false); break;
+            case FrameType.Launch: await _reader!.ReadBodyAsync<Launch>(header, _cancellationToken).ConfigureAwait(false); break;
             case FrameType.Ping: await OnPingAsync(header).ConfigureAwait(false); break;
-            case FrameType.Pong: await _reader.ReadBodyAsync<Pong>(header, _cancellationToken).ConfigureAwait(false); break;
+            case FrameType.Pong: await _reader!.ReadBodyAsync<Pong>(header, _cancellationToken).ConfigureAwait(false); break;
             case FrameType.FinalState: await OnFinalStateAsync(header).ConfigureAwait(false); break;
-            case FrameType.Abort: throw (await _reader.ReadBodyAsync<Abort>(header, _cancellationToken).ConfigureAwait(false)).ToException();
+            case FrameType.Abort: throw (await _reader!.ReadBodyAsync<Abort>(header, _cancellationToken).ConfigureAwait(false)).ToException();
             default: // the gate admits none of the sender-bound frames; this is a gate/session disagreement
                 throw new InvalidOperationException($"the receiver's gate admitted a {header.Type} frame it has no handler for");
         }
@@ -125,7 +199,7 @@ internal sealed class ReceiverSession
 
     private async Task OnHelloAsync(FrameHeader header)
     {
-        _hello = await Handshake.AnswerHelloAsync(_reader, _writer, header, new ReceiverHandshakeOptions
+        _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
             SupportedOptions = HelloOptions.ZeroPages,
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
@@ -138,7 +212,7 @@ internal sealed class ReceiverSession
     private async Task OnAuthProofAsync(FrameHeader header)
     {
         AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
-        HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader, _writer, header, hello, _key, _cancellationToken).ConfigureAwait(false);
+        HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
         try
         {
@@ -160,27 +234,27 @@ internal sealed class ReceiverSession
 
     private async Task OnPageBatchAsync(FrameHeader header)
     {
-        PageBatch batch = await _reader.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
+        PageBatch batch = await _reader!.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
     }
 
     private async Task OnRoundEndAsync(FrameHeader header)
     {
-        RoundEnd end = await _reader.ReadBodyAsync<RoundEnd>(header, _cancellationToken).ConfigureAwait(false);
+        RoundEnd end = await _reader!.ReadBodyAsync<RoundEnd>(header, _cancellationToken).ConfigureAwait(false);
         (ulong bytes, ulong pages) = Memory.EndRound();
-        await _writer.WriteAsync(new Ack(end.RoundId, bytes, pages, end.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+        await _writer!.WriteAsync(new Ack(end.RoundId, bytes, pages, end.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
     }
 
     private async Task OnPingAsync(FrameHeader header)
     {
-        Ping ping = await _reader.ReadBodyAsync<Ping>(header, _cancellationToken).ConfigureAwait(false);
-        await _writer.WriteAsync(new Pong(ping.TimestampNs), _cancellationToken).ConfigureAwait(false);
+        Ping ping = await _reader!.ReadBodyAsync<Ping>(header, _cancellationToken).ConfigureAwait(false);
+        await _writer!.WriteAsync(new Pong(ping.TimestampNs), _cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Verify the digest, and only if it matches restore and resume the guest, then answer Resumed.</summary>
     private async Task OnFinalStateAsync(FrameHeader header)
     {
-        FinalState final = await _reader.ReadBodyAsync<FinalState>(header, _cancellationToken).ConfigureAwait(false);
+        FinalState final = await _reader!.ReadBodyAsync<FinalState>(header, _cancellationToken).ConfigureAwait(false);
         _arrivedIn = _gate.Phase; // Verifying: what fails from here fails the verification or the resume
         long t0 = _clock.ElapsedTicks;
         Memory.Verify(final);
@@ -196,7 +270,7 @@ internal sealed class ReceiverSession
         string? unconfirmed = null;
         try
         {
-            await _writer.WriteAsync(new Resumed(final.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+            await _writer!.WriteAsync(new Resumed(final.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -211,7 +285,7 @@ internal sealed class ReceiverSession
             Verified = true,
             Failure = unconfirmed,
             PagesApplied = Memory.PagesApplied,
-            BytesReceived = _reader.BytesRead,
+            BytesReceived = _reader!.BytesRead,
             ResumeMs = resumeMs,
         };
     }
@@ -219,6 +293,11 @@ internal sealed class ReceiverSession
     /// <summary>The one way a receive fails: Abort with the cause (best effort), target released, result says where and why.</summary>
     private async Task<ReceiveResult> FailAsync(Exception error)
     {
+        if (_tls is not null && _reader is { BytesRead: 0 } && error is ProtocolException { IsRetryable: true })
+            // The sender checks this side's certificate after its TLS handshake returned, and then just closes.
+            error = new ProtocolException(ProtocolError.TlsFailed, "connection", null,
+                "the sender closed the TLS connection right after the handshake, before its Hello: it most likely refused this receiver's " +
+                $"certificate — check that the sender's --tls-ca is the CA that signed this receiver's --tls-cert (or pins it) ({error.Message})", error);
         var failure = ReceiverFailure.From(error, _callerToken.IsCancellationRequested);
         ReceiverPhase failedIn = _arrivedIn;
         bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
@@ -233,16 +312,17 @@ internal sealed class ReceiverSession
             AbortSent = sent ? failure.Abort : null,
             Cancelled = failure.Cancelled,
             PagesApplied = _memory?.PagesApplied ?? 0,
-            BytesReceived = _reader.BytesRead,
+            BytesReceived = _reader?.BytesRead ?? 0,
         };
     }
 
     private async Task<bool> TrySendAbortAsync(AbortReason reason, string message)
     {
+        if (_writer is null) return false; // no channel to the sender (e.g. its TLS handshake failed)
         try
         {
             using var timeout = new CancellationTokenSource(AbortWriteTimeout); // not the caller's token: it may be what stopped us
-            await _writer.WriteAsync(new Abort(reason, message), timeout.Token).ConfigureAwait(false);
+            await _writer!.WriteAsync(new Abort(reason, message), timeout.Token).ConfigureAwait(false);
             return true;
         }
         catch (Exception e) when (e is ProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)

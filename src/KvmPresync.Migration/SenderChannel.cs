@@ -17,20 +17,50 @@ internal sealed class SenderChannel : IDisposable
     private readonly TaskCompletionSource<Resumed> _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _ackLoop = Task.CompletedTask;
 
-    public SenderChannel(Socket socket, PresyncOptions options, Func<ulong> nowNs)
+    private readonly Stream? _tls;
+    private readonly IDisposable? _streamWriter;
+
+    private SenderChannel(Socket socket, Func<ulong> nowNs, FrameReader reader, FrameWriter writer, ZeroCopySocketWriter? zeroCopy,
+        Stream? tls, IDisposable? streamWriter)
     {
         _socket = socket;
         _now = nowNs;
+        Reader = reader;
+        Writer = writer;
+        ZeroCopy = zeroCopy;
+        _tls = tls;
+        _streamWriter = streamWriter;
+    }
+
+    /// <summary>
+    /// The channel over <paramref name="socket"/>: plaintext (gather or MSG_ZEROCOPY writes on the socket), or with
+    /// <see cref="PresyncOptions.Tls"/> a TLS 1.3 channel established first (throws <see cref="ProtocolException"/>
+    /// with <see cref="ProtocolError.TlsFailed"/> when it cannot be).
+    /// </summary>
+    public static async Task<SenderChannel> OpenAsync(Socket socket, PresyncOptions options, Func<ulong> nowNs, CancellationToken ct)
+    {
         double limit = options.RateLimitBitsPerSecond ?? options.Engine.LinkBitsPerSecond;
         TokenBucket? bucket = limit > 0 && double.IsFinite(limit)
             ? new TokenBucket((long)limit, TokenBucket.DefaultBurstBytes((long)limit))
             : null;
-        ZeroCopy = options.ZeroCopy
+        if (options.Tls is { } tls)
+        {
+            // The token bucket paces the TLS records on the wire (record overhead included), below SslStream.
+            Stream wire = new NetworkStream(socket, ownsSocket: false);
+            if (bucket is not null) wire = new RateLimitedStream(wire, readBucket: null, writeBucket: bucket);
+            System.Net.Security.SslStream ssl = await TlsTransport.ConnectAsync(wire, tls, ct).ConfigureAwait(false);
+            var gather = new StreamGatherWriter(ssl, TlsTransport.RecordPayloadBytes);
+            return new SenderChannel(socket, nowNs, new FrameReader(ssl), new FrameWriter(gather), null, ssl, gather);
+        }
+        ZeroCopySocketWriter? zeroCopy = options.ZeroCopy
             ? new ZeroCopySocketWriter(socket, new ZeroCopyWriterOptions { ZeroCopy = true, RateLimit = bucket })
             : null;
-        Reader = new FrameReader(new NetworkStream(socket, ownsSocket: false));
-        Writer = new FrameWriter(ZeroCopy is not null ? ZeroCopy : new SocketGatherWriter(socket, bucket));
+        return new SenderChannel(socket, nowNs, new FrameReader(new NetworkStream(socket, ownsSocket: false)),
+            new FrameWriter(zeroCopy is not null ? zeroCopy : new SocketGatherWriter(socket, bucket)), zeroCopy, null, null);
     }
+
+    /// <summary>True when the connection runs inside TLS.</summary>
+    public bool Encrypted => _tls is not null;
 
     public FrameReader Reader { get; }
 
@@ -138,5 +168,10 @@ internal sealed class SenderChannel : IDisposable
         }
     }
 
-    public void Dispose() => ZeroCopy?.Dispose();
+    public void Dispose()
+    {
+        ZeroCopy?.Dispose();
+        _tls?.Dispose();
+        _streamWriter?.Dispose();
+    }
 }

@@ -199,6 +199,10 @@ public sealed class FrameReader
             {
                 throw ConnectionFailed(CurrentPayload(), e);
             }
+            catch (System.Security.Authentication.AuthenticationException e)
+            {
+                throw TlsFailed(CurrentPayload(), e);
+            }
             if (n == 0) throw Truncated(got, destination.Length, CurrentPayload()); // described only on error: no allocation per page
             got += n;
             BytesRead += n;
@@ -278,6 +282,10 @@ public sealed class FrameReader
             {
                 throw ConnectionFailed(what ?? CurrentPayload(), e);
             }
+            catch (System.Security.Authentication.AuthenticationException e)
+            {
+                throw TlsFailed(what ?? CurrentPayload(), e);
+            }
             if (n == 0)
             {
                 if (frameBoundary && got == 0)
@@ -294,6 +302,10 @@ public sealed class FrameReader
         new(ProtocolError.Truncated, what, got, what == "header"
             ? $"connection closed after {got} of {FrameHeader.Size} header bytes"
             : $"connection closed after {got} of {wanted} bytes of the {what}");
+
+    /// <summary>A TLS stream that failed after its handshake (e.g. the peer refused this side's certificate: TLS 1.3 reports it on the first read).</summary>
+    private static ProtocolException TlsFailed(string what, Exception e) =>
+        new(ProtocolError.TlsFailed, what, null, $"TLS failed while reading the {what}: {e.Message}{(e.InnerException is { } i ? " — " + i.Message : "")}", e);
 
     private static ProtocolException ConnectionFailed(string what, IOException e) =>
         new(ProtocolError.ConnectionFailed, what, null, $"connection failed while reading the {what}: {e.Message}", e);

@@ -141,6 +141,11 @@ public sealed class FrameWriter
                 throw new ProtocolException(ProtocolError.ConnectionFailed, "transport", null,
                     $"connection failed while writing a frame: {e.Message}", e);
             }
+            catch (System.Security.Authentication.AuthenticationException e)
+            {
+                throw new ProtocolException(ProtocolError.TlsFailed, "transport", null,
+                    $"TLS failed while writing a frame: {e.Message}{(e.InnerException is { } i ? " — " + i.Message : "")}", e);
+            }
             Interlocked.Add(ref _bytesWritten, total);
         }
         finally

@@ -45,4 +45,10 @@ public enum ProtocolError
     ConnectionFailed = 28,
     /// <summary>The pre-shared key file is missing, unreadable, too permissive or holds too short a key.</summary>
     KeyFileRejected = 29,
+    /// <summary>
+    /// The TLS layer failed: the handshake (a certificate the other side or this side refused, a peer that does not
+    /// speak TLS, or a plaintext peer talking to a TLS side), or a certificate / key / CA file that cannot be used.
+    /// Not retryable: a new connection fails the same way until the configuration is fixed.
+    /// </summary>
+    TlsFailed = 30,
 }

@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -48,6 +48,7 @@ internal static class PresyncRun
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
+            Tls = s.Tls,
         });
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
@@ -61,7 +62,7 @@ internal static class PresyncRun
             _ = Task.Delay(TimeSpan.FromSeconds(after), ct).ContinueWith(t => { if (!t.IsCanceled) sender.Launch(); }, TaskScheduler.Default);
         if (!Console.IsInputRedirected)
             _ = Task.Run(() => { Console.ReadLine(); sender.Launch(); }, ct);
-        Console.WriteLine((s.SyncBeforeLaunch ? $"pre-synchronizing to {s.Target} (policy {s.Policy.Name()})" : $"connected to {s.Target}; classic pre-copy at launch (nothing sent before)") + $"; launch with Enter, SIGUSR1 (kill -USR1 {Environment.ProcessId})" +
+        Console.WriteLine((s.SyncBeforeLaunch ? $"pre-synchronizing to {s.Target} (policy {s.Policy.Name()}{(s.Tls is null ? "" : ", TLS 1.3")})" : $"connected to {s.Target}; classic pre-copy at launch (nothing sent before)") + $"; launch with Enter, SIGUSR1 (kill -USR1 {Environment.ProcessId})" +
                           (s.LaunchAfterSeconds is { } a ? $" or after {a:0.#} s" : ""));
 
         MigrationResult result;

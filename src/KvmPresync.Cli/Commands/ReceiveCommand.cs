@@ -25,7 +25,7 @@ internal static class ReceiveCommand
     private static readonly JsonSerializerOptions JsonIndented = new(Json) { WriteIndented = true };
 
     public sealed record Settings(IPEndPoint Listen, string PskFile, double LinkRate, long MaxMemory, int MaxSessions, TimeSpan HandshakeTimeout,
-        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once);
+        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once, TlsOptions? Tls);
 
     public static Command Create()
     {
@@ -50,10 +50,12 @@ internal static class ReceiveCommand
         {
             listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once,
         };
+        var tls = new TlsOptionsBinding(); // --tls-cert/--tls-key/--tls-ca
+        tls.AddTo(cmd);
         cmd.SetAction((r, ct) => RunAsync(new Settings(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
             MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(),
             r.GetValue(maxSessions), Units.ParseDuration(r.GetValue(handshakeTimeout)!), Units.ParseDuration(r.GetValue(idleTimeout)!),
-            r.GetValue(runFor), r.GetValue(json), r.GetValue(once))));
+            r.GetValue(runFor), r.GetValue(json), r.GetValue(once), tls.Load(r))));
         return cmd;
     }
 
@@ -70,13 +72,14 @@ internal static class ReceiveCommand
                 MaxMemoryBytes = s.MaxMemory,
                 HandshakeTimeout = s.HandshakeTimeout,
                 IdleTimeout = s.IdleTimeout,
+                Tls = s.Tls,
             },
             MaxConcurrentSessions = s.MaxSessions,
         };
         var service = new ReceiveService(key, layout => new MachineMigrationTarget(kvm,
             layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
         using Socket listener = MigrationSocket.Listen(s.Listen);
-        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")})");
+        Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")}{(s.Tls is null ? "" : "; mutual TLS 1.3 required")})");
 
         using var stopAccepting = new CancellationTokenSource();
         using var stopGuests = new CancellationTokenSource();

@@ -23,6 +23,7 @@ internal static class RunCommand
         var noPresync = new Option<bool>("--no-presync") { Description = "Classic pre-copy: send nothing before launch, then iterate over all memory (the baseline the paper compares with)" };
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
+        var tls = new TlsOptionsBinding();
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -37,6 +38,7 @@ internal static class RunCommand
         cmd.Options.Add(maxFinal);
         cmd.Options.Add(zeroCopy);
         cmd.Options.Add(json);
+        tls.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
@@ -45,6 +47,8 @@ internal static class RunCommand
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
+            if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
+            settings = settings with { Tls = tls.Load(r) };
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);
