@@ -20,7 +20,7 @@ for ((i = 1; i <= runs; i++)); do
             rx_tls=(--tls-cert "$work/tls/receiver.crt" --tls-key "$work/tls/receiver.key" --tls-ca "$work/tls/ca.crt")
             tx_tls=(--tls-cert "$work/tls/sender.crt" --tls-key "$work/tls/sender.key" --tls-ca "$work/tls/ca.crt")
         fi
-        "$bin" receive --listen 127.0.0.1:$port --psk-file "$work/psk" --link-rate 1gbit --run-seconds 1 "${rx_tls[@]}" > "$work/rx.log" 2>&1 &
+        "$bin" receive --once --listen 127.0.0.1:$port --psk-file "$work/psk" --link-rate 1gbit --run-seconds 1 "${rx_tls[@]}" > "$work/rx.log" 2>&1 &
         rx=$!
         sleep 1
         "$bin" run --workload text --memory 256M --presync-to 127.0.0.1:$port --psk-file "$work/psk" --link-rate 1gbit \

@@ -74,7 +74,7 @@ public sealed class TlsLiveMigrationTests : IDisposable
 
         // a plaintext run against a TLS receiver: refused, the receiver says why and exits non-zero
         int port = FreePort();
-        using (var receiver = CliProcess.Start("receive", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--tls-cert", rxCert, "--tls-key", rxKey, "--tls-ca", ca))
+        using (var receiver = CliProcess.Start("receive", "--once", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--tls-cert", rxCert, "--tls-key", rxKey, "--tls-ca", ca))
         {
             receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
             using var plain = CliProcess.Start("run", "--workload", "idle", "--memory", "64M", "--presync-to", $"127.0.0.1:{port}", "--psk-file", psk, "--launch-after", "3");
@@ -86,7 +86,7 @@ public sealed class TlsLiveMigrationTests : IDisposable
 
         // both with TLS: migrated and verified; the destination's guest runs
         port = FreePort();
-        using (var receiver = CliProcess.Start("receive", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "2",
+        using (var receiver = CliProcess.Start("receive", "--once", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "2",
                    "--tls-cert", rxCert, "--tls-key", rxKey, "--tls-ca", ca))
         {
             receiver.WaitForOutput("mutual TLS 1.3 required", TimeSpan.FromSeconds(30));
