@@ -45,4 +45,6 @@ public enum ProtocolError
     ConnectionFailed = 28,
     /// <summary>The pre-shared key file is missing, unreadable, too permissive or holds too short a key.</summary>
     KeyFileRejected = 29,
+    /// <summary>A field holds a value its frame's rules forbid (e.g. a PageHashes chunk that does not continue the previous one).</summary>
+    InvalidField = 30,
 }
