@@ -70,6 +70,12 @@ public sealed record RoundRecord
     /// <summary>After launch: the convergence policy's decision after this round's harvest (null before launch).</summary>
     public ConvergenceDecision? Convergence { get; init; }
 
+    /// <summary>Live sender only: the first round after a reconnection carries the outage it followed, ms.</summary>
+    public double? ReconnectOutageMs { get; init; }
+
+    /// <summary>Live sender only: pages the resume after a reconnection still has to send again (until they all went).</summary>
+    public long? ResendPendingPages { get; init; }
+
     /// <summary>Goodput of the round's acknowledged bytes, Mbit/s (null when not measured).</summary>
     public double? GoodputMbps => AckedBytes is { } b && IntervalMs > 0 ? b * 8 / (IntervalMs / 1000) / 1e6 : null;
 }

@@ -30,6 +30,12 @@ public sealed record PresyncOptions
     /// <summary>Use MSG_ZEROCOPY-capable gather sends (where available); otherwise plain gather sends.</summary>
     public bool ZeroCopy { get; init; }
 
+    /// <summary>
+    /// Resumable presync (protocol 1.1): when the connection is lost during sync, keep the guest running, reconnect with
+    /// backoff and resume the receiver's session, resending only what it lacks. Null: a lost connection fails the migration.
+    /// </summary>
+    public ReconnectOptions? Reconnect { get; init; }
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -42,5 +48,6 @@ public sealed record PresyncOptions
         if (BatchPages < 1 || BatchPages > WireLimits.MaxPagesPerBatch)
             throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
         if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
+        Reconnect?.Validate();
     }
 }
