@@ -44,13 +44,14 @@ public sealed record ReconnectRecord
     /// <summary>Why the connection was considered lost.</summary>
     public required string Cause { get; init; }
 
-    /// <summary>Loss detected → the new connection's session resumed (or restarted), ms.</summary>
+    /// <summary>Loss detected → the new connection's session resumed (or restarted), ms. A silent link is detected only after <see cref="ReconnectOptions.LivenessTimeout"/> of silence, which comes on top.</summary>
     public required double OutageMs { get; init; }
 
     /// <summary>Connection attempts it took.</summary>
     public required int Attempts { get; init; }
 
     /// <summary>Resumed (the receiver kept the memory) or Unknown (it had none: the sender started over).</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<Wire.SessionStatus>))]
     public required Wire.SessionStatus Status { get; init; }
 
     /// <summary>The session's generation on the new connection.</summary>
@@ -60,8 +61,8 @@ public sealed record ReconnectRecord
     public required long PagesToResend { get; init; }
 
     /// <summary>
-    /// Wire bytes sent from the reconnection until every page marked by the resume had been sent again (or launch, or
-    /// the next loss): the "bytes resent". Null until then.
+    /// Wire bytes sent from the reconnection until every page the receiver lacked — marked by the resume, still pending, or
+    /// changed during the outage — had been sent (or launch, or the next loss): the "bytes resent". Null until then.
     /// </summary>
     public long? BytesResent { get; init; }
 

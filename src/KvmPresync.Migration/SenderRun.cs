@@ -83,6 +83,7 @@ internal sealed class SenderRun
     private DirtyBitmap? _resend;
     private long _resendBytes;
     private double? _outageToReport;
+    private bool _firstRoundAfterResume;
 
     /// <summary>After a reconnection: the round records and the sends go to the new connection.</summary>
     public void UseChannel(SenderChannel channel)
@@ -110,7 +111,9 @@ internal sealed class SenderRun
         else
             marked = Encoder.AdoptReceiverHashes(receiverHashes, resend);
         Engine.Pending.Or(resend);
+        resend.Or(Engine.Pending); // and what was still pending (incl. the backlog dirtied before the loss)
         _resend = resend;
+        _firstRoundAfterResume = true;
         _resendBytes = 0;
         return marked;
     }
@@ -119,7 +122,6 @@ internal sealed class SenderRun
     {
         Reconnects.Add(record);
         _outageToReport = record.OutageMs;
-        if (_resend is { } r && r.IsEmpty()) CloseResend(caughtUp: true);
     }
 
     /// <summary>After a sync round: pages sent (or held back) leave the resend set; its bytes count as resent.</summary>
@@ -129,6 +131,8 @@ internal sealed class SenderRun
         _outageToReport = null;
         if (_resend is not { } resend) return record;
         _resendBytes += bytes;
+        if (_firstRoundAfterResume) resend.Or(Harvest); // what the guest changed during the outage
+        _firstRoundAfterResume = false;
         resend.AndNot(Send);
         resend.AndNot(Engine.Held);
         long left = resend.Count();
