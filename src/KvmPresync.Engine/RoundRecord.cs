@@ -70,6 +70,12 @@ public sealed record RoundRecord
     /// <summary>After launch: the convergence policy's decision after this round's harvest (null before launch).</summary>
     public ConvergenceDecision? Convergence { get; init; }
 
+    /// <summary>Live sender only: the first round after a reconnection carries the outage it followed, ms.</summary>
+    public double? ReconnectOutageMs { get; init; }
+
+    /// <summary>Live sender only: pages the resume after a reconnection still has to send again (until they all went).</summary>
+    public long? ResendPendingPages { get; init; }
+
     /// <summary>
     /// A record of what <paramref name="plan"/> decided: pending, planned sends, held and deferred pages; the caller adds
     /// what only it knows (what the transport actually sent, network and guest signals) with <c>with</c>.

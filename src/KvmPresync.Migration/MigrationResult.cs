@@ -60,4 +60,16 @@ public sealed record MigrationResult
     public DowntimeBreakdown? Downtime { get; init; }
 
     public IReadOnlyList<RoundRecord> Rounds { get; init; } = [];
+
+    /// <summary>The resumable session's id (hex) when the receiver accepted resumable sessions; null otherwise.</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>Reconnections during sync (<see cref="PresyncOptions.Reconnect"/>), in order.</summary>
+    public IReadOnlyList<ReconnectRecord> Reconnects { get; init; } = [];
+
+    /// <summary>Sum of the reconnections' outages, ms.</summary>
+    public double OutageMs => Reconnects.Sum(r => r.OutageMs);
+
+    /// <summary>Sum of the bytes sent after each reconnection until the pages it marked were sent again.</summary>
+    public long BytesResent => Reconnects.Sum(r => r.BytesResent ?? 0);
 }

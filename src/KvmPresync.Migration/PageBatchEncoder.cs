@@ -16,7 +16,7 @@ public readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
 internal sealed class PageBatchEncoder
 {
     private readonly GuestMemoryMap _memory;
-    private readonly FrameWriter _writer;
+    private FrameWriter _writer;
     private readonly int _batchPages;
     private readonly ulong[] _lastSentHash;
     private readonly PageDescriptor[] _descriptors;
@@ -39,6 +39,39 @@ internal sealed class PageBatchEncoder
     }
 
     public long BytesWritten => _writer.BytesWritten;
+
+    /// <summary>
+    /// After a reconnection: write to the new connection; a batch the lost connection did not take is dropped (its pages
+    /// are still pending, their last-sent hashes unchanged).
+    /// </summary>
+    public void UseWriter(FrameWriter writer)
+    {
+        _writer = writer;
+        _payloads.Clear();
+    }
+
+    /// <summary>
+    /// A resumed session: the receiver holds pages with <paramref name="receiverHashes"/>. Every page whose hash differs from
+    /// what this encoder last sent is set in <paramref name="differs"/> (it never landed, landed torn, or the receiver lost
+    /// it); from now on the receiver's hash is the page's last-sent hash. Returns how many differ.
+    /// </summary>
+    public long AdoptReceiverHashes(ReadOnlySpan<ulong> receiverHashes, DirtyBitmap differs)
+    {
+        if (receiverHashes.Length != _lastSentHash.Length)
+            throw new ArgumentException($"{receiverHashes.Length} receiver hashes for {_lastSentHash.Length} pages", nameof(receiverHashes));
+        long count = 0;
+        for (int p = 0; p < receiverHashes.Length; p++)
+        {
+            if (receiverHashes[p] == _lastSentHash[p]) continue;
+            differs.Set(p);
+            _lastSentHash[p] = receiverHashes[p];
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>The receiver has nothing (a fresh, all-zero destination): forget every last-sent hash.</summary>
+    public void ForgetSent() => Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(_memory.PageSize));
 
     /// <summary>Sends every page set in <paramref name="pages"/>; returns when the transport has taken them all.</summary>
     /// <param name="skipUnchanged">

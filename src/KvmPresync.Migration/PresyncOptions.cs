@@ -42,6 +42,12 @@ public sealed record PresyncOptions
         "zero-copy (MSG_ZEROCOPY) cannot be combined with TLS: TLS encrypts every page into its own buffer before it is sent, " +
         "so there is no guest page left to send in place; drop --zero-copy (TLS sends go through SslStream) or drop TLS on a trusted link";
 
+    /// <summary>
+    /// Resumable presync (protocol 1.1): when the connection is lost during sync, keep the guest running, reconnect with
+    /// backoff and resume the receiver's session, resending only what it lacks. Null: a lost connection fails the migration.
+    /// </summary>
+    public ReconnectOptions? Reconnect { get; init; }
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -56,5 +62,6 @@ public sealed record PresyncOptions
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
         Tls?.Validate();
         if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
+        Reconnect?.Validate();
     }
 }

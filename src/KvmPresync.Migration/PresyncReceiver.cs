@@ -26,9 +26,24 @@ public static class PresyncReceiver
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(createTarget);
+        (ReceiveResult result, _) = await RunSessionAsync(connection, key, layout => (createTarget(layout), null), null, "", options, cancellationToken)
+            .ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>
+    /// One receive with resumable sessions when <paramref name="store"/> is given (then HelloOptions.Resumable is accepted):
+    /// also returns the resumed destination (whether taken back from a parked session or created here).
+    /// </summary>
+    internal static async Task<(ReceiveResult Result, IMigrationTarget? Resumed)> RunSessionAsync(Socket connection, PreSharedKey key,
+        Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> createTarget, ParkedSessions? store, string connectionId,
+        ReceiverOptions? options, CancellationToken cancellationToken)
+    {
         try
         {
-            return await new ReceiverSession(connection, key, createTarget, options ?? new ReceiverOptions(), cancellationToken).RunAsync().ConfigureAwait(false);
+            var session = new ReceiverSession(connection, key, createTarget, store, connectionId, options ?? new ReceiverOptions(), cancellationToken);
+            ReceiveResult result = await session.RunAsync().ConfigureAwait(false);
+            return (result, session.ResumedTarget);
         }
         finally
         {

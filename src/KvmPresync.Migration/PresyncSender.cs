@@ -30,6 +30,8 @@ public sealed class PresyncSender
     private readonly TaskCompletionSource _launch = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long _launchRequestedTicks;
+    private readonly byte[] _sessionId = SenderResume.NewSessionId();
+    private readonly List<Socket> _ownedSockets = [];
 
     public PresyncSender(IMigrationSource source, Socket connected, PreSharedKey key, PresyncOptions? options = null)
     {
@@ -60,52 +62,84 @@ public sealed class PresyncSender
     /// </summary>
     public async Task<MigrationResult> RunAsync(CancellationToken cancellationToken = default)
     {
-        SenderChannel channel;
+        SenderChannel? channel = null;
+        HandshakeResult session;
+        (SessionStatus Status, ulong[]? Hashes) start = default;
         try
         {
             channel = await SenderChannel.OpenAsync(_socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
+            session = await HandshakeAsync(channel, Offer(resumable: _options.Reconnect is not null), cancellationToken).ConfigureAwait(false);
+            if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
         }
-        catch (ProtocolException e) when (e.Error == ProtocolError.TlsFailed)
+        catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && _options.Reconnect is { } reconnect)
         {
-            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
-            return new MigrationResult { Succeeded = false, FailedPhase = SenderPhase.Handshake, Failure = $"handshake failed: {e.Message}; the source guest kept running" };
-        }
-        using var _ = channel;
-        try
-        {
-            await Handshake.RunSenderAsync(channel.Reader, channel.Writer,
-                new SenderHandshakeOptions(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher, HelloOptions.ZeroPages), _key, cancellationToken).ConfigureAwait(false);
+            // A 1.0 receiver refuses the Resumable bit in Hello: connect again without it (a lost connection then fails the migration).
+            await channel!.CloseAsync().ConfigureAwait(false);
+            channel.Dispose();
+            channel = null;
+            try
+            {
+                Socket socket = await reconnect.Connect(cancellationToken).ConfigureAwait(false);
+                _ownedSockets.Add(socket);
+                channel = await SenderChannel.OpenAsync(socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
+                session = await HandshakeAsync(channel, Offer(resumable: false), cancellationToken).ConfigureAwait(false);
+                Notice?.Invoke("the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+            }
+            catch (Exception again) when (again is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            {
+                return await HandshakeFailedAsync(channel, again).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
         {
-            await channel.CloseAsync().ConfigureAwait(false);
-            return new MigrationResult { Succeeded = false, FailedPhase = SenderPhase.Handshake, Failure = $"handshake failed: {DescribeHandshake(e, channel.Encrypted)}; the source guest kept running" };
+            return await HandshakeFailedAsync(channel, e).ConfigureAwait(false);
+        }
+        catch
+        {
+            channel?.Dispose();
+            DisposeOwnedSockets();
+            throw;
         }
 
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
-        channel.StartReading(stop.Token);
+        bool resumable = Resumable(session) && _options.Reconnect is not null;
+        if (Resumable(session)) run.SessionId = _sessionId;
+        channel.StartReading(stop.Token, resumable ? _options.Reconnect!.LivenessTimeout : null);
         bool paused = false;
         long launchBytesStart = 0;
         try
         {
-            await SyncPhase.RunAsync(run, _launch.Task, stop.Token).ConfigureAwait(false);
+            while (true)
+            {
+                try
+                {
+                    await SyncPhase.RunAsync(run, _launch.Task, stop.Token).ConfigureAwait(false);
+                    break;
+                }
+                catch (Exception e) when (resumable && IsConnectionLoss(e) && !stop.IsCancellationRequested)
+                {
+                    if (await ReconnectAsync(run, e, stop.Token).ConfigureAwait(false) is { } gaveUp)
+                        return Failed(run, gaveUp, null);
+                }
+            }
+            run.CloseResend(caughtUp: false);
             run.EndSyncProgress();
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
-            launchBytesStart = channel.Writer.BytesWritten;
+            launchBytesStart = run.Channel.Writer.BytesWritten;
 
             ConvergenceDecision convergence = await FinalLivePhase.RunAsync(run, stop.Token).ConfigureAwait(false);
             if (convergence.Action == ConvergenceAction.GiveUp)
             {
                 string why = $"the convergence policy gave up ({convergence.Reason}): {Format(run.Engine.PendingBytes())} still pending would exceed the downtime limit";
-                await channel.AbortAsync(AbortReason.Cancelled, why).ConfigureAwait(false);
+                await run.Channel.AbortAsync(AbortReason.Cancelled, why).ConfigureAwait(false);
                 return Failed(run, why + "; the source guest kept running", convergence);
             }
 
             PausedPhase.Timeline t = await PausedPhase.RunAsync(run, () => paused = true, stop.Token).ConfigureAwait(false);
             run.Phase = SenderPhase.AwaitingResumed;
-            await channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
+            await run.Channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
             long resumedAt = _clock.ElapsedTicks;
             _source.Stop();
             run.Phase = SenderPhase.Done;
@@ -117,37 +151,167 @@ public sealed class PresyncSender
                 DowntimeMs = SenderRun.TicksToMs(resumedAt - t.PausedAt),
                 SyncBytes = run.SyncBytes,
                 InitialCopyBytes = run.InitialCopyBytes,
-                LaunchBytes = channel.Writer.BytesWritten - launchBytesStart,
+                LaunchBytes = run.Channel.Writer.BytesWritten - launchBytesStart,
                 FinalLiveRounds = run.FinalLiveRounds,
                 FinalDeltaPages = t.DeltaPages,
                 Convergence = convergence,
                 ProgressRateDuringSync = run.SyncProgressRate,
                 ProgressRateFirstSeconds = run.EarlyProgressRate,
-                ZeroCopy = channel.ZeroCopy?.Stats,
+                ZeroCopy = run.Channel.ZeroCopy?.Stats,
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
                     SenderRun.TicksToMs(t.StateSentAt - t.DigestAt), SenderRun.TicksToMs(resumedAt - t.StateSentAt)),
                 Rounds = run.Rounds,
+                SessionId = SessionIdHex(run),
+                Reconnects = [.. run.Reconnects],
             };
         }
         catch (Exception e) when (e is not AuthenticationFailedException && !cancellationToken.IsCancellationRequested)
         {
             if (paused) _source.Resume();
             if (e is not ProtocolException { FromPeerAbort: true })
-                await channel.AbortAsync(AbortReason.SenderFailure, $"the sender failed in phase {run.Phase}: {e.Message}").ConfigureAwait(false);
+                await run.Channel.AbortAsync(AbortReason.SenderFailure, $"the sender failed in phase {run.Phase}: {e.Message}").ConfigureAwait(false);
             return Failed(run, Describe(e) + (paused ? "; the source guest was resumed" : "; the source guest kept running"), null);
         }
         catch
         {
             if (paused) _source.Resume();
             if (cancellationToken.IsCancellationRequested)
-                await channel.AbortAsync(AbortReason.Cancelled, "the sender was cancelled; the source guest keeps running").ConfigureAwait(false);
+                await run.Channel.AbortAsync(AbortReason.Cancelled, "the sender was cancelled; the source guest keeps running").ConfigureAwait(false);
             throw;
         }
         finally
         {
             stop.Cancel();
-            await channel.CloseAsync().ConfigureAwait(false);
+            await run.Channel.CloseAsync().ConfigureAwait(false);
+            run.Channel.Dispose();
+            DisposeOwnedSockets();
         }
+    }
+
+    /// <summary>The resumable session's id (hex), chosen at random for this migration.</summary>
+    public string SessionIdHex() => Convert.ToHexStringLower(_sessionId);
+
+    /// <summary>Raised when the connection is lost during sync and the sender starts reconnecting (the cause, in words).</summary>
+    public event Action<string>? ConnectionLost;
+
+    /// <summary>Raised when a reconnection resumed (or restarted) the session.</summary>
+    public event Action<ReconnectRecord>? Reconnected;
+
+    /// <summary>Things worth telling the user that are not failures (e.g. the receiver cannot resume sessions).</summary>
+    public event Action<string>? Notice;
+
+    private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
+        HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None));
+
+    private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
+
+    private Task<HandshakeResult> HandshakeAsync(SenderChannel channel, SenderHandshakeOptions offer, CancellationToken ct) =>
+        Handshake.RunSenderAsync(channel.Reader, channel.Writer, offer, _key, ct);
+
+    /// <summary>A loss worth reconnecting for: the transport failed, the link went silent, or the receiver went away (stopped, restarted, timed out).</summary>
+    private static bool IsConnectionLoss(Exception e) => e is IOException or SocketException
+        or ProtocolException { FromPeerAbort: false, IsRetryable: true }
+        or ProtocolException { FromPeerAbort: true, AbortReason: AbortReason.Cancelled or AbortReason.Timeout or AbortReason.ReceiverFailure };
+
+    /// <summary>
+    /// The connection was lost during sync; the guest keeps running. Reconnect with backoff, authenticate, SessionStart with the
+    /// next generation; Resumed: resend what the receiver's hashes show it lacks; Unknown: start over. Returns null when the
+    /// session continues, or why the sender gave up (the source keeps running).
+    /// </summary>
+    private async Task<string?> ReconnectAsync(SenderRun run, Exception cause, CancellationToken stop)
+    {
+        ReconnectOptions policy = _options.Reconnect!;
+        long lostAt = _clock.ElapsedTicks;
+        string why = Describe(cause);
+        run.CloseResend(caughtUp: false);
+        ConnectionLost?.Invoke(why);
+        SenderChannel old = run.Channel;
+        await old.CloseAsync().ConfigureAwait(false);
+        TimeSpan backoff = policy.InitialBackoff;
+        string? lastError = null;
+        for (int attempt = 1; ; attempt++)
+        {
+            Socket? socket = null;
+            SenderChannel? channel = null;
+            try
+            {
+                using (var connect = CancellationTokenSource.CreateLinkedTokenSource(stop))
+                {
+                    connect.CancelAfter(policy.ConnectTimeout);
+                    try
+                    {
+                        socket = await policy.Connect(connect.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                    {
+                        throw new IOException($"connect timed out after {policy.ConnectTimeout.TotalSeconds:0.#} s");
+                    }
+                }
+                channel = await SenderChannel.OpenAsync(socket, _options, NowNs, stop).ConfigureAwait(false);
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                handshake.CancelAfter(policy.ResumeHandshakeTimeout);
+                HandshakeResult session = await HandshakeAsync(channel, Offer(resumable: true), handshake.Token).ConfigureAwait(false);
+                if (!Resumable(session))
+                    throw new ProtocolException(ProtocolError.NegotiationFailed, "HelloAck.acceptedOptions", session.Options,
+                        "the receiver no longer accepts resumable sessions");
+                uint generation = run.Generation + 1;
+                (SessionStatus status, ulong[]? hashes) = await SenderResume.StartAsync(channel, session, _key, _sessionId, generation,
+                    run.Memory.PageCount, handshake.Token).ConfigureAwait(false);
+                run.Generation = generation;
+                old.Dispose();
+                long marked = run.BeginResend(status == SessionStatus.Resumed ? hashes : null);
+                run.UseChannel(channel);
+                DisposeOwnedSockets(); // the lost connection's socket, if we opened it
+                _ownedSockets.Add(socket);
+                channel.StartReading(stop, policy.LivenessTimeout);
+                var record = new ReconnectRecord
+                {
+                    LostAtMs = SenderRun.TicksToMs(lostAt),
+                    Cause = why,
+                    OutageMs = SenderRun.TicksToMs(_clock.ElapsedTicks - lostAt),
+                    Attempts = attempt,
+                    Status = status,
+                    Generation = generation,
+                    PagesToResend = marked,
+                };
+                run.AddReconnect(record);
+                if (status != SessionStatus.Resumed)
+                    Notice?.Invoke($"the receiver had no state for session {SessionIdHex()}: starting over");
+                Reconnected?.Invoke(record);
+                return null;
+            }
+            catch (AuthenticationFailedException)
+            {
+                channel?.Dispose();
+                socket?.Dispose();
+                old.Dispose();
+                throw; // a different key now: never retried
+            }
+            catch (Exception e) when (!stop.IsCancellationRequested && e is IOException or SocketException or ProtocolException or OperationCanceledException)
+            {
+                if (channel is not null) await channel.CloseAsync().ConfigureAwait(false);
+                channel?.Dispose();
+                socket?.Dispose();
+                lastError = e is ProtocolException p && p.FromPeerAbort ? $"the receiver refused: {e.Message}" : e.Message;
+            }
+            TimeSpan outage = TimeSpan.FromTicks((long)((_clock.ElapsedTicks - lostAt) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+            if (outage + backoff > policy.MaxOutage)
+            {
+                old.Dispose();
+                return $"the connection to the receiver was lost during sync ({why}) and could not be re-established within {policy.MaxOutage.TotalSeconds:0.#} s " +
+                       $"({attempt} attempts; last: {lastError}); the source guest kept running";
+            }
+            await Task.Delay(backoff, stop).ConfigureAwait(false);
+            backoff = backoff * 2 < policy.MaxBackoff ? backoff * 2 : policy.MaxBackoff;
+        }
+    }
+
+    private string? SessionIdHex(SenderRun run) => run.SessionId is null ? null : SessionIdHex();
+
+    private void DisposeOwnedSockets()
+    {
+        foreach (Socket s in _ownedSockets) s.Dispose();
+        _ownedSockets.Clear();
     }
 
     private static MigrationResult Failed(SenderRun run, string why, ConvergenceDecision? convergence) => new()
@@ -159,6 +323,8 @@ public sealed class PresyncSender
         SyncBytes = run.SyncBytes,
         FinalLiveRounds = run.FinalLiveRounds,
         Rounds = run.Rounds,
+        SessionId = run.SessionId is null ? null : Convert.ToHexStringLower(run.SessionId),
+        Reconnects = [.. run.Reconnects],
     };
 
     private static string Describe(Exception e) => e switch
@@ -169,11 +335,28 @@ public sealed class PresyncSender
         _ => e.Message,
     };
 
-    /// <summary>
-    /// A handshake failure, with what TLS adds: in TLS 1.3 the receiver checks the sender's certificate after the
-    /// sender's own handshake call returned, so a refused certificate shows up as the first read failing or the
-    /// connection closing right after the Hello.
-    /// </summary>
+    /// <summary>The handshake (TLS included) failed: close what was opened; the source guest kept running.</summary>
+    private async Task<MigrationResult> HandshakeFailedAsync(SenderChannel? channel, Exception e)
+    {
+        if (channel is not null)
+        {
+            await channel.CloseAsync().ConfigureAwait(false);
+            channel.Dispose();
+        }
+        else
+        {
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        }
+        DisposeOwnedSockets();
+        return new MigrationResult
+        {
+            Succeeded = false,
+            FailedPhase = SenderPhase.Handshake,
+            // no channel: opening it (the TLS handshake) failed, and its message says why and what to check
+            Failure = $"handshake failed: {(channel is null ? e.Message : DescribeHandshake(e, channel.Encrypted))}; the source guest kept running",
+        };
+    }
+
     private static string DescribeHandshake(Exception e, bool encrypted)
     {
         string text = Describe(e);

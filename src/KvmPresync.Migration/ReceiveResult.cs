@@ -28,6 +28,12 @@ public sealed record ReceiveResult
     /// <summary>The receive was stopped through its cancellation token.</summary>
     public bool Cancelled { get; init; }
 
+    /// <summary>
+    /// The connection of a resumable session failed during sync and the receiver kept the destination, its memory and page
+    /// hashes for the sender's reconnection (protocol 1.1). Not a final outcome: the reconnection's session continues it.
+    /// </summary>
+    public bool Parked { get; init; }
+
     public long PagesApplied { get; init; }
     public long BytesReceived { get; init; }
     /// <summary>FinalState received → Resumed sent (verify + restore + start).</summary>

@@ -17,12 +17,19 @@ public sealed record ReceiveServiceOptions
     /// <summary>What the host can allocate now; admission refuses guests beyond it (less what admitted sessions reserved).</summary>
     public Func<long> HostAvailableBytes { get; init; } = () => HostMemory.AvailableBytes();
 
+    /// <summary>
+    /// How long the destination of a resumable session (protocol 1.1) whose connection failed during sync is kept, memory
+    /// reservation included, for the sender to reconnect and resume; then it is released. Zero: sessions are not resumable.
+    /// </summary>
+    public TimeSpan ParkFor { get; init; } = TimeSpan.FromMinutes(5);
+
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Receiver, nameof(Receiver));
         Receiver.Validate();
         if (MaxConcurrentSessions < 1) throw new ArgumentOutOfRangeException(nameof(MaxConcurrentSessions), MaxConcurrentSessions, "at least one session must be allowed");
         ArgumentNullException.ThrowIfNull(HostAvailableBytes, nameof(HostAvailableBytes));
+        if (ParkFor < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ParkFor), ParkFor, "the park time must be zero (off) or positive");
     }
 }
 
@@ -54,6 +61,7 @@ public sealed class ReceiveService
     private readonly ReceiveServiceOptions _options;
     private readonly ServiceLog _log;
     private readonly MemoryAdmission _admission;
+    private readonly ParkedSessions? _parked;
     private readonly object _lock = new();
     private readonly HashSet<Task> _sessions = [];
     private long _nextSession, _accepted, _refusedBusy, _failed, _resumed;
@@ -66,7 +74,11 @@ public sealed class ReceiveService
         _options.Validate();
         _log = log ?? throw new ArgumentNullException(nameof(log));
         _admission = new MemoryAdmission(_options.Receiver.MaxMemoryBytes, _options.HostAvailableBytes);
+        _parked = _options.ParkFor > TimeSpan.Zero ? new ParkedSessions(_options.ParkFor, _log) : null;
     }
+
+    /// <summary>Sessions whose connection failed during sync, kept for the sender's reconnection.</summary>
+    public int ParkedSessions => _parked?.ParkedCount ?? 0;
 
     /// <summary>Raised once per session when it ends (on the session's task). A resumed target is the handler's to own.</summary>
     public event Action<ReceiveSessionEnded>? SessionEnded;
@@ -115,6 +127,7 @@ public sealed class ReceiveService
         _log.Info("service.draining", null, ("sessions", inFlight.Length));
         sessions.Cancel(); // sessions not resumed end with Abort(Cancelled)
         await Task.WhenAll(inFlight).ConfigureAwait(false);
+        _parked?.Dispose(); // nothing is persisted: a restarted receiver answers Unknown and the sender starts over
         ReceiveServiceStats s = Stats;
         _log.Info("service.stopped", null, ("accepted", s.Accepted), ("resumed", s.Resumed), ("failed", s.Failed), ("refused_busy", s.RefusedBusy));
     }
@@ -127,7 +140,7 @@ public sealed class ReceiveService
         Socket connection = await MigrationSocket.AcceptAsync(listener, cancellationToken).ConfigureAwait(false);
         string id = NextId();
         lock (_lock) _accepted++;
-        return await ServeAsync(id, connection, cancellationToken).ConfigureAwait(false);
+        return await ServeAsync(id, connection, cancellationToken, resumable: false).ConfigureAwait(false); // one-shot: nothing to resume into
     }
 
     private void Admit(Socket connection, CancellationToken sessions)
@@ -158,35 +171,34 @@ public sealed class ReceiveService
         }
     }
 
-    private async Task<ReceiveSessionEnded> ServeAsync(string id, Socket connection, CancellationToken cancellationToken)
+    private async Task<ReceiveSessionEnded> ServeAsync(string id, Socket connection, CancellationToken cancellationToken, bool resumable = true)
     {
         using Socket owned = connection;
         EndPoint? peer = SafePeer(connection);
         _log.Info("session.accepted", id, ("peer", peer));
-        IDisposable? reservation = null;
-        IMigrationTarget? target = null;
-        ReceiveResult result;
-        try
+        (ReceiveResult result, IMigrationTarget? resumed) = await PresyncReceiver.RunSessionAsync(connection, _key, layout =>
         {
-            result = await PresyncReceiver.RunAsync(connection, _key, layout =>
+            IDisposable reservation = _admission.Reserve((long)layout.TotalBytes);
+            _log.Info("session.admitted", id, ("slots", layout.Slots.Count), ("memory_bytes", layout.TotalBytes), ("reserved_bytes", _admission.ReservedBytes));
+            try
             {
-                reservation = _admission.Reserve((long)layout.TotalBytes);
-                _log.Info("session.admitted", id, ("slots", layout.Slots.Count), ("memory_bytes", layout.TotalBytes), ("reserved_bytes", _admission.ReservedBytes));
-                return target = _createTarget(layout);
-            }, _options.Receiver, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            reservation?.Dispose();
-        }
+                return (_createTarget(layout), reservation);
+            }
+            catch
+            {
+                reservation.Dispose();
+                throw;
+            }
+        }, resumable ? _parked : null, id, _options.Receiver, cancellationToken).ConfigureAwait(false);
 
-        IMigrationTarget? resumed = result.Resumed ? target : null;
         lock (_lock)
         {
             if (result.Resumed) _resumed++;
-            else _failed++;
+            else if (!result.Parked) _failed++;
         }
-        if (result.Resumed)
+        if (result.Parked)
+            _log.Info("session.connection_lost", id, ("peer", peer), ("phase", result.FailedIn), ("bytes", result.BytesReceived), ("error", result.Failure));
+        else if (result.Resumed)
             _log.Info("session.resumed", id, ("peer", peer), ("verified", result.Verified), ("pages", result.PagesApplied),
                 ("bytes", result.BytesReceived), ("resume_ms", result.ResumeMs), ("warning", result.Failure));
         else

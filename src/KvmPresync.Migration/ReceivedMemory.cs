@@ -27,6 +27,15 @@ internal sealed class ReceivedMemory
         for (long p = 0; p < memory.PageCount; p++) _digest.SetPage(p, _zeroHash);
     }
 
+    /// <summary>The layout this memory was attached for.</summary>
+    public MemoryLayout Layout => _layout;
+
+    /// <summary>Pages in the layout (the index range of <see cref="PageHash"/>).</summary>
+    public long PageCount => _memory.PageCount;
+
+    /// <summary>The hash of what page <paramref name="index"/> (linear index) holds now.</summary>
+    public ulong PageHash(long index) => _digest.PageHash(index);
+
     /// <summary>Pages applied so far (all rounds).</summary>
     public long PagesApplied { get; private set; }
 
@@ -73,7 +82,17 @@ internal sealed class ReceivedMemory
             switch (d.Kind)
             {
                 case PageKind.Full:
-                    await reader.ReadPayloadAsync(page, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await reader.ReadPayloadAsync(page, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        // The page may now hold part of the new bytes: its recorded hash must say what it holds, or a
+                        // resumed session would take the torn page for the one the sender hashed.
+                        _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
+                        throw;
+                    }
                     _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
                     _roundBytes += _memory.PageSize;
                     break;

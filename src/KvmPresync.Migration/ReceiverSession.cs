@@ -19,7 +19,10 @@ internal sealed class ReceiverSession
     private static readonly TimeSpan AbortWriteTimeout = TimeSpan.FromSeconds(2);
 
     private readonly PreSharedKey _key;
-    private readonly Func<MemoryLayout, IMigrationTarget> _createTarget;
+    private readonly Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> _createTarget;
+    private readonly ParkedSessions? _store; // resumable sessions (HelloOptions.Resumable) only with a store
+    private readonly string _connectionId;         // the service's session id, for the parked-session log
+    private readonly CancellationTokenSource _takeover = new(); // cancelled when a newer connection of the same session takes over
     private readonly ReceiverOptions _options;
     private readonly CancellationToken _callerToken;
     private CancellationToken _cancellationToken; // the caller's, linked with the current step's deadline
@@ -35,13 +38,21 @@ internal sealed class ReceiverSession
     private AcceptedHello? _hello;
     private IMigrationTarget? _target;
     private ReceivedMemory? _memory;
+    private IDisposable? _lease; // the target's memory reservation, released with it (or parked with it)
     private ReceiveResult? _outcome;
+    private HandshakeResult? _session; // kept for SessionStart's proof
+    private UInt128? _resumeId;        // the resumable session this connection serves (after SessionStart)
+    private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
+    private uint _generation;
+    private bool _holdsState;          // the memory is worth parking (resumed, or filled by this connection)
 
-    public ReceiverSession(Socket connection, PreSharedKey key, Func<MemoryLayout, IMigrationTarget> createTarget, ReceiverOptions options,
-        CancellationToken cancellationToken)
+    public ReceiverSession(Socket connection, PreSharedKey key, Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> createTarget,
+        ParkedSessions? store, string connectionId, ReceiverOptions options, CancellationToken cancellationToken)
     {
         _key = key;
         _createTarget = createTarget;
+        _store = store;
+        _connectionId = connectionId;
         _options = options;
         _callerToken = cancellationToken;
         _cancellationToken = cancellationToken;
@@ -56,7 +67,8 @@ internal sealed class ReceiverSession
         ReceiverOptions options, CancellationToken cancellationToken)
     {
         _key = key;
-        _createTarget = createTarget;
+        _createTarget = layout => (createTarget(layout), null);
+        _connectionId = "stream";
         _options = options;
         _callerToken = cancellationToken;
         _cancellationToken = cancellationToken;
@@ -64,21 +76,26 @@ internal sealed class ReceiverSession
         _writer = new FrameWriter(output);
     }
 
-    /// <summary>Runs until Resumed was sent or the receive failed. Never throws.</summary>
+    /// <summary>The destination once resumed (the caller owns it then); null otherwise.</summary>
+    public IMigrationTarget? ResumedTarget => _outcome is { Resumed: true } ? _target : null;
+
+    /// <summary>Runs until Resumed was sent, the receive failed or the session was parked. Never throws.</summary>
     public async Task<ReceiveResult> RunAsync()
     {
+        ReceiveResult? result = null;
         try
         {
             await WithinDeadlineAsync(OpenAsync).ConfigureAwait(false);
             while (_outcome is null) await WithinDeadlineAsync(HandleNextFrameAsync).ConfigureAwait(false);
-            return _outcome;
+            return result = _outcome;
         }
         catch (Exception e)
         {
-            return await FailAsync(e).ConfigureAwait(false);
+            return result = await FailAsync(e).ConfigureAwait(false);
         }
         finally
         {
+            if (_resumeId is { } id && result is not { Parked: true }) _store!.End(id, _takeover);
             try { _tls?.Dispose(); } catch (Exception) { /* the connection is closed by the caller anyway */ }
             _tlsWriter?.Dispose();
         }
@@ -158,12 +175,16 @@ internal sealed class ReceiverSession
         _arrivedIn = _gate.Phase;
         bool handshake = _arrivedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof;
         TimeSpan allowed = handshake ? _options.HandshakeTimeout - _clock.Elapsed : _options.IdleTimeout;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_callerToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_callerToken, _takeover.Token);
         deadline.CancelAfter(allowed > TimeSpan.Zero ? allowed : TimeSpan.Zero);
         _cancellationToken = deadline.Token;
         try
         {
             await step().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_takeover.IsCancellationRequested && !_callerToken.IsCancellationRequested)
+        {
+            throw new IOException($"a new connection of session {ParkedSessions.Hex(_resumeId ?? 0)} took over (this one had not noticed the link drop yet)");
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_callerToken.IsCancellationRequested)
         {
@@ -181,8 +202,14 @@ internal sealed class ReceiverSession
     {
         FrameHeader header = await _reader!.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
         _gate.Accept(header.Type);
+        if (_resumeId is not null && header.Type != FrameType.SessionStart && header.Type != FrameType.Abort)
+        {
+            _parkGeneration = _generation; // the sender got SessionState (and the hashes): it resumes from this generation next time
+            _holdsState = true;
+        }
         switch (header.Type)
         {
+            case FrameType.SessionStart: await OnSessionStartAsync(header).ConfigureAwait(false); break;
             case FrameType.Hello: await OnHelloAsync(header).ConfigureAwait(false); break;
             case FrameType.AuthProof: await OnAuthProofAsync(header).ConfigureAwait(false); break;
             case FrameType.PageBatch: await OnPageBatchAsync(header).ConfigureAwait(false); break;
@@ -201,7 +228,7 @@ internal sealed class ReceiverSession
     {
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
-            SupportedOptions = HelloOptions.ZeroPages,
+            SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None),
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
             NonceSource = _options.HandshakeNonce,
@@ -214,9 +241,56 @@ internal sealed class ReceiverSession
         AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
         HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
+        if ((session.Options & HelloOptions.Resumable) != 0)
+        {
+            _session = session; // the destination comes with SessionStart: new, or taken back from a parked session
+            _gate.RequireSessionStart();
+            return;
+        }
+        CreateTarget(session.Layout);
+    }
+
+    /// <summary>
+    /// Resumable sessions: verify the SessionStart proof (bound to this connection's nonces), claim the session (taking it over
+    /// from a connection of it still open here), answer SessionState, and for Resumed send every page's hash.
+    /// </summary>
+    private async Task OnSessionStartAsync(FrameHeader header)
+    {
+        SessionStart start = await _reader!.ReadBodyAsync<SessionStart>(header, _cancellationToken).ConfigureAwait(false);
+        HandshakeResult session = _session ?? throw new InvalidOperationException("the gate admitted SessionStart before the handshake completed");
+        byte[] expected = HandshakeTranscript.SessionProof(_key, session.Nonces, start.SessionId.Span, start.Generation);
+        if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, start.Proof.Span))
+            throw new AuthenticationFailedException("SessionStart.proof",
+                "SessionStart: the proof did not verify — it holds a different pre-shared key, or the frame was replayed from another connection");
+        UInt128 id = ParkedSessions.Key(start.SessionId.Span);
+        ParkedSessions.Claim claim = await _store!.ClaimAsync(id, start.Generation, session.Layout, _takeover, _connectionId, _cancellationToken).ConfigureAwait(false);
+        _resumeId = id;
+        _generation = start.Generation;
+        if (claim.State is { } parked)
+        {
+            (_target, _memory, _lease) = (parked.Target, parked.Memory, parked.Reservation);
+            _parkGeneration = start.Generation - 1; // until the sender shows it got the hashes
+            _holdsState = true;
+            long pages = _memory.PageCount;
+            await _writer!.WriteAsync(new SessionState(SessionStatus.Resumed, (ulong)pages), _cancellationToken).ConfigureAwait(false);
+            var chunk = new ulong[Math.Min(pages, WireLimits.MaxPageHashesPerFrame)];
+            for (long first = 0; first < pages; first += chunk.Length)
+            {
+                int n = (int)Math.Min(chunk.Length, pages - first);
+                for (int i = 0; i < n; i++) chunk[i] = _memory.PageHash(first + i);
+                await _writer.WriteAsync(new PageHashes((ulong)first, chunk.AsMemory(0, n)), _cancellationToken).ConfigureAwait(false);
+            }
+            return;
+        }
+        CreateTarget(session.Layout);
+        await _writer!.WriteAsync(new SessionState(claim.Status, 0), _cancellationToken).ConfigureAwait(false);
+    }
+
+    private void CreateTarget(MemoryLayout layout)
+    {
         try
         {
-            _target = _createTarget(session.Layout);
+            (_target, _lease) = _createTarget(layout);
         }
         catch (ReceiverFailedException)
         {
@@ -225,11 +299,11 @@ internal sealed class ReceiverSession
         catch (Exception e)
         {
             throw new ReceiverFailedException(AbortReason.ReceiverFailure,
-                $"could not create the destination for the announced layout ({session.Layout}): {e.GetType().Name}: {e.Message}", e);
+                $"could not create the destination for the announced layout ({layout}): {e.GetType().Name}: {e.Message}", e);
         }
         if (_target is null)
             throw new ReceiverFailedException(AbortReason.ReceiverFailure, "could not create the destination: the target factory returned null");
-        _memory = ReceivedMemory.Attach(session.Layout, _target);
+        _memory = ReceivedMemory.Attach(layout, _target);
     }
 
     private async Task OnPageBatchAsync(FrameHeader header)
@@ -279,6 +353,8 @@ internal sealed class ReceiverSession
                 "check that the source did not resume its copy as well";
         }
         _gate.MarkResumed();
+        _lease?.Dispose(); // the memory is the running guest's now; the admission reservation ends with the session
+        _lease = null;
         _outcome = new ReceiveResult
         {
             Resumed = true,
@@ -300,6 +376,7 @@ internal sealed class ReceiverSession
                 $"certificate — check that the sender's --tls-ca is the CA that signed this receiver's --tls-cert (or pins it) ({error.Message})", error);
         var failure = ReceiverFailure.From(error, _callerToken.IsCancellationRequested);
         ReceiverPhase failedIn = _arrivedIn;
+        if (TryPark(error, failure) is { } parked) return parked;
         bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
         _gate.MarkAborted();
         string text = failure.Text;
@@ -312,6 +389,35 @@ internal sealed class ReceiverSession
             AbortSent = sent ? failure.Abort : null,
             Cancelled = failure.Cancelled,
             PagesApplied = _memory?.PagesApplied ?? 0,
+            BytesReceived = _reader?.BytesRead ?? 0,
+        };
+    }
+
+    /// <summary>
+    /// A resumable session whose connection failed at the transport level (peer gone, I/O error, idle timeout, taken over)
+    /// before Launch keeps its destination, memory and hashes for the sender's reconnection: no Abort, nothing released.
+    /// A peer's Abort, a protocol violation, a failed proof, a digest mismatch or a cancelled receiver do not park.
+    /// </summary>
+    private ReceiveResult? TryPark(Exception error, ReceiverFailure failure)
+    {
+        bool transport = error is IOException or SocketException or ProtocolException { FromPeerAbort: false, IsRetryable: true }
+            or ReceiverFailedException { Reason: AbortReason.Timeout };
+        if (_store is null || _resumeId is not { } id || !_holdsState || _target is null || _memory is null || !transport
+            || _callerToken.IsCancellationRequested || _arrivedIn is not (ReceiverPhase.Syncing or ReceiverPhase.AwaitSessionStart))
+            return null;
+        _gate.MarkAborted();
+        bool parked = _store.Park(id, _takeover, _parkGeneration, new ParkedSessions.Parked(_target, _memory, _lease), _connectionId, failure.Text);
+        _target = null; // parked, or released by the store
+        _lease = null;
+        return new ReceiveResult
+        {
+            Resumed = false,
+            Parked = parked,
+            Failure = parked
+                ? $"the connection failed during sync ({error.Message}); session {ParkedSessions.Hex(id)} parked for {_store.KeepFor.TotalSeconds:0} s awaiting the sender's reconnection"
+                : failure.Text,
+            FailedIn = _arrivedIn,
+            PagesApplied = _memory.PagesApplied,
             BytesReceived = _reader?.BytesRead ?? 0,
         };
     }
@@ -338,7 +444,8 @@ internal sealed class ReceiverSession
         _target = null;
         try
         {
-            target?.Dispose();
+            try { target?.Dispose(); }
+            finally { _lease?.Dispose(); _lease = null; }
             return null;
         }
         catch (Exception e)

@@ -16,6 +16,8 @@ internal sealed class SenderChannel : IDisposable
     private (ulong Round, TaskCompletionSource<RoundAck> Done)? _awaitedAck;
     private readonly TaskCompletionSource<Resumed> _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _ackLoop = Task.CompletedTask;
+    private CancellationTokenSource? _link; // the run's token, also cancelled when the liveness watchdog declares the link dead
+    private long _lastHeardTicks = System.Diagnostics.Stopwatch.GetTimestamp();
 
     private readonly Stream? _tls;
     private readonly IDisposable? _streamWriter;
@@ -75,7 +77,56 @@ internal sealed class SenderChannel : IDisposable
     public readonly record struct RoundAck(Ack Ack, double RttMs);
 
     /// <summary>Starts reading the receiver's frames (after the handshake).</summary>
-    public void StartReading(CancellationToken ct) => _ackLoop = ReadAsync(ct);
+    public void StartReading(CancellationToken ct) => StartReading(ct, null);
+
+    /// <summary>
+    /// Starts reading the receiver's frames; with <paramref name="liveness"/>, a watchdog declares the link dead when
+    /// nothing arrived from the receiver for that long while <see cref="Watching"/> (sync rounds: every round is acked):
+    /// it cancels <see cref="LinkToken"/>, which stops whatever the sender was waiting for (a write into a dead link included).
+    /// </summary>
+    public void StartReading(CancellationToken ct, TimeSpan? liveness)
+    {
+        _link = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        _ackLoop = ReadAsync(_link.Token);
+        if (liveness is { } timeout) _ = WatchAsync(timeout, _link);
+    }
+
+    /// <summary>The run's token, cancelled as well when the liveness watchdog finds the link dead (<see cref="LinkLost"/>).</summary>
+    public CancellationToken LinkToken => _link?.Token ?? CancellationToken.None;
+
+    /// <summary>Why the watchdog declared the link dead; null while it has not.</summary>
+    public string? LinkLost { get; private set; }
+
+    /// <summary>The watchdog applies only while this is set (sync rounds, where every round is answered).</summary>
+    public bool Watching { get; set; }
+
+    private async Task WatchAsync(TimeSpan timeout, CancellationTokenSource link)
+    {
+        var tick = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 50, 250));
+        try
+        {
+            while (!link.IsCancellationRequested)
+            {
+                await Task.Delay(tick, link.Token).ConfigureAwait(false);
+                if (!Watching)
+                {
+                    Interlocked.Exchange(ref _lastHeardTicks, System.Diagnostics.Stopwatch.GetTimestamp());
+                    continue;
+                }
+                TimeSpan silent = System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastHeardTicks));
+                if (silent < timeout) continue;
+                LinkLost = $"nothing from the receiver for {silent.TotalSeconds:0.0} s (liveness timeout {timeout.TotalSeconds:0.#} s): the link is down or the receiver is gone";
+                link.Cancel();
+                return;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
 
     /// <summary>The ack of <paramref name="round"/> once it arrives (earlier expectations are dropped).</summary>
     public Task<RoundAck> ExpectAck(ulong round)
@@ -139,6 +190,7 @@ internal sealed class SenderChannel : IDisposable
             while (true)
             {
                 FrameHeader header = await Reader.ReadHeaderAsync(ct).ConfigureAwait(false);
+                Interlocked.Exchange(ref _lastHeardTicks, System.Diagnostics.Stopwatch.GetTimestamp());
                 switch (header.Type)
                 {
                     case FrameType.Ack:
@@ -173,5 +225,6 @@ internal sealed class SenderChannel : IDisposable
         ZeroCopy?.Dispose();
         _tls?.Dispose();
         _streamWriter?.Dispose();
+        _link?.Dispose();
     }
 }

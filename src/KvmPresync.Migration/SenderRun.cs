@@ -28,6 +28,8 @@ internal sealed class SenderRun
         Memory = source.Memory;
         Engine = new SyncEngine(Memory.PageCount, Memory.PageSize, options.Engine with { HeaderBytesPerPage = Wire.PageDescriptor.WireLength });
         Encoder = new PageBatchEncoder(Memory, channel.Writer, options.BatchPages);
+        NeverSent = new DirtyBitmap(Memory.PageCount);
+        NeverSent.SetAll();
         Harvest = new DirtyBitmap(Memory.PageCount);
         Send = new DirtyBitmap(Memory.PageCount);
         _syncStartProgress = source.ProgressTotal;
@@ -37,7 +39,7 @@ internal sealed class SenderRun
     public IMigrationSource Source { get; }
     public GuestMemoryMap Memory { get; }
     public PresyncOptions Options { get; }
-    public SenderChannel Channel { get; }
+    public SenderChannel Channel { get; private set; }
     public Stopwatch Clock { get; }
     public SyncEngine Engine { get; }
     public PageBatchEncoder Encoder { get; }
@@ -65,6 +67,86 @@ internal sealed class SenderRun
     public double SyncProgressRate { get; private set; }
     public int FinalLiveRounds { get; set; }
     public IReadOnlyList<RoundRecord> Rounds => _rounds;
+
+    /// <summary>Pages the first pass over memory has not dealt with yet (for <see cref="InitialCopyBytes"/>).</summary>
+    public DirtyBitmap NeverSent { get; }
+
+    /// <summary>The resumable session (16 random bytes) when the receiver accepted resumable sessions; null otherwise.</summary>
+    public byte[]? SessionId { get; set; }
+
+    /// <summary>The session's generation on the current connection (0 = the first).</summary>
+    public uint Generation { get; set; }
+
+    public List<ReconnectRecord> Reconnects { get; } = [];
+
+    /// <summary>Pages the last reconnection marked that have not been sent again yet; null when none are left.</summary>
+    private DirtyBitmap? _resend;
+    private long _resendBytes;
+    private double? _outageToReport;
+    private bool _firstRoundAfterResume;
+
+    /// <summary>After a reconnection: the round records and the sends go to the new connection.</summary>
+    public void UseChannel(SenderChannel channel)
+    {
+        Channel = channel;
+        Encoder.UseWriter(channel.Writer);
+    }
+
+    /// <summary>
+    /// The new connection resumed (<paramref name="receiverHashes"/> given) or restarted the session (null: the receiver
+    /// has an all-zero destination): mark every page the receiver lacks as pending and start counting the bytes resent.
+    /// Returns the pages marked.
+    /// </summary>
+    public long BeginResend(ulong[]? receiverHashes)
+    {
+        CloseResend(caughtUp: false);
+        var resend = new DirtyBitmap(Memory.PageCount);
+        long marked;
+        if (receiverHashes is null)
+        {
+            Encoder.ForgetSent();
+            resend.SetAll();
+            marked = Memory.PageCount;
+        }
+        else
+            marked = Encoder.AdoptReceiverHashes(receiverHashes, resend);
+        Engine.Pending.Or(resend);
+        resend.Or(Engine.Pending); // and what was still pending (incl. the backlog dirtied before the loss)
+        _resend = resend;
+        _firstRoundAfterResume = true;
+        _resendBytes = 0;
+        return marked;
+    }
+
+    public void AddReconnect(ReconnectRecord record)
+    {
+        Reconnects.Add(record);
+        _outageToReport = record.OutageMs;
+    }
+
+    /// <summary>After a sync round: pages sent (or held back) leave the resend set; its bytes count as resent.</summary>
+    public RoundRecord AfterSyncRound(RoundRecord record, long bytes)
+    {
+        record = record with { ReconnectOutageMs = _outageToReport };
+        _outageToReport = null;
+        if (_resend is not { } resend) return record;
+        _resendBytes += bytes;
+        if (_firstRoundAfterResume) resend.Or(Harvest); // what the guest changed during the outage
+        _firstRoundAfterResume = false;
+        resend.AndNot(Send);
+        resend.AndNot(Engine.Held);
+        long left = resend.Count();
+        if (left == 0) CloseResend(caughtUp: true);
+        return record with { ResendPendingPages = left };
+    }
+
+    /// <summary>Closes the count of the last reconnection's resent bytes (caught up, launch, or another loss).</summary>
+    public void CloseResend(bool caughtUp)
+    {
+        if (_resend is null || Reconnects.Count == 0) { _resend = null; return; }
+        Reconnects[^1] = Reconnects[^1] with { BytesResent = _resendBytes, CaughtUp = caughtUp };
+        _resend = null;
+    }
 
     /// <summary>Samples the guest's work rate over the first <see cref="PresyncSender.ProgressSampleWindow"/> of sync.</summary>
     public void SampleEarlyProgress()

@@ -17,16 +17,35 @@ internal static class SyncPhase
     /// <summary>In classic pre-copy nothing else flows before launch: a Ping this often keeps the receiver's idle timeout away.</summary>
     internal static readonly TimeSpan KeepaliveInterval = TimeSpan.FromSeconds(5);
 
-    public static async Task RunAsync(SenderRun run, Task launch, CancellationToken ct)
+    public static async Task RunAsync(SenderRun run, Task launch, CancellationToken stop)
     {
         run.Phase = SenderPhase.Sync;
+        run.Channel.Watching = true; // liveness (resumable sessions): every round is answered, silence means a dead link
+        try
+        {
+            await RoundsAsync(run, launch, run.Channel.LinkToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (run.Channel.LinkLost is { } lost && !stop.IsCancellationRequested)
+        {
+            throw new LinkLostException(lost);
+        }
+        finally
+        {
+            run.Channel.Watching = false;
+        }
+    }
+
+    private static async Task RoundsAsync(SenderRun run, Task launch, CancellationToken ct)
+    {
+        TimeSpan keepalive = run.Options.Reconnect is { } reconnect && reconnect.LivenessTimeout / 3 < KeepaliveInterval
+            ? reconnect.LivenessTimeout / 3 : KeepaliveInterval;
         if (!run.Options.SyncBeforeLaunch)
         {
             TimeSpan lastPing = run.Clock.Elapsed;
             while (!launch.IsCompleted)
             {
                 run.Channel.ThrowIfPeerEnded();
-                if (run.Clock.Elapsed - lastPing >= KeepaliveInterval)
+                if (run.Clock.Elapsed - lastPing >= keepalive)
                 {
                     await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
                     lastPing = run.Clock.Elapsed;
@@ -37,8 +56,7 @@ internal static class SyncPhase
             return; // the guest ran undisturbed; every page is still pending
         }
 
-        var neverSent = new DirtyBitmap(run.Memory.PageCount);
-        neverSent.SetAll();
+        DirtyBitmap neverSent = run.NeverSent;
         long lastProgress = run.Source.ProgressTotal;
         TimeSpan lastTime = run.Clock.Elapsed;
         while (!launch.IsCompleted)
@@ -86,7 +104,7 @@ internal static class SyncPhase
                 DeferredBytes = plan.DeferredBytes,
                 ProgressRate = progressRate,
             });
-            run.Report(run.Record(RoundPhase.Sync, h.DirtyPages, plan, counts, sent, windowBytes, elapsed.TotalMilliseconds) with
+            run.Report(run.AfterSyncRound(run.Record(RoundPhase.Sync, h.DirtyPages, plan, counts, sent, windowBytes, elapsed.TotalMilliseconds), sent) with
             {
                 RttMs = rtt?.TotalMilliseconds,
                 AckedBytes = ack is null ? null : acked,

@@ -17,4 +17,10 @@ public enum FrameType : uint
     Abort = 11,
     Ping = 12,
     Pong = 13,
+    /// <summary>Protocol 1.1, only with <see cref="HelloOptions.Resumable"/>: S → R after AuthOk.</summary>
+    SessionStart = 14,
+    /// <summary>Protocol 1.1, only with <see cref="HelloOptions.Resumable"/>: R → S, answers SessionStart.</summary>
+    SessionState = 15,
+    /// <summary>Protocol 1.1, only with <see cref="HelloOptions.Resumable"/>: R → S after SessionState(Resumed).</summary>
+    PageHashes = 16,
 }

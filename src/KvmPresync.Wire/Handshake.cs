@@ -82,7 +82,10 @@ public static class Handshake
             throw await FailAsync(writer, AbortReason.ProtocolViolation, e, cancellationToken).ConfigureAwait(false);
         }
 
-        var result = new HandshakeResult(ack.AcceptedVersion, options.Layout, options.HashAlgorithm, ack.AcceptedOptions);
+        var result = new HandshakeResult(ack.AcceptedVersion, options.Layout, options.HashAlgorithm, ack.AcceptedOptions)
+        {
+            Nonces = (byte[])[.. senderNonce, .. ack.ReceiverNonce.Span],
+        };
         reader.UseSession(result.Layout, result.Options);
         writer.UseSession(result.Layout, result.Options);
         return result;
@@ -168,6 +171,7 @@ public static class Handshake
                 $"handshake: the announced layout ({hello.Layout}) was refused: {refusal}") { AbortReason = AbortReason.LayoutRejected };
 
         HelloOptions accepted = hello.Options & options.SupportedOptions;
+        if (version.Minor < ProtocolVersion.Resumable.Minor) accepted &= ~HelloOptions.Resumable; // a 1.0 session has no session frames
         byte[] receiverNonce = options.NonceSource?.Invoke() ?? RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);
         if (receiverNonce.Length != WireLimits.NonceBytes)
             throw new InvalidOperationException($"the receiver's nonce source gave {receiverNonce.Length} bytes, not {WireLimits.NonceBytes}");
@@ -203,7 +207,10 @@ public static class Handshake
                 "handshake: the sender's proof did not verify — it holds a different pre-shared key, or the proof was replayed or reflected");
         await writer.WriteAsync(default(AuthOk), cancellationToken).ConfigureAwait(false);
 
-        var result = new HandshakeResult(hello.Version, hello.Hello.Layout, hello.Hello.HashAlgorithm, hello.Options);
+        var result = new HandshakeResult(hello.Version, hello.Hello.Layout, hello.Hello.HashAlgorithm, hello.Options)
+        {
+            Nonces = (byte[])[.. hello.Hello.SenderNonce.Span, .. hello.HelloAckPrefix.Span.Slice(8, WireLimits.NonceBytes)],
+        };
         reader.UseSession(result.Layout, result.Options);
         writer.UseSession(result.Layout, result.Options);
         return result;

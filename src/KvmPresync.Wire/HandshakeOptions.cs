@@ -33,4 +33,8 @@ public sealed record ReceiverHandshakeOptions
 }
 
 /// <summary>What both sides agreed on; the reader and writer are bound to it when the handshake returns.</summary>
-public sealed record HandshakeResult(ProtocolVersion Version, MemoryLayout Layout, PageHashAlgorithm HashAlgorithm, HelloOptions Options);
+public sealed record HandshakeResult(ProtocolVersion Version, MemoryLayout Layout, PageHashAlgorithm HashAlgorithm, HelloOptions Options)
+{
+    /// <summary>This connection's nonces, sender's then receiver's (64 bytes): what a SessionStart proof binds to.</summary>
+    public ReadOnlyMemory<byte> Nonces { get; init; }
+}

@@ -15,6 +15,22 @@ public static class HandshakeTranscript
 {
     private static readonly ReadOnlyMemory<byte> ReceiverLabel = "KPSY v1 receiver proof\0"u8.ToArray();
     private static readonly ReadOnlyMemory<byte> SenderLabel = "KPSY v1 sender proof\0"u8.ToArray();
+    private static readonly ReadOnlyMemory<byte> SessionLabel = "KPSY v1 session start\0"u8.ToArray();
+
+    /// <summary>
+    /// SessionStart's proof: HMAC-SHA256(psk, "KPSY v1 session start\0" ‖ Ns ‖ Nr ‖ sessionId ‖ u32le generation). It binds the
+    /// session id and generation to this connection's fresh nonces, so a recorded SessionStart is useless on another connection.
+    /// </summary>
+    public static byte[] SessionProof(PreSharedKey key, ReadOnlyMemory<byte> nonces, ReadOnlySpan<byte> sessionId, uint generation)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (nonces.Length != 2 * WireLimits.NonceBytes) throw new ArgumentException($"the nonces must be {2 * WireLimits.NonceBytes} bytes (Ns ‖ Nr)", nameof(nonces));
+        if (sessionId.Length != WireLimits.SessionIdBytes) throw new ArgumentException($"a session id is {WireLimits.SessionIdBytes} bytes", nameof(sessionId));
+        byte[] tail = new byte[WireLimits.SessionIdBytes + 4];
+        sessionId.CopyTo(tail);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(tail.AsSpan(WireLimits.SessionIdBytes), generation);
+        return key.Mac(SessionLabel, nonces, tail);
+    }
 
     public static byte[] ReceiverProof(PreSharedKey key, ReadOnlyMemory<byte> helloBody, ReadOnlyMemory<byte> helloAckPrefix) =>
         Compute(key, ReceiverLabel, helloBody, helloAckPrefix);

@@ -9,7 +9,13 @@ public enum HelloOptions : uint
     ZeroPages = 1u << 0,
     /// <summary>The sender may describe pages as <see cref="PageKind.Unchanged"/> (content-hash deduplication).</summary>
     UnchangedPages = 1u << 1,
+    /// <summary>
+    /// Protocol 1.1: the presync may survive a lost connection. After AuthOk the sender sends SessionStart, the receiver
+    /// answers SessionState (and PageHashes when it resumes); a receiver parks a session whose connection failed during
+    /// sync. Only accepted at a negotiated minor version ≥ 1.
+    /// </summary>
+    Resumable = 1u << 2,
 
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages,
+    All = ZeroPages | UnchangedPages | Resumable,
 }

@@ -51,4 +51,7 @@ public enum ProtocolError
     /// Not retryable: a new connection fails the same way until the configuration is fixed.
     /// </summary>
     TlsFailed = 30,
+
+    /// <summary>A field holds a value its frame's rules forbid (e.g. a PageHashes chunk that does not continue the previous one).</summary>
+    InvalidField = 31,
 }

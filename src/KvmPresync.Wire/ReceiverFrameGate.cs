@@ -7,6 +7,7 @@ namespace KvmPresync.Wire;
 /// a second Hello, FinalState before Launch) with <see cref="ProtocolError.UnexpectedFrame"/>.
 /// <code>
 /// AwaitHello --Hello--> AwaitAuthProof --AuthProof--> Syncing --Launch--> Final --FinalState--> Verifying --MarkResumed--> Done
+///                    (Resumable: AuthProof --RequireSessionStart--> AwaitSessionStart --SessionStart--> Syncing)
 /// Syncing: PageBatch | RoundEnd | Ping | Pong          Final: PageBatch | RoundEnd | Ping | Pong     Verifying: Ping | Pong
 /// any non-terminal --Abort (received) or MarkAborted--> Aborted
 /// </code>
@@ -27,6 +28,7 @@ public sealed class ReceiverFrameGate
         {
             (ReceiverPhase.AwaitHello, FrameType.Hello) => ReceiverPhase.AwaitAuthProof,
             (ReceiverPhase.AwaitAuthProof, FrameType.AuthProof) => ReceiverPhase.Syncing,
+            (ReceiverPhase.AwaitSessionStart, FrameType.SessionStart) => ReceiverPhase.Syncing,
             (ReceiverPhase.Syncing, FrameType.PageBatch or FrameType.RoundEnd or FrameType.Ping or FrameType.Pong) => ReceiverPhase.Syncing,
             (ReceiverPhase.Syncing, FrameType.Launch) => ReceiverPhase.Final,
             (ReceiverPhase.Final, FrameType.PageBatch or FrameType.RoundEnd or FrameType.Ping or FrameType.Pong) => ReceiverPhase.Final,
@@ -38,6 +40,17 @@ public sealed class ReceiverFrameGate
             throw new ProtocolException(ProtocolError.UnexpectedFrame, "FrameHeader.type", type,
                 $"a {type} frame is not allowed while the receiver is in phase {Phase}");
         return (Phase = next.Value);
+    }
+
+    /// <summary>
+    /// The handshake negotiated <see cref="HelloOptions.Resumable"/>: after AuthProof (phase Syncing, nothing received
+    /// since) the next frame must be SessionStart (phase <see cref="ReceiverPhase.AwaitSessionStart"/>).
+    /// </summary>
+    public void RequireSessionStart()
+    {
+        if (Phase != ReceiverPhase.Syncing)
+            throw new InvalidOperationException($"SessionStart can only be required right after AuthProof; the receiver is in phase {Phase}");
+        Phase = ReceiverPhase.AwaitSessionStart;
     }
 
     /// <summary>The receiver sent Resumed: the migration is complete.</summary>

@@ -29,4 +29,9 @@ public enum ReceiverPhase
     Done = 6,
     /// <summary>An Abort was sent or received, or the connection failed. Terminal; the destination guest was not resumed.</summary>
     Aborted = 7,
+    /// <summary>
+    /// Protocol 1.1 with <see cref="HelloOptions.Resumable"/>: authenticated (AuthOk sent), waiting for SessionStart. The receiver
+    /// answers SessionState (New, Resumed + PageHashes, or Unknown); only then does it create (or take back) the destination.
+    /// </summary>
+    AwaitSessionStart = 8,
 }

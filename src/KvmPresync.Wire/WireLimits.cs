@@ -30,6 +30,12 @@ public static class WireLimits
     public const int MacBytes = 32;
     public const int DigestBytes = 32;
 
+    /// <summary>A resumable session's id (SessionStart), chosen at random by the sender.</summary>
+    public const int SessionIdBytes = 16;
+
+    /// <summary>Page hashes in one PageHashes frame (512 KiB of hashes).</summary>
+    public const int MaxPageHashesPerFrame = 64 * 1024;
+
     /// <summary>
     /// Largest body a frame of <paramref name="type"/> may declare; the smallest is returned through
     /// <paramref name="min"/>. PageBatch depends on the negotiated page size (0 before the handshake: not allowed).
@@ -53,6 +59,9 @@ public static class WireLimits
             case FrameType.Abort: min = Abort.FixedLength; return Abort.FixedLength + (ulong)MaxAbortMessageBytes;
             case FrameType.Ping: min = Ping.Length; return min;
             case FrameType.Pong: min = Pong.Length; return min;
+            case FrameType.SessionStart: min = SessionStart.Length; return min;
+            case FrameType.SessionState: min = SessionState.Length; return min;
+            case FrameType.PageHashes: min = PageHashes.FixedLength + 8; return PageHashes.FixedLength + 8UL * MaxPageHashesPerFrame;
             default: min = 0; return 0;
         }
     }

@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null);
 
     public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
     {
@@ -49,7 +49,19 @@ internal static class PresyncRun
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
             Tls = s.Tls,
+            Reconnect = s.ReconnectFor is { } reconnectFor && reconnectFor > TimeSpan.Zero
+                ? new ReconnectOptions(token => MigrationSocket.ConnectAsync(s.Target, token)) { MaxOutage = reconnectFor }
+                : null,
         });
+        sender.ConnectionLost += why =>
+        {
+            view.Done();
+            Console.WriteLine($"connection lost during sync: {why}; the guest keeps running, reconnecting for up to {(s.ReconnectFor ?? TimeSpan.Zero).TotalSeconds:0.#} s");
+        };
+        sender.Reconnected += r => Console.WriteLine(r.Status == SessionStatus.Resumed
+            ? $"reconnected after {r.OutageMs / 1000:0.0} s ({r.Attempts} attempts): session {sender.SessionIdHex()} resumed at generation {r.Generation}, {r.PagesToResend} pages to resend"
+            : $"reconnected after {r.OutageMs / 1000:0.0} s ({r.Attempts} attempts): starting over, all {r.PagesToResend} pages pending");
+        sender.Notice += text => Console.WriteLine(text);
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
         {
@@ -88,6 +100,9 @@ internal static class PresyncRun
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
+        foreach (ReconnectRecord r in result.Reconnects)
+            Console.WriteLine($"reconnect: lost at {r.LostAtMs / 1000:0.0} s, outage {r.OutageMs / 1000:0.00} s, {r.Status}, {r.PagesToResend} pages marked, " +
+                              $"bytes resent {(r.BytesResent is { } b ? Units.FormatBytes(b) : "-")}{(r.CaughtUp ? "" : " (launch came before all were resent)")} of a {Units.FormatBytes((double)machine.Memory.PageCount * machine.Memory.PageSize)} guest");
         if (result.ZeroCopy is { } zc)
             Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
         return ExitCodes.Ok;

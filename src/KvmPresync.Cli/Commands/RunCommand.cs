@@ -24,6 +24,7 @@ internal static class RunCommand
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var tls = new TlsOptionsBinding();
+        var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -39,6 +40,7 @@ internal static class RunCommand
         cmd.Options.Add(zeroCopy);
         cmd.Options.Add(json);
         tls.AddTo(cmd);
+        cmd.Options.Add(reconnectFor);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
@@ -46,7 +48,7 @@ internal static class RunCommand
                 return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
-                SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!));
+                SyncPolicyNames.Parse(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
             if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
             settings = settings with { Tls = tls.Load(r) };
             var view = LiveView.ForConsole();

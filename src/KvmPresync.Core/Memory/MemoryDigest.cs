@@ -62,6 +62,13 @@ public sealed class MemoryDigest
         _present[page] = true;
     }
 
+    /// <summary>The hash recorded for <paramref name="page"/> (0 when none was).</summary>
+    public ulong PageHash(long page)
+    {
+        CheckRange(page, 1, nameof(page));
+        return _hashes[page];
+    }
+
     /// <summary>Records the hashes of pages firstPage, firstPage+1, … (one per element).</summary>
     public void SetPages(long firstPage, ReadOnlySpan<ulong> hashes)
     {
