@@ -136,6 +136,9 @@ public static class Targets
                 case FrameType.Abort: Sync(reader.ReadBodyAsync<Abort>(h)); break;
                 case FrameType.Ping: Sync(reader.ReadBodyAsync<Ping>(h)); break;
                 case FrameType.Pong: Sync(reader.ReadBodyAsync<Pong>(h)); break;
+                case FrameType.SessionStart: Sync(reader.ReadBodyAsync<SessionStart>(h)); break;
+                case FrameType.SessionState: Sync(reader.ReadBodyAsync<SessionState>(h)); break;
+                case FrameType.PageHashes: Sync(reader.ReadBodyAsync<PageHashes>(h)); break;
                 case FrameType.PageBatch: ReadPageBatch(reader, h); break;
                 default: throw new FuzzFinding($"ReadHeaderAsync accepted frame type {(uint)h.Type}");
             }
