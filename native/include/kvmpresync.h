@@ -135,6 +135,31 @@ KP_EXPORT int32_t kp_sock_reap_zerocopy(int32_t fd, struct kp_zc_stats *out);
 /* poll(2) on one fd: the revents (0 on timeout), or -errno. EINTR is retried with the full timeout. */
 KP_EXPORT int32_t kp_sock_poll(int32_t fd, uint32_t events, int32_t timeout_ms);
 
+/* ---- process memory: userfaultfd async write protection + PAGEMAP_SCAN (shim/pagemap.c, Linux >= 6.7) ---- */
+/* One run of written pages as PAGEMAP_SCAN returns it (the kernel's struct page_region; pagemap.c asserts the
+ * layout, kp_layout_* reports it to C#). */
+struct kp_page_region {
+    uint64_t start;       /* first byte of the run */
+    uint64_t end;         /* one past its last byte */
+    uint64_t categories;  /* PAGE_IS_WRITTEN (2) */
+};
+#define KP_UFFD_ARM 1u    /* kp_uffd_register_wp: also write-protect now (pages written before count as clean) */
+/* open("/proc/PID/pagemap") (pid <= 0: /proc/self/pagemap): fd, or -errno. */
+KP_EXPORT int32_t kp_pagemap_open(int32_t pid);
+/* PAGEMAP_SCAN over [start, end) with PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, category and return mask
+ * PAGE_IS_WRITTEN: fills up to vec_len runs of pages written since the previous scan and write-protects exactly
+ * those pages again in the same call. Returns the runs filled; *walk_end = where the walk stopped (< end when vec
+ * was full: scan again from there). -EPERM: part of the range is not registered with an async-WP userfaultfd;
+ * -EINVAL / -ENOTTY: no PAGEMAP_SCAN (Linux < 6.7). EINTR is retried. */
+KP_EXPORT int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
+                                          uint64_t vec_len, uint64_t *walk_end);
+/* Opens a userfaultfd in this process with UFFD_FEATURE_WP_ASYNC and whichever of want_features exists (falls
+ * back to UFFD_USER_MODE_ONLY on EPERM); *features = negotiated (bit 63: user-mode only). fd, or -errno
+ * (-EOPNOTSUPP: no WP_ASYNC). Keep it open: closing it drops every registration. */
+KP_EXPORT int64_t kp_uffd_open(uint64_t want_features, uint64_t *features);
+/* UFFDIO_REGISTER_MODE_WP over [start, start+len) (page aligned); with KP_UFFD_ARM also UFFDIO_WRITEPROTECT. */
+KP_EXPORT int32_t kp_uffd_register_wp(int32_t uffd, uint64_t start, uint64_t len, uint32_t flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -62,6 +62,9 @@ static const struct kp_field kp_layout[] = {
     SIZE(kp_iovec), OFF(kp_iovec, base), OFF(kp_iovec, len),
     SIZE(kp_zc_stats), OFF(kp_zc_stats, completed_lo_hi_ranges), OFF(kp_zc_stats, completed_sends),
     OFF(kp_zc_stats, copied_sends), OFF(kp_zc_stats, last_hi),
+
+    /* PAGEMAP_SCAN's output (pagemap.c), mirrored by src/KvmPresync.Process/Interop/PageRegion.cs */
+    SIZE(kp_page_region), OFF(kp_page_region, start), OFF(kp_page_region, end), OFF(kp_page_region, categories),
 };
 
 static const struct kp_field *kp_find(const char *type, const char *field)
