@@ -159,7 +159,9 @@ public sealed class LibvirtDomain : IDisposable
 
     /// <summary>
     /// Sends one QMP command (JSON, e.g. <c>{"execute":"query-status"}</c>) to the domain's QEMU through libvirt
-    /// (<c>virDomainQemuMonitorCommand</c>) and returns QEMU's JSON reply. libvirt marks the domain tainted.
+    /// (<c>virDomainQemuMonitorCommand</c>) and returns QEMU's JSON reply as it is: a command QEMU rejects comes back as
+    /// its <c>{"error":…}</c> reply, not as an exception. Throws <see cref="LibvirtException"/> when libvirt cannot
+    /// deliver the command (domain not running, malformed JSON). libvirt marks the domain tainted.
     /// </summary>
     public string QemuMonitorCommand(string json)
     {

@@ -87,6 +87,7 @@ public static class ErrorCodes
     public const int InvalidArg = 8;
     public const int OperationFailed = 9;
     public const int XmlError = 27;
+    public const int XmlDetail = 35;
     public const int DomainExists = 28;
     public const int OperationDenied = 29;
     public const int SystemError = 38;
@@ -110,6 +111,7 @@ public static class ErrorCodes
         InvalidArg => "VIR_ERR_INVALID_ARG",
         OperationFailed => "VIR_ERR_OPERATION_FAILED",
         XmlError => "VIR_ERR_XML_ERROR",
+        XmlDetail => "VIR_ERR_XML_DETAIL",
         DomainExists => "VIR_ERR_DOM_EXIST",
         OperationDenied => "VIR_ERR_OPERATION_DENIED",
         SystemError => "VIR_ERR_SYSTEM_ERROR",

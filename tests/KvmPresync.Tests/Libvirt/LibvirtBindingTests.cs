@@ -97,9 +97,14 @@ public sealed class LibvirtBindingTests
             Assert.True(reply.RootElement.GetProperty("return").GetProperty("running").GetBoolean());
             Assert.Equal("running", reply.RootElement.GetProperty("return").GetProperty("status").GetString());
         }
-        // a command QEMU rejects is libvirt's error too, with the call named
-        var e = Assert.Throws<LibvirtException>(() => dom.QemuMonitorCommand("""{"execute":"no-such-command"}"""));
+        // a command QEMU rejects comes back as QEMU's error reply, untouched
+        using (var reply = JsonDocument.Parse(dom.QemuMonitorCommand("""{"execute":"no-such-command"}""")))
+            Assert.Equal("CommandNotFound", reply.RootElement.GetProperty("error").GetProperty("class").GetString());
+        // one libvirt cannot deliver is a LibvirtException naming the call
+        dom.Destroy();
+        var e = Assert.Throws<LibvirtException>(() => dom.QemuMonitorCommand("""{"execute":"query-status"}"""));
         Assert.Equal("virDomainQemuMonitorCommand", e.Call);
+        Assert.Equal(ErrorCodes.OperationInvalid, e.Code);
     }
 
     [Fact]
@@ -117,7 +122,8 @@ public sealed class LibvirtBindingTests
 
         var badXml = Assert.Throws<LibvirtException>(() => conn.DefineDomain("<domain type='qemu'><name>x</name>"));
         Assert.Equal("virDomainDefineXML", badXml.Call);
-        Assert.Equal(ErrorCodes.XmlError, badXml.Code);
+        Assert.Equal(ErrorCodes.XmlDetail, badXml.Code); // the parser's detail: where the XML broke off
+        Assert.Equal("VIR_ERR_XML_DETAIL", badXml.CodeName);
 
         using var dom = conn.DefineDomain(LibvirtDaemon.TestDomainXml(LibvirtDaemon.NewDomainName()));
         var notRunning = Assert.Throws<LibvirtException>(dom.Resume);
