@@ -1,4 +1,4 @@
-/* Sizes and offsets of the kernel structs the C# side mirrors (field by field) or sizes (as blobs).
+/* Sizes and offsets of the kernel (and libvirt) structs the C# side mirrors (field by field) or sizes (as blobs).
  * A C# test compares every mirrored field against these, so a layout drift fails a test, not a guest. */
 #include <stddef.h>
 #include <string.h>
