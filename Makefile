@@ -24,8 +24,9 @@ cli: native
 	$(DOTNET) publish src/KvmPresync.Cli/KvmPresync.Cli.csproj -c $(CONFIG) -o $(BUILD)/cli -nologo -v:q -clp:ErrorsOnly
 	ln -sfn cli/kvmpresync $(CLI)
 
-# Every test (unit + real /dev/kvm); ends with one line "N passed, N failed, N skipped".
+# Every test (unit + real /dev/kvm + a real libvirtd); ends with one line "N passed, N failed, N skipped".
 test: native
+	@tools/ensure-test-deps.sh
 	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
 	tools/run-tests.sh tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests
 

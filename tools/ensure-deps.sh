@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the build needs on a fresh Debian machine: gcc/make/binutils for native/, a TrueType font for
-# the repro plots, and checks the .NET SDK. Idempotent; runs apt-get only when something is missing.
+# Installs what the build needs on a fresh Debian machine: gcc/make/binutils for native/, libvirt-dev (its headers
+# for the layout table in native/shim/layout.c; it brings libvirt0, which KvmPresync.Libvirt binds), a TrueType font
+# for the repro plots, and checks the .NET SDK. The libvirt daemon and QEMU, which only tests need, are installed by
+# tools/ensure-test-deps.sh. Idempotent; runs apt-get only when something is missing.
 set -euo pipefail
 missing=()
-packages=(gcc make binutils libc6-dev)
+packages=(gcc make binutils libc6-dev libvirt-dev)
 for tool in gcc make objcopy ld; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+[ -f /usr/include/libvirt/libvirt.h ] || missing+=("libvirt-dev")
 # repro plots (ScottPlot/SkiaSharp) read TrueType fonts from /usr/share/fonts
 if ! find /usr/share/fonts -name '*.ttf' -print -quit 2>/dev/null | grep -q .; then
   missing+=("fonts")

@@ -1,10 +1,12 @@
-/* Sizes and offsets of the kernel structs the C# side mirrors (field by field) or sizes (as blobs).
+/* Sizes and offsets of the kernel (and libvirt) structs the C# side mirrors (field by field) or sizes (as blobs).
  * A C# test compares every mirrored field against these, so a layout drift fails a test, not a guest. */
 #include <stddef.h>
 #include <string.h>
 #include <linux/kvm.h>
 #include "kvmpresync.h"
 #include "kvmpresync_guest.h"
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 
 struct kp_field {
     const char *type;
@@ -67,10 +69,30 @@ static const struct kp_field kp_layout[] = {
     SIZE(kp_page_region), OFF(kp_page_region, start), OFF(kp_page_region, end), OFF(kp_page_region, categories),
 };
 
-static const struct kp_field *kp_find(const char *type, const char *field)
+/* libvirt's public structs (libvirt-dev headers), mirrored by src/KvmPresync.Libvirt/Interop/. virError's conn, dom
+ * and net are deprecated but still take space, so their offsets are checked too: hence the pragma. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static const struct kp_field kp_libvirt_layout[] = {
+    SIZE(_virTypedParameter), OFF(_virTypedParameter, field), OFF(_virTypedParameter, type),
+    OFF(_virTypedParameter, value), OFF(_virTypedParameter, value.i), OFF(_virTypedParameter, value.ui),
+    OFF(_virTypedParameter, value.l), OFF(_virTypedParameter, value.ul), OFF(_virTypedParameter, value.d),
+    OFF(_virTypedParameter, value.b), OFF(_virTypedParameter, value.s),
+    { "_virTypedParameter", "sizeof(value)", (int64_t)sizeof(((struct _virTypedParameter *)0)->value) },
+    SIZE(_virDomainInfo), OFF(_virDomainInfo, state), OFF(_virDomainInfo, maxMem), OFF(_virDomainInfo, memory),
+    OFF(_virDomainInfo, nrVirtCpu), OFF(_virDomainInfo, cpuTime),
+    SIZE(_virError), OFF(_virError, code), OFF(_virError, domain), OFF(_virError, message),
+    OFF(_virError, level), OFF(_virError, str1), OFF(_virError, str2), OFF(_virError, str3),
+    OFF(_virError, int1), OFF(_virError, int2),
+    /* deprecated (still in the struct, so they still take space) */
+    OFF(_virError, conn), OFF(_virError, dom), OFF(_virError, net),
+};
+#pragma GCC diagnostic pop
+
+static const struct kp_field *kp_find_in(const struct kp_field *table, size_t n, const char *type, const char *field)
 {
-    for (size_t i = 0; i < sizeof(kp_layout) / sizeof(kp_layout[0]); i++) {
-        const struct kp_field *f = &kp_layout[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct kp_field *f = &table[i];
         if (strcmp(f->type, type) != 0)
             continue;
         if ((field == NULL && f->field == NULL) ||
@@ -78,6 +100,12 @@ static const struct kp_field *kp_find(const char *type, const char *field)
             return f;
     }
     return NULL;
+}
+
+static const struct kp_field *kp_find(const char *type, const char *field)
+{
+    const struct kp_field *f = kp_find_in(kp_layout, sizeof(kp_layout) / sizeof(kp_layout[0]), type, field);
+    return f ? f : kp_find_in(kp_libvirt_layout, sizeof(kp_libvirt_layout) / sizeof(kp_libvirt_layout[0]), type, field);
 }
 
 int64_t kp_layout_sizeof(const char *type)
