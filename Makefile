@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean
+.PHONY: all deps native build cli test run bench fuzz clean guest-image
 
 all: build cli
 
@@ -24,8 +24,13 @@ cli: native
 	$(DOTNET) publish src/KvmPresync.Cli/KvmPresync.Cli.csproj -c $(CONFIG) -o $(BUILD)/cli -nologo -v:q -clp:ErrorsOnly
 	ln -sfn cli/kvmpresync $(CLI)
 
-# Every test (unit + real /dev/kvm); ends with one line "N passed, N failed, N skipped".
-test: native
+# The Linux guest image (Debian kernel + busybox initramfs + our static workload) -> build/guest-image/.
+# Installs its Debian packages when missing (~80 s once), then ~4 s. docs/WORKLOADS.md, "Linux guest".
+guest-image:
+	tools/build-guest-image.sh $(BUILD)/guest-image
+
+# Every test (unit + real /dev/kvm + the Linux guest under QEMU TCG); ends with one line "N passed, N failed, N skipped".
+test: native guest-image
 	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
 	tools/run-tests.sh tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests
 

@@ -128,7 +128,6 @@ void kp_host_out32(struct kp_rt *rt, uint16_t port, uint32_t value)
 struct settings {
     uint32_t workload;
     uint64_t seed, hb_ms, mem_mb, fill_mb, zero_permille, samples, stop_ms, params[16];
-    int params_set[16];
 };
 
 static int parse_workload(const char *v, uint32_t *out)
@@ -165,7 +164,7 @@ static void apply(struct settings *s, const char *tok)
     else if (!strcmp(name, "zero_permille")) s->zero_permille = strtoull(v, 0, 0);
     else if (!strcmp(name, "samples")) s->samples = strtoull(v, 0, 0);
     else if (!strcmp(name, "stop_ms")) s->stop_ms = strtoull(v, 0, 0);
-    else if (sscanf(name, "p%u", &idx) == 1 && idx < 16) { s->params[idx] = strtoull(v, 0, 0); s->params_set[idx] = 1; }
+    else if (sscanf(name, "p%u", &idx) == 1 && idx < 16) s->params[idx] = strtoull(v, 0, 0);
 }
 
 static void apply_line(struct settings *s, char *line)
@@ -188,12 +187,6 @@ int main(int argc, char **argv)
         if (n < 0) { emitf("kp-workload: cannot read /proc/cmdline (is /proc mounted?)\n"); return 2; }
         cmdline[n] = 0;
         apply_line(&s, cmdline);
-    }
-    /* Movie under TCG: 720p (31,000 page writes/s) is more than an emulated CPU sustains, so the
-     * Linux guest plays 320x240 by default (docs/WORKLOADS.md, "Linux guest"). kp.p0/kp.p1 override. */
-    if (s.workload == KP_WORKLOAD_MOVIE) {
-        if (!s.params_set[0]) s.params[0] = 320;
-        if (!s.params_set[1]) s.params[1] = 240;
     }
     if (s.samples) s.params[KP_PARAM_SAMPLES] = s.samples;
     if (s.stop_ms) s.params[KP_PARAM_STOP_MS] = s.stop_ms;
