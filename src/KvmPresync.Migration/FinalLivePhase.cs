@@ -30,7 +30,7 @@ internal static class FinalLivePhase
                     PendingPages = engine.Pending.Count(),
                     RemainingAtLaunchBytes = convergence.LastInput.PendingBytes,
                     Convergence = decision,
-                });
+                }, deferEvent: true);
                 return decision;
             }
             RoundPlan plan = engine.PlanFinalRound(run.Send);

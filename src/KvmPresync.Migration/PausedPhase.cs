@@ -28,7 +28,7 @@ internal static class PausedPhase
         SendCounts counts = await run.SendPlannedAsync(skipUnchanged: false, ct).ConfigureAwait(false);
         if (run.Channel.ZeroCopy is { } zeroCopy) await zeroCopy.WaitForCompletionsAsync(run.Options.ResumeTimeout, ct).ConfigureAwait(false);
         long bytes = run.Channel.Writer.BytesWritten - before;
-        run.Report(run.Record(RoundPhase.Paused, h.DirtyPages, plan, counts, bytes, bytes, 0));
+        run.Report(run.Record(RoundPhase.Paused, h.DirtyPages, plan, counts, bytes, bytes, 0), deferEvent: true);
         if (!engine.Pending.IsEmpty())
             throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");
         long deltaSentAt = run.Clock.ElapsedTicks;
@@ -36,6 +36,8 @@ internal static class PausedPhase
         long digestAt = run.Clock.ElapsedTicks;
         byte[] state = run.Source.SaveState();
         await run.Channel.Writer.WriteAsync(new FinalState((ulong)run.Memory.PageCount, run.NowNs(), digest, state), ct).ConfigureAwait(false);
-        return new Timeline(pausedAt, deltaSentAt, digestAt, run.Clock.ElapsedTicks, counts.Sent);
+        long stateSentAt = run.Clock.ElapsedTicks;
+        run.RaiseDeferred(); // off the critical path: the destination is verifying and resuming meanwhile
+        return new Timeline(pausedAt, deltaSentAt, digestAt, stateSentAt, counts.Sent);
     }
 }

@@ -133,6 +133,7 @@ public sealed class PresyncSender
             if (convergence.Action == ConvergenceAction.GiveUp)
             {
                 string why = $"the convergence policy gave up ({convergence.Reason}): {Format(run.Engine.PendingBytes())} still pending would exceed the downtime limit";
+                run.RaiseDeferred();
                 await run.Channel.AbortAsync(AbortReason.Cancelled, why).ConfigureAwait(false);
                 return Failed(run, why + "; the source guest kept running", convergence);
             }
@@ -168,6 +169,7 @@ public sealed class PresyncSender
         catch (Exception e) when (e is not AuthenticationFailedException && !cancellationToken.IsCancellationRequested)
         {
             if (paused) _source.Resume();
+            run.RaiseDeferred();
             if (e is not ProtocolException { FromPeerAbort: true })
                 await run.Channel.AbortAsync(AbortReason.SenderFailure, $"the sender failed in phase {run.Phase}: {e.Message}").ConfigureAwait(false);
             return Failed(run, Describe(e) + (paused ? "; the source guest was resumed" : "; the source guest kept running"), null);

@@ -15,6 +15,7 @@ internal sealed class SenderRun
 {
     private readonly Action<RoundRecord>? _roundCompleted;
     private readonly List<RoundRecord> _rounds = [];
+    private readonly List<RoundRecord> _deferred = [];
     private readonly long _syncStartProgress;
     private readonly TimeSpan _syncStart;
 
@@ -180,11 +181,23 @@ internal sealed class SenderRun
         return counts;
     }
 
-    /// <summary>Records a round and raises the progress event.</summary>
-    public void Report(RoundRecord record)
+    /// <summary>
+    /// Records a round and raises the progress event — at once, or with <paramref name="deferEvent"/> only at
+    /// <see cref="RaiseDeferred"/>: between the decision to pause and FinalState on the wire the event handler (a
+    /// console line in the CLI) must not sit on the switchover's critical path.
+    /// </summary>
+    public void Report(RoundRecord record, bool deferEvent = false)
     {
         _rounds.Add(record);
-        _roundCompleted?.Invoke(record);
+        if (deferEvent) _deferred.Add(record);
+        else _roundCompleted?.Invoke(record);
+    }
+
+    /// <summary>Raises the progress events held back by <see cref="Report"/>.</summary>
+    public void RaiseDeferred()
+    {
+        foreach (RoundRecord r in _deferred) _roundCompleted?.Invoke(r);
+        _deferred.Clear();
     }
 
     /// <summary>A round record from a plan and what was sent; the caller adds phase-specific signals with <c>with</c>.</summary>
