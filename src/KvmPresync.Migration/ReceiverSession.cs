@@ -241,6 +241,7 @@ internal sealed class ReceiverSession
         AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
         HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
+        JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory)); // and the verify/resume steps' code
         if ((session.Options & HelloOptions.Resumable) != 0)
         {
             _session = session; // the destination comes with SessionStart: new, or taken back from a parked session

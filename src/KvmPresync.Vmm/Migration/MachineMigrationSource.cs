@@ -56,6 +56,7 @@ public sealed class MachineMigrationTarget : IMigrationTarget
         {
             _shell = MachineShell.Create(kvm, Memory);
             _shell.Warm();
+            JitWarmup.Prepare(typeof(Machine), typeof(MachineSnapshotCodec), typeof(MachineShell), typeof(MachineMigrationTarget)); // the resume path, compiled before the switchover
         }
         catch
         {

@@ -16,17 +16,25 @@ public sealed class AllocationTests
         var writer = new FrameWriter(encoded);
         writer.UseSession(layout, HelloOptions.All);
         var descriptors = Enumerable.Range(0, pages).Select(p => new PageDescriptor((ulong)p, PageKind.Full, 0)).ToArray();
-        await writer.WritePageBatchAsync(1, descriptors, descriptors.Select(d => (ReadOnlyMemory<byte>)guest.AsMemory((int)d.PageNumber * PageSize, PageSize)).ToArray(), Ct);
+        const int batches = 3; // one to warm up, two measured: a one-off tier-up allocation cannot show in both
+        for (int b = 0; b < batches; b++)
+            await writer.WritePageBatchAsync((ulong)b + 1, descriptors, descriptors.Select(d => (ReadOnlyMemory<byte>)guest.AsMemory((int)d.PageNumber * PageSize, PageSize)).ToArray(), Ct);
 
         var reader = ReaderOver(encoded.ToArray(), layout);
-        await reader.ReadPageBatchAsync(await reader.ReadHeaderAsync(Ct), Ct);
-        reader.ReadPayload(guest.AsSpan(0, PageSize)); // warm up
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int p = 1; p < pages; p++) reader.ReadPayload(guest.AsSpan(p * PageSize, PageSize));
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        // Nothing per page: the smallest object is 24 bytes, so a per-page allocation would cost ≥ 24 × 255 bytes.
-        // A few KB can appear once when the runtime tiers code up on this thread under load (seen in CI-like runs).
-        Assert.True(allocated < 24 * (pages - 1) / 2, $"{allocated} bytes allocated for {pages - 1} payloads");
+        var measured = new List<long>();
+        for (int b = 0; b < batches; b++)
+        {
+            await reader.ReadPageBatchAsync(await reader.ReadHeaderAsync(Ct), Ct);
+            reader.ReadPayload(guest.AsSpan(0, PageSize));
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int p = 1; p < pages; p++) reader.ReadPayload(guest.AsSpan(p * PageSize, PageSize));
+            if (b > 0) measured.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        // Nothing per page: the smallest object is 24 bytes, so a per-page allocation would cost ≥ 24 × 255 bytes in every
+        // batch. A few KB can appear once when the runtime tiers code up on this thread under load (seen in CI runs:
+        // 3,856 bytes in one batch), so the smaller of the two measured batches is what counts.
+        long allocated = measured.Min();
+        Assert.True(allocated < 24 * (pages - 1) / 2, $"{allocated} bytes allocated for {pages - 1} payloads (batches: {string.Join(", ", measured)})");
     }
 
     [Fact]
