@@ -66,65 +66,51 @@ public static class TlsTransport
     }
 
     /// <summary>The sender's side: TLS client with its certificate; verifies the receiver's certificate.</summary>
-    public static async Task<SslStream> ConnectAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(inner);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        var verifier = new PeerVerifier(options, "receiver");
-        var ssl = new SslStream(inner, leaveInnerStreamOpen: true);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(options.HandshakeTimeout);
-        try
+    public static Task<SslStream> ConnectAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken) =>
+        HandshakeAsync(inner, options, side: "sender", peer: "receiver", (ssl, verifier, ct) => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
-            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-            {
-                TargetHost = TargetHost,
-                EnabledSslProtocols = SslProtocols.Tls13,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                ClientCertificateContext = SslStreamCertificateContext.Create(options.Certificate, options.Intermediates, offline: true),
-                RemoteCertificateValidationCallback = verifier.Verify,
-            }, cts.Token).ConfigureAwait(false);
-            return ssl;
-        }
-        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException or ObjectDisposedException)
-        {
-            await ssl.DisposeAsync().ConfigureAwait(false);
-            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested) throw;
-            throw Failed("sender", verifier, e, options.HandshakeTimeout,
-                "the receiver closed the connection or refused the TLS handshake: check that it runs with TLS (--tls-cert/--tls-key/--tls-ca; " +
-                "a plaintext receiver drops a TLS connection) and that its CA trusts this side's certificate");
-        }
-    }
+            TargetHost = TargetHost,
+            EnabledSslProtocols = SslProtocols.Tls13,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            ClientCertificateContext = SslStreamCertificateContext.Create(options.Certificate, options.Intermediates, offline: true),
+            RemoteCertificateValidationCallback = verifier.Verify,
+        }, ct),
+            "the receiver closed the connection or refused the TLS handshake: check that it runs with TLS (--tls-cert/--tls-key/--tls-ca; " +
+            "a plaintext receiver drops a TLS connection) and that its CA trusts this side's certificate", cancellationToken);
 
     /// <summary>The receiver's side: TLS server with its certificate; requires and verifies the sender's certificate.</summary>
-    public static async Task<SslStream> AcceptAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken)
+    public static Task<SslStream> AcceptAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken) =>
+        HandshakeAsync(inner, options, side: "receiver", peer: "sender", (ssl, verifier, ct) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            EnabledSslProtocols = SslProtocols.Tls13,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            ServerCertificateContext = SslStreamCertificateContext.Create(options.Certificate, options.Intermediates, offline: true),
+            ClientCertificateRequired = true,
+            RemoteCertificateValidationCallback = verifier.Verify,
+        }, ct),
+            "the sender closed the connection or refused the TLS handshake: check that its CA (--tls-ca) trusts this receiver's certificate", cancellationToken);
+
+    /// <summary>One TLS handshake within the options' timeout; a failure becomes <see cref="ProtocolError.TlsFailed"/> saying what to check.</summary>
+    private static async Task<SslStream> HandshakeAsync(Stream inner, TlsOptions options, string side, string peer,
+        Func<SslStream, PeerVerifier, CancellationToken, Task> authenticate, string hint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(inner);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var verifier = new PeerVerifier(options, "sender");
+        var verifier = new PeerVerifier(options, peer);
         var ssl = new SslStream(inner, leaveInnerStreamOpen: true);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(options.HandshakeTimeout);
         try
         {
-            await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-            {
-                EnabledSslProtocols = SslProtocols.Tls13,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                ServerCertificateContext = SslStreamCertificateContext.Create(options.Certificate, options.Intermediates, offline: true),
-                ClientCertificateRequired = true,
-                RemoteCertificateValidationCallback = verifier.Verify,
-            }, cts.Token).ConfigureAwait(false);
+            await authenticate(ssl, verifier, cts.Token).ConfigureAwait(false);
             return ssl;
         }
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
             await ssl.DisposeAsync().ConfigureAwait(false);
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested) throw;
-            throw Failed("receiver", verifier, e, options.HandshakeTimeout,
-                "the sender closed the connection or refused the TLS handshake: check that its CA (--tls-ca) trusts this receiver's certificate");
+            throw Failed(side, verifier, e, options.HandshakeTimeout, hint);
         }
     }
 
