@@ -32,6 +32,7 @@ internal sealed class ReceiverSession
     private System.Net.Security.SslStream? _tls;
     private StreamGatherWriter? _tlsWriter;
     private readonly ReceiverFrameGate _gate = new();
+    private CancellationTokenSource? _deadline; // the current step's deadline, linked to the caller's token and a takeover
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
     private ReceiverPhase _arrivedIn = ReceiverPhase.AwaitHello; // the phase the frame being handled arrived in
@@ -96,6 +97,7 @@ internal sealed class ReceiverSession
         finally
         {
             if (_resumeId is { } id && result is not { Parked: true }) _store!.End(id, _takeover);
+            _deadline?.Dispose();
             try { _tls?.Dispose(); } catch (Exception) { /* the connection is closed by the caller anyway */ }
             _tlsWriter?.Dispose();
         }
@@ -175,7 +177,8 @@ internal sealed class ReceiverSession
         _arrivedIn = _gate.Phase;
         bool handshake = _arrivedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof;
         TimeSpan allowed = handshake ? _options.HandshakeTimeout - _clock.Elapsed : _options.IdleTimeout;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_callerToken, _takeover.Token);
+        // One deadline source for the whole session, re-armed per step (no allocation per frame on the receive loop).
+        CancellationTokenSource deadline = _deadline ??= CancellationTokenSource.CreateLinkedTokenSource(_callerToken, _takeover.Token);
         deadline.CancelAfter(allowed > TimeSpan.Zero ? allowed : TimeSpan.Zero);
         _cancellationToken = deadline.Token;
         try
