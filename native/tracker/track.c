@@ -7,7 +7,8 @@
  *
  * Environment (docs/ARCHITECTURE.md, "Process memory as a dirty source"):
  *   KVMPRESYNC_TRACK_PATH=FILE   mode "path": register only mappings of FILE (QEMU's memory-backend-file,
- *                                e.g. /dev/shm/NAME). QEMU maps it after constructors run, so a thread rescans
+ *                                e.g. /dev/shm/NAME); FILE may be an fnmatch(3) pattern (FNM_PATHNAME), e.g.
+ *                                libvirt's /var/lib/libvirt/qemu/ram/libvirt/qemu/[0-9]*-NAME/pc.ram. QEMU maps it after constructors run, so a thread rescans
  *                                /proc/self/maps every KVMPRESYNC_TRACK_RESCAN_MS (default 10) until it appears,
  *                                then once more after 1 s, and ends (gives up after KVMPRESYNC_TRACK_TIMEOUT_MS,
  *                                default 120000).
@@ -26,6 +27,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -213,7 +215,7 @@ static int scan_path(void)
             start = s;
             end = e;
             const char *name = line + name_at;
-            mine = strcmp(name, g_path) == 0;
+            mine = fnmatch(g_path, name, FNM_PATHNAME) == 0; /* a plain path matches itself */
             if (mine)
                 found++;
         } else if (mine && strncmp(line, "VmFlags:", 8) == 0) {

@@ -16,6 +16,7 @@ public static class Program
             TraceCommands.Create(),
             SimulateCommand.Create(),
             Repro.ReproCommand.Create(),
+            LibvirtCommand.Create(),
         };
         try
         {
@@ -30,7 +31,7 @@ public static class Program
             });
         }
         catch (Exception e) when (e is KvmException or ArgumentException or FormatException or IOException or InvalidOperationException
-                                       or Trace.TraceFormatException or UnauthorizedAccessException or Wire.ProtocolException or System.Net.Sockets.SocketException)
+                                       or Trace.TraceFormatException or UnauthorizedAccessException or Wire.ProtocolException or System.Net.Sockets.SocketException or Libvirt.LibvirtException)
         {
             Console.Out.Flush();
             Console.Error.WriteLine($"kvmpresync: error: {e.Message}");

@@ -16,7 +16,7 @@ public sealed class ConnectionHandle : SafeHandle
 
 /// <summary>
 /// A <c>virDomainPtr</c>, released by <c>virDomainFree</c> (the domain itself lives on). Only
-/// <see cref="LibvirtConnection.LookupDomain"/>, <see cref="LibvirtConnection.DefineDomain"/> and
+/// <see cref="LibvirtConnection.LookupDomain(string)"/>, <see cref="LibvirtConnection.DefineDomain"/> and
 /// <see cref="LibvirtDomain.Migrate"/> create one. It holds its own reference on the connection.
 /// </summary>
 public sealed class DomainHandle : SafeHandle

@@ -54,6 +54,14 @@ public sealed class LibvirtConnection : IDisposable
         return new LibvirtDomain(new DomainHandle(d));
     }
 
+    /// <summary>The domain with <paramref name="uuid"/>; <see cref="LibvirtException"/> with VIR_ERR_NO_DOMAIN if none.</summary>
+    public LibvirtDomain LookupDomain(Guid uuid)
+    {
+        nint d = LibvirtNative.DomainLookupByUuidString(Handle, uuid.ToString("D"));
+        if (d == 0) throw LibvirtException.FromLastError("virDomainLookupByUUIDString", uuid.ToString("D"));
+        return new LibvirtDomain(new DomainHandle(d));
+    }
+
     /// <summary>Defines (persists, does not start) a domain from its XML (<c>virDomainDefineXML</c>).</summary>
     public LibvirtDomain DefineDomain(string xml)
     {

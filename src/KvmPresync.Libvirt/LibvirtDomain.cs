@@ -4,7 +4,7 @@ using KvmPresync.Libvirt.Interop;
 namespace KvmPresync.Libvirt;
 
 /// <summary>
-/// One libvirt domain (defined or running). Only <see cref="LibvirtConnection.LookupDomain"/>,
+/// One libvirt domain (defined or running). Only <see cref="LibvirtConnection.LookupDomain(string)"/>,
 /// <see cref="LibvirtConnection.DefineDomain"/> and <see cref="Migrate"/> create one. Every failing call throws
 /// <see cref="LibvirtException"/> naming the libvirt function.
 /// </summary>

@@ -27,6 +27,12 @@ public sealed record PresyncOptions
     /// <summary>How long to wait for the destination's "resumed" before resuming the source.</summary>
     public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>Device-state handover (libvirt sources): how long after launch the destination may take to be ready for it.</summary>
+    public TimeSpan DestinationReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Device-state handover: how long after Resumed the handover itself (libvirt's Finish/Confirm) may take.</summary>
+    public TimeSpan HandoverTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Use MSG_ZEROCOPY-capable gather sends (where available); otherwise plain gather sends.</summary>
     public bool ZeroCopy { get; init; }
 
@@ -62,6 +68,8 @@ public sealed record PresyncOptions
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
         Tls?.Validate();
         if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
+        if (DestinationReadyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DestinationReadyTimeout), DestinationReadyTimeout, "the destination-ready timeout must be positive");
+        if (HandoverTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandoverTimeout), HandoverTimeout, "the handover timeout must be positive");
         Reconnect?.Validate();
     }
 }

@@ -101,6 +101,11 @@ public sealed class PresyncSender
             throw;
         }
 
+        if (_source is IDeviceStateHandoverSource && (session.Options & HelloOptions.DeferredHandover) == 0)
+            return await HandshakeFailedAsync(channel, new ProtocolException(ProtocolError.InvalidField, "Hello.options", (uint)session.Options,
+                "the receiver does not take a device state handed over by libvirt/QEMU (protocol 1.2 DeferredHandover): start it as " +
+                "`kvmpresync receive --libvirt …` (version 1.2 or later)")).ConfigureAwait(false);
+        channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
         JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(LaunchConvergence), _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
@@ -111,6 +116,7 @@ public sealed class PresyncSender
         channel.StartReading(stop.Token, resumable ? _options.Reconnect!.LivenessTimeout : null);
         bool paused = false;
         long launchBytesStart = 0;
+        var handover = _source as IDeviceStateHandoverSource;
         try
         {
             while (true)
@@ -130,6 +136,11 @@ public sealed class PresyncSender
             run.EndSyncProgress();
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
             launchBytesStart = run.Channel.Writer.BytesWritten;
+            if (handover is not null)
+            {
+                run.Phase = SenderPhase.FinalLive;
+                handover.BeginHandover(); // the destination starts now, while the guest still runs
+            }
 
             ConvergenceDecision convergence = await FinalLivePhase.RunAsync(run, stop.Token).ConfigureAwait(false);
             if (convergence.Action == ConvergenceAction.GiveUp)
@@ -140,10 +151,12 @@ public sealed class PresyncSender
                 return Failed(run, why + "; the source guest kept running", convergence);
             }
 
+            if (handover is not null) await AwaitDestinationReadyAsync(run, handover, stop.Token).ConfigureAwait(false);
             PausedPhase.Timeline t = await PausedPhase.RunAsync(run, () => paused = true, stop.Token).ConfigureAwait(false);
             run.Phase = SenderPhase.AwaitingResumed;
             await run.Channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
             long resumedAt = _clock.ElapsedTicks;
+            if (handover is not null) await AwaitHandoverAsync(handover, stop.Token).ConfigureAwait(false);
             _source.Stop();
             run.Phase = SenderPhase.Done;
             return new MigrationResult
@@ -192,6 +205,44 @@ public sealed class PresyncSender
         }
     }
 
+    /// <summary>
+    /// DeferredHandover: the guest pauses only once the destination is ready for its device state (its QEMU started and
+    /// held). Pings meanwhile keep frames flowing, since the receiver checks readiness after each one. A failed handover
+    /// (the destination could not start) fails the migration here, with the guest still running.
+    /// </summary>
+    private async Task AwaitDestinationReadyAsync(SenderRun run, IDeviceStateHandoverSource handover, CancellationToken ct)
+    {
+        run.Phase = SenderPhase.AwaitingDestination;
+        var watch = Stopwatch.StartNew();
+        Task ready = run.Channel.DestinationReady;
+        while (!ready.IsCompleted)
+        {
+            if (handover.Handover.IsCompleted)
+            {
+                await handover.Handover.ConfigureAwait(false); // throws why the destination could not start
+                throw new InvalidOperationException("the device-state handover ended before the destination was ready for it");
+            }
+            if (watch.Elapsed > _options.DestinationReadyTimeout)
+                throw new TimeoutException($"the destination was not ready for the device state within {_options.DestinationReadyTimeout.TotalSeconds:0.#} s of launch " +
+                    "(its QEMU did not start, or its libvirt hook does not reach the receiver: see docs/LIBVIRT.md, Failures)");
+            await run.Channel.Writer.WriteAsync(new Ping(NowNs()), ct).ConfigureAwait(false);
+            await Task.WhenAny(ready, handover.Handover, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
+        }
+        await ready.ConfigureAwait(false);
+    }
+
+    /// <summary>How often the sender pings while the destination starts (each ping lets the receiver report readiness).</summary>
+    private static readonly TimeSpan DestinationPollInterval = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>After Resumed: the handover (libvirt's Finish/Confirm) must complete before the source may be stopped.</summary>
+    private async Task AwaitHandoverAsync(IDeviceStateHandoverSource handover, CancellationToken ct)
+    {
+        Task done = await Task.WhenAny(handover.Handover, Task.Delay(_options.HandoverTimeout, ct)).ConfigureAwait(false);
+        if (done != handover.Handover)
+            throw new TimeoutException($"the device-state handover did not complete within {_options.HandoverTimeout.TotalSeconds:0.#} s after the destination confirmed it runs");
+        await handover.Handover.ConfigureAwait(false);
+    }
+
     /// <summary>The resumable session's id (hex), chosen at random for this migration.</summary>
     public string SessionIdHex() => Convert.ToHexStringLower(_sessionId);
 
@@ -205,7 +256,8 @@ public sealed class PresyncSender
     public event Action<string>? Notice;
 
     private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
-        HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None));
+        HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None)
+        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None));
 
     private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
 
@@ -264,6 +316,7 @@ public sealed class PresyncSender
                 run.Generation = generation;
                 old.Dispose();
                 long marked = run.BeginResend(status == SessionStatus.Resumed ? hashes : null);
+                channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;
                 run.UseChannel(channel);
                 DisposeOwnedSockets(); // the lost connection's socket, if we opened it
                 _ownedSockets.Add(socket);

@@ -140,7 +140,8 @@ public sealed class ReceiveService
         Socket connection = await MigrationSocket.AcceptAsync(listener, cancellationToken).ConfigureAwait(false);
         string id = NextId();
         lock (_lock) _accepted++;
-        return await ServeAsync(id, connection, cancellationToken, resumable: false).ConfigureAwait(false); // one-shot: nothing to resume into
+        // One-shot: nothing to resume into — except that a device-state handover needs the session id SessionStart carries.
+        return await ServeAsync(id, connection, cancellationToken, resumable: _options.Receiver.DeviceStateHandover).ConfigureAwait(false);
     }
 
     private void Admit(Socket connection, CancellationToken sessions)

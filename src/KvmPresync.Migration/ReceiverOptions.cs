@@ -25,6 +25,13 @@ public sealed record ReceiverOptions
     public TlsOptions? Tls { get; init; }
 
     /// <summary>
+    /// The destinations this receiver creates take the guest's device state by a path of their own (libvirt domains,
+    /// <see cref="KvmPresync.Core.IDeviceStateHandoverTarget"/>): the receiver offers protocol 1.2's DeferredHandover and
+    /// refuses senders that do not take it (they could not hand the device state over).
+    /// </summary>
+    public bool DeviceStateHandover { get; init; }
+
+    /// <summary>
     /// Test/fuzz seam: a fixed source for the receiver's handshake nonce (null: random). With it a recorded sender
     /// stream replays into a receiver byte for byte, authentication included (fuzz/README.md). Never set in production.
     /// </summary>

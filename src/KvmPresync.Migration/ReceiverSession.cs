@@ -42,6 +42,8 @@ internal sealed class ReceiverSession
     private IDisposable? _lease; // the target's memory reservation, released with it (or parked with it)
     private ReceiveResult? _outcome;
     private HandshakeResult? _session; // kept for SessionStart's proof
+    private bool _deferredHandover; // the session negotiated HelloOptions.DeferredHandover
+    private bool _destinationReadySent;
     private UInt128? _resumeId;        // the resumable session this connection serves (after SessionStart)
     private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
     private uint _generation;
@@ -225,13 +227,34 @@ internal sealed class ReceiverSession
             default: // the gate admits none of the sender-bound frames; this is a gate/session disagreement
                 throw new InvalidOperationException($"the receiver's gate admitted a {header.Type} frame it has no handler for");
         }
+        if (_gate.Phase == ReceiverPhase.Final && _target is IDeviceStateHandoverTarget handover && !_destinationReadySent)
+            await SignalDestinationReadyAsync(handover).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// DeferredHandover sessions, after Launch: once the destination is ready for the device state (its QEMU started and
+    /// held), say so — checked after every frame; the waiting sender pings to keep frames coming. A destination that
+    /// failed to start fails the receive (the sender has not paused the guest yet).
+    /// </summary>
+    private async Task SignalDestinationReadyAsync(IDeviceStateHandoverTarget handover)
+    {
+        Task ready = handover.DestinationReady;
+        if (!ready.IsCompleted) return;
+        if (!ready.IsCompletedSuccessfully)
+        {
+            Exception why = ready.Exception?.GetBaseException() ?? new OperationCanceledException("the destination's start was cancelled");
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure, $"the destination could not be prepared for the device state: {why.Message}", why);
+        }
+        _destinationReadySent = true;
+        await _writer!.WriteAsync(new DestinationReady(Now()), _cancellationToken).ConfigureAwait(false);
     }
 
     private async Task OnHelloAsync(FrameHeader header)
     {
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
-            SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None),
+            SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
+                | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None),
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
             NonceSource = _options.HandshakeNonce,
@@ -245,12 +268,20 @@ internal sealed class ReceiverSession
         HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
         JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory)); // and the verify/resume steps' code
+        _deferredHandover = (session.Options & HelloOptions.DeferredHandover) != 0;
+        if (_options.DeviceStateHandover && !_deferredHandover)
+            throw new ReceiverFailedException(AbortReason.ProtocolViolation,
+                "this receiver serves libvirt destinations, whose device state QEMU moves after the memory: the sender must offer protocol 1.2's " +
+                "DeferredHandover (use `kvmpresync libvirt presync`; a KVM guest's `run --presync-to` goes to a receiver started without --libvirt)");
         if ((session.Options & HelloOptions.Resumable) != 0)
         {
             _session = session; // the destination comes with SessionStart: new, or taken back from a parked session
             _gate.RequireSessionStart();
             return;
         }
+        if (_deferredHandover)
+            throw new ReceiverFailedException(AbortReason.ProtocolViolation,
+                "a device-state handover needs a resumable session (its id names the destination's memory to libvirt's hook): the sender must offer Resumable");
         CreateTarget(session.Layout);
     }
 
@@ -287,6 +318,7 @@ internal sealed class ReceiverSession
             return;
         }
         CreateTarget(session.Layout);
+        if (_target is IDeviceStateHandoverTarget handover) handover.BindSession(Convert.ToHexStringLower(start.SessionId.Span));
         await _writer!.WriteAsync(new SessionState(claim.Status, 0), _cancellationToken).ConfigureAwait(false);
     }
 
@@ -307,6 +339,10 @@ internal sealed class ReceiverSession
         }
         if (_target is null)
             throw new ReceiverFailedException(AbortReason.ReceiverFailure, "could not create the destination: the target factory returned null");
+        if (_deferredHandover != _target is IDeviceStateHandoverTarget)
+            throw new ReceiverFailedException(AbortReason.ReceiverFailure, _deferredHandover
+                ? "the session negotiated DeferredHandover, but this receiver's destination takes the device state in FinalState"
+                : "this receiver's destination takes the device state by its own path, but the session did not negotiate DeferredHandover");
         _memory = ReceivedMemory.Attach(layout, _target);
     }
 

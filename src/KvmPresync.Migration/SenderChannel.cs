@@ -15,6 +15,7 @@ internal sealed class SenderChannel : IDisposable
     private readonly object _ackLock = new();
     private (ulong Round, TaskCompletionSource<RoundAck> Done)? _awaitedAck;
     private readonly TaskCompletionSource<Resumed> _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<DestinationReady> _destinationReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _ackLoop = Task.CompletedTask;
     private CancellationTokenSource? _link; // the run's token, also cancelled when the liveness watchdog declares the link dead
     private long _lastHeardTicks = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -72,6 +73,12 @@ internal sealed class SenderChannel : IDisposable
 
     /// <summary>Completes when the receiver confirms the guest runs; faults with the receiver's Abort or a lost connection.</summary>
     public Task<Resumed> Resumed => _resumed.Task;
+
+    /// <summary>The receiver's DestinationReady (protocol 1.2, <see cref="HelloOptions.DeferredHandover"/> sessions only).</summary>
+    public Task<DestinationReady> DestinationReady => _destinationReady.Task;
+
+    /// <summary>Set when the session negotiated <see cref="HelloOptions.DeferredHandover"/>: DestinationReady is then expected once.</summary>
+    public bool ExpectsDestinationReady { get; set; }
 
     /// <summary>An ack of a round: what the receiver applied and the round trip it took.</summary>
     public readonly record struct RoundAck(Ack Ack, double RttMs);
@@ -202,6 +209,9 @@ internal sealed class SenderChannel : IDisposable
                     case FrameType.Pong:
                         await Reader.ReadBodyAsync<Pong>(header, ct).ConfigureAwait(false); // keepalive answered
                         break;
+                    case FrameType.DestinationReady when ExpectsDestinationReady && !_destinationReady.Task.IsCompleted:
+                        _destinationReady.TrySetResult(await Reader.ReadBodyAsync<DestinationReady>(header, ct).ConfigureAwait(false));
+                        break;
                     case FrameType.Resumed:
                         _resumed.TrySetResult(await Reader.ReadBodyAsync<Resumed>(header, ct).ConfigureAwait(false));
                         return;
@@ -209,13 +219,15 @@ internal sealed class SenderChannel : IDisposable
                         throw (await Reader.ReadBodyAsync<Abort>(header, ct).ConfigureAwait(false)).ToException();
                     default:
                         throw new ProtocolException(ProtocolError.UnexpectedFrame, "frame type", header.Type.ToString(),
-                            $"the receiver sent {header.Type} while the sender expects Ack, Pong, Resumed or Abort");
+                            $"the receiver sent {header.Type} while the sender expects Ack, Pong, Resumed or Abort" +
+                            (header.Type == FrameType.DestinationReady ? " (DestinationReady: not negotiated, or sent twice)" : ""));
                 }
             }
         }
         catch (Exception e)
         {
             _resumed.TrySetException(e);
+            _destinationReady.TrySetException(e);
             throw;
         }
     }

@@ -8,6 +8,7 @@ namespace KvmPresync.Migration;
 /// Handshake ─▶ Sync ─(Launch())─▶ FinalLive ─(convergence: pause)─▶ Paused ─▶ AwaitingResumed ─▶ Done
 ///     any phase ─▶ Failed (source running or resumed)        FinalLive ─(convergence: give up)─▶ Failed
 /// </code>
+/// A device-state handover source (libvirt) passes through <see cref="AwaitingDestination"/> between FinalLive and Paused.
 /// </summary>
 [JsonConverter(typeof(JsonStringEnumConverter<SenderPhase>))]
 public enum SenderPhase
@@ -27,4 +28,6 @@ public enum SenderPhase
     Done = 6,
     /// <summary>The migration failed; the source guest runs (kept running, or resumed).</summary>
     Failed = 7,
+    /// <summary>Device-state handover (libvirt): the guest still runs while the destination's QEMU starts and reports ready.</summary>
+    AwaitingDestination = 8,
 }

@@ -55,9 +55,11 @@ public sealed record ProcessMemoryRegion(ulong Start, ulong End, string? Name = 
         return missing.Count == 0;
     }
 
-    internal readonly record struct MapsLine(ulong Start, ulong End, string Perms, string? Name);
+    /// <summary>One line of /proc/PID/maps: range, permissions ("rw-s"…), and the mapped path or label.</summary>
+    public readonly record struct MapsLine(ulong Start, ulong End, string Perms, string? Name);
 
-    internal static IEnumerable<MapsLine> ReadMaps(int pid)
+    /// <summary>The mappings of process <paramref name="pid"/> (0 = this process), in address order.</summary>
+    public static IEnumerable<MapsLine> ReadMaps(int pid)
     {
         string file = $"/proc/{(pid > 0 ? pid.ToString(CultureInfo.InvariantCulture) : "self")}/maps";
         foreach (string text in File.ReadLines(file))

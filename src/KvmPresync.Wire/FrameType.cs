@@ -23,4 +23,6 @@ public enum FrameType : uint
     SessionState = 15,
     /// <summary>Protocol 1.1, only with <see cref="HelloOptions.Resumable"/>: R → S after SessionState(Resumed).</summary>
     PageHashes = 16,
+    /// <summary>Protocol 1.2, only with <see cref="HelloOptions.DeferredHandover"/>: R → S once, after Launch.</summary>
+    DestinationReady = 17,
 }

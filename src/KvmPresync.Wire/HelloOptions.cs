@@ -16,6 +16,13 @@ public enum HelloOptions : uint
     /// </summary>
     Resumable = 1u << 2,
 
+    /// <summary>
+    /// Protocol 1.2: the guest's device state moves by a path of its own (libvirt/QEMU's migration stream), started at
+    /// launch; the destination tells the sender with <see cref="FrameType.DestinationReady"/> when it is ready to receive
+    /// it (its QEMU started and held), and the sender pauses the guest only then. Only accepted at minor ≥ 2.
+    /// </summary>
+    DeferredHandover = 1u << 3,
+
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages | Resumable,
+    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover,
 }

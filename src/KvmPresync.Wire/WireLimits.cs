@@ -62,6 +62,7 @@ public static class WireLimits
             case FrameType.SessionStart: min = SessionStart.Length; return min;
             case FrameType.SessionState: min = SessionState.Length; return min;
             case FrameType.PageHashes: min = PageHashes.FixedLength + 8; return PageHashes.FixedLength + 8UL * MaxPageHashesPerFrame;
+            case FrameType.DestinationReady: min = DestinationReady.Length; return min;
             default: min = 0; return 0;
         }
     }

@@ -22,7 +22,11 @@ internal static class PresyncRun
 
     public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null);
 
-    public static async Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct)
+    public static Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct) =>
+        RunAsync(new MachineMigrationSource(machine), s, view, ct);
+
+    /// <summary>Presyncs <paramref name="source"/> to the receiver and switches over at launch; <paramref name="prepare"/> sees the sender before it runs.</summary>
+    public static async Task<int> RunAsync(IMigrationSource source, Settings s, LiveView view, CancellationToken ct, Action<PresyncSender>? prepare = null)
     {
         using PreSharedKey key = MigrationOptions.LoadKey(s.PskFile);
         Socket socket;
@@ -36,7 +40,6 @@ internal static class PresyncRun
             return ExitCodes.MigrationFailed;
         }
         using Socket connection = socket;
-        var source = new MachineMigrationSource(machine);
         var sender = new PresyncSender(source, socket, key, new PresyncOptions
         {
             Engine = new SyncEngineOptions
@@ -62,6 +65,7 @@ internal static class PresyncRun
             ? $"reconnected after {r.OutageMs / 1000:0.0} s ({r.Attempts} attempts): session {sender.SessionIdHex()} resumed at generation {r.Generation}, {r.PagesToResend} pages to resend"
             : $"reconnected after {r.OutageMs / 1000:0.0} s ({r.Attempts} attempts): starting over, all {r.PagesToResend} pages pending");
         sender.Notice += text => Console.WriteLine(text);
+        prepare?.Invoke(sender);
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
         {
@@ -102,7 +106,7 @@ internal static class PresyncRun
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
         foreach (ReconnectRecord r in result.Reconnects)
             Console.WriteLine($"reconnect: lost at {r.LostAtMs / 1000:0.0} s, outage {r.OutageMs / 1000:0.00} s, {r.Status}, {r.PagesToResend} pages marked, " +
-                              $"bytes resent {(r.BytesResent is { } b ? Units.FormatBytes(b) : "-")}{(r.CaughtUp ? "" : " (launch came before all were resent)")} of a {Units.FormatBytes((double)machine.Memory.PageCount * machine.Memory.PageSize)} guest");
+                              $"bytes resent {(r.BytesResent is { } b ? Units.FormatBytes(b) : "-")}{(r.CaughtUp ? "" : " (launch came before all were resent)")} of a {Units.FormatBytes(source.Memory.SizeBytes)} guest");
         if (result.ZeroCopy is { } zc)
             Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
         return ExitCodes.Ok;

@@ -1,3 +1,4 @@
+using KvmPresync.Libvirt.Presync;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
@@ -25,7 +26,7 @@ internal static class ReceiveCommand
     private static readonly JsonSerializerOptions JsonIndented = new(Json) { WriteIndented = true };
 
     public sealed record Settings(IPEndPoint Listen, string PskFile, double LinkRate, long MaxMemory, int MaxSessions, TimeSpan HandshakeTimeout,
-        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once, TlsOptions? Tls);
+        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once, TlsOptions? Tls, LibvirtDestinationOptions? Libvirt = null);
 
     public static Command Create()
     {
@@ -43,27 +44,39 @@ internal static class ReceiveCommand
         var runFor = new Option<double?>("--run-seconds") { Description = "Keep each resumed guest running this many seconds, then stop it (default: until the service is stopped twice, or with --once until Ctrl-C)" };
         var json = new Option<string?>("--json") { Description = "Write each session's result as JSON to this file (with --once: one object; otherwise one line per session)" };
         var once = new Option<bool>("--once") { Description = "Serve one migration, then exit with its outcome (0 resumed and healthy, 5 migration failed, 3/4 the resumed guest failed/unhealthy)" };
+        var libvirt = new Option<bool>("--libvirt") { Description = "Receive libvirt domains (kvmpresync libvirt presync) instead of KVM guests: RAM files for QEMU, answered to the libvirt hook (docs/LIBVIRT.md)" };
+        var libvirtConnect = new Option<string>("--libvirt-connect") { Description = "With --libvirt: this host's libvirt URI", DefaultValueFactory = _ => "qemu:///system" };
+        var ramDir = new Option<string>("--ram-dir") { Description = "With --libvirt: where the sessions' RAM files are filled; on memory_backing_dir's filesystem", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultRamDirectory };
+        var backingDir = new Option<string?>("--memory-backing-dir") { Description = "With --libvirt: libvirt's memory_backing_dir (default: read from /etc/libvirt/qemu.conf)" };
+        var hookSocket = new Option<string>("--hook-socket") { Description = "With --libvirt: the socket kvmpresync-libvirt-hook asks", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultHookSocket };
+        var qmpDir = new Option<string>("--qmp-dir") { Description = "With --libvirt: where destination QEMUs open their extra monitor (the source's --dest-qmp-dir)", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultQmpDirectory };
         var cmd = new Command("receive",
             "Receive pre-synchronized migrations until stopped: authenticate each sender, admit its memory, fill it, verify, resume the guest; " +
             "one log line per event on standard error. SIGTERM/SIGINT: stop accepting and abort migrations in progress; resumed guests keep running " +
             "until --run-seconds or a second signal. Notifies systemd (Type=notify) when NOTIFY_SOCKET is set")
         {
-            listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once,
+            listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once, libvirt, libvirtConnect, ramDir, backingDir, hookSocket, qmpDir,
         };
         var tls = new TlsOptionsBinding(); // --tls-cert/--tls-key/--tls-ca
         tls.AddTo(cmd);
         cmd.SetAction((r, ct) => RunAsync(new Settings(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
             MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(),
             r.GetValue(maxSessions), Units.ParseDuration(r.GetValue(handshakeTimeout)!), Units.ParseDuration(r.GetValue(idleTimeout)!),
-            r.GetValue(runFor), r.GetValue(json), r.GetValue(once), tls.Load(r))));
+            r.GetValue(runFor), r.GetValue(json), r.GetValue(once), tls.Load(r),
+            r.GetValue(libvirt) ? new LibvirtDestinationOptions
+            {
+                ConnectUri = r.GetValue(libvirtConnect)!, RamDirectory = r.GetValue(ramDir)!, MemoryBackingDirectory = r.GetValue(backingDir),
+                HookSocket = r.GetValue(hookSocket)!, QmpDirectory = r.GetValue(qmpDir)!,
+            } : null)));
         return cmd;
     }
 
     private static async Task<int> RunAsync(Settings s)
     {
         using PreSharedKey key = MigrationOptions.LoadKey(s.PskFile);
-        using var kvm = KvmSystem.Open();
         var log = new ServiceLog(line => Console.Error.WriteLine(line));
+        using LibvirtDestination? libvirt = s.Libvirt is { } lv ? LibvirtDestination.Start(lv, line => log.Info("libvirt.hook", null, ("answer", line))) : null;
+        using KvmSystem? kvm = libvirt is null ? KvmSystem.Open() : null;
         var options = new ReceiveServiceOptions
         {
             Receiver = new ReceiverOptions
@@ -73,10 +86,11 @@ internal static class ReceiveCommand
                 HandshakeTimeout = s.HandshakeTimeout,
                 IdleTimeout = s.IdleTimeout,
                 Tls = s.Tls,
+                DeviceStateHandover = libvirt is not null,
             },
             MaxConcurrentSessions = s.MaxSessions,
         };
-        var service = new ReceiveService(key, layout => new MachineMigrationTarget(kvm,
+        var service = new ReceiveService(key, layout => libvirt is not null ? LibvirtTarget(libvirt, layout) : new MachineMigrationTarget(kvm!,
             layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
         using Socket listener = MigrationSocket.Listen(s.Listen);
         Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")}{(s.Tls is null ? "" : "; mutual TLS 1.3 required")})");
@@ -111,6 +125,7 @@ internal static class ReceiveCommand
             if (jsonLines is not null)
                 lock (jsonLines) jsonLines.WriteLine(JsonSerializer.Serialize(new { session = ended.SessionId, peer = ended.Peer?.ToString(), result = ended.Result }, Json));
             if (ended.ResumedTarget is MachineMigrationTarget t) guests.Add(ended.SessionId, t);
+            else if (ended.ResumedTarget is LibvirtRamTarget domain) HandedOver(log, ended.SessionId, domain);
         };
         SystemdNotify.Send($"READY=1\nSTATUS=listening on {listener.LocalEndPoint}");
         await service.RunAsync(listener, stopAccepting.Token);
@@ -118,6 +133,22 @@ internal static class ReceiveCommand
             log.Info("service.waiting_for_guests", null, ("guests", guests.Running),
                 ("hint", s.RunSeconds is null ? "send SIGTERM again to stop them" : $"each stops {s.RunSeconds:0.#} s after it resumed"));
         return await guests.WaitAllAsync();
+    }
+
+    /// <summary>A libvirt destination's memory is its QEMU's now (libvirt runs the domain): drop this side's mapping and file name.</summary>
+    private static void HandedOver(ServiceLog? log, string session, LibvirtRamTarget domain)
+    {
+        log?.Info("libvirt.running", session, ("domain", domain.DomainUuid?.ToString() ?? "?"));
+        if (log is null) Console.WriteLine($"domain {domain.DomainUuid} runs here under libvirt");
+        domain.Dispose();
+    }
+
+    /// <summary>One RAM file for a libvirt session: the sender announces QEMU's single RAM block as one slot at 0.</summary>
+    private static LibvirtRamTarget LibvirtTarget(LibvirtDestination destination, MemoryLayout layout)
+    {
+        if (layout.Slots.Count != 1 || layout.Slots[0].GuestPhysicalAddress != 0)
+            throw new ArgumentException($"a libvirt destination takes one RAM block at offset 0; the sender announced {layout}");
+        return destination.CreateTarget((long)layout.Slots[0].SizeBytes);
     }
 
     private static async Task<int> OnceAsync(ReceiveService service, Socket listener, ResumedGuests guests, Settings s, CancellationToken stop)
@@ -143,6 +174,11 @@ internal static class ReceiveCommand
             return ExitCodes.MigrationFailed;
         }
         Console.WriteLine($"guest resumed here after {clock.Elapsed.TotalSeconds:0.0} s: {result.PagesApplied} pages applied, memory digest verified, resume took {result.ResumeMs:0.0} ms");
+        if (ended.ResumedTarget is LibvirtRamTarget domain)
+        {
+            HandedOver(null, ended.SessionId, domain);
+            return ExitCodes.Ok;
+        }
         guests.Add(ended.SessionId, (MachineMigrationTarget)ended.ResumedTarget!, console: true);
         return await guests.WaitAllAsync();
     }

@@ -4,15 +4,16 @@ using KvmPresync.Core;
 namespace KvmPresync.Memory;
 
 /// <summary>
-/// A contiguous block of guest memory: an anonymous memfd mapped shared read-write into this process.
+/// A contiguous block of guest memory: an anonymous memfd (or, with <see cref="MapFile"/>, a file such as QEMU's RAM
+/// backend) mapped shared read-write into this process.
 /// Pages are handed out as spans into the mapping — no copies. Owns its memfd and mapping handles.
 /// </summary>
 public sealed unsafe class GuestMemory : IDisposable
 {
-    private readonly MemfdHandle _memfd;
+    private readonly IDisposable _memfd; // the memfd, or the file mapped by MapFile
     private readonly MappingHandle _mapping;
 
-    private GuestMemory(MemfdHandle memfd, MappingHandle mapping, long size, int pageSize)
+    private GuestMemory(IDisposable memfd, MappingHandle mapping, long size, int pageSize)
     {
         _memfd = memfd;
         _mapping = mapping;
@@ -49,6 +50,41 @@ public sealed unsafe class GuestMemory : IDisposable
             throw new SystemCallException("mmap(guest memory)", -err);
         }
         return new GuestMemory(memfd, new MappingHandle(addr, (ulong)size), size, pageSize);
+    }
+
+    /// <summary>
+    /// Maps <paramref name="size"/> bytes of the file at <paramref name="path"/> shared read-write: writes reach every other
+    /// process mapping it (QEMU's memory-backend-file, or <c>/proc/PID/map_files/…</c> of another process's mapping).
+    /// With <paramref name="create"/> the file is created (mode 0600, must not exist) and sized; otherwise it must exist and
+    /// be at least <paramref name="size"/> bytes long.
+    /// </summary>
+    public static GuestMemory MapFile(string path, long size, bool create)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        int pageSize = HostPageSize;
+        if (size <= 0 || size % pageSize != 0)
+            throw new ArgumentException($"mapping size {size} is not a positive multiple of the page size ({pageSize} bytes)", nameof(size));
+        Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(path, create ? FileMode.CreateNew : FileMode.Open,
+            FileAccess.ReadWrite, FileShare.ReadWrite);
+        try
+        {
+            if (create)
+            {
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                RandomAccess.SetLength(file, size); // sparse: pages take memory as they are written
+            }
+            long length = RandomAccess.GetLength(file);
+            if (length < size)
+                throw new IOException($"{path} holds {length} bytes, fewer than the {size} to map");
+            nint addr = Native.MmapShared((int)file.DangerousGetHandle(), (ulong)size, 0, out int err);
+            if (addr == 0) throw new SystemCallException($"mmap({path})", -err);
+            return new GuestMemory(file, new MappingHandle(addr, (ulong)size), size, pageSize);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The bytes of page <paramref name="page"/> (0-based within this block).</summary>

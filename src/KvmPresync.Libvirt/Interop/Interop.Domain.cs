@@ -15,6 +15,9 @@ internal static partial class LibvirtNative
     [LibraryImport(Libraries.Libvirt, EntryPoint = "virDomainLookupByName", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial nint DomainLookupByName(ConnectionHandle conn, string name);
 
+    [LibraryImport(Libraries.Libvirt, EntryPoint = "virDomainLookupByUUIDString", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint DomainLookupByUuidString(ConnectionHandle conn, string uuid);
+
     [LibraryImport(Libraries.Libvirt, EntryPoint = "virDomainDefineXML", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial nint DomainDefineXml(ConnectionHandle conn, string xml);
 

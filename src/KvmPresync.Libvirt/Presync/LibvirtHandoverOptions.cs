@@ -1,0 +1,22 @@
+namespace KvmPresync.Libvirt.Presync;
+
+/// <summary>Where a libvirt presync hands the domain's device state over to (docs/LIBVIRT.md).</summary>
+public sealed record LibvirtHandoverOptions
+{
+    /// <summary>The destination's libvirt URI (as for <c>virsh migrate DOMAIN DESTURI</c>), opened by this process.</summary>
+    public required string DestinationUri { get; init; }
+
+    /// <summary>QEMU's migration stream address (<c>tcp://HOST:PORT</c>); null: libvirt picks one.</summary>
+    public string? MigrateUri { get; init; }
+
+    /// <summary>The destination host's directory for the extra QMP monitor (must match its receiver's <c>--qmp-dir</c>).</summary>
+    public string QmpDirectory { get; init; } = LibvirtDestinationOptions.DefaultQmpDirectory;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DestinationUri)) throw new ArgumentException("the destination libvirt URI is empty", nameof(DestinationUri));
+        if (MigrateUri is not null && !MigrateUri.Contains("://", StringComparison.Ordinal))
+            throw new ArgumentException($"the migration URI '{MigrateUri}' is not of the form tcp://HOST:PORT", nameof(MigrateUri));
+        if (!Path.IsPathRooted(QmpDirectory)) throw new ArgumentException($"the QMP directory '{QmpDirectory}' is not absolute", nameof(QmpDirectory));
+    }
+}

@@ -1,0 +1,174 @@
+using System.Text;
+using System.Text.Json;
+using KvmPresync.Core;
+using KvmPresync.Memory;
+using KvmPresync.ProcessMemory;
+
+namespace KvmPresync.Libvirt.Presync;
+
+/// <summary>
+/// A running libvirt domain as a presync source (docs/LIBVIRT.md, "The flow"): its RAM is QEMU's shared backing file,
+/// mapped here (<see cref="DomainRam"/>); its dirty pages come from PAGEMAP_SCAN over that mapping, which the preload
+/// tracker inside QEMU registered for userfaultfd write protection; pause and resume are <c>virDomainSuspend</c> and
+/// <c>virDomainResume</c>. At launch (<see cref="BeginHandover"/>) it sets <c>x-ignore-shared</c> on the source QEMU and
+/// starts libvirt's migration to the destination daemon with the presync destination XML; the destination's hook holds
+/// that QEMU until the receiver verified the memory, then QEMU moves only the device state.
+/// Until the destination runs, <see cref="Resume"/> gives the guest back: it resumes the domain and clears
+/// <c>x-ignore-shared</c> again (a later stock migration must send the RAM).
+/// </summary>
+public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDisposable
+{
+    private readonly LibvirtConnection _connection;
+    private readonly LibvirtDomain _domain;
+    private readonly DomainRam _ram;
+    private readonly ProcessDirtyPageSource _dirty;
+    private readonly LibvirtHandoverOptions _handover;
+    private readonly TaskCompletionSource _notStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _migration;
+    private bool _ignoreSharedSet;
+
+    private LibvirtMigrationSource(LibvirtConnection connection, LibvirtDomain domain, DomainRam ram, ProcessDirtyPageSource dirty, LibvirtHandoverOptions handover)
+    {
+        _connection = connection;
+        _domain = domain;
+        _ram = ram;
+        _dirty = dirty;
+        _handover = handover;
+        Memory = GuestMemoryMap.Single(ram.Memory);
+        Uuid = domain.Uuid;
+        Name = domain.Name;
+    }
+
+    /// <summary>
+    /// Attaches to running domain <paramref name="domainName"/> on <paramref name="connectUri"/>: finds its QEMU, maps its
+    /// RAM, checks that the tracker registered it. Throws with the fix when the domain does not meet the requirements
+    /// (<see cref="DomainCheck"/>).
+    /// </summary>
+    public static LibvirtMigrationSource Open(string connectUri, string domainName, LibvirtHandoverOptions handover)
+    {
+        ArgumentNullException.ThrowIfNull(handover);
+        handover.Validate();
+        LibvirtConnection connection = LibvirtConnection.Open(connectUri);
+        LibvirtDomain? domain = null;
+        DomainRam? ram = null;
+        try
+        {
+            domain = connection.LookupDomain(domainName);
+            if (domain.State != DomainState.Running)
+                throw new InvalidOperationException($"domain {domainName} is {domain.State}, not running: start it (or resume it) before a presync");
+            long bytes = checked((long)domain.Info.MaxMemoryKiB * 1024);
+            int pid = QemuProcess.FindSource(domain.Uuid);
+            ram = DomainRam.Map(pid, bytes);
+            if (!ram.Region.IsRegistered(pid, out IReadOnlyList<string> missing))
+                throw new InvalidOperationException(
+                    $"domain {domainName}'s RAM {ram.Region} is not tracked (no 'uw' VmFlag in /proc/{pid}/smaps for {string.Join(", ", missing.Take(3))}): " +
+                    "QEMU must run with the preload tracker — see `kvmpresync libvirt check " + domainName + "` for the XML, then restart the domain");
+            var dirty = new ProcessDirtyPageSource(pid, [ram.Region]);
+            return new LibvirtMigrationSource(connection, domain, ram, dirty, handover);
+        }
+        catch
+        {
+            ram?.Dispose();
+            domain?.Dispose();
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    public Guid Uuid { get; }
+
+    public string Name { get; }
+
+    /// <summary>The presync session (hex), named in the destination XML so the destination's hook finds the memory; set before launch.</summary>
+    public string? SessionId { get; set; }
+
+    public GuestMemoryMap Memory { get; }
+
+    public IDirtyPageSource DirtyLog => _dirty;
+
+    /// <summary>A libvirt guest reports no work units to the engine.</summary>
+    public long ProgressTotal => 0;
+
+    /// <summary>The QEMU process.</summary>
+    public int ProcessId => _ram.ProcessId;
+
+    public Task Handover => _migration ?? _notStarted.Task;
+
+    public void Pause() => _domain.Suspend();
+
+    public void Resume()
+    {
+        (DomainState state, _) = _domain.GetState();
+        if (state == DomainState.Paused) _domain.Resume();
+        ClearIgnoreShared();
+    }
+
+    /// <summary>The state travels through QEMU; FinalState carries the domain's identity for the destination.</summary>
+    public byte[] SaveState() => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new HandoverDescriptor(Uuid, Name, Memory.SizeBytes)));
+
+    /// <summary>libvirt stopped the source QEMU when its migration confirmed; nothing is left to stop.</summary>
+    public void Stop() { }
+
+    public void BeginHandover()
+    {
+        if (_migration is not null) throw new InvalidOperationException("the handover has already begun");
+        string session = SessionId ?? throw new InvalidOperationException("SessionId must be set before launch (the presync sender's session id)");
+        SetIgnoreShared(true);
+        string xml = PresyncDomainXml.ForDestination(_domain.GetXml(DomainXmlFlags.Migratable), session, _handover.QmpDirectory);
+        var parameters = new MigrationParameters().DestinationXml(xml);
+        if (_handover.MigrateUri is { } uri) parameters.Uri(uri);
+        _migration = Task.Factory.StartNew(() =>
+        {
+            using LibvirtConnection destination = LibvirtConnection.Open(_handover.DestinationUri);
+            using LibvirtDomain there = _domain.Migrate(destination, parameters, MigrateFlags.Live);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private void SetIgnoreShared(bool on)
+    {
+        string reply = _domain.QemuMonitorCommand(
+            "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\",\"state\":" + (on ? "true" : "false") + "}]}}");
+        if (reply.Contains("\"error\"", StringComparison.Ordinal))
+            throw new InvalidOperationException($"QEMU refused x-ignore-shared={on}: {reply}");
+        _ignoreSharedSet = on;
+    }
+
+    private void ClearIgnoreShared()
+    {
+        if (!_ignoreSharedSet) return;
+        try
+        {
+            if (_domain.State is DomainState.Running or DomainState.Paused) SetIgnoreShared(false);
+        }
+        catch (LibvirtException)
+        {
+            // the domain is gone or libvirt is restarting: its QEMU (if any) keeps the capability until it restarts
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_migration is not { IsCompletedSuccessfully: true }) ClearIgnoreShared();
+        _dirty.Dispose();
+        Memory.Dispose();
+        _ram.Dispose();
+        _domain.Dispose();
+        _connection.Dispose();
+    }
+}
+
+/// <summary>What FinalState carries for a libvirt guest: which domain the verified memory belongs to.</summary>
+public sealed record HandoverDescriptor(Guid Uuid, string Name, long MemoryBytes)
+{
+    public static HandoverDescriptor Parse(ReadOnlySpan<byte> state)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<HandoverDescriptor>(state) ?? throw new InvalidDataException("empty libvirt handover descriptor");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"FinalState does not carry a libvirt handover descriptor: {e.Message}", e);
+        }
+    }
+}
