@@ -77,6 +77,8 @@ public sealed class LibvirtDestination : IDisposable
     {
         string path = Path.Combine(Options.RamDirectory, $"{Guid.NewGuid():N}.ram");
         GuestMemory ram = GuestMemory.MapFile(path, bytes, create: true);
+        KvmPresync.Core.JitWarmup.Prepare(typeof(LibvirtRamTarget), typeof(LibvirtDestination), typeof(HandoverDescriptor)); // the switchover's code, compiled now
+        _ = HandoverDescriptor.Parse(new HandoverDescriptor(Guid.Empty, "warm-up", 0).ToBytes()); // and the JSON (de)serializer's
         return new LibvirtRamTarget(this, path, ram);
     }
 
@@ -186,22 +188,13 @@ public sealed class LibvirtDestination : IDisposable
         return "ok";
     }
 
+    /// <summary>
+    /// "started": QEMU runs, incoming. x-ignore-shared goes on at once (the source cannot connect before this hook returns),
+    /// then the destination is reported ready and the answer waits for the verdict: the memory verified, or not.
+    /// </summary>
     private async Task<string> HoldAsync(LibvirtRamTarget target, Guid uuid)
     {
         target.DomainUuid = uuid;
-        target.MarkReady();
-        Task<string?> verdict = target.Verdict;
-        if (await Task.WhenAny(verdict, Task.Delay(Options.HoldTimeout, _stop.Token)).ConfigureAwait(false) != verdict)
-        {
-            var e = new TimeoutException($"the memory was not verified within {Options.HoldTimeout.TotalSeconds:0} s of the destination's start");
-            target.MarkReleased(e);
-            return "fail " + e.Message;
-        }
-        if (await verdict.ConfigureAwait(false) is { } why)
-        {
-            target.MarkReleased(new InvalidOperationException(why));
-            return "fail " + why;
-        }
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -210,8 +203,23 @@ public sealed class LibvirtDestination : IDisposable
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or OperationCanceledException or System.Text.Json.JsonException)
         {
+            var why = new InvalidOperationException($"setting x-ignore-shared on the destination QEMU failed: {e.Message}", e);
+            target.FailStart(why);
+            target.MarkReleased(why);
+            return "fail " + why.Message;
+        }
+        target.MarkReady();
+        Task<string?> verdict = target.Verdict;
+        if (await Task.WhenAny(verdict, Task.Delay(Options.HoldTimeout, _stop.Token)).ConfigureAwait(false) != verdict)
+        {
+            var e = new TimeoutException($"the memory was not verified within {Options.HoldTimeout.TotalSeconds:0} s of the destination's start");
             target.MarkReleased(e);
-            return $"fail setting x-ignore-shared on the destination QEMU: {e.Message}";
+            return "fail " + e.Message;
+        }
+        if (await verdict.ConfigureAwait(false) is { } reason)
+        {
+            target.MarkReleased(new InvalidOperationException(reason));
+            return "fail " + reason;
         }
         target.MarkReleased(null);
         return "ok";

@@ -37,7 +37,10 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
         Memory = GuestMemoryMap.Single(ram.Memory);
         Uuid = domain.Uuid;
         Name = domain.Name;
+        _descriptor = new HandoverDescriptor(Uuid, Name, Memory.SizeBytes).ToBytes(); // made now: no JSON serializer in the downtime
     }
+
+    private readonly byte[] _descriptor;
 
     /// <summary>
     /// Attaches to running domain <paramref name="domainName"/> on <paramref name="connectUri"/>: finds its QEMU, maps its
@@ -64,6 +67,7 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
                     $"domain {domainName}'s RAM {ram.Region} is not tracked (no 'uw' VmFlag in /proc/{pid}/smaps for {string.Join(", ", missing.Take(3))}): " +
                     "QEMU must run with the preload tracker — see `kvmpresync libvirt check " + domainName + "` for the XML, then restart the domain");
             var dirty = new ProcessDirtyPageSource(pid, [ram.Region]);
+            JitWarmup.Prepare(typeof(LibvirtMigrationSource), typeof(LibvirtDomain)); // suspend/resume and the handover, compiled now
             return new LibvirtMigrationSource(connection, domain, ram, dirty, handover);
         }
         catch
@@ -104,7 +108,7 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
     }
 
     /// <summary>The state travels through QEMU; FinalState carries the domain's identity for the destination.</summary>
-    public byte[] SaveState() => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new HandoverDescriptor(Uuid, Name, Memory.SizeBytes)));
+    public byte[] SaveState() => _descriptor;
 
     /// <summary>libvirt stopped the source QEMU when its migration confirmed; nothing is left to stop.</summary>
     public void Stop() { }
@@ -160,6 +164,8 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
 /// <summary>What FinalState carries for a libvirt guest: which domain the verified memory belongs to.</summary>
 public sealed record HandoverDescriptor(Guid Uuid, string Name, long MemoryBytes)
 {
+    public byte[] ToBytes() => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(this));
+
     public static HandoverDescriptor Parse(ReadOnlySpan<byte> state)
     {
         try
