@@ -46,6 +46,9 @@ public sealed class LibvirtConnection : IDisposable
         }
     }
 
+    /// <summary>False once the connection closed, e.g. because the daemon restarted (<c>virConnectIsAlive</c>).</summary>
+    public bool IsAlive => LibvirtNative.ConnectIsAlive(Handle) == 1;
+
     /// <summary>The domain called <paramref name="name"/>; <see cref="LibvirtException"/> with VIR_ERR_NO_DOMAIN if none.</summary>
     public LibvirtDomain LookupDomain(string name)
     {

@@ -22,4 +22,8 @@ internal static partial class LibvirtNative
     /// <summary>The URI the connection really uses (after defaults and aliases); free()d by the caller.</summary>
     [LibraryImport(Libraries.Libvirt, EntryPoint = "virConnectGetURI")]
     internal static partial nint ConnectGetUri(ConnectionHandle conn);
+
+    /// <summary>1 alive, 0 closed (e.g. the daemon restarted), -1 error.</summary>
+    [LibraryImport(Libraries.Libvirt, EntryPoint = "virConnectIsAlive")]
+    internal static partial int ConnectIsAlive(ConnectionHandle conn);
 }

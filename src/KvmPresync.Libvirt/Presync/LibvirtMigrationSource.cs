@@ -18,8 +18,9 @@ namespace KvmPresync.Libvirt.Presync;
 /// </summary>
 public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDisposable
 {
-    private readonly LibvirtConnection _connection;
-    private readonly LibvirtDomain _domain;
+    private readonly string _connectUri;
+    private LibvirtConnection _connection;
+    private LibvirtDomain _domain;
     private readonly DomainRam _ram;
     private readonly ProcessDirtyPageSource _dirty;
     private readonly LibvirtHandoverOptions _handover;
@@ -27,8 +28,9 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
     private Task? _migration;
     private bool _ignoreSharedSet;
 
-    private LibvirtMigrationSource(LibvirtConnection connection, LibvirtDomain domain, DomainRam ram, ProcessDirtyPageSource dirty, LibvirtHandoverOptions handover)
+    private LibvirtMigrationSource(string connectUri, LibvirtConnection connection, LibvirtDomain domain, DomainRam ram, ProcessDirtyPageSource dirty, LibvirtHandoverOptions handover)
     {
+        _connectUri = connectUri;
         _connection = connection;
         _domain = domain;
         _ram = ram;
@@ -68,7 +70,7 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
                     "QEMU must run with the preload tracker — see `kvmpresync libvirt check " + domainName + "` for the XML, then restart the domain");
             var dirty = new ProcessDirtyPageSource(pid, [ram.Region]);
             JitWarmup.Prepare(typeof(LibvirtMigrationSource), typeof(LibvirtDomain)); // suspend/resume and the handover, compiled now
-            return new LibvirtMigrationSource(connection, domain, ram, dirty, handover);
+            return new LibvirtMigrationSource(connectUri, connection, domain, ram, dirty, handover);
         }
         catch
         {
@@ -98,13 +100,52 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
 
     public Task Handover => _migration ?? _notStarted.Task;
 
-    public void Pause() => _domain.Suspend();
+    public void Pause() => OnDomain(d => { d.Suspend(); return true; });
 
     public void Resume()
     {
-        (DomainState state, _) = _domain.GetState();
-        if (state == DomainState.Paused) _domain.Resume();
+        OnDomain(d =>
+        {
+            if (d.GetState().State == DomainState.Paused) d.Resume();
+            return true;
+        });
         ClearIgnoreShared();
+    }
+
+    /// <summary>Runs a libvirt call; when it failed because the connection closed (libvirtd restarted), once more on a new one.</summary>
+    private T OnDomain<T>(Func<LibvirtDomain, T> call)
+    {
+        try
+        {
+            return call(Domain());
+        }
+        catch (LibvirtException) when (!_connection.IsAlive)
+        {
+            return call(Domain());
+        }
+    }
+
+    /// <summary>
+    /// The domain over a live connection: presync needs libvirt only at launch (RAM and dirty pages come from the QEMU
+    /// process), so a libvirtd restarted meanwhile costs only a new connection, which finds the same domain by its uuid.
+    /// </summary>
+    private LibvirtDomain Domain()
+    {
+        if (_connection.IsAlive) return _domain;
+        LibvirtConnection connection = LibvirtConnection.Open(_connectUri);
+        try
+        {
+            LibvirtDomain domain = connection.LookupDomain(Uuid);
+            _domain.Dispose();
+            _connection.Dispose();
+            (_connection, _domain) = (connection, domain);
+            return domain;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The state travels through QEMU; FinalState carries the domain's identity for the destination.</summary>
@@ -118,20 +159,21 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
         if (_migration is not null) throw new InvalidOperationException("the handover has already begun");
         string session = SessionId ?? throw new InvalidOperationException("SessionId must be set before launch (the presync sender's session id)");
         SetIgnoreShared(true);
-        string xml = PresyncDomainXml.ForDestination(_domain.GetXml(DomainXmlFlags.Migratable), session, _handover.QmpDirectory);
+        LibvirtDomain domain = Domain();
+        string xml = PresyncDomainXml.ForDestination(domain.GetXml(DomainXmlFlags.Migratable), session, _handover.QmpDirectory);
         var parameters = new MigrationParameters().DestinationXml(xml);
         if (_handover.MigrateUri is { } uri) parameters.Uri(uri);
         _migration = Task.Factory.StartNew(() =>
         {
             using LibvirtConnection destination = LibvirtConnection.Open(_handover.DestinationUri);
-            using LibvirtDomain there = _domain.Migrate(destination, parameters, MigrateFlags.Live);
+            using LibvirtDomain there = domain.Migrate(destination, parameters, MigrateFlags.Live);
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     private void SetIgnoreShared(bool on)
     {
-        string reply = _domain.QemuMonitorCommand(
-            "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\",\"state\":" + (on ? "true" : "false") + "}]}}");
+        string reply = OnDomain(d => d.QemuMonitorCommand(
+            "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\",\"state\":" + (on ? "true" : "false") + "}]}}"));
         if (reply.Contains("\"error\"", StringComparison.Ordinal))
             throw new InvalidOperationException($"QEMU refused x-ignore-shared={on}: {reply}");
         _ignoreSharedSet = on;
@@ -142,7 +184,7 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
         if (!_ignoreSharedSet) return;
         try
         {
-            if (_domain.State is DomainState.Running or DomainState.Paused) SetIgnoreShared(false);
+            if (OnDomain(d => d.State) is DomainState.Running or DomainState.Paused) SetIgnoreShared(false);
         }
         catch (LibvirtException)
         {
