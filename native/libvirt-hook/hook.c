@@ -162,11 +162,11 @@ int main(int argc, char **argv)
     const char *op = argv[2], *sub = argv[3];
     int at_start = strcmp(op, "start") == 0 && strcmp(sub, "begin") == 0;
     int at_started = strcmp(op, "started") == 0 && strcmp(sub, "begin") == 0;
-    if (!at_start && !at_started)
+    char *xml = read_all(stdin); /* always drained: libvirt writes the whole XML, whatever the operation */
+    if (!xml || (!at_start && !at_started)) {
+        free(xml);
         return 0;
-    char *xml = read_all(stdin);
-    if (!xml)
-        return 0;
+    }
     const char *meta = strstr(xml, "kvmpresync.dev/libvirt/1");
     char session[64], uuid[64], id[32];
     if (!meta) {

@@ -63,6 +63,7 @@ internal static class LibvirtCommand
         var destConnect = new Option<string>("--dest-connect") { Description = "The destination's libvirt URI, as for virsh migrate (opened by this process)", Required = true };
         var migrateUri = new Option<string?>("--migrate-uri") { Description = "QEMU's device-state stream address, tcp://HOST:PORT (default: libvirt picks)" };
         var qmpDir = new Option<string>("--dest-qmp-dir") { Description = "The destination receiver's --qmp-dir", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultQmpDirectory };
+        var destXml = new Option<string?>("--dest-xml") { Description = "The destination's domain XML (as virsh migrate --xml; default: the domain's migratable XML)" };
         var psk = MigrationOptions.PskFile(required: true);
         var link = MigrationOptions.LinkRate();
         var bandwidth = MigrationOptions.Bandwidth();
@@ -75,7 +76,7 @@ internal static class LibvirtCommand
         var cmd = new Command("presync", "Keep a running domain's RAM in sync with a receiver on the destination host; at launch suspend it, send the last delta, " +
                                          "verify, and let libvirt migrate only the device state (x-ignore-shared). Any failure before the destination runs resumes the domain here")
         {
-            domain, connect, to, destConnect, migrateUri, qmpDir, psk, link, bandwidth, policy, launchAfter, maxFinal, reconnectFor, json,
+            domain, connect, to, destConnect, migrateUri, qmpDir, destXml, psk, link, bandwidth, policy, launchAfter, maxFinal, reconnectFor, json,
         };
         tls.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
@@ -90,6 +91,7 @@ internal static class LibvirtCommand
             using LibvirtMigrationSource source = LibvirtMigrationSource.Open(r.GetValue(connect)!, name, new LibvirtHandoverOptions
             {
                 DestinationUri = r.GetValue(destConnect)!, MigrateUri = r.GetValue(migrateUri), QmpDirectory = r.GetValue(qmpDir)!,
+                EditDestinationXml = r.GetValue(destXml) is { } file ? File.ReadAllText(file) is var x ? _ => x : null : null,
             });
             Console.WriteLine($"domain {name}: QEMU pid {source.ProcessId}, {Units.FormatBytes(source.Memory.SizeBytes)} of RAM tracked from outside");
             int code = await PresyncRun.RunAsync(source, settings, LiveView.ForConsole(), ct, sender => source.SessionId = sender.SessionIdHex());

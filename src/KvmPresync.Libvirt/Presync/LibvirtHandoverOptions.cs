@@ -12,6 +12,12 @@ public sealed record LibvirtHandoverOptions
     /// <summary>The destination host's directory for the extra QMP monitor (must match its receiver's <c>--qmp-dir</c>).</summary>
     public string QmpDirectory { get; init; } = LibvirtDestinationOptions.DefaultQmpDirectory;
 
+    /// <summary>
+    /// Edits the domain's migratable XML into the destination's (as <c>virsh migrate --xml</c>: e.g. other paths on the
+    /// destination host) before the presync metadata and monitor are added; null: the XML as it is.
+    /// </summary>
+    public Func<string, string>? EditDestinationXml { get; init; }
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DestinationUri)) throw new ArgumentException("the destination libvirt URI is empty", nameof(DestinationUri));

@@ -160,7 +160,8 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
         string session = SessionId ?? throw new InvalidOperationException("SessionId must be set before launch (the presync sender's session id)");
         SetIgnoreShared(true);
         LibvirtDomain domain = Domain();
-        string xml = PresyncDomainXml.ForDestination(domain.GetXml(DomainXmlFlags.Migratable), session, _handover.QmpDirectory);
+        string migratable = domain.GetXml(DomainXmlFlags.Secure | DomainXmlFlags.Migratable);
+        string xml = PresyncDomainXml.ForDestination(_handover.EditDestinationXml?.Invoke(migratable) ?? migratable, session, _handover.QmpDirectory);
         var parameters = new MigrationParameters().DestinationXml(xml);
         if (_handover.MigrateUri is { } uri) parameters.Uri(uri);
         _migration = Task.Factory.StartNew(() =>
