@@ -12,6 +12,8 @@
  *                                  will open its memory backend, before QEMU runs;
  *     "started SESSION UUID ID\n"  at "started begin": QEMU runs with that RAM, incoming; the receiver answers only once
  *                                  the memory is complete and its digest verified (or the migration failed).
+ * At "migrate begin" (libvirt replaces the incoming XML with what the hook prints) it removes the argument
+ * -kvmpresync-destination-hook-missing the source put in the XML, so QEMU refuses to start where this hook is absent.
  * The answer is one line: "ok" (exit 0) or "fail REASON" (REASON on stderr, which libvirt logs; exit 1, so libvirt
  * abandons the start and the source guest keeps its memory and runs on). No receiver listening → fail too: a presync
  * destination without its memory must not start. */
@@ -90,6 +92,31 @@ static int element(const char *xml, const char *tag, char *out, size_t cap)
     return 0;
 }
 
+/* Prints XML with every element carrying the guard argument removed (libvirt formats it <qemu:arg value='…'/>). */
+static void print_without_guard(const char *xml)
+{
+    const char *guard = "-kvmpresync-destination-hook-missing";
+    const char *p = xml;
+    for (;;) {
+        const char *hit = strstr(p, guard);
+        if (!hit) {
+            fputs(p, stdout);
+            break;
+        }
+        const char *open = hit;
+        while (open > p && *open != '<')
+            open--;
+        const char *close = strstr(hit, "/>");
+        if (*open != '<' || !close) { /* not inside an element we can cut: print as is */
+            fputs(p, stdout);
+            break;
+        }
+        fwrite(p, 1, (size_t)(open - p), stdout);
+        p = close + 2;
+    }
+    fflush(stdout);
+}
+
 static int hex_only(const char *s)
 {
     if (!*s)
@@ -160,10 +187,17 @@ int main(int argc, char **argv)
     if (argc < 4)
         return 0; /* not called by libvirt's qemu driver as documented: nothing to do */
     const char *op = argv[2], *sub = argv[3];
+    int at_migrate = strcmp(op, "migrate") == 0 && strcmp(sub, "begin") == 0;
     int at_start = strcmp(op, "start") == 0 && strcmp(sub, "begin") == 0;
     int at_started = strcmp(op, "started") == 0 && strcmp(sub, "begin") == 0;
     char *xml = read_all(stdin); /* always drained: libvirt writes the whole XML, whatever the operation */
-    if (!xml || (!at_start && !at_started)) {
+    if (!xml || (!at_start && !at_started && !at_migrate)) {
+        free(xml);
+        return 0;
+    }
+    if (at_migrate) {
+        if (strstr(xml, "kvmpresync.dev/libvirt/1"))
+            print_without_guard(xml);
         free(xml);
         return 0;
     }

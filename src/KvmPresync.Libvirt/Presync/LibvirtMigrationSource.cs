@@ -167,7 +167,15 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
         _migration = Task.Factory.StartNew(() =>
         {
             using LibvirtConnection destination = LibvirtConnection.Open(_handover.DestinationUri);
-            using LibvirtDomain there = domain.Migrate(destination, parameters, MigrateFlags.Live);
+            try
+            {
+                using LibvirtDomain there = domain.Migrate(destination, parameters, MigrateFlags.Live);
+            }
+            catch (LibvirtException e) when (e.Message.Contains(PresyncDomainXml.RequiresHookArgument, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"the destination host ({_handover.DestinationUri}) does not run kvmpresync-libvirt-hook: install it as " +
+                    "/etc/libvirt/hooks/qemu and restart libvirtd there (libvirt reads hooks only at start-up); docs/LIBVIRT.md, \"The destination\"", e);
+            }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 

@@ -9,13 +9,21 @@ namespace KvmPresync.Libvirt.Presync;
 /// <item>metadata naming the presync session, <c>&lt;kp:presync xmlns:kp="https://kvmpresync.dev/libvirt/1" session="HEX"/&gt;</c>:
 /// the hook acts only for domains that carry it, and the receiver finds the session's memory by it;</item>
 /// <item>a second QMP monitor on <c>QMPDIR/UUID.sock</c> (<c>&lt;qemu:commandline&gt;</c>; libvirt marks the domain tainted
-/// "custom-argv"): the receiver sets <c>x-ignore-shared</c> through it, since a hook must not call back into libvirt.</item>
+/// "custom-argv"): the receiver sets <c>x-ignore-shared</c> through it, since a hook must not call back into libvirt;</item>
+/// <item><see cref="RequiresHookArgument"/>, which only the destination's hook removes.</item>
 /// </list>
 /// </summary>
 public static class PresyncDomainXml
 {
     public const string MetadataNamespace = "https://kvmpresync.dev/libvirt/1";
     public const string QemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+    /// <summary>
+    /// An argument QEMU refuses, put in the destination XML so that QEMU cannot start there unless the presync hook runs:
+    /// the hook removes it at libvirt's "migrate begin" (whose output replaces the XML). A destination without the hook
+    /// (or whose libvirtd started before it was installed) fails the migration at once, while the source still runs.
+    /// </summary>
+    public const string RequiresHookArgument = "-kvmpresync-destination-hook-missing";
 
     /// <summary>The destination QEMU's extra monitor socket.</summary>
     public static string QmpSocketPath(string qmpDirectory, Guid uuid) => Path.Combine(qmpDirectory, uuid.ToString("D") + ".sock");
@@ -39,7 +47,9 @@ public static class PresyncDomainXml
         XElement commandline = domain.Element(qemu + "commandline") ?? new XElement(qemu + "commandline");
         if (commandline.Parent is null) domain.Add(commandline);
         RemoveOurMonitor(commandline, qemu);
+        commandline.Elements(qemu + "arg").Where(a => (string?)a.Attribute("value") == RequiresHookArgument).Remove();
         commandline.AddFirst(
+            new XElement(qemu + "arg", new XAttribute("value", RequiresHookArgument)),
             new XElement(qemu + "arg", new XAttribute("value", "-qmp")),
             new XElement(qemu + "arg", new XAttribute("value", $"unix:{socket},server=on,wait=off")));
         return doc.ToString(SaveOptions.DisableFormatting);
