@@ -101,6 +101,38 @@ public sealed class PresyncPiecesTests
         }
     }
 
+    [Fact]
+    public async Task Hook_removes_the_guard_argument_at_migrate_begin_so_only_a_hooked_destination_starts_QEMU()
+    {
+        string hook = ProcessTrackingRequirement.NativeOrFail("kvmpresync-libvirt-hook");
+        string presync = PresyncDomainXml.ForDestination(DomainXml(), "c0ffee", "/run/kp/qmp");
+        Assert.Contains(PresyncDomainXml.RequiresHookArgument, presync, StringComparison.Ordinal);
+        string libvirtStyle = presync.Replace($"<qemu:arg value=\"{PresyncDomainXml.RequiresHookArgument}\" />",
+            $"<qemu:arg value='{PresyncDomainXml.RequiresHookArgument}'/>", StringComparison.Ordinal);
+        foreach (string xml in new[] { presync, libvirtStyle })
+        {
+            var psi = new ProcessStartInfo(hook) { RedirectStandardInput = true, RedirectStandardOutput = true };
+            foreach (string a in new[] { "--socket", "/nonexistent", "g", "migrate", "begin", "-" }) psi.ArgumentList.Add(a);
+            using Process p = Process.Start(psi)!;
+            await p.StandardInput.WriteAsync(xml);
+            p.StandardInput.Close();
+            string output = await p.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            await p.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(0, p.ExitCode);
+            Assert.DoesNotContain(PresyncDomainXml.RequiresHookArgument, output, StringComparison.Ordinal);
+            Assert.Equal("c0ffee", PresyncDomainXml.SessionOf(output)); // the rest is intact XML
+            Assert.Contains("-qmp", output, StringComparison.Ordinal);
+        }
+        // an ordinary domain's migration: no output, so libvirt keeps its XML
+        var plain = new ProcessStartInfo(hook) { RedirectStandardInput = true, RedirectStandardOutput = true };
+        foreach (string a in new[] { "g", "migrate", "begin", "-" }) plain.ArgumentList.Add(a);
+        using Process q = Process.Start(plain)!;
+        await q.StandardInput.WriteAsync(DomainXml());
+        q.StandardInput.Close();
+        Assert.Equal("", await q.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken));
+        await q.WaitForExitAsync(TestContext.Current.CancellationToken);
+    }
+
     private static async Task<string> ServeOnceAsync(Socket listener, string answer)
     {
         using Socket client = await listener.AcceptAsync(TestContext.Current.CancellationToken);
