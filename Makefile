@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak
+.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt
 
 all: build cli
 
@@ -66,3 +66,13 @@ SOAK_MINUTES ?= 30
 soak: cli
 	tools/soak.sh $(SOAK_MINUTES)
 
+
+# The libvirt pieces (docs/LIBVIRT.md): the preload tracker for source domains' QEMU (readable by libvirt's QEMU user)
+# and, on a destination host, the qemu hook. libvirtd reads hooks only when it starts: restart it after installing.
+LIBVIRT_LIBDIR ?= /usr/local/lib/kvmpresync
+install-libvirt: native
+	install -d -m 0755 $(LIBVIRT_LIBDIR)
+	install -m 0644 native/build/libkvmpresync-track.so $(LIBVIRT_LIBDIR)/
+	install -m 0755 native/build/kvmpresync-libvirt-hook $(LIBVIRT_LIBDIR)/
+	@echo "source hosts: add to each domain what 'build/kvmpresync libvirt check DOMAIN' prints"
+	@echo "destination hosts: install -D -m 0755 $(LIBVIRT_LIBDIR)/kvmpresync-libvirt-hook /etc/libvirt/hooks/qemu (or into hooks/qemu.d/), restart libvirtd, run 'kvmpresync receive --libvirt'"
