@@ -7,12 +7,17 @@ namespace KvmPresync.Migration;
 /// <summary>
 /// After launch, with the guest still running: Launch frame, then rounds of harvest → <see cref="LaunchConvergence"/>
 /// (the engine's convergence policy, the same step the simulator takes) → send everything pending, until the policy
-/// says pause (or give up).
+/// says pause (or give up). With a device-state handover (a <see cref="DestinationStart"/>), a pause waits for the
+/// destination to be ready for it; live rounds go on meanwhile, so the paused delta stays what the policy wanted.
 /// </summary>
 internal static class FinalLivePhase
 {
-    public static async Task<ConvergenceDecision> RunAsync(SenderRun run, CancellationToken ct)
+    /// <summary>A destination that starts after launch (libvirt): <see cref="Ready"/> completes when it is, <see cref="Failed"/> faults when it cannot.</summary>
+    public sealed record DestinationStart(Task Ready, Task Failed, TimeSpan Timeout);
+
+    public static async Task<ConvergenceDecision> RunAsync(SenderRun run, CancellationToken ct, DestinationStart? destination = null)
     {
+        var sinceLaunch = System.Diagnostics.Stopwatch.StartNew();
         run.Phase = SenderPhase.FinalLive;
         SyncEngine engine = run.Engine;
         await run.Channel.Writer.WriteAsync(new Launch((ulong)run.Round, (ulong)engine.Pending.Count(), run.NowNs()), ct).ConfigureAwait(false);
@@ -22,7 +27,9 @@ internal static class FinalLivePhase
             run.Channel.ThrowIfPeerEnded();
             var h = run.HarvestNow();
             ConvergenceDecision decision = convergence.AfterHarvest(run.Harvest, h, run.LastRtt);
-            if (decision.Action != ConvergenceAction.ContinueLive)
+            bool waitingForDestination = decision.Action == ConvergenceAction.Pause && destination is not null && !destination.Ready.IsCompleted;
+            if (waitingForDestination) await CheckDestinationAsync(run, destination!, sinceLaunch.Elapsed).ConfigureAwait(false);
+            if (decision.Action != ConvergenceAction.ContinueLive && !waitingForDestination)
             {
                 run.FinalLiveRounds = convergence.LiveRounds;
                 run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, default, default, 0, 0, 0) with
@@ -39,6 +46,29 @@ internal static class FinalLivePhase
             long bytes = run.Channel.Writer.BytesWritten - before;
             run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision });
             run.Round++;
+            if (waitingForDestination && counts.Sent == 0)
+            {
+                // nothing to send: a ping lets the receiver report readiness (it checks after each frame)
+                await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
+                await Task.WhenAny(destination!.Ready, destination.Failed, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
+            }
         }
+    }
+
+    /// <summary>How often the sender pings while the destination starts with nothing else to send.</summary>
+    private static readonly TimeSpan DestinationPollInterval = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Throws why the destination cannot start (the guest still runs), or that it took too long.</summary>
+    private static async Task CheckDestinationAsync(SenderRun run, DestinationStart destination, TimeSpan sinceLaunch)
+    {
+        run.Phase = SenderPhase.AwaitingDestination;
+        if (destination.Failed.IsCompleted)
+        {
+            await destination.Failed.ConfigureAwait(false); // throws why the destination could not start
+            throw new InvalidOperationException("the device-state handover ended before the destination was ready for it");
+        }
+        if (sinceLaunch > destination.Timeout)
+            throw new TimeoutException($"the destination was not ready for the device state within {destination.Timeout.TotalSeconds:0.#} s of launch " +
+                "(its QEMU did not start, or its libvirt hook does not reach the receiver: see docs/LIBVIRT.md, Failures)");
     }
 }

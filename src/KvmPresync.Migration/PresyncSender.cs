@@ -142,7 +142,8 @@ public sealed class PresyncSender
                 handover.BeginHandover(); // the destination starts now, while the guest still runs
             }
 
-            ConvergenceDecision convergence = await FinalLivePhase.RunAsync(run, stop.Token).ConfigureAwait(false);
+            ConvergenceDecision convergence = await FinalLivePhase.RunAsync(run, stop.Token, handover is null ? null
+                : new FinalLivePhase.DestinationStart(run.Channel.DestinationReady, handover.Handover, _options.DestinationReadyTimeout)).ConfigureAwait(false);
             if (convergence.Action == ConvergenceAction.GiveUp)
             {
                 string why = $"the convergence policy gave up ({convergence.Reason}): {Format(run.Engine.PendingBytes())} still pending would exceed the downtime limit";
@@ -151,7 +152,7 @@ public sealed class PresyncSender
                 return Failed(run, why + "; the source guest kept running", convergence);
             }
 
-            if (handover is not null) await AwaitDestinationReadyAsync(run, handover, stop.Token).ConfigureAwait(false);
+            if (handover is not null) await run.Channel.DestinationReady.ConfigureAwait(false); // completed in FinalLive; throws a reader failure
             PausedPhase.Timeline t = await PausedPhase.RunAsync(run, () => paused = true, stop.Token).ConfigureAwait(false);
             run.Phase = SenderPhase.AwaitingResumed;
             await run.Channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
@@ -204,35 +205,6 @@ public sealed class PresyncSender
             DisposeOwnedSockets();
         }
     }
-
-    /// <summary>
-    /// DeferredHandover: the guest pauses only once the destination is ready for its device state (its QEMU started and
-    /// held). Pings meanwhile keep frames flowing, since the receiver checks readiness after each one. A failed handover
-    /// (the destination could not start) fails the migration here, with the guest still running.
-    /// </summary>
-    private async Task AwaitDestinationReadyAsync(SenderRun run, IDeviceStateHandoverSource handover, CancellationToken ct)
-    {
-        run.Phase = SenderPhase.AwaitingDestination;
-        var watch = Stopwatch.StartNew();
-        Task ready = run.Channel.DestinationReady;
-        while (!ready.IsCompleted)
-        {
-            if (handover.Handover.IsCompleted)
-            {
-                await handover.Handover.ConfigureAwait(false); // throws why the destination could not start
-                throw new InvalidOperationException("the device-state handover ended before the destination was ready for it");
-            }
-            if (watch.Elapsed > _options.DestinationReadyTimeout)
-                throw new TimeoutException($"the destination was not ready for the device state within {_options.DestinationReadyTimeout.TotalSeconds:0.#} s of launch " +
-                    "(its QEMU did not start, or its libvirt hook does not reach the receiver: see docs/LIBVIRT.md, Failures)");
-            await run.Channel.Writer.WriteAsync(new Ping(NowNs()), ct).ConfigureAwait(false);
-            await Task.WhenAny(ready, handover.Handover, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
-        }
-        await ready.ConfigureAwait(false);
-    }
-
-    /// <summary>How often the sender pings while the destination starts (each ping lets the receiver report readiness).</summary>
-    private static readonly TimeSpan DestinationPollInterval = TimeSpan.FromMilliseconds(2);
 
     /// <summary>After Resumed: the handover (libvirt's Finish/Confirm) must complete before the source may be stopped.</summary>
     private async Task AwaitHandoverAsync(IDeviceStateHandoverSource handover, CancellationToken ct)
