@@ -46,17 +46,18 @@ internal static class FinalLivePhase
             long bytes = run.Channel.Writer.BytesWritten - before;
             run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision });
             run.Round++;
-            if (waitingForDestination && counts.Sent == 0)
+            if (waitingForDestination)
             {
-                // nothing to send: a ping lets the receiver report readiness (it checks after each frame)
+                // a ping lets the receiver report readiness (it checks after each frame); rounds slow down to the poll
+                // interval meanwhile, so a page written over and over is not sent every few hundred microseconds
                 await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
                 await Task.WhenAny(destination!.Ready, destination.Failed, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
             }
         }
     }
 
-    /// <summary>How often the sender pings while the destination starts with nothing else to send.</summary>
-    private static readonly TimeSpan DestinationPollInterval = TimeSpan.FromMilliseconds(2);
+    /// <summary>Round and ping interval while the destination starts.</summary>
+    private static readonly TimeSpan DestinationPollInterval = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Throws why the destination cannot start (the guest still runs), or that it took too long.</summary>
     private static async Task CheckDestinationAsync(SenderRun run, DestinationStart destination, TimeSpan sinceLaunch)
