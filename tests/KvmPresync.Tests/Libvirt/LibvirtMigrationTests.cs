@@ -1,4 +1,5 @@
 using KvmPresync.Libvirt;
+using KvmPresync.Libvirt.Testbed;
 
 namespace KvmPresync.Tests.Libvirt;
 
@@ -57,32 +58,5 @@ public sealed class LibvirtMigrationTests
         var e = Assert.Throws<LibvirtException>(() => dom.Migrate(again, new MigrationParameters().Uri($"tcp://127.0.0.1:{LibvirtDaemon.FreePort()}")));
         Assert.Equal("virDomainMigrate3", e.Call);
         Assert.Contains("host_uuid", e.Hint, StringComparison.Ordinal);
-    }
-}
-
-/// <summary>The fixture itself leaves nothing behind: no daemon, no directory.</summary>
-[Collection(LibvirtCollection.Name)]
-public sealed class LibvirtDaemonTests
-{
-    [Fact]
-    public void DisposeStopsTheDaemonsAndTheirQemuAndDeletesTheDirectory()
-    {
-        var daemon = LibvirtDaemon.StartOrSkip();
-        int libvirtd = daemon.LibvirtdPid, virtlogd = daemon.VirtlogdPid;
-        string dir = daemon.BaseDirectory;
-        int qemu;
-        using (var conn = daemon.Connect())
-        using (var dom = conn.DefineDomain(LibvirtDaemon.TestDomainXml(LibvirtDaemon.NewDomainName())))
-        {
-            dom.Start(paused: true);
-            qemu = int.Parse(File.ReadAllText(Path.Combine(daemon.RunDirectory, "qemu", $"{dom.Name}.pid")).Trim());
-            Assert.True(LibvirtDaemon.Alive(qemu));
-        }
-        Assert.True(LibvirtDaemon.Alive(libvirtd) && LibvirtDaemon.Alive(virtlogd));
-        daemon.Dispose();
-        Assert.False(LibvirtDaemon.Alive(qemu), "QEMU survived");
-        Assert.False(LibvirtDaemon.Alive(libvirtd), "libvirtd survived");
-        Assert.False(LibvirtDaemon.Alive(virtlogd), "virtlogd survived");
-        Assert.False(Directory.Exists(dir), $"{dir} left behind");
     }
 }

@@ -1,3 +1,5 @@
+using KvmPresync.Libvirt.Guest;
+
 namespace KvmPresync.Tests.LinuxGuest;
 
 public sealed class HeartbeatLineTests
@@ -60,5 +62,27 @@ public sealed class HeartbeatLineTests
             Assert.Equal("KPEXIT code=0", c.ExitLine);
         }
         finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void A_line_cut_by_a_migration_continues_in_the_destinations_file_and_each_heartbeat_knows_its_file()
+    {
+        string dir = Directory.CreateTempSubdirectory("kp-console.").FullName;
+        string source = Path.Combine(dir, "source.log"), destination = Path.Combine(dir, "destination.log");
+        try
+        {
+            var c = new LinuxGuestConsole();
+            File.WriteAllText(source, Line(1, 0, 0xa) + "\n" + Line(2, 0xa, 0xb)[..15]);   // paused mid-line
+            c.Poll(source);
+            c.Poll(destination);                                                     // not there yet
+            File.WriteAllText(destination, Line(2, 0xa, 0xb)[15..] + "\n" + Line(3, 0xb, 0xc) + "\n");
+            c.Poll(source);
+            c.Poll(destination);
+            Assert.Equal(3, c.Heartbeats.Count);
+            Assert.Empty(c.Gaps);
+            Assert.Equal([source, destination, destination], c.Arrivals.Select(a => a.File));
+            Assert.True(c.Arrivals[0].Timestamp <= c.Arrivals[1].Timestamp);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 }

@@ -1,3 +1,5 @@
+using KvmPresync.Libvirt.Guest;
+
 namespace KvmPresync.Tests.LinuxGuest;
 
 /// <summary>

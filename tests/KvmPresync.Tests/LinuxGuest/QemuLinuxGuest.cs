@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using KvmPresync.Libvirt.Guest;
 
 namespace KvmPresync.Tests.LinuxGuest;
 

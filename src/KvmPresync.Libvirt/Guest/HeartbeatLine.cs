@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace KvmPresync.Tests.LinuxGuest;
+namespace KvmPresync.Libvirt.Guest;
 
 /// <summary>
 /// One heartbeat of the Linux guest's workload (native/linux-guest/workload.c) on its serial console:
