@@ -220,6 +220,34 @@ public sealed class PrivateLibvirtDaemon : IDisposable
     }
 
     /// <summary>
+    /// Stops libvirtd and starts it again in the same mount namespace (entered through virtlogd, which stays), as an
+    /// operator's restart would: running QEMUs survive and the new daemon reconnects to them. Returns when it listens.
+    /// </summary>
+    public void RestartLibvirtd()
+    {
+        HostProcesses.Stop(LibvirtdPid, TimeSpan.FromSeconds(5));
+        var (rc, output) = HostProcesses.Run("nsenter", "-t", VirtlogdPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m",
+            Libvirtd, "-d", "-p", "/run/libvirt/libvirtd.pid");
+        if (rc != 0) throw new InvalidOperationException($"restarting libvirtd failed ({rc}): {output.Trim()}");
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < Options.StartTimeout)
+        {
+            if (HostProcesses.ReadPidFile(Path.Combine(RunDirectory, "libvirtd.pid")) is { } pid && pid != LibvirtdPid && HostProcesses.Alive(pid))
+            {
+                try
+                {
+                    using var c = Connect();
+                    LibvirtdPid = pid;
+                    return;
+                }
+                catch (LibvirtException) { }
+            }
+            Thread.Sleep(50);
+        }
+        throw new InvalidOperationException($"libvirtd did not listen again within {Options.StartTimeout.TotalSeconds:0} s of its restart; its log:\n{LogTail()}");
+    }
+
+    /// <summary>
     /// Has libvirtd probe QEMU's capabilities now (<c>virsh capabilities</c>; 43 ms when the copied cache is valid), so
     /// the first domain operation does not; the first instance's probe seeds the later ones (<see cref="s_capabilities"/>).
     /// </summary>

@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using KvmPresync.Engine;
+using KvmPresync.Libvirt;
+using KvmPresync.Libvirt.Guest;
+using KvmPresync.Libvirt.Presync;
+using KvmPresync.Libvirt.Testbed;
+using KvmPresync.Migration;
+using KvmPresync.Tests.LinuxGuest;
+using KvmPresync.Tests.Migration;
+using KvmPresync.Tests.ProcessMemory;
+using KvmPresync.Trace;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Tests.Libvirt;
+
+/// <summary>
+/// One libvirt presync set-up for a test, all real: two private libvirt instances (the destination with
+/// kvmpresync-libvirt-hook installed), a Linux guest domain running a workload on the source (RAM in a shared file under
+/// the instance's memory_backing_dir, the preload tracker in its QEMU, heartbeats to a console file), and on the
+/// destination side a <see cref="LibvirtDestination"/> plus a <see cref="ReceiveService"/> on loopback. The destination
+/// domain writes its console to a second file, so heartbeats there were written by the destination. Dispose tears all
+/// down and removes every file and directory it made.
+/// </summary>
+internal sealed class LibvirtPresyncHarness : IAsyncDisposable
+{
+    private readonly List<LibvirtRamTarget> _targets = [];
+    private readonly List<string> _log = [];
+
+    private LibvirtPresyncHarness(string dir, string ramDir, LibvirtTestbed testbed)
+    {
+        Directory = dir;
+        RamDirectory = ramDir;
+        Testbed = testbed;
+    }
+
+    public string Directory { get; }
+    public string RamDirectory { get; }
+    public LibvirtTestbed Testbed { get; }
+    public LibvirtDestination Destination { get; private set; } = null!;
+    public ReceiveService Service { get; private set; } = null!;
+    public Socket Listener { get; private set; } = null!;
+    public string Name { get; } = $"kp-pre-{Guid.NewGuid():N}"[..16];
+    public string SourceConsole => Path.Combine(Directory, "console.source.log");
+    public string DestinationConsole => Path.Combine(Directory, "console.destination.log");
+    public LinuxGuestConsole Console { get; } = new();
+    public PreSharedKey Key { get; } = MigrationHarness.Key(5);
+    public string QmpDirectory => Path.Combine(Directory, "qmp");
+    public IReadOnlyList<LibvirtRamTarget> Targets { get { lock (_targets) return [.. _targets]; } }
+    public string Log { get { lock (_log) return string.Join('\n', _log); } }
+
+    /// <summary>Starts everything, boots the guest and waits for its workload's heartbeats; skips where libvirt, root or the image are missing.</summary>
+    public static async Task<LibvirtPresyncHarness> StartOrSkipAsync(string workload, CancellationToken ct, bool hook = true)
+    {
+        if (PrivateLibvirtDaemon.Unavailable() is { } why) Assert.Skip($"needs a libvirt daemon: {why}");
+        string image = LinuxGuestImage.DirectoryOrSkip();
+        string hookBinary = ProcessTrackingRequirement.NativeOrFail("kvmpresync-libvirt-hook");
+        string tracker = ProcessTrackingRequirement.NativeOrFail("libkvmpresync-track.so");
+        string dir = System.IO.Directory.CreateTempSubdirectory("kp-lvpresync-").FullName;
+        HostProcesses.SetMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        string ramDir = $"/dev/shm/kp-lvpresync-ram-{Guid.NewGuid():N}";
+        string wrapper = Path.Combine(dir, "hook");
+        File.WriteAllText(wrapper, hook
+            ? $"#!/bin/sh\nexec '{hookBinary}' --socket '{Path.Combine(dir, "hook.sock")}' \"$@\"\n"
+            : "#!/bin/sh\ncat >/dev/null\nexit 0\n"); // a destination without the presync hook
+        HostProcesses.SetMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        LibvirtTestbed testbed;
+        try
+        {
+            testbed = LibvirtTestbed.Start(destination: new PrivateLibvirtDaemonOptions { QemuHook = wrapper });
+        }
+        catch (TestbedUnavailableException e)
+        {
+            System.IO.Directory.Delete(dir, recursive: true);
+            Assert.Skip($"needs a libvirt daemon: {e.Message}");
+            throw;
+        }
+        var h = new LibvirtPresyncHarness(dir, ramDir, testbed);
+        try
+        {
+            h.StartReceiver();
+            foreach (string f in new[] { "vmlinuz", "initramfs.cpio.gz" }) File.Copy(Path.Combine(image, f), Path.Combine(dir, f));
+            File.Copy(tracker, Path.Combine(dir, "libkvmpresync-track.so"));
+            using (LibvirtConnection source = testbed.Source.Connect())
+            using (LibvirtDomain domain = source.DefineDomain(h.DomainXml(workload)))
+                domain.Start();
+            await h.WaitAsync(c => c.ReadyLine is not null && c.Heartbeats.Count >= 5, TimeSpan.FromSeconds(90), "the guest's workload heartbeats", ct);
+            return h;
+        }
+        catch
+        {
+            await h.DisposeAsync();
+            throw;
+        }
+    }
+
+    private void StartReceiver()
+    {
+        Destination = LibvirtDestination.Start(new LibvirtDestinationOptions
+        {
+            ConnectUri = Testbed.Destination.Uri,
+            RamDirectory = RamDirectory,
+            MemoryBackingDirectory = Testbed.Destination.MemoryBackingDirectory,
+            HookSocket = Path.Combine(Directory, "hook.sock"),
+            QmpDirectory = QmpDirectory,
+        }, line => { lock (_log) _log.Add(line); });
+        Listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
+        Service = new ReceiveService(Key, layout =>
+        {
+            LibvirtRamTarget t = Destination.CreateTarget((long)layout.TotalBytes);
+            lock (_targets) _targets.Add(t);
+            return t;
+        }, new ReceiveServiceOptions { Receiver = new ReceiverOptions { DeviceStateHandover = true } },
+            new ServiceLog(line => { lock (_log) _log.Add(line); }));
+        Service.SessionEnded += e => e.ResumedTarget?.Dispose();
+    }
+
+    /// <summary>contrib/linux-guest-domain.xml for this test, with the tracker in QEMU's environment.</summary>
+    private string DomainXml(string workload)
+    {
+        string template = File.ReadAllText(Path.Combine(LinuxGuestImage.RepoRoot(), "contrib", "linux-guest-domain.xml"));
+        string xml = template.Replace("@NAME@", Name).Replace("@KERNEL@", Path.Combine(Directory, "vmlinuz"))
+            .Replace("@INITRD@", Path.Combine(Directory, "initramfs.cpio.gz")).Replace("@WORKLOAD@", workload).Replace("@SEED@", "3")
+            .Replace("@SERIAL_LOG@", SourceConsole);
+        return xml.Replace("<domain type='qemu'>", $"<domain type='qemu' xmlns:qemu='{PresyncDomainXml.QemuNamespace}'>", StringComparison.Ordinal)
+            .Replace("</domain>", $"""
+                  <qemu:commandline>
+                    <qemu:env name='LD_PRELOAD' value='{Path.Combine(Directory, "libkvmpresync-track.so")}'/>
+                    <qemu:env name='KVMPRESYNC_TRACK_PATH' value='{Testbed.Source.MemoryBackingDirectory}/libvirt/qemu/*/pc.ram'/>
+                  </qemu:commandline>
+                </domain>
+                """, StringComparison.Ordinal);
+    }
+
+    public LibvirtMigrationSource OpenSource() => LibvirtMigrationSource.Open(Testbed.Source.Uri, Name, new LibvirtHandoverOptions
+    {
+        DestinationUri = Testbed.Destination.Uri,
+        MigrateUri = Testbed.NewMigrationUri(),
+        QmpDirectory = QmpDirectory,
+        EditDestinationXml = xml => xml.Replace(SourceConsole, DestinationConsole, StringComparison.Ordinal),
+    });
+
+    public Task<ReceiveSessionEnded> ReceiveOnceAsync(CancellationToken ct) => Service.RunOnceAsync(Listener, ct);
+
+    public IPEndPoint Endpoint => (IPEndPoint)Listener.LocalEndPoint!;
+
+    public PresyncOptions Options(TimeSpan? reconnectFor = null) => new()
+    {
+        Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 1e9 },
+        RateLimitBitsPerSecond = 1e9,
+        Reconnect = new ReconnectOptions(c => MigrationSocket.ConnectAsync(Endpoint, c))
+        {
+            LivenessTimeout = TimeSpan.FromSeconds(2),
+            MaxOutage = reconnectFor ?? TimeSpan.FromSeconds(20),
+            InitialBackoff = TimeSpan.FromMilliseconds(50),
+            MaxBackoff = TimeSpan.FromMilliseconds(400),
+        },
+    };
+
+    /// <summary>Presyncs, launches after <paramref name="launchAfter"/> (or when <paramref name="launch"/> completes), returns the result.</summary>
+    public async Task<MigrationResult> PresyncAsync(LibvirtMigrationSource source, TimeSpan launchAfter, CancellationToken ct,
+        TimeSpan? reconnectFor = null, Func<Task>? duringSync = null)
+    {
+        using Socket socket = await MigrationSocket.ConnectAsync(Endpoint, ct);
+        var sender = new PresyncSender(source, socket, Key, Options(reconnectFor));
+        source.SessionId = sender.SessionIdHex();
+        Task<MigrationResult> run = sender.RunAsync(ct);
+        if (duringSync is not null) await duringSync();
+        Task done = await Task.WhenAny(run, Task.Delay(launchAfter, ct));
+        if (done != run) sender.Launch();
+        return await run.WaitAsync(TimeSpan.FromMinutes(2), ct);
+    }
+
+    public void PollConsole()
+    {
+        Console.Poll(SourceConsole);
+        Console.Poll(DestinationConsole);
+    }
+
+    public async Task WaitAsync(Func<LinuxGuestConsole, bool> done, TimeSpan timeout, string what, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            PollConsole();
+            if (done(Console)) return;
+            if (Console.ExitLine is { } exit) Assert.Fail($"the guest's workload ended before {what}: {exit}\n{Tail()}");
+            if (watch.Elapsed > timeout) Assert.Fail($"no {what} within {timeout.TotalSeconds:0} s\n{Tail()}\n{Log}");
+            await Task.Delay(100, ct);
+        }
+    }
+
+    public int HeartbeatsFrom(string file) => Console.Arrivals.Count(a => a.File == file);
+
+    public DomainState? State(PrivateLibvirtDaemon daemon)
+    {
+        try
+        {
+            using LibvirtConnection c = daemon.Connect();
+            using LibvirtDomain d = c.LookupDomain(Name);
+            return d.State;
+        }
+        catch (LibvirtException e) when (e.Code == ErrorCodes.NoDomain)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether the source QEMU still has x-ignore-shared set (it must not, after a failed presync).</summary>
+    public bool SourceIgnoresShared()
+    {
+        using LibvirtConnection c = Testbed.Source.Connect();
+        using LibvirtDomain d = c.LookupDomain(Name);
+        using var reply = System.Text.Json.JsonDocument.Parse(d.QemuMonitorCommand("{\"execute\":\"query-migrate-capabilities\"}"));
+        return reply.RootElement.GetProperty("return").EnumerateArray()
+            .Single(e => e.GetProperty("capability").GetString() == "x-ignore-shared").GetProperty("state").GetBoolean();
+    }
+
+    public string Tail(int lines = 12)
+    {
+        string text = string.Join('\n', new[] { SourceConsole, DestinationConsole }.Where(File.Exists).Select(File.ReadAllText));
+        return "console tail:\n" + string.Join('\n', text.Split('\n').TakeLast(lines));
+    }
+
+    /// <summary>No RAM file left in the receiver's directory.</summary>
+    public void AssertNoRamFilesLeft() =>
+        Assert.True(!System.IO.Directory.Exists(RamDirectory) || System.IO.Directory.GetFiles(RamDirectory).Length == 0,
+            $"RAM files left in {RamDirectory}: {string.Join(", ", System.IO.Directory.Exists(RamDirectory) ? System.IO.Directory.GetFiles(RamDirectory) : [])}");
+
+    public async ValueTask DisposeAsync()
+    {
+        try { Listener?.Dispose(); } catch (ObjectDisposedException) { }
+        foreach (LibvirtRamTarget t in Targets) t.Dispose();
+        Destination?.Dispose();
+        Testbed.Dispose();
+        try { System.IO.Directory.Delete(RamDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (DirectoryNotFoundException) { }
+        await Task.CompletedTask;
+    }
+}
