@@ -5,8 +5,9 @@ namespace KvmPresync.Core;
 /// migrates its device state with x-ignore-shared while KvmPresync moves the RAM. The sender starts the handover at
 /// launch (<see cref="BeginHandover"/>), pauses the guest only when the destination reports it is ready for it
 /// (protocol 1.2, DestinationReady), sends the final delta and the digest, and waits for <see cref="Handover"/> after the
-/// receiver confirmed the destination runs. Any failure before that leaves the source resumable: the sender calls
-/// <see cref="IMigrationSource.Resume"/>.
+/// receiver confirmed the destination runs. Any failure after <see cref="BeginHandover"/> makes the sender call
+/// <see cref="IMigrationSource.Resume"/>, paused or not: it must resume a paused guest and undo what the handover set up
+/// (for libvirt: clear x-ignore-shared, so a later stock migration sends the RAM).
 /// </summary>
 public interface IDeviceStateHandoverSource : IMigrationSource
 {

@@ -117,6 +117,7 @@ public sealed class PresyncSender
         bool paused = false;
         long launchBytesStart = 0;
         var handover = _source as IDeviceStateHandoverSource;
+        bool handoverBegun = false;
         try
         {
             while (true)
@@ -139,6 +140,7 @@ public sealed class PresyncSender
             if (handover is not null)
             {
                 run.Phase = SenderPhase.FinalLive;
+                handoverBegun = true; // from here a failure gives the guest back through Resume (it also undoes the handover's set-up)
                 handover.BeginHandover(); // the destination starts now, while the guest still runs
             }
 
@@ -184,7 +186,7 @@ public sealed class PresyncSender
         }
         catch (Exception e) when (e is not AuthenticationFailedException && !cancellationToken.IsCancellationRequested)
         {
-            if (paused) _source.Resume();
+            if (paused || handoverBegun) _source.Resume();
             run.RaiseDeferred();
             if (e is not ProtocolException { FromPeerAbort: true })
                 await run.Channel.AbortAsync(AbortReason.SenderFailure, $"the sender failed in phase {run.Phase}: {e.Message}").ConfigureAwait(false);
@@ -192,7 +194,7 @@ public sealed class PresyncSender
         }
         catch
         {
-            if (paused) _source.Resume();
+            if (paused || handoverBegun) _source.Resume();
             if (cancellationToken.IsCancellationRequested)
                 await run.Channel.AbortAsync(AbortReason.Cancelled, "the sender was cancelled; the source guest keeps running").ConfigureAwait(false);
             throw;
