@@ -47,11 +47,11 @@ internal static class ReproCommand
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
         var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle", DefaultValueFactory = _ => "text,audio,movie" };
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M", DefaultValueFactory = _ => "256M" };
-        var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M (--target libvirt: 256M, the domain template's)", DefaultValueFactory = _ => "256M" };
+        var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket; --target libvirt: QEMU's migration bandwidth limit) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
         var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
         var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
-        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch, in seconds (default 60; --quick 15); precopy runs wait at most 6 s (their slowdown baseline)" };
+        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch, in seconds (default 60; --quick 15); precopy runs wait at most 6 s (their slowdown baseline); --target libvirt: every mode lets the guest run this long before launch" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
         var plots = new Option<string?>("--plots") { Description = "Write PNG plots into this directory" };
         var target = new Option<string>("--target")
@@ -150,6 +150,11 @@ internal static class ReproCommand
         try
         {
             results = await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("kvmpresync: repro cancelled; the run's libvirt instances and guest were removed");
+            return ExitCodes.Interrupted;
         }
         finally
         {

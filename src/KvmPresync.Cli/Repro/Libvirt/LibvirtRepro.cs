@@ -98,11 +98,12 @@ internal static class LibvirtRepro
         }
         int syncStart = guest.Console.FirstHeartbeatAfterReady!.Value;
 
-        var context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress);
+        LibvirtReproContext context;
         LibvirtModeOutcome outcome;
         long? runningAt;
-        await using (DomainRunningWatch watch = DomainRunningWatch.Start(testbed.Destination, guest.Name))
+        await using (DomainRunningWatch watch = DomainRunningWatch.Prepare(testbed.Destination, guest.Name))
         {
+            context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress, watch.Arm);
             using var stopPolling = new CancellationTokenSource();
             Task poller = PollAsync(guest, stopPolling.Token);
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -7,10 +7,12 @@ namespace KvmPresync.Cli.Repro.Libvirt;
 public sealed class LibvirtReproContext
 {
     private readonly TextWriter _progress;
+    private readonly Action _onLaunch;
 
     internal LibvirtReproContext(LibvirtTestbed testbed, LinuxGuestDomain guest, string workload, int run, TimeSpan syncPeriod,
-        LibvirtLink link, TextWriter progress)
+        LibvirtLink link, TextWriter progress, Action onLaunch)
     {
+        _onLaunch = onLaunch;
         Testbed = testbed;
         Guest = guest;
         Workload = workload;
@@ -37,8 +39,15 @@ public sealed class LibvirtReproContext
     /// <summary>When <see cref="MarkLaunch"/> was called (<see cref="Stopwatch.GetTimestamp"/>), or null.</summary>
     public long? LaunchedAt { get; private set; }
 
-    /// <summary>Marks the launch request: launch-to-resume is measured from here to the destination domain running.</summary>
-    public void MarkLaunch() => LaunchedAt = Stopwatch.GetTimestamp();
+    /// <summary>
+    /// Marks the launch request: launch-to-resume is measured from here to the destination domain running (the harness
+    /// starts watching the destination now; nothing polls it before).
+    /// </summary>
+    public void MarkLaunch()
+    {
+        LaunchedAt = Stopwatch.GetTimestamp();
+        _onLaunch();
+    }
 
     /// <summary>Milliseconds from launch to now.</summary>
     public double MsSinceLaunch() => LaunchedAt is { } t ? Stopwatch.GetElapsedTime(t).TotalMilliseconds : 0;
