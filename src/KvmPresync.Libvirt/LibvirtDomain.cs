@@ -144,6 +144,22 @@ public sealed class LibvirtDomain : IDisposable
         }
     }
 
+    /// <summary>
+    /// <c>virDomainMigrateStartPostCopy</c>: switches this (source) domain's running migration, started with
+    /// <see cref="MigrateFlags.Postcopy"/>, to post-copy: the destination resumes and pulls the pages it still lacks.
+    /// Call it from another thread while <see cref="Migrate"/> blocks.
+    /// </summary>
+    public void StartPostCopy()
+    {
+        if (LibvirtNative.DomainMigrateStartPostCopy(Handle, 0) < 0) throw LibvirtException.FromLastError("virDomainMigrateStartPostCopy");
+    }
+
+    /// <summary><c>virDomainAbortJob</c>: aborts the current job, e.g. a migration that does not converge (the source keeps running).</summary>
+    public void AbortJob()
+    {
+        if (LibvirtNative.DomainAbortJob(Handle) < 0) throw LibvirtException.FromLastError("virDomainAbortJob");
+    }
+
     /// <summary>The current job's statistics (<c>virDomainGetJobStats</c>); <see cref="DomainJobType.None"/> when no job runs.</summary>
     public DomainJobStats JobStats => GetJobStats(completed: false);
 

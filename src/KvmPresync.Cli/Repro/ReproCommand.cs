@@ -23,35 +23,74 @@ internal static class ReproCommand
     /// <summary>How long a pre-copy run lets the guest run before launch (its slowdown baseline).</summary>
     public const double PrecopyBaselineSeconds = 6; // covers the 5 s progress sample window
 
+    /// <summary>The targets: our own KVM guests (the default), or libvirt domains on two private libvirt instances.</summary>
+    public const string KvmTarget = "kvm", LibvirtTarget = "libvirt";
+
+    /// <summary>
+    /// One repro's settings. <paramref name="Target"/>: <see cref="KvmTarget"/> or <see cref="LibvirtTarget"/>;
+    /// <paramref name="ModeList"/>: the modes to run, null for every mode of the target.
+    /// </summary>
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
-        string? Json, string? Plots);
+        string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null)
+    {
+        /// <summary>The modes run, in table order.</summary>
+        public IReadOnlyList<string> ModeNames => ModeList ?? (Target == LibvirtTarget ? Libvirt.LibvirtReproModes.Known.Select(k => k.Name).ToArray() : Modes);
+
+        /// <summary>The mode that sends nothing before launch: the slowdown baseline and the one the honesty check bounds.</summary>
+        public string BaselineMode => Target == LibvirtTarget ? Libvirt.LibvirtReproModes.Baseline : "precopy";
+    }
+
+    /// <summary>The Linux guest domain template (contrib/linux-guest-domain.xml) has 256 MiB.</summary>
+    private const long LibvirtGuestMemory = 256L << 20;
 
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
         var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle", DefaultValueFactory = _ => "text,audio,movie" };
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M", DefaultValueFactory = _ => "256M" };
-        var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M (--target libvirt: 256M, the domain template's)", DefaultValueFactory = _ => "256M" };
+        var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket; --target libvirt: QEMU's migration bandwidth limit) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
         var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
         var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
-        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch, in seconds (default 60; --quick 15); precopy runs wait at most 6 s (their slowdown baseline)" };
+        var sync = new Option<double?>("--sync-seconds") { Description = "Sync period before launch, in seconds (default 60; --quick 15); precopy runs wait at most 6 s (their slowdown baseline); --target libvirt: every mode lets the guest run this long before launch" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
         var plots = new Option<string?>("--plots") { Description = "Write PNG plots into this directory" };
-        var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound")
+        var target = new Option<string>("--target")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots,
+            Description = "kvm: our own guests on /dev/kvm; libvirt: the Linux guest image as libvirt domains on two private libvirt instances on this host (needs root, libvirtd, QEMU, make guest-image)",
+            DefaultValueFactory = _ => KvmTarget,
+        };
+        var modes = new Option<string?>("--modes")
+        {
+            Description = $"Comma-separated modes (default: all of the target's). kvm: {string.Join(", ", Modes)}; libvirt: {string.Join(", ", Libvirt.LibvirtReproModes.Known.Select(k => k.Name))}",
+        };
+        var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
+        var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
+        {
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image,
         };
         cmd.SetAction((r, ct) =>
         {
             bool q = r.GetValue(quick);
             string linkKind = r.GetValue(link)!.Trim().ToLowerInvariant();
             if (linkKind is not ("loopback" or "netns")) throw new ArgumentException($"--link-kind: '{linkKind}' is not loopback or netns");
+            string targetKind = r.GetValue(target)!.Trim().ToLowerInvariant();
+            if (targetKind is not (KvmTarget or LibvirtTarget)) throw new ArgumentException($"--target: '{targetKind}' is not {KvmTarget} or {LibvirtTarget}");
+            string[]? modeList = r.GetValue(modes)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var s = new Settings(r.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Units.ParseSize(r.GetValue(memory)!), linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
-                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots));
+                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList);
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
+            if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
             foreach (string w in s.Workloads)
                 if (w is not ("text" or "audio" or "movie" or "idle")) throw new ArgumentException($"--workloads: unknown workload '{w}'");
+            if (targetKind == LibvirtTarget)
+            {
+                if (s.MemoryBytes != LibvirtGuestMemory)
+                    throw new ArgumentException($"--memory: --target libvirt runs the Linux guest domain of contrib/linux-guest-domain.xml, which has {Units.FormatBytes(LibvirtGuestMemory)}");
+                return RunLibvirtAsync(s, Libvirt.LibvirtReproModes.Select(modeList), r.GetValue(image), ct);
+            }
+            foreach (string m in s.ModeNames)
+                if (!Modes.Contains(m)) throw new ArgumentException($"--modes: unknown mode '{m}' for --target kvm (known: {string.Join(", ", Modes)})");
             return RunAsync(s, ct);
         });
         return cmd;
@@ -70,10 +109,10 @@ internal static class ReproCommand
         var total = Stopwatch.StartNew();
         try
         {
-            int n = 0, count = s.Workloads.Length * Modes.Length * s.Runs;
+            int n = 0, count = s.Workloads.Length * s.ModeNames.Count * s.Runs;
             foreach (string workload in s.Workloads)
                 for (int run = 1; run <= s.Runs; run++)
-                    foreach (string mode in Modes)
+                    foreach (string mode in s.ModeNames)
                     {
                         n++;
                         Console.WriteLine(mode == "precopy"
@@ -92,6 +131,40 @@ internal static class ReproCommand
             netns?.Dispose();
             Directory.Delete(work, recursive: true);
         }
+        return await ReportAsync(s, results, total, ct);
+    }
+
+    private static async Task<int> RunLibvirtAsync(Settings s, IReadOnlyList<Libvirt.ILibvirtReproMode> modes, string? image, CancellationToken ct)
+    {
+        if (KvmPresync.Libvirt.Testbed.PrivateLibvirtDaemon.Unavailable() is { } why)
+            throw new InvalidOperationException($"repro --target libvirt starts two private libvirt instances on this host: {why}");
+        image ??= Libvirt.LibvirtRepro.DefaultImageDirectory()
+            ?? throw new InvalidOperationException("repro --target libvirt needs the Linux guest image: build it with `make guest-image` (build/guest-image) or pass --guest-image DIR");
+        if (KvmPresync.Libvirt.Testbed.LinuxGuestDomain.ImageProblem(image) is { } problem) throw new InvalidOperationException(problem);
+        NetnsLink? netns = s.Link == "netns" ? NetnsLink.Up(s.LinkBitsPerSecond) : null;
+        var link = netns is null
+            ? new Libvirt.LibvirtLink("loopback", s.LinkBitsPerSecond, "127.0.0.1", null, null)
+            : new Libvirt.LibvirtLink("netns", s.LinkBitsPerSecond, NetnsLink.DestinationAddress, NetnsLink.SourceNamespace, NetnsLink.DestinationNamespace);
+        var total = Stopwatch.StartNew();
+        List<ReproModeRun> results;
+        try
+        {
+            results = await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("kvmpresync: repro cancelled; the run's libvirt instances and guest were removed");
+            return ExitCodes.Interrupted;
+        }
+        finally
+        {
+            netns?.Dispose();
+        }
+        return await ReportAsync(s, results, total, ct);
+    }
+
+    private static async Task<int> ReportAsync(Settings s, List<ReproModeRun> results, Stopwatch total, CancellationToken ct)
+    {
         var report = ReproReport.Build(s, results);
         Console.WriteLine();
         report.WriteTable(Console.Out);

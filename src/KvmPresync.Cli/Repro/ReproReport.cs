@@ -26,12 +26,12 @@ internal sealed class ReproReport
     public static ReproReport Build(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs)
     {
         var report = new ReproReport(s, runs);
-        foreach (ReproModeRun r in runs.Where(r => r.Mode == "precopy" && r.Result.Succeeded))
+        foreach (ReproModeRun r in runs.Where(r => r.Mode == s.BaselineMode && r.Result.Succeeded))
         {
             // what actually crossed the link after launch bounds pre-copy's launch-to-resume from below
             double bound = r.Result.LaunchBytes * 8.0 / s.LinkBitsPerSecond * 1000;
             if (r.Result.LaunchToResumeMs < bound * 0.98)
-                report.HonestyFailures.Add($"{r.Workload} precopy run {r.Run}: launch-to-resume {r.Result.LaunchToResumeMs:0} ms is below the {bound:0} ms needed to move its {r.Result.LaunchBytes} bytes at the link rate — the link model is wrong");
+                report.HonestyFailures.Add($"{r.Workload} {r.Mode} run {r.Run}: launch-to-resume {r.Result.LaunchToResumeMs:0} ms is below the {bound:0} ms needed to move its {r.Result.LaunchBytes} bytes at the link rate — the link model is wrong");
         }
         return report;
     }
@@ -47,12 +47,12 @@ internal sealed class ReproReport
     }
 
     /// <summary>
-    /// The guest's work rate over the first 5 s after connect, in the pre-copy run (nothing sent) — compared with the
+    /// The guest's work rate over the first 5 s after connect, in the baseline (pre-copy) run (nothing sent) — compared with the
     /// same window of the sync runs: seeded guests follow the same schedule, so bursty workloads (text) compare like
     /// for like (a 5 s window against a 60 s average would not).
     /// </summary>
     private double? BaselineProgress(string workload, int run) =>
-        Of(workload, "precopy").FirstOrDefault(r => r.Run == run)?.Result.ProgressRateFirstSeconds is { } b && b > 0 ? b : null;
+        Of(workload, _s.BaselineMode).FirstOrDefault(r => r.Run == run)?.Result.ProgressRateFirstSeconds is { } b && b > 0 ? b : null;
 
     private IEnumerable<double> Slowdowns(string workload, string mode) =>
         Of(workload, mode).Where(r => r.Result.Succeeded)
@@ -77,16 +77,24 @@ internal sealed class ReproReport
 
     public void WriteTable(TextWriter o)
     {
-        o.WriteLine($"KvmPresync repro — {Units.FormatBytes(_s.MemoryBytes)} guests, {_s.Link} link at {Wire.LinkRate.Format((long)_s.LinkBitsPerSecond)}, " +
+        bool libvirt = _s.Target == ReproCommand.LibvirtTarget;
+        string guests = libvirt
+            ? "libvirt domains (the Linux guest image under QEMU TCG, a fresh guest per run, two private libvirt instances)"
+            : "guests";
+        string shaping = libvirt && _s.Link == "loopback" ? " (QEMU's migration bandwidth limit)" : "";
+        o.WriteLine($"KvmPresync repro — {Units.FormatBytes(_s.MemoryBytes)} {guests}, {_s.Link} link at {Wire.LinkRate.Format((long)_s.LinkBitsPerSecond)}{shaping}, " +
                     $"{_s.SyncSeconds:0} s sync period, {_s.Runs} run(s); medians [min–max]");
         o.WriteLine($"physical bound: moving {Units.FormatBytes(_s.MemoryBytes)} at the link rate takes {PhysicalBoundMs:0} ms; " +
                     "pre-copy sends only non-zero pages, so its own bound (shown beside it) is its after-launch bytes at the link rate");
         o.WriteLine();
         o.WriteLine("sync MiB = all bytes sent before launch; steady MiB = of those, after the initial full copy (what prediction can save)");
-        o.WriteLine($"{"workload",-8} {"mode",-18} {"launch→resume ms",-24} {"downtime ms",-20} {"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
+        if (libvirt)
+            o.WriteLine("libvirt target: downtime = libvirt's job stats; console stall = the same seen on the serial console (host gap − guest gap between " +
+                        "the last source and first destination heartbeat, ±10 ms); verified = the KPHB chain continues on the destination console");
+        o.WriteLine($"{"workload",-8} {"mode",-18} {"launch→resume ms",-24} {"downtime ms",-20} {(libvirt ? $"{"console stall ms",-20} " : "")}{"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
         foreach (string w in _s.Workloads)
         {
-            foreach (string mode in ReproCommand.Modes)
+            foreach (string mode in _s.ModeNames)
             {
                 var ok = Of(w, mode).Where(r => r.Result.Succeeded).ToList();
                 var l2r = Stats(ok.Select(r => r.Result.LaunchToResumeMs));
@@ -98,14 +106,22 @@ internal sealed class ReproReport
                 int all = Of(w, mode).Count();
                 string verified = ok.Count == all && ok.All(r => r.Result.Verified) ? "yes" : $"{ok.Count(r => r.Result.Verified)}/{all}";
                 string bound = Stats(ok.Select(r => r.Result.LaunchBytes * 8000.0 / _s.LinkBitsPerSecond)) is { } b ? $"{b.Median:0}" : "n/a";
-                string paper = mode switch { "precopy" => $"{PaperPrecopy} (bound {bound} ms)", "predict+slowstart" => PaperPresync, _ => "" };
-                o.WriteLine($"{w,-8} {mode,-18} {Fmt(l2r),-24} {Fmt(down),-20} {Fmt(sync, "0.0"),-10} {(mode == "precopy" ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(mode == "precopy" ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
+                bool baseline = mode == _s.BaselineMode;
+                string paper = baseline ? $"{PaperPrecopy} (bound {bound} ms)" : mode is "predict+slowstart" or "presync+predict" ? PaperPresync : "";
+                string stall = libvirt ? $"{Fmt(Stats(ok.Select(r => r.Libvirt?.Heartbeats.StallMs).OfType<double>())),-20} " : "";
+                o.WriteLine($"{w,-8} {mode,-18} {Fmt(l2r),-24} {Fmt(down),-20} {stall}{Fmt(sync, "0.0"),-10} {(baseline ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(baseline ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
+                foreach (ReproModeRun failed in Of(w, mode).Where(r => !r.Result.Succeeded))
+                    o.WriteLine($"{"",-8} {"",-18} run {failed.Run} failed: {failed.Result.Failure}");
             }
             string red = Reduction(w) is { } r ? $"{r:0.0} %" : "n/a";
-            var pre = Stats(Of(w, "precopy").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
-            var ours = Stats(Of(w, "predict+slowstart").Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
+            var pre = Stats(Of(w, _s.BaselineMode).Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
+            string oursMode = libvirt ? "presync+predict" : "predict+slowstart";
+            var ours = Stats(Of(w, oursMode).Where(x => x.Result.Succeeded).Select(x => x.Result.LaunchToResumeMs));
             string speedup = pre is { } p && ours is { } q && q.Median > 0 ? $"{p.Median / q.Median:0.0}x" : "n/a";
-            o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
+            if (libvirt)
+                o.WriteLine($"{"",-8} launch speed-up of {oursMode} vs {_s.BaselineMode}: {speedup} (paper ≥ 7x)");
+            else
+                o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
         }
     }
 
@@ -119,17 +135,17 @@ internal sealed class ReproReport
         foreach (string w in _s.Workloads)
         {
             var wj = new JsonObject();
-            foreach (string mode in ReproCommand.Modes)
+            foreach (string mode in _s.ModeNames)
             {
                 var ok = Of(w, mode).Where(r => r.Result.Succeeded).ToList();
-                wj[mode] = new JsonObject
+                var modeJson = wj[mode] = new JsonObject
                 {
                     ["launchToResumeMs"] = Json(Stats(ok.Select(r => r.Result.LaunchToResumeMs))),
                     ["downtimeMs"] = Json(Stats(ok.Select(r => r.Result.DowntimeMs))),
                     ["syncBytes"] = Json(Stats(ok.Select(r => (double)r.Result.SyncBytes))),
                     ["steadySyncBytes"] = Json(Stats(SteadyOf(ok))),
                     ["launchBytes"] = Json(Stats(ok.Select(r => (double)r.Result.LaunchBytes))),
-                    ["slowdownPercent"] = mode == "precopy" ? Json((0, 0, 0)) : Json(Stats(Slowdowns(w, mode))),
+                    ["slowdownPercent"] = mode == _s.BaselineMode ? Json((0, 0, 0)) : Json(Stats(Slowdowns(w, mode))),
                     ["verified"] = ok.Count == Of(w, mode).Count() && ok.Count > 0 && ok.All(r => r.Result.Verified),
                     ["runs"] = new JsonArray(Of(w, mode).Select(r => (JsonNode)new JsonObject
                     {
@@ -144,8 +160,11 @@ internal sealed class ReproReport
                         ["progressRateDuringSync"] = r.ProgressRateDuringSync,
                         ["progressRateFirstSeconds"] = r.Result.ProgressRateFirstSeconds,
                         ["rounds"] = r.Result.Rounds.Count,
+                        ["libvirt"] = r.Libvirt is { } l ? LibvirtJson(l) : null,
                     }).ToArray()),
                 };
+                if (_s.Target == ReproCommand.LibvirtTarget)
+                    modeJson["consoleStallMs"] = Json(Stats(ok.Select(r => r.Libvirt?.Heartbeats.StallMs).OfType<double>()));
             }
             wj["reductionPercent"] = Reduction(w);
             wj["paperReductionPercent"] = PaperReduction.GetValueOrDefault(w);
@@ -153,6 +172,8 @@ internal sealed class ReproReport
         }
         return new JsonObject
         {
+            ["target"] = _s.Target,
+            ["modes"] = new JsonArray(_s.ModeNames.Select(m => (JsonNode)JsonValue.Create(m)!).ToArray()),
             ["link"] = new JsonObject { ["kind"] = _s.Link, ["rateBitsPerSec"] = _s.LinkBitsPerSecond },
             ["memoryBytes"] = _s.MemoryBytes,
             ["syncSeconds"] = _s.SyncSeconds,
@@ -160,6 +181,36 @@ internal sealed class ReproReport
             ["physicalBoundMs"] = PhysicalBoundMs,
             ["workloads"] = workloads,
             ["honestyFailures"] = new JsonArray(HonestyFailures.Select(f => (JsonNode)JsonValue.Create(f)!).ToArray()),
+        };
+    }
+
+    /// <summary>A libvirt run's own figures: the heartbeat handover, libvirt's downtime and job stats, the migrate call's return.</summary>
+    private static JsonObject LibvirtJson(Libvirt.LibvirtRunDetail l)
+    {
+        var hb = l.Heartbeats;
+        var stats = new JsonObject();
+        foreach (var (name, value) in l.JobStats ?? new Dictionary<string, object>())
+            stats[name] = value switch { ulong u => u, long v => v, int i => i, uint u32 => u32, double d => d, bool b => b, _ => value.ToString() };
+        return new JsonObject
+        {
+            ["domain"] = l.Domain,
+            ["bootMs"] = l.BootMs,
+            ["reportedDowntimeMs"] = l.ReportedDowntimeMs,
+            ["migrateCallMs"] = l.MigrateCallMs,
+            ["heartbeats"] = new JsonObject
+            {
+                ["verified"] = hb.Verified,
+                ["failure"] = hb.Failure,
+                ["onSource"] = hb.SourceHeartbeats,
+                ["onDestination"] = hb.DestinationHeartbeats,
+                ["lastSourceSeq"] = hb.LastOnSource?.Seq,
+                ["firstDestinationSeq"] = hb.FirstOnDestination?.Seq,
+                ["hostGapMs"] = hb.HostGapMs,
+                ["guestGapMs"] = hb.GuestGapMs,
+                ["stallMs"] = hb.StallMs,
+                ["gaps"] = new JsonArray(hb.Gaps.Select(g => (JsonNode)JsonValue.Create(g)!).ToArray()),
+            },
+            ["jobStats"] = stats,
         };
     }
 

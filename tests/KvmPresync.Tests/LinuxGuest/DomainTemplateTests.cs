@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Xml.Linq;
+using KvmPresync.Libvirt.Testbed;
 
 namespace KvmPresync.Tests.LinuxGuest;
 
@@ -50,4 +51,8 @@ public sealed class DomainTemplateTests
         }
         finally { Directory.Delete(Path.GetDirectoryName(path)!, recursive: true); }
     }
+
+    [Fact]
+    public void The_testbed_boots_exactly_the_contrib_template_embedded_in_KvmPresync_Libvirt() =>
+        Assert.Equal(File.ReadAllText(Path.Combine(LinuxGuestImage.RepoRoot(), "contrib", "linux-guest-domain.xml")), LinuxGuestDomain.Template());
 }

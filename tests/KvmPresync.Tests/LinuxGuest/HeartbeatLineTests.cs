@@ -85,4 +85,46 @@ public sealed class HeartbeatLineTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void The_handover_is_verified_only_for_an_unbroken_chain_with_enough_heartbeats_on_the_destination()
+    {
+        string dir = Directory.CreateTempSubdirectory("kp-handover.").FullName;
+        int console = 0;
+        HeartbeatHandover Migrated(int onSource, int onDestination, ulong skip = 0, ulong errors = 0)
+        {
+            console++;
+            string source = Path.Combine(dir, $"{console}.source.log"), destination = Path.Combine(dir, $"{console}.destination.log");
+            var c = new LinuxGuestConsole();
+            ulong seq = 1;
+            for (int i = 0; i < onSource; i++, seq++)
+            {
+                File.AppendAllText(source, Line(seq, seq - 1, seq) + "\n");
+                c.Poll(source);
+            }
+            seq += skip;
+            for (int i = 0; i < onDestination; i++, seq++)
+            {
+                File.AppendAllText(destination, Line(seq, seq - 1, seq, errors: errors) + "\n");
+                c.Poll(destination);
+            }
+            return HeartbeatHandover.Check(c, source, destination, minimumOnDestination: 3);
+        }
+        try
+        {
+            HeartbeatHandover ok = Migrated(5, 3);
+            Assert.True(ok.Verified, ok.Failure);
+            Assert.Equal((5, 3, 5UL, 6UL), (ok.SourceHeartbeats, ok.DestinationHeartbeats, ok.LastOnSource!.Value.Seq, ok.FirstOnDestination!.Value.Seq));
+            Assert.Equal(100, ok.GuestGapMs);                       // t_ms = seq * 100
+            Assert.NotNull(ok.StallMs);
+
+            Assert.Contains("only 2 heartbeat(s) on the destination", Migrated(5, 2).Failure);
+            HeartbeatHandover lost = Migrated(5, 3, skip: 1);
+            Assert.False(lost.Verified);
+            Assert.Equal(["seq 7 after 5 (1 missing)"], lost.Gaps);
+            Assert.Contains("self-check error", Migrated(5, 3, errors: 2).Failure);
+            Assert.Equal("no heartbeat on the source console", Migrated(0, 3).Failure);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

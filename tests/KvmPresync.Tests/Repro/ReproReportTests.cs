@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using KvmPresync.Cli.Repro;
+using KvmPresync.Cli.Repro.Libvirt;
+using KvmPresync.Libvirt.Guest;
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Migration;
@@ -93,5 +95,49 @@ public sealed class ReproReportTests
         Assert.Contains("2/3", table.ToString());
         Assert.Contains("paper 50.5 %", table.ToString());
         Assert.Contains("bound", table.ToString());
+    }
+
+    [Fact]
+    public void LibvirtTargetReportsItsOwnModesWithVirshPrecopyAsTheBaselineAndTheHeartbeatHandoverPerRun()
+    {
+        var settings = new ReproCommand.Settings(["text"], 256L << 20, "loopback", 1e9, 2, 15, null, null, ReproCommand.LibvirtTarget);
+        Assert.Equal(["virsh-precopy", "virsh-postcopy"], settings.ModeNames);
+        Assert.Equal("virsh-precopy", settings.BaselineMode);
+        ReproModeRun Libvirt(string mode, int run, double launchMs, double downtime, double stall, bool ok = true) => Run(mode, run, launchMs, launchBytes: 110_000_000) with
+        {
+            Result = Run(mode, run, launchMs, launchBytes: 110_000_000, ok: ok).Result with { DowntimeMs = downtime },
+            Libvirt = new LibvirtRunDetail
+            {
+                Domain = "kp-text-1",
+                ReportedDowntimeMs = downtime,
+                Heartbeats = new HeartbeatHandover { Verified = ok, Failure = ok ? null : "heartbeat chain broken: seq 9 after 7 (1 missing)", HostGapMs = 100 + stall, GuestGapMs = 100 },
+                JobStats = new Dictionary<string, object> { ["downtime"] = (ulong)downtime, ["memory_postcopy_requests"] = 19UL },
+            },
+        };
+        var runs = new List<ReproModeRun>
+        {
+            Libvirt("virsh-precopy", 1, 1900, 50, 60), Libvirt("virsh-precopy", 2, 2100, 54, 70),
+            Libvirt("virsh-postcopy", 1, 1000, 6, 300), Libvirt("virsh-postcopy", 2, 0, 0, 0, ok: false),
+        };
+        ReproReport report = ReproReport.Build(settings, runs);
+        Assert.Empty(report.HonestyFailures); // 110 MB at 1 Gbit/s needs 880 ms: both pre-copy runs took longer
+        JsonObject json = report.ToJson();
+        Assert.Equal("libvirt", (string)json["target"]!);
+        JsonNode text = json["workloads"]!["text"]!;
+        Assert.Equal(2000, (double)text["virsh-precopy"]!["launchToResumeMs"]!["median"]!);
+        Assert.Equal(65, (double)text["virsh-precopy"]!["consoleStallMs"]!["median"]!, 6);
+        Assert.False((bool)text["virsh-postcopy"]!["verified"]!);
+        JsonNode failed = text["virsh-postcopy"]!["runs"]![1]!;
+        Assert.False((bool)failed["succeeded"]!);
+        Assert.False((bool)failed["libvirt"]!["heartbeats"]!["verified"]!);
+        Assert.Equal(19UL, (ulong)text["virsh-postcopy"]!["runs"]![0]!["libvirt"]!["jobStats"]!["memory_postcopy_requests"]!);
+        Assert.Null(text["predict+slowstart"]);
+        var table = new StringWriter();
+        report.WriteTable(table);
+        string t = table.ToString();
+        Assert.Contains("console stall", t);
+        Assert.Contains("1/2", t);
+        Assert.Contains("run 2 failed: receiver died", t); // the failed run is shown with its reason
+        Assert.Contains("launch speed-up of presync+predict vs virsh-precopy: n/a", t);
     }
 }
