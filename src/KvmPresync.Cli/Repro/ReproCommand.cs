@@ -64,7 +64,7 @@ internal static class ReproCommand
             Description = $"Comma-separated modes (default: all of the target's). kvm: {string.Join(", ", Modes)}; libvirt: {string.Join(", ", Libvirt.LibvirtReproModes.Known.Select(k => k.Name))}",
         };
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
-        var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
+        var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
             quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image,
         };
@@ -159,6 +159,7 @@ internal static class ReproCommand
         finally
         {
             netns?.Dispose();
+            foreach (var mode in modes) (mode as IDisposable)?.Dispose();
         }
         return await ReportAsync(s, results, total, ct);
     }

@@ -68,9 +68,11 @@ public sealed class LinuxGuestDomain : IDisposable
 
     /// <summary>
     /// Defines and starts a fresh guest running <paramref name="workload"/> (idle, text, audio, movie) with
-    /// <paramref name="seed"/> on <paramref name="testbed"/>'s source instance.
+    /// <paramref name="seed"/> on <paramref name="testbed"/>'s source instance. <paramref name="editXml"/> may add to the
+    /// domain XML (e.g. the presync tracker in QEMU's environment) before it is defined.
     /// </summary>
-    public static LinuxGuestDomain Start(LibvirtTestbed testbed, string imageDirectory, string workload, int seed = 1, string? name = null)
+    public static LinuxGuestDomain Start(LibvirtTestbed testbed, string imageDirectory, string workload, int seed = 1, string? name = null,
+        Func<string, string>? editXml = null)
     {
         if (ImageProblem(imageDirectory) is { } problem) throw new FileNotFoundException(problem);
         name ??= $"kp-{workload}-{Guid.NewGuid():N}"[..16];
@@ -92,7 +94,7 @@ public sealed class LinuxGuestDomain : IDisposable
                 .Replace("@INITRD@", Path.Combine(dir, SourceSide, InitramfsFile)).Replace("@WORKLOAD@", workload)
                 .Replace("@SEED@", seed.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 .Replace("@SERIAL_LOG@", guest.SourceConsolePath);
-            guest.SourceDomain = source.DefineDomain(xml);
+            guest.SourceDomain = source.DefineDomain(editXml?.Invoke(xml) ?? xml);
             guest.SinceStart.Start();
             guest.SourceDomain.Start();
             return guest;

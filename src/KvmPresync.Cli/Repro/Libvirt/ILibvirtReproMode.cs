@@ -30,6 +30,9 @@ public interface ILibvirtReproMode
     /// takes too long.
     /// </summary>
     Task<LibvirtModeOutcome> RunAsync(LibvirtReproContext context, CancellationToken ct);
+
+    /// <summary>What the mode needs in the fresh guest's domain XML (presync: the tracker in QEMU's environment); default: nothing.</summary>
+    string EditGuestXml(string xml) => xml;
 }
 
 /// <summary>What a mode tells the harness about its migration; the harness adds the timing and the heartbeat verdict.</summary>

@@ -74,7 +74,7 @@ internal static class LibvirtRepro
         using LibvirtTestbed testbed = LibvirtTestbed.Start(sourceOptions with { NetworkNamespace = link.SourceNamespace },
             destinationOptions with { NetworkNamespace = link.DestinationNamespace }, link.MigrationAddress);
         LinuxGuestDomain guest;
-        try { guest = LinuxGuestDomain.Start(testbed, imageDirectory, workload); }
+        try { guest = LinuxGuestDomain.Start(testbed, imageDirectory, workload, editXml: mode.EditGuestXml); }
         catch (KvmPresync.Libvirt.LibvirtException e) { return Failed(workload, mode, run, $"the fresh guest could not start: {e.Message}"); }
         using (guest) return await OneOnGuestAsync(s, mode, link, testbed, guest, workload, run, progress, ct);
     }

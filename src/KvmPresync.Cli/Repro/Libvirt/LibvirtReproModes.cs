@@ -3,15 +3,13 @@ namespace KvmPresync.Cli.Repro.Libvirt;
 /// <summary>The modes of <c>repro --target libvirt</c>, by name, in the order the table shows them.</summary>
 public static class LibvirtReproModes
 {
-    /// <summary>
-    /// Ours: presync with prediction over libvirt (issue 10, item 6). Not here yet: it plugs in as an
-    /// <see cref="ILibvirtReproMode"/> added to <see cref="Known"/>, on the same testbed, fresh guest and heartbeat checks.
-    /// </summary>
-    public const string Presync = "presync+predict";
+    /// <summary>Ours: presync with prediction over libvirt (<see cref="PresyncMode"/>).</summary>
+    public const string Presync = PresyncMode.ModeName;
 
     /// <summary>Every implemented mode; <c>--modes</c> defaults to all of them.</summary>
     public static readonly IReadOnlyList<(string Name, Func<ILibvirtReproMode> Create)> Known =
     [
+        (PresyncMode.ModeName, () => new PresyncMode()),
         (StockMigrationMode.PrecopyName, () => new StockMigrationMode(postcopy: false)),
         (StockMigrationMode.PostcopyName, () => new StockMigrationMode(postcopy: true)),
     ];
@@ -24,8 +22,6 @@ public static class LibvirtReproModes
     {
         if (names is null) return Known.Select(k => k.Create()).ToArray();
         return names.Select(n => Known.FirstOrDefault(k => k.Name == n) is { Create: not null } k ? k.Create()
-            : throw new ArgumentException(n == Presync
-                ? $"--modes: {Presync} over libvirt is not implemented yet (issue 10); it plugs in as an ILibvirtReproMode (src/KvmPresync.Cli/Repro/Libvirt/)"
-                : $"--modes: unknown mode '{n}' for --target libvirt (known: {string.Join(", ", Known.Select(k => k.Name))})")).ToArray();
+            : throw new ArgumentException($"--modes: unknown mode '{n}' for --target libvirt (known: {string.Join(", ", Known.Select(k => k.Name))})")).ToArray();
     }
 }
