@@ -142,7 +142,8 @@ public sealed class PresyncSender
 
             PausedPhase.Timeline t = await PausedPhase.RunAsync(run, () => paused = true, stop.Token).ConfigureAwait(false);
             run.Phase = SenderPhase.AwaitingResumed;
-            await run.Channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
+            await run.Channel.ReaderEndedOrTimeout(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
+            run.Channel.ThrowUnlessResumed(_options.ResumeTimeout);
             long resumedAt = _clock.ElapsedTicks;
             _source.Stop();
             run.Phase = SenderPhase.Done;
