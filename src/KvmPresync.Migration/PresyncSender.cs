@@ -104,6 +104,7 @@ public sealed class PresyncSender
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
         JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(LaunchConvergence), _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
+        await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
         bool resumable = Resumable(session) && _options.Reconnect is not null;
