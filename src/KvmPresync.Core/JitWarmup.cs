@@ -26,7 +26,7 @@ public static class JitWarmup
             if (method.IsAbstract || method.ContainsGenericParameters || method.GetMethodBody() is null) continue;
             try
             {
-                RuntimeHelpers.PrepareMethod(method.MethodHandle);
+                Compile(method.MethodHandle);
             }
             catch (Exception e) when (e is ArgumentException or NotSupportedException or BadImageFormatException or TypeLoadException)
             {
@@ -34,7 +34,17 @@ public static class JitWarmup
             }
         }
         foreach (ConstructorInfo ctor in type.GetConstructors(All))
-            if (!ctor.IsAbstract && ctor.GetMethodBody() is not null) RuntimeHelpers.PrepareMethod(ctor.MethodHandle);
+            if (!ctor.IsAbstract && ctor.GetMethodBody() is not null) Compile(ctor.MethodHandle);
         foreach (Type nested in type.GetNestedTypes(All)) PrepareType(nested);
+    }
+
+    private static void Compile(RuntimeMethodHandle method)
+    {
+        // PrepareMethod alone silently compiles nothing for a method that has no stable entry point yet — with tiered
+        // compilation, a virtual method (an interface implementation such as IMigrationTarget.Resume) until it is first
+        // called. Taking its function pointer creates that entry point, and then PrepareMethod compiles it (measured:
+        // without this, MachineMigrationTarget.Resume and Dispose were compiled at the switchover, not here).
+        _ = method.GetFunctionPointer();
+        RuntimeHelpers.PrepareMethod(method);
     }
 }

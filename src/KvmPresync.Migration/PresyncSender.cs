@@ -109,6 +109,7 @@ public sealed class PresyncSender
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
         JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(LaunchConvergence), _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
+        await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
         bool resumable = Resumable(session) && _options.Reconnect is not null;
@@ -151,13 +152,15 @@ public sealed class PresyncSender
                 string why = $"the convergence policy gave up ({convergence.Reason}): {Format(run.Engine.PendingBytes())} still pending would exceed the downtime limit";
                 run.RaiseDeferred();
                 await run.Channel.AbortAsync(AbortReason.Cancelled, why).ConfigureAwait(false);
+                if (handoverBegun) _source.Resume(); // undo the handover's set-up; the destination's hold fails with the receiver's session
                 return Failed(run, why + "; the source guest kept running", convergence);
             }
 
             if (handover is not null) await run.Channel.DestinationReady.ConfigureAwait(false); // completed in FinalLive; throws a reader failure
             PausedPhase.Timeline t = await PausedPhase.RunAsync(run, () => paused = true, stop.Token).ConfigureAwait(false);
             run.Phase = SenderPhase.AwaitingResumed;
-            await run.Channel.WaitResumedAsync(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
+            await run.Channel.ReaderEndedOrTimeout(_options.ResumeTimeout, stop.Token).ConfigureAwait(false);
+            run.Channel.ThrowUnlessResumed(_options.ResumeTimeout);
             long resumedAt = _clock.ElapsedTicks;
             if (handover is not null) await AwaitHandoverAsync(handover, stop.Token).ConfigureAwait(false);
             _source.Stop();

@@ -267,7 +267,8 @@ internal sealed class ReceiverSession
         AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
         HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
-        JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory)); // and the verify/resume steps' code
+        JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory), typeof(ReceiverFrameGate)); // and the verify/resume steps' code
+        await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and their frames' (generic over their body types)
         _deferredHandover = (session.Options & HelloOptions.DeferredHandover) != 0;
         if (_options.DeviceStateHandover && !_deferredHandover)
             throw new ReceiverFailedException(AbortReason.ProtocolViolation,

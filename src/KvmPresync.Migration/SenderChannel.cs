@@ -158,12 +158,20 @@ internal sealed class SenderChannel : IDisposable
             throw new IOException("the receiver closed the connection");
     }
 
-    /// <summary>Waits for Resumed for at most <paramref name="timeout"/>; throws why it did not come.</summary>
-    public async Task<Resumed> WaitResumedAsync(TimeSpan timeout, CancellationToken ct)
+    /// <summary>
+    /// Completes when the reader has ended — right after Resumed, or with the receiver's Abort or a lost connection — or
+    /// when <paramref name="timeout"/> has passed; <see cref="ThrowUnlessResumed"/> then says which. Deliberately not an
+    /// async method of its own: the caller awaits it in its long-running state machine, whose resumption is compiled since
+    /// the sync rounds, while a once-per-migration async method would be JIT-compiled the moment Resumed arrives — inside
+    /// the downtime (measured ~0.8 ms of the destination segment).
+    /// </summary>
+    public Task ReaderEndedOrTimeout(TimeSpan timeout, CancellationToken ct) => Task.WhenAny(_ackLoop, Task.Delay(timeout, ct));
+
+    /// <summary>After <see cref="ReaderEndedOrTimeout"/>: returns if the receiver confirmed the guest runs, else throws why not.</summary>
+    public void ThrowUnlessResumed(TimeSpan timeout)
     {
-        await Task.WhenAny(_ackLoop, Task.Delay(timeout, ct)).ConfigureAwait(false);
-        if (_resumed.Task.IsCompletedSuccessfully) return _resumed.Task.Result;
-        if (_ackLoop.IsCompleted) await _ackLoop.ConfigureAwait(false); // throws the peer's reason
+        if (_resumed.Task.IsCompletedSuccessfully) return;
+        if (_ackLoop.IsCompleted) _ackLoop.GetAwaiter().GetResult(); // throws the peer's reason
         throw _ackLoop.IsCompleted
             ? new IOException("the receiver closed the connection without confirming the guest runs")
             : new TimeoutException($"the destination did not confirm it runs within {timeout.TotalSeconds:0.#} s");

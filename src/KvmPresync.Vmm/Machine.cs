@@ -132,18 +132,30 @@ public sealed class Machine : IDisposable
     {
         ArgumentNullException.ThrowIfNull(shell);
         ArgumentNullException.ThrowIfNull(snapshot);
-        IReadOnlyList<RamSlot> expected = snapshot.Config.RamSlots, actual = RamLayout.SlotsOf(shell.Memory);
-        if (!expected.SequenceEqual(actual))
-            throw new ArgumentException($"memory slots are {string.Join(", ", actual)}; the snapshot's guest has {string.Join(", ", expected)}", nameof(shell));
-        shell.Vm.RestoreState(snapshot.Vm);
-        shell.Vcpu.RestoreState(snapshot.Vcpu);
-        var telemetry = new GuestTelemetry();
-        telemetry.Restore(snapshot.Devices.Telemetry);
-        return new Machine(snapshot.Config, shell.Vm, shell.Memory, shell.Slots, shell.Vcpu, new GuestClock(snapshot.Devices.ClockUs), telemetry)
+        (GuestClock clock, GuestTelemetry telemetry) = RestoreState(shell, snapshot);
+        return new Machine(snapshot.Config, shell.Vm, shell.Memory, shell.Slots, shell.Vcpu, clock, telemetry)
         {
             _paceDeadlineUs = snapshot.Devices.PaceDeadlineUs,
             _latchedClockUs = snapshot.Devices.LatchedClockUs,
         };
+    }
+
+    /// <summary>
+    /// All of <see cref="Restore(MachineShell, MachineSnapshot)"/> but creating the machine: checks the shell's slots against
+    /// the snapshot's, restores VM and vCPU state, rebuilds the devices' state. <see cref="MachineShell.Warm"/> runs this very
+    /// code before a migration's downtime, so none of it is compiled (or its types loaded) inside it.
+    /// </summary>
+    internal static (GuestClock Clock, GuestTelemetry Telemetry) RestoreState(MachineShell shell, MachineSnapshot snapshot)
+    {
+        IReadOnlyList<RamSlot> expected = snapshot.Config.RamSlots;
+        if (!RamLayout.Matches(expected, shell.Memory))
+            throw new ArgumentException(
+                $"memory slots are {string.Join(", ", RamLayout.SlotsOf(shell.Memory))}; the snapshot's guest has {string.Join(", ", expected)}", nameof(shell));
+        shell.Vm.RestoreState(snapshot.Vm);
+        shell.Vcpu.RestoreState(snapshot.Vcpu);
+        var telemetry = new GuestTelemetry();
+        telemetry.Restore(snapshot.Devices.Telemetry);
+        return (new GuestClock(snapshot.Devices.ClockUs), telemetry);
     }
 
     private void LoadGuest(byte[] image)

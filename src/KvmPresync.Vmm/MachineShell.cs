@@ -50,15 +50,23 @@ public sealed class MachineShell : IDisposable
     }
 
     /// <summary>
-    /// Runs the whole restore path once on this shell's own (empty) state — encode, decode, VM and vCPU state
-    /// restore — so that code is compiled and loaded before a migration's downtime needs it. Harmless: the real
-    /// restore overwrites every register and device.
+    /// Runs the whole restore path once on this shell's own (empty) state — encode, decode, then the restore's own code
+    /// (<see cref="Machine.RestoreState"/>: slot check, VM and vCPU state, device state) — so that code is compiled and its
+    /// types loaded before a migration's downtime needs it. Harmless: the real restore overwrites every register and device.
     /// </summary>
     public void Warm()
     {
-        var empty = new MachineSnapshot(new MachineConfig { MemorySize = Memory.SizeBytes }, Vcpu.SaveState(), Vm.SaveState(),
-            new DeviceState(0, 0, 0, new Devices.GuestTelemetry().Save()));
+        // A configuration whose slots are this shell's, so the slot check passes as it will at the switchover.
+        long? lowTop = RamLayout.LowMemoryTopOf(Memory);
+        var config = new MachineConfig { MemorySize = Memory.SizeBytes, LowMemoryTop = lowTop ?? RamLayout.DefaultLowMemoryTop };
+        var empty = new MachineSnapshot(config, Vcpu.SaveState(), Vm.SaveState(), new DeviceState(0, 0, 0, new Devices.GuestTelemetry().Save()));
         MachineSnapshot back = MachineSnapshotCodec.Decode(MachineSnapshotCodec.Encode(empty));
+        if (lowTop is not null)
+        {
+            Machine.RestoreState(this, back);
+            return;
+        }
+        // Memory no snapshot's slots can match (Restore will refuse it): warm what does not depend on them.
         Vm.RestoreState(back.Vm);
         Vcpu.RestoreState(back.Vcpu);
     }

@@ -51,6 +51,41 @@ public static class RamLayout
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="memory"/>'s regions are exactly <paramref name="slots"/>: same order, ids, addresses and sizes.
+    /// Allocates nothing (no LINQ, no comparer): <see cref="Machine.Restore(MachineShell, MachineSnapshot)"/> runs it inside a
+    /// migration's downtime.
+    /// </summary>
+    public static bool Matches(IReadOnlyList<RamSlot> slots, GuestMemoryMap memory)
+    {
+        ArgumentNullException.ThrowIfNull(slots);
+        ArgumentNullException.ThrowIfNull(memory);
+        if (slots.Count != memory.Regions.Count) return false;
+        for (int i = 0; i < slots.Count; i++)
+        {
+            GuestRegion r = memory.Regions[i];
+            if (slots[i] != new RamSlot(r.SlotId, r.GuestPhysicalAddress, r.Memory.Size)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The low-memory top for which <see cref="Plan"/> lays out <paramref name="memory"/>'s regions exactly as they are
+    /// (region 0's size when there are two; for one region the default top, or the region rounded up to 2 MiB when it is
+    /// larger), or null when no top does (memory not laid out by this class).
+    /// </summary>
+    public static long? LowMemoryTopOf(GuestMemoryMap memory)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        long size = memory.SizeBytes;
+        long top = memory.Regions.Count > 1
+            ? memory.Regions[0].Memory.Size
+            : Math.Max(DefaultLowMemoryTop, (size + TwoMiB - 1) / TwoMiB * TwoMiB);
+        if (size <= 0 || size % 4096 != 0 || top < MinLowMemoryTop || top % TwoMiB != 0 || (ulong)top > GuestAbi.HighMemoryGpa)
+            return null;
+        return Matches(Plan(size, top), memory) ? top : null;
+    }
+
     /// <summary>The slots of <paramref name="memory"/>, in its order.</summary>
     public static IReadOnlyList<RamSlot> SlotsOf(GuestMemoryMap memory)
     {

@@ -1,6 +1,7 @@
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 using KvmPresync.Core;
+using KvmPresync.Vmm.Devices;
 
 namespace KvmPresync.Vmm.Migration;
 
@@ -56,7 +57,8 @@ public sealed class MachineMigrationTarget : IMigrationTarget
         {
             _shell = MachineShell.Create(kvm, Memory);
             _shell.Warm();
-            JitWarmup.Prepare(typeof(Machine), typeof(MachineSnapshotCodec), typeof(MachineShell), typeof(MachineMigrationTarget)); // the resume path, compiled before the switchover
+            JitWarmup.Prepare(typeof(Machine), typeof(MachineSnapshotCodec), typeof(MachineShell), typeof(MachineMigrationTarget),
+                typeof(GuestClock), typeof(GuestTelemetry)); // the resume path, compiled before the switchover
         }
         catch
         {
