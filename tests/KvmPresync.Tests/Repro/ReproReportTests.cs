@@ -101,7 +101,7 @@ public sealed class ReproReportTests
     public void LibvirtTargetReportsItsOwnModesWithVirshPrecopyAsTheBaselineAndTheHeartbeatHandoverPerRun()
     {
         var settings = new ReproCommand.Settings(["text"], 256L << 20, "loopback", 1e9, 2, 15, null, null, ReproCommand.LibvirtTarget);
-        Assert.Equal(["virsh-precopy", "virsh-postcopy"], settings.ModeNames);
+        Assert.Equal(["presync+predict", "virsh-precopy", "virsh-postcopy"], settings.ModeNames);
         Assert.Equal("virsh-precopy", settings.BaselineMode);
         ReproModeRun Libvirt(string mode, int run, double launchMs, double downtime, double stall, bool ok = true) => Run(mode, run, launchMs, launchBytes: 110_000_000) with
         {
