@@ -4,7 +4,8 @@
 # and the receiver's resumeMs.
 #   tools/ab-switchover.sh A_KVMPRESYNC B_KVMPRESYNC [PAIRS] [EXTRA run OPTIONS...]
 # e.g. tools/ab-switchover.sh /work/old/build/kvmpresync build/kvmpresync 7
-# Default: 7 pairs, 256 MiB text guest, --link-rate 1gbit on both sides, launch after 10 s, loopback.
+# Default: 7 pairs, 256 MiB text guest (AB_WORKLOAD=audio|movie|idle for another), --link-rate 1gbit on both sides,
+# launch after 10 s, loopback.
 # Keep the machine otherwise quiet while it runs. Result files stay in $AB_WORK (default: a temp dir, removed).
 set -euo pipefail
 a=$(readlink -f "$1"); b=$(readlink -f "$2"); shift 2
@@ -23,7 +24,7 @@ for ((i = 1; i <= pairs; i++)); do
             --json "$work/$side-$i.rx.json" > "$work/rx.log" 2>&1 &
         rx=$!
         sleep 1
-        "$bin" run --workload text --memory 256M --presync-to 127.0.0.1:$port --psk-file "$work/psk" --link-rate 1gbit \
+        "$bin" run --workload "${AB_WORKLOAD:-text}" --memory 256M --presync-to 127.0.0.1:$port --psk-file "$work/psk" --link-rate 1gbit \
             --launch-after 10 --json "$work/$side-$i.json" "$@" < /dev/null > "$work/tx.log" 2>&1 || { cat "$work/tx.log" "$work/rx.log" >&2; exit 1; }
         wait $rx || { cat "$work/rx.log" >&2; exit 1; }
         python3 - "$work/$side-$i" "$side" "$i" <<'PY'
