@@ -27,7 +27,8 @@ public static class Program
             return parsed.Invoke(new InvocationConfiguration
             {
                 EnableDefaultExceptionHandler = false,
-                ProcessTerminationTimeout = ownsSignals ? null : TimeSpan.FromSeconds(2),
+                // repro tears down what it started (libvirt instances, QEMUs, namespaces) when cancelled: give it the time
+                ProcessTerminationTimeout = ownsSignals ? null : parsed.CommandResult.Command.Name == "repro" ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(2),
             });
         }
         catch (Exception e) when (e is KvmException or ArgumentException or FormatException or IOException or InvalidOperationException
