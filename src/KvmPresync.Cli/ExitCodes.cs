@@ -44,8 +44,8 @@ internal static class ExitCodes
         (MigrationFailed, "the migration did not complete (no receiver, transfer or verification failed; repro: a run failed)"),
         (AuthenticationFailed, "the other side could not be authenticated (different --psk-file)"),
         (HonestyCheckFailed, "repro: an honesty check failed"),
-        (Interrupted, "Ctrl-C (SIGINT) and the command did not stop within 2 s"),
-        (Terminated, "SIGTERM and the command did not stop within 2 s"),
+        (Interrupted, "Ctrl-C (SIGINT) and the command did not stop within 2 s (repro: 60 s, to remove what it started)"),
+        (Terminated, "SIGTERM and the command did not stop within 2 s (repro: 60 s)"),
     ];
 
     public static string HelpText() =>
