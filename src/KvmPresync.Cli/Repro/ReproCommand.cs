@@ -146,14 +146,15 @@ internal static class ReproCommand
             ? new Libvirt.LibvirtLink("loopback", s.LinkBitsPerSecond, "127.0.0.1", null, null)
             : new Libvirt.LibvirtLink("netns", s.LinkBitsPerSecond, NetnsLink.DestinationAddress, NetnsLink.SourceNamespace, NetnsLink.DestinationNamespace);
         var total = Stopwatch.StartNew();
-        List<ReproModeRun> results;
+        var results = new List<ReproModeRun>();
         try
         {
-            results = await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, ct);
+            await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, results, ct);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            Console.Error.WriteLine("kvmpresync: repro cancelled; the run's libvirt instances and guest were removed");
+            Console.Error.WriteLine($"kvmpresync: repro cancelled; the run's libvirt instances and guest were removed; reporting the {results.Count} run(s) that ended");
+            if (results.Count > 0) await ReportAsync(s, results, total, CancellationToken.None);
             return ExitCodes.Interrupted;
         }
         finally

@@ -42,10 +42,10 @@ internal static class LibvirtRepro
         return null;
     }
 
-    public static async Task<List<ReproModeRun>> RunAsync(ReproCommand.Settings s, IReadOnlyList<ILibvirtReproMode> modes, string imageDirectory,
-        LibvirtLink link, TextWriter progress, CancellationToken ct)
+    /// <summary>Runs every workload, run and mode, adding each run to <paramref name="results"/> as it ends (a cancelled repro keeps them).</summary>
+    public static async Task RunAsync(ReproCommand.Settings s, IReadOnlyList<ILibvirtReproMode> modes, string imageDirectory,
+        LibvirtLink link, TextWriter progress, List<ReproModeRun> results, CancellationToken ct)
     {
-        var results = new List<ReproModeRun>();
         var total = Stopwatch.StartNew();
         int n = 0, count = s.Workloads.Length * modes.Count * s.Runs;
         foreach (string workload in s.Workloads)
@@ -62,7 +62,6 @@ internal static class LibvirtRepro
                         ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms{stall}, sent {Units.FormatBytes(m.SyncBytes + m.LaunchBytes)}, heartbeat chain verified ({r.Libvirt?.Heartbeats.DestinationHeartbeats} on the destination)"
                         : $"        FAILED: {m.Failure}");
                 }
-        return results;
     }
 
     private static async Task<ReproModeRun> OneAsync(ReproCommand.Settings s, ILibvirtReproMode mode, string imageDirectory, LibvirtLink link,
@@ -101,9 +100,10 @@ internal static class LibvirtRepro
         LibvirtReproContext context;
         LibvirtModeOutcome outcome;
         long? runningAt;
+        int? runningReason;
         await using (DomainRunningWatch watch = DomainRunningWatch.Prepare(testbed.Destination, guest.Name))
         {
-            context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress, watch.Arm);
+            context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress, watch);
             using var stopPolling = new CancellationTokenSource();
             Task poller = PollAsync(guest, stopPolling.Token);
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -119,6 +119,7 @@ internal static class LibvirtRepro
                 await poller;
             }
             runningAt = watch.RunningAt;
+            runningReason = watch.RunningReason;
         }
         double? launchToResume = context.LaunchedAt is { } launched && runningAt is { } resumed
             ? Stopwatch.GetElapsedTime(launched, resumed).TotalMilliseconds
@@ -164,6 +165,7 @@ internal static class LibvirtRepro
             Libvirt = new LibvirtRunDetail
             {
                 Domain = guest.Name,
+                DestinationRunningReason = runningReason is { } why ? DomainRunningWatch.ReasonName(why) : null,
                 BootMs = bootMs,
                 ReportedDowntimeMs = outcome.DowntimeMs,
                 MigrateCallMs = outcome.MigrateCallMs,
