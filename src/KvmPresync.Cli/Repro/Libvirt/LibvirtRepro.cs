@@ -72,6 +72,7 @@ internal static class LibvirtRepro
         Say("starting two private libvirt instances …");
         using LibvirtTestbed testbed = LibvirtTestbed.Start(sourceOptions with { NetworkNamespace = link.SourceNamespace },
             destinationOptions with { NetworkNamespace = link.DestinationNamespace }, link.MigrationAddress);
+        Say($"source instance {testbed.Source.BaseDirectory}, destination instance {testbed.Destination.BaseDirectory} (logs in log/ there)");
         LinuxGuestDomain guest;
         try { guest = LinuxGuestDomain.Start(testbed, imageDirectory, workload); }
         catch (KvmPresync.Libvirt.LibvirtException e) { return Failed(workload, mode, run, $"the fresh guest could not start: {e.Message}"); }
@@ -82,7 +83,7 @@ internal static class LibvirtRepro
         LinuxGuestDomain guest, string workload, int run, TextWriter progress, CancellationToken ct)
     {
         void Say(string message) { lock (progress) progress.WriteLine($"        {message}"); }
-        Say($"fresh guest {guest.Name} booting (Linux under TCG, {workload}) …");
+        Say($"fresh guest {guest.Name} booting (Linux under TCG, {workload}; consoles in {guest.Directory}) …");
         double bootMs;
         try
         {
