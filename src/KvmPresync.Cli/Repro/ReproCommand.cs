@@ -149,7 +149,9 @@ internal static class ReproCommand
         var results = new List<ReproModeRun>();
         try
         {
-            await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, results, ct);
+            // --json is rewritten after every run: a repro killed outright keeps what it measured
+            await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, results, ct,
+                afterEachRun: s.Json is null ? null : () => File.WriteAllText(s.Json, JsonText(ReproReport.Build(s, results))));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -164,6 +166,8 @@ internal static class ReproCommand
         return await ReportAsync(s, results, total, ct);
     }
 
+    private static string JsonText(ReproReport report) => JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true });
+
     private static async Task<int> ReportAsync(Settings s, List<ReproModeRun> results, Stopwatch total, CancellationToken ct)
     {
         var report = ReproReport.Build(s, results);
@@ -171,7 +175,7 @@ internal static class ReproCommand
         report.WriteTable(Console.Out);
         if (s.Json is not null)
         {
-            await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true }), ct);
+            await File.WriteAllTextAsync(s.Json, JsonText(report), ct);
             Console.WriteLine($"wrote {s.Json}");
         }
         if (s.Plots is not null)

@@ -42,9 +42,12 @@ internal static class LibvirtRepro
         return null;
     }
 
-    /// <summary>Runs every workload, run and mode, adding each run to <paramref name="results"/> as it ends (a cancelled repro keeps them).</summary>
+    /// <summary>
+    /// Runs every workload, run and mode, adding each run to <paramref name="results"/> as it ends (a cancelled repro
+    /// keeps them) and calling <paramref name="afterEachRun"/> then.
+    /// </summary>
     public static async Task RunAsync(ReproCommand.Settings s, IReadOnlyList<ILibvirtReproMode> modes, string imageDirectory,
-        LibvirtLink link, TextWriter progress, List<ReproModeRun> results, CancellationToken ct)
+        LibvirtLink link, TextWriter progress, List<ReproModeRun> results, CancellationToken ct, Action? afterEachRun = null)
     {
         var total = Stopwatch.StartNew();
         int n = 0, count = s.Workloads.Length * modes.Count * s.Runs;
@@ -56,6 +59,7 @@ internal static class LibvirtRepro
                     progress.WriteLine($"[{n}/{count}] {workload} {mode.Name} run {run}: fresh libvirt instances and guest, {s.SyncSeconds:0} s of the workload, then launch ({total.Elapsed.TotalSeconds:0} s elapsed)");
                     ReproModeRun r = await OneAsync(s, mode, imageDirectory, link, workload, run, progress, ct);
                     results.Add(r);
+                    afterEachRun?.Invoke();
                     MigrationResult m = r.Result;
                     string stall = r.Libvirt?.Heartbeats.StallMs is { } st ? $", console stall {st:0} ms" : "";
                     progress.WriteLine(m.Succeeded
