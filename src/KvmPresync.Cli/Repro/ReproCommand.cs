@@ -146,14 +146,17 @@ internal static class ReproCommand
             ? new Libvirt.LibvirtLink("loopback", s.LinkBitsPerSecond, "127.0.0.1", null, null)
             : new Libvirt.LibvirtLink("netns", s.LinkBitsPerSecond, NetnsLink.DestinationAddress, NetnsLink.SourceNamespace, NetnsLink.DestinationNamespace);
         var total = Stopwatch.StartNew();
-        List<ReproModeRun> results;
+        var results = new List<ReproModeRun>();
         try
         {
-            results = await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, ct);
+            // --json is rewritten after every run: a repro killed outright keeps what it measured
+            await Libvirt.LibvirtRepro.RunAsync(s, modes, image, link, Console.Error, results, ct,
+                afterEachRun: s.Json is null ? null : () => File.WriteAllText(s.Json, JsonText(ReproReport.Build(s, results))));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            Console.Error.WriteLine("kvmpresync: repro cancelled; the run's libvirt instances and guest were removed");
+            Console.Error.WriteLine($"kvmpresync: repro cancelled; the run's libvirt instances and guest were removed; reporting the {results.Count} run(s) that ended");
+            if (results.Count > 0) await ReportAsync(s, results, total, CancellationToken.None);
             return ExitCodes.Interrupted;
         }
         finally
@@ -164,6 +167,8 @@ internal static class ReproCommand
         return await ReportAsync(s, results, total, ct);
     }
 
+    private static string JsonText(ReproReport report) => JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true });
+
     private static async Task<int> ReportAsync(Settings s, List<ReproModeRun> results, Stopwatch total, CancellationToken ct)
     {
         var report = ReproReport.Build(s, results);
@@ -171,7 +176,7 @@ internal static class ReproCommand
         report.WriteTable(Console.Out);
         if (s.Json is not null)
         {
-            await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true }), ct);
+            await File.WriteAllTextAsync(s.Json, JsonText(report), ct);
             Console.WriteLine($"wrote {s.Json}");
         }
         if (s.Plots is not null)

@@ -195,6 +195,7 @@ internal sealed class ReproReport
         {
             ["domain"] = l.Domain,
             ["bootMs"] = l.BootMs,
+            ["destinationRunningReason"] = l.DestinationRunningReason,
             ["reportedDowntimeMs"] = l.ReportedDowntimeMs,
             ["migrateCallMs"] = l.MigrateCallMs,
             ["heartbeats"] = new JsonObject

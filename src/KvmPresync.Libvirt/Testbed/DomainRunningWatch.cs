@@ -29,6 +29,23 @@ public sealed class DomainRunningWatch : IAsyncDisposable
     /// <summary>When the domain was first seen running, or null so far.</summary>
     public long? RunningAt { get; private set; }
 
+    /// <summary>
+    /// The virDomainRunningReason libvirt gave then: <see cref="ReasonMigrated"/> after a pre-copy migration,
+    /// <see cref="ReasonPostcopy"/> when the destination resumed in post-copy (pages still to come); null so far.
+    /// </summary>
+    public int? RunningReason { get; private set; }
+
+    /// <summary>VIR_DOMAIN_RUNNING_MIGRATED, VIR_DOMAIN_RUNNING_POSTCOPY (libvirt-domain.h).</summary>
+    public const int ReasonMigrated = 2, ReasonPostcopy = 10;
+
+    /// <summary>A virDomainRunningReason as libvirt names it (lower case), e.g. "migrated", "postcopy".</summary>
+    public static string ReasonName(int reason) => reason switch
+    {
+        0 => "unknown", 1 => "booted", ReasonMigrated => "migrated", 3 => "restored", 4 => "from snapshot", 5 => "unpaused",
+        6 => "migration canceled", 7 => "save canceled", 8 => "wakeup", 9 => "crashed", ReasonPostcopy => "postcopy",
+        11 => "postcopy failed", _ => $"reason {reason}",
+    };
+
     /// <summary>Starts watching <paramref name="domainName"/> on <paramref name="daemon"/> at once.</summary>
     public static DomainRunningWatch Start(PrivateLibvirtDaemon daemon, string domainName, TimeSpan? interval = null)
     {
@@ -55,9 +72,11 @@ public sealed class DomainRunningWatch : IAsyncDisposable
                 try
                 {
                     using LibvirtDomain domain = connection.LookupDomain(name);
-                    if (domain.State == DomainState.Running)
+                    var (state, reason) = domain.GetState();
+                    if (state == DomainState.Running)
                     {
                         RunningAt = Stopwatch.GetTimestamp();
+                        RunningReason = reason;
                         return;
                     }
                 }

@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using KvmPresync.Libvirt.Testbed;
 using KvmPresync.Tests.Libvirt;
 using KvmPresync.Tests.LinuxGuest;
 using KvmPresync.Tests.Migration;
@@ -19,15 +21,21 @@ public sealed class LibvirtReproTests
         CancellationToken ct = TestContext.Current.CancellationToken;
         if (LibvirtDaemon.Unavailable() is { } why) Assert.Skip($"needs libvirt daemons: {why}");
         string image = LinuxGuestImage.DirectoryOrSkip();
-        string dir = Directory.CreateTempSubdirectory("kp-repro-libvirt-test.").FullName;
-        string[] before = Leftovers();
+        // the run's temporary directories go to a TMPDIR of its own (traversable: libvirt-qemu reads the staged kernel
+        // there), so what it leaves behind is told apart from what other programs on this host create meanwhile
+        string dir = Directory.CreateTempSubdirectory("kp-repro-libvirt-test.").FullName, tmp = Path.Combine(dir, "tmp");
+        Directory.CreateDirectory(tmp);
+        foreach (string d in new[] { dir, tmp })
+            HostProcesses.SetMode(d, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        string output = "";
         try
         {
             string json = Path.Combine(dir, "repro.json");
-            using var repro = CliProcess.Start("repro", "--target", "libvirt", "--workloads", "text", "--runs", "1", "--modes", "virsh-precopy",
+            using var repro = CliProcess.StartWithEnvironment(new Dictionary<string, string> { ["TMPDIR"] = tmp + "/" },
+                "repro", "--target", "libvirt", "--workloads", "text", "--runs", "1", "--modes", "virsh-precopy",
                 "--sync-seconds", "3", "--guest-image", image, "--json", json);
             int code = await repro.WaitForExitAsync(TimeSpan.FromMinutes(5), ct);
-            string output = repro.Output;
+            output = repro.Output;
             Assert.True(code == 0, $"repro exited {code}:\n{output}");
             foreach (string step in new[] { "starting two private libvirt instances", "booting", "first heartbeat", "launch: virDomainMigrate3", "destination domain running" })
                 Assert.Contains(step, output, StringComparison.Ordinal); // progress on stderr
@@ -53,32 +61,30 @@ public sealed class LibvirtReproTests
             Assert.NotNull(heartbeats["stallMs"]);
             Assert.Equal(downtime, (double)libvirt["jobStats"]!["downtime"]!);      // downtime is libvirt's own figure
             Assert.True((double)libvirt["migrateCallMs"]! >= launchToResume, "the migrate call returned before the destination ran");
+            Assert.Equal("migrated", (string?)libvirt["destinationRunningReason"]);
             TestContext.Current.SendDiagnosticMessage(
                 $"libvirt virsh-precopy text: launch-to-resume {launchToResume:0} ms, downtime {downtime:0} ms (console stall {(double)heartbeats["stallMs"]!:0} ms), {sent / 1048576:0.0} MiB");
+
+            // nothing of the run is left: its TMPDIR is empty (instances, guest), no /dev/shm directory of its instances, no process in their namespaces
+            string[] instances = Regex.Matches(output, @"/kp-libvirtd-\w+").Select(m => m.Value[1..]).Distinct().ToArray();
+            Assert.Equal(2, instances.Length);
+            Assert.Empty(Directory.GetFileSystemEntries(tmp));
+            Assert.All(instances, i => Assert.False(Directory.Exists(Path.Combine("/dev/shm", i)), $"/dev/shm/{i} left behind"));
+            Assert.Empty(Directory.GetDirectories("/proc").Select(p => InNamespaceUnder(p, tmp)).OfType<string>());
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
-        Assert.Equal(before, Leftovers());
     }
 
-    /// <summary>
-    /// What a testbed run creates and must remove: instance and guest directories, /dev/shm RAM directories, and any
-    /// process (libvirtd, virtlogd, QEMU) in an instance's mount namespace, whose /run/libvirt is a /tmp/kp-libvirtd-* bind mount.
-    /// </summary>
-    private static string[] Leftovers() =>
-        Directory.GetDirectories(Path.GetTempPath(), "kp-libvirtd-*").Concat(Directory.GetDirectories(Path.GetTempPath(), "kp-guest-*"))
-            .Concat(Directory.GetDirectories("/dev/shm", "kp-libvirtd-*"))
-            .Concat(Directory.GetDirectories("/proc").Select(InInstanceNamespace).OfType<string>())
-            .Order(StringComparer.Ordinal).ToArray();
-
-    private static string? InInstanceNamespace(string proc)
+    /// <summary>The process at <paramref name="proc"/> when one of its mounts comes from under <paramref name="directory"/> (a testbed instance's namespace).</summary>
+    private static string? InNamespaceUnder(string proc, string directory)
     {
         try
         {
             return int.TryParse(Path.GetFileName(proc), out _)
-                   && File.ReadAllText(Path.Combine(proc, "mountinfo")).Contains(" /tmp/kp-libvirtd-", StringComparison.Ordinal)
+                   && File.ReadAllText(Path.Combine(proc, "mountinfo")).Contains(" " + directory + "/", StringComparison.Ordinal)
                 ? $"process {Path.GetFileName(proc)}: {File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' ')}"
                 : null;
         }

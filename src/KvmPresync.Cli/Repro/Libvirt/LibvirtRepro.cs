@@ -42,10 +42,13 @@ internal static class LibvirtRepro
         return null;
     }
 
-    public static async Task<List<ReproModeRun>> RunAsync(ReproCommand.Settings s, IReadOnlyList<ILibvirtReproMode> modes, string imageDirectory,
-        LibvirtLink link, TextWriter progress, CancellationToken ct)
+    /// <summary>
+    /// Runs every workload, run and mode, adding each run to <paramref name="results"/> as it ends (a cancelled repro
+    /// keeps them) and calling <paramref name="afterEachRun"/> then.
+    /// </summary>
+    public static async Task RunAsync(ReproCommand.Settings s, IReadOnlyList<ILibvirtReproMode> modes, string imageDirectory,
+        LibvirtLink link, TextWriter progress, List<ReproModeRun> results, CancellationToken ct, Action? afterEachRun = null)
     {
-        var results = new List<ReproModeRun>();
         var total = Stopwatch.StartNew();
         int n = 0, count = s.Workloads.Length * modes.Count * s.Runs;
         foreach (string workload in s.Workloads)
@@ -56,13 +59,13 @@ internal static class LibvirtRepro
                     progress.WriteLine($"[{n}/{count}] {workload} {mode.Name} run {run}: fresh libvirt instances and guest, {s.SyncSeconds:0} s of the workload, then launch ({total.Elapsed.TotalSeconds:0} s elapsed)");
                     ReproModeRun r = await OneAsync(s, mode, imageDirectory, link, workload, run, progress, ct);
                     results.Add(r);
+                    afterEachRun?.Invoke();
                     MigrationResult m = r.Result;
                     string stall = r.Libvirt?.Heartbeats.StallMs is { } st ? $", console stall {st:0} ms" : "";
                     progress.WriteLine(m.Succeeded
                         ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms{stall}, sent {Units.FormatBytes(m.SyncBytes + m.LaunchBytes)}, heartbeat chain verified ({r.Libvirt?.Heartbeats.DestinationHeartbeats} on the destination)"
                         : $"        FAILED: {m.Failure}");
                 }
-        return results;
     }
 
     private static async Task<ReproModeRun> OneAsync(ReproCommand.Settings s, ILibvirtReproMode mode, string imageDirectory, LibvirtLink link,
@@ -73,6 +76,7 @@ internal static class LibvirtRepro
         Say("starting two private libvirt instances …");
         using LibvirtTestbed testbed = LibvirtTestbed.Start(sourceOptions with { NetworkNamespace = link.SourceNamespace },
             destinationOptions with { NetworkNamespace = link.DestinationNamespace }, link.MigrationAddress);
+        Say($"source instance {testbed.Source.BaseDirectory}, destination instance {testbed.Destination.BaseDirectory} (logs in log/ there)");
         LinuxGuestDomain guest;
         try { guest = LinuxGuestDomain.Start(testbed, imageDirectory, workload, editXml: mode.EditGuestXml); }
         catch (KvmPresync.Libvirt.LibvirtException e) { return Failed(workload, mode, run, $"the fresh guest could not start: {e.Message}"); }
@@ -83,7 +87,7 @@ internal static class LibvirtRepro
         LinuxGuestDomain guest, string workload, int run, TextWriter progress, CancellationToken ct)
     {
         void Say(string message) { lock (progress) progress.WriteLine($"        {message}"); }
-        Say($"fresh guest {guest.Name} booting (Linux under TCG, {workload}) …");
+        Say($"fresh guest {guest.Name} booting (Linux under TCG, {workload}; consoles in {guest.Directory}) …");
         double bootMs;
         try
         {
@@ -101,9 +105,10 @@ internal static class LibvirtRepro
         LibvirtReproContext context;
         LibvirtModeOutcome outcome;
         long? runningAt;
+        int? runningReason;
         await using (DomainRunningWatch watch = DomainRunningWatch.Prepare(testbed.Destination, guest.Name))
         {
-            context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress, watch.Arm);
+            context = new LibvirtReproContext(testbed, guest, workload, run, TimeSpan.FromSeconds(s.SyncSeconds), link, progress, watch);
             using var stopPolling = new CancellationTokenSource();
             Task poller = PollAsync(guest, stopPolling.Token);
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -119,6 +124,7 @@ internal static class LibvirtRepro
                 await poller;
             }
             runningAt = watch.RunningAt;
+            runningReason = watch.RunningReason;
         }
         double? launchToResume = context.LaunchedAt is { } launched && runningAt is { } resumed
             ? Stopwatch.GetElapsedTime(launched, resumed).TotalMilliseconds
@@ -164,6 +170,7 @@ internal static class LibvirtRepro
             Libvirt = new LibvirtRunDetail
             {
                 Domain = guest.Name,
+                DestinationRunningReason = runningReason is { } why ? DomainRunningWatch.ReasonName(why) : null,
                 BootMs = bootMs,
                 ReportedDowntimeMs = outcome.DowntimeMs,
                 MigrateCallMs = outcome.MigrateCallMs,

@@ -7,12 +7,12 @@ namespace KvmPresync.Cli.Repro.Libvirt;
 public sealed class LibvirtReproContext
 {
     private readonly TextWriter _progress;
-    private readonly Action _onLaunch;
+    private readonly DomainRunningWatch _destination;
 
     internal LibvirtReproContext(LibvirtTestbed testbed, LinuxGuestDomain guest, string workload, int run, TimeSpan syncPeriod,
-        LibvirtLink link, TextWriter progress, Action onLaunch)
+        LibvirtLink link, TextWriter progress, DomainRunningWatch destination)
     {
-        _onLaunch = onLaunch;
+        _destination = destination;
         Testbed = testbed;
         Guest = guest;
         Workload = workload;
@@ -46,8 +46,14 @@ public sealed class LibvirtReproContext
     public void MarkLaunch()
     {
         LaunchedAt = Stopwatch.GetTimestamp();
-        _onLaunch();
+        _destination.Arm();
     }
+
+    /// <summary>
+    /// Why the destination domain runs, as libvirt said when it was first seen running (<see cref="DomainRunningWatch.ReasonPostcopy"/>
+    /// after a switch to post-copy), or null while it has not run.
+    /// </summary>
+    public int? DestinationRunningReason => _destination.RunningReason;
 
     /// <summary>Milliseconds from launch to now.</summary>
     public double MsSinceLaunch() => LaunchedAt is { } t ? Stopwatch.GetElapsedTime(t).TotalMilliseconds : 0;

@@ -8,6 +8,9 @@ public sealed record LibvirtRunDetail
     /// <summary>The libvirt domain (fresh for the run).</summary>
     public required string Domain { get; init; }
 
+    /// <summary>Why libvirt said the destination domain runs when it was first seen running: "migrated" (pre-copy), "postcopy".</summary>
+    public string? DestinationRunningReason { get; init; }
+
     /// <summary>From asking libvirt to start the guest to its first heartbeat, ms.</summary>
     public double BootMs { get; init; }
 

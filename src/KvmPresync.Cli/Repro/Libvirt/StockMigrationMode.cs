@@ -1,4 +1,3 @@
-using System.Globalization;
 using KvmPresync.Libvirt;
 using KvmPresync.Libvirt.Testbed;
 
@@ -11,8 +10,10 @@ namespace KvmPresync.Cli.Repro.Libvirt;
 /// <list type="bullet">
 /// <item><c>virsh-precopy</c>: QEMU's pre-copy until it converges within its default 300 ms downtime limit.</item>
 /// <item><c>virsh-postcopy</c>: VIR_MIGRATE_POSTCOPY, switched to post-copy with <c>virDomainMigrateStartPostCopy</c> as
-/// soon as QEMU's migration stream runs (its first pre-copy pass has begun; the switch does not wait for it to end,
-/// as <c>virsh migrate --postcopy-after-precopy</c> would), so the destination resumes early and pulls what it lacks.
+/// soon as libvirt and QEMU accept it (retried from launch on; QEMU refuses until its migration has started), so QEMU
+/// switches at its stream's first iteration rather than after a first pre-copy pass as
+/// <c>virsh migrate --postcopy-after-precopy</c> would: the destination resumes early and pulls what it lacks. A run
+/// whose destination did not resume in post-copy (libvirt's running reason) is failed, not counted.
 /// QEMU 7.2's destination opens a userfaultfd for that without <c>UFFD_USER_MODE_ONLY</c>, which the unprivileged
 /// <c>libvirt-qemu</c> may not while <c>vm.unprivileged_userfaultfd = 0</c> ("Postcopy is not supported"), so the
 /// destination instance runs QEMU as root with its capabilities (<see cref="PrivateLibvirtDaemonOptions.PrivilegedQemu"/>);
@@ -64,9 +65,11 @@ public sealed class StockMigrationMode(bool postcopy) : ILibvirtReproMode
         context.Progress($"virDomainMigrate3 returned {callMs:0} ms after launch");
 
         DomainJobStats stats = source.GetJobStats(completed: true);
-        ulong? requests = stats.Values.TryGetValue("memory_postcopy_requests", out object? r) && r is ulong u ? u : null;
         string? failure = switchFailure
-            ?? (stats.Type != DomainJobType.Completed ? $"libvirt reports the migration job as {stats.Type}, not completed" : null);
+            ?? (stats.Type != DomainJobType.Completed ? $"libvirt reports the migration job as {stats.Type}, not completed" : null)
+            ?? (postcopy && context.DestinationRunningReason is { } why && why != DomainRunningWatch.ReasonPostcopy
+                ? $"the destination resumed as '{DomainRunningWatch.ReasonName(why)}', not in post-copy: QEMU switched only after pre-copy had moved everything, so this is not a post-copy figure"
+                : null);
         return new LibvirtModeOutcome
         {
             Succeeded = failure is null,
@@ -84,30 +87,25 @@ public sealed class StockMigrationMode(bool postcopy) : ILibvirtReproMode
     }
 
     /// <summary>
-    /// Waits until QEMU's migration stream runs (the source's job reports memory processed), then asks for post-copy.
-    /// Returns why the switch failed (the migration then goes on as pre-copy and the run is not a post-copy figure), or null.
+    /// Asks for post-copy from launch on, every 5 ms until libvirt and QEMU accept it (they refuse until QEMU's migration
+    /// has started); QEMU then switches at its stream's first iteration. Returns why no switch was accepted (the
+    /// migration then ran as pre-copy and the run is not a post-copy figure), or null.
     /// </summary>
     private static async Task<string?> SwitchToPostcopyAsync(LibvirtReproContext context, LibvirtDomain source, Task migrate, CancellationToken ct)
     {
+        string? refused = null;
         while (!migrate.IsCompleted)
         {
-            DomainJobStats job;
-            try { job = source.JobStats; }
-            catch (LibvirtException) { job = new DomainJobStats(DomainJobType.None, new Dictionary<string, object>()); }
-            if (job.Type == DomainJobType.Unbounded && job.MemoryProcessed > 0)
+            try
             {
-                try
-                {
-                    source.StartPostCopy();
-                    context.Progress(string.Create(CultureInfo.InvariantCulture,
-                        $"switched to post-copy {context.MsSinceLaunch():0} ms after launch ({job.MemoryProcessed / 1048576.0:0.0} MiB sent so far)"));
-                    return null;
-                }
-                catch (LibvirtException e) { return $"the switch to post-copy failed, so this was not a post-copy migration: {e.Message}"; }
+                source.StartPostCopy();
+                context.Progress($"post-copy requested {context.MsSinceLaunch():0} ms after launch (accepted once QEMU's migration had started)");
+                return null;
             }
+            catch (LibvirtException e) { refused = e.Message; }
             await Task.Delay(5, ct);
         }
-        return "the migration ended before its stream was seen running, so it was never switched to post-copy";
+        return $"the migration ended before libvirt accepted the switch to post-copy, so it ran as pre-copy (last refusal: {refused})";
     }
 
     private static void Abort(LibvirtDomain source, Task migrate)
