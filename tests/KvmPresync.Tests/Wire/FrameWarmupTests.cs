@@ -44,15 +44,18 @@ public sealed class FrameWarmupTests
         await writer.WriteAsync(new Launch(1, 2, 3), ct).ConfigureAwait(false);
         await writer.WriteAsync(new FinalState(5, 6, digest, state), ct).ConfigureAwait(false);
         await writer.WriteAsync(new Resumed(7, 8), ct).ConfigureAwait(false);
+        await writer.WriteAsync(new DestinationReady(9), ct).ConfigureAwait(false);
         stream.Position = 0;
         var reader = new FrameReader(stream);
         Launch launch = await reader.ReadBodyAsync<Launch>(await reader.ReadHeaderAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         FinalState final = await reader.ReadBodyAsync<FinalState>(await reader.ReadHeaderAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         Resumed resumed = await reader.ReadBodyAsync<Resumed>(await reader.ReadHeaderAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+        DestinationReady ready = await reader.ReadBodyAsync<DestinationReady>(await reader.ReadHeaderAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         long compiled = JitInfo.GetCompiledMethodCount(currentThread: true) - before;
         Assert.Equal(new Launch(1, 2, 3), launch);
         Assert.Equal(5UL, final.PageCount);
         Assert.Equal(new Resumed(7, 8), resumed);
+        Assert.Equal(9UL, ready.ReceiverTimestampNs);
         return compiled;
     }
 }
