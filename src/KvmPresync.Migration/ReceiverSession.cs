@@ -43,7 +43,7 @@ internal sealed class ReceiverSession
     private ReceiveResult? _outcome;
     private HandshakeResult? _session; // kept for SessionStart's proof
     private bool _deferredHandover; // the session negotiated HelloOptions.DeferredHandover
-    private bool _destinationReadySent;
+    private IDeviceStateHandoverTarget? _awaitingDestination; // set until DestinationReady went out: one null check per frame otherwise
     private UInt128? _resumeId;        // the resumable session this connection serves (after SessionStart)
     private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
     private uint _generation;
@@ -227,7 +227,7 @@ internal sealed class ReceiverSession
             default: // the gate admits none of the sender-bound frames; this is a gate/session disagreement
                 throw new InvalidOperationException($"the receiver's gate admitted a {header.Type} frame it has no handler for");
         }
-        if (_gate.Phase == ReceiverPhase.Final && _target is IDeviceStateHandoverTarget handover && !_destinationReadySent)
+        if (_awaitingDestination is { } handover && _gate.Phase == ReceiverPhase.Final)
             await SignalDestinationReadyAsync(handover).ConfigureAwait(false);
     }
 
@@ -245,7 +245,7 @@ internal sealed class ReceiverSession
             Exception why = ready.Exception?.GetBaseException() ?? new OperationCanceledException("the destination's start was cancelled");
             throw new ReceiverFailedException(AbortReason.ReceiverFailure, $"the destination could not be prepared for the device state: {why.Message}", why);
         }
-        _destinationReadySent = true;
+        _awaitingDestination = null;
         await _writer!.WriteAsync(new DestinationReady(Now()), _cancellationToken).ConfigureAwait(false);
     }
 
@@ -305,6 +305,7 @@ internal sealed class ReceiverSession
         if (claim.State is { } parked)
         {
             (_target, _memory, _lease) = (parked.Target, parked.Memory, parked.Reservation);
+            _awaitingDestination = _target as IDeviceStateHandoverTarget; // a reconnect comes during sync: DestinationReady is still to send
             _parkGeneration = start.Generation - 1; // until the sender shows it got the hashes
             _holdsState = true;
             long pages = _memory.PageCount;
@@ -319,7 +320,11 @@ internal sealed class ReceiverSession
             return;
         }
         CreateTarget(session.Layout);
-        if (_target is IDeviceStateHandoverTarget handover) handover.BindSession(Convert.ToHexStringLower(start.SessionId.Span));
+        if (_target is IDeviceStateHandoverTarget handover)
+        {
+            handover.BindSession(Convert.ToHexStringLower(start.SessionId.Span));
+            _awaitingDestination = handover;
+        }
         await _writer!.WriteAsync(new SessionState(claim.Status, 0), _cancellationToken).ConfigureAwait(false);
     }
 

@@ -90,7 +90,7 @@ internal static class ReceiveCommand
             },
             MaxConcurrentSessions = s.MaxSessions,
         };
-        var service = new ReceiveService(key, layout => libvirt is not null ? LibvirtTarget(libvirt, layout) : new MachineMigrationTarget(kvm!,
+        var service = new ReceiveService(key, layout => libvirt is not null ? LibvirtReceive.CreateTarget(libvirt, layout) : new MachineMigrationTarget(kvm!,
             layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
         using Socket listener = MigrationSocket.Listen(s.Listen);
         Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")}{(s.Tls is null ? "" : "; mutual TLS 1.3 required")})");
@@ -141,14 +141,6 @@ internal static class ReceiveCommand
         log?.Info("libvirt.running", session, ("domain", domain.DomainUuid?.ToString() ?? "?"));
         if (log is null) Console.WriteLine($"domain {domain.DomainUuid} runs here under libvirt");
         domain.Dispose();
-    }
-
-    /// <summary>One RAM file for a libvirt session: the sender announces QEMU's single RAM block as one slot at 0.</summary>
-    private static LibvirtRamTarget LibvirtTarget(LibvirtDestination destination, MemoryLayout layout)
-    {
-        if (layout.Slots.Count != 1 || layout.Slots[0].GuestPhysicalAddress != 0)
-            throw new ArgumentException($"a libvirt destination takes one RAM block at offset 0; the sender announced {layout}");
-        return destination.CreateTarget((long)layout.Slots[0].SizeBytes);
     }
 
     private static async Task<int> OnceAsync(ReceiveService service, Socket listener, ResumedGuests guests, Settings s, CancellationToken stop)

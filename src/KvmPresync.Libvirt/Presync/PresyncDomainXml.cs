@@ -55,6 +55,26 @@ public static class PresyncDomainXml
         return doc.ToString(SaveOptions.DisableFormatting);
     }
 
+    /// <summary>
+    /// A source domain's XML with the preload tracker in its QEMU's environment (<c>LD_PRELOAD</c> =
+    /// <paramref name="trackerPath"/>, <c>KVMPRESYNC_TRACK_PATH</c> = <paramref name="trackPath"/>, an fnmatch pattern of the
+    /// RAM file): what <c>kvmpresync libvirt check</c> asks for. Earlier values of both variables are replaced.
+    /// </summary>
+    public static string WithTracker(string domainXml, string trackerPath, string trackPath)
+    {
+        XDocument doc = XDocument.Parse(domainXml);
+        XElement domain = doc.Root ?? throw new ArgumentException("the domain XML has no root element", nameof(domainXml));
+        XNamespace qemu = QemuNamespace;
+        if (domain.Attribute(XNamespace.Xmlns + "qemu") is null) domain.Add(new XAttribute(XNamespace.Xmlns + "qemu", qemu.NamespaceName));
+        XElement commandline = domain.Element(qemu + "commandline") ?? new XElement(qemu + "commandline");
+        if (commandline.Parent is null) domain.Add(commandline);
+        commandline.Elements(qemu + "env").Where(e => (string?)e.Attribute("name") is "LD_PRELOAD" or "KVMPRESYNC_TRACK_PATH").Remove();
+        commandline.Add(
+            new XElement(qemu + "env", new XAttribute("name", "LD_PRELOAD"), new XAttribute("value", trackerPath)),
+            new XElement(qemu + "env", new XAttribute("name", "KVMPRESYNC_TRACK_PATH"), new XAttribute("value", trackPath)));
+        return doc.ToString(SaveOptions.DisableFormatting);
+    }
+
     /// <summary>The presync session named in a domain XML's metadata, or null.</summary>
     public static string? SessionOf(string domainXml)
     {

@@ -11,7 +11,7 @@ namespace KvmPresync.Libvirt.Testbed;
 /// its own that libvirt-qemu can read, one copy per instance as on two hosts (each instance's security driver labels
 /// its own copy: libvirt refuses to relabel a file another instance's QEMU uses as a different user); the console files
 /// live there too. The guest's heartbeats are read from the
-/// source console and, after a migration to <see cref="DestinationXml"/>, from the destination console
+/// source console and, after a migration to <see cref="DestinationXml()"/>, from the destination console
 /// (<see cref="Console"/> follows both). Dispose removes the domain from both instances and deletes the directory.
 /// </summary>
 public sealed class LinuxGuestDomain : IDisposable
@@ -116,8 +116,14 @@ public sealed class LinuxGuestDomain : IDisposable
     /// going to <see cref="DestinationConsolePath"/>, so heartbeats after the switchover prove the destination wrote them,
     /// and the destination's own copy of the kernel and initramfs.
     /// </summary>
-    public string DestinationXml() =>
-        SourceDomain.GetXml(DomainXmlFlags.Secure | DomainXmlFlags.Migratable)
+    public string DestinationXml() => DestinationXml(SourceDomain.GetXml(DomainXmlFlags.Secure | DomainXmlFlags.Migratable));
+
+    /// <summary>
+    /// The same edit of a migratable XML the caller already has (a presync source reads it over its own connection, which
+    /// survives a libvirtd restart that this guest's connection does not).
+    /// </summary>
+    public string DestinationXml(string migratableXml) =>
+        migratableXml
             .Replace(SourceConsolePath, DestinationConsolePath, StringComparison.Ordinal)
             .Replace(Path.Combine(Directory, SourceSide) + "/", Path.Combine(Directory, DestinationSide) + "/", StringComparison.Ordinal);
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using KvmPresync.Engine;
@@ -19,9 +18,9 @@ namespace KvmPresync.Tests.Libvirt;
 /// One libvirt presync set-up for a test, all real: two private libvirt instances (the destination with
 /// kvmpresync-libvirt-hook installed), a Linux guest domain running a workload on the source (RAM in a shared file under
 /// the instance's memory_backing_dir, the preload tracker in its QEMU, heartbeats to a console file), and on the
-/// destination side a <see cref="LibvirtDestination"/> plus a <see cref="ReceiveService"/> on loopback. The destination
-/// domain writes its console to a second file, so heartbeats there were written by the destination. Dispose tears all
-/// down and removes every file and directory it made.
+/// destination side a <see cref="LibvirtDestination"/> plus a <see cref="ReceiveService"/> on loopback. The guest is a
+/// <see cref="LinuxGuestDomain"/>, whose destination XML writes the console to a second file, so heartbeats there were
+/// written by the destination. Dispose tears all down and removes every file and directory it made.
 /// </summary>
 internal sealed class LibvirtPresyncHarness : IAsyncDisposable
 {
@@ -41,10 +40,11 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
     public LibvirtDestination Destination { get; private set; } = null!;
     public ReceiveService Service { get; private set; } = null!;
     public Socket Listener { get; private set; } = null!;
-    public string Name { get; } = $"kp-pre-{Guid.NewGuid():N}"[..16];
-    public string SourceConsole => Path.Combine(Directory, "console.source.log");
-    public string DestinationConsole => Path.Combine(Directory, "console.destination.log");
-    public LinuxGuestConsole Console { get; } = new();
+    /// <summary>The fresh guest (<see cref="LinuxGuestDomain"/>: staged image, both console files, the heartbeat chain).</summary>
+    public LinuxGuestDomain Guest { get; private set; } = null!;
+    public string Name => Guest.Name;
+    public string DestinationConsole => Guest.DestinationConsolePath;
+    public LinuxGuestConsole Console => Guest.Console;
     public PreSharedKey Key { get; } = MigrationHarness.Key(5);
     public string QmpDirectory => Path.Combine(Directory, "qmp");
     public IReadOnlyList<LibvirtRamTarget> Targets { get { lock (_targets) return [.. _targets]; } }
@@ -62,10 +62,12 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
             | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         string ramDir = $"/dev/shm/kp-lvpresync-ram-{Guid.NewGuid():N}";
         string wrapper = Path.Combine(dir, "hook");
-        File.WriteAllText(wrapper, hook
-            ? $"#!/bin/sh\nexec '{hookBinary}' --socket '{Path.Combine(dir, "hook.sock")}' \"$@\"\n"
-            : "#!/bin/sh\ncat >/dev/null\nexit 0\n"); // a destination without the presync hook
-        HostProcesses.SetMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (hook) HookWrapper.Write(wrapper, hookBinary, Path.Combine(dir, "hook.sock"));
+        else
+        {
+            File.WriteAllText(wrapper, "#!/bin/sh\ncat >/dev/null\nexit 0\n"); // a destination without the presync hook
+            HostProcesses.SetMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         LibvirtTestbed testbed;
         try
         {
@@ -81,11 +83,10 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
         try
         {
             h.StartReceiver();
-            foreach (string f in new[] { "vmlinuz", "initramfs.cpio.gz" }) File.Copy(Path.Combine(image, f), Path.Combine(dir, f));
-            File.Copy(tracker, Path.Combine(dir, "libkvmpresync-track.so"));
-            using (LibvirtConnection source = testbed.Source.Connect())
-            using (LibvirtDomain domain = source.DefineDomain(h.DomainXml(workload)))
-                domain.Start();
+            string trackerCopy = Path.Combine(dir, "libkvmpresync-track.so"); // where libvirt-qemu can read it
+            File.Copy(tracker, trackerCopy);
+            h.Guest = LinuxGuestDomain.Start(testbed, image, workload, seed: 3, editXml: xml =>
+                PresyncDomainXml.WithTracker(xml, trackerCopy, $"{testbed.Source.MemoryBackingDirectory}/libvirt/qemu/*/pc.ram"));
             await h.WaitAsync(c => c.ReadyLine is not null && c.Heartbeats.Count >= 5, TimeSpan.FromSeconds(90), "the guest's workload heartbeats", ct);
             return h;
         }
@@ -117,29 +118,12 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
         Service.SessionEnded += e => e.ResumedTarget?.Dispose();
     }
 
-    /// <summary>contrib/linux-guest-domain.xml for this test, with the tracker in QEMU's environment.</summary>
-    private string DomainXml(string workload)
-    {
-        string template = File.ReadAllText(Path.Combine(LinuxGuestImage.RepoRoot(), "contrib", "linux-guest-domain.xml"));
-        string xml = template.Replace("@NAME@", Name).Replace("@KERNEL@", Path.Combine(Directory, "vmlinuz"))
-            .Replace("@INITRD@", Path.Combine(Directory, "initramfs.cpio.gz")).Replace("@WORKLOAD@", workload).Replace("@SEED@", "3")
-            .Replace("@SERIAL_LOG@", SourceConsole);
-        return xml.Replace("<domain type='qemu'>", $"<domain type='qemu' xmlns:qemu='{PresyncDomainXml.QemuNamespace}'>", StringComparison.Ordinal)
-            .Replace("</domain>", $"""
-                  <qemu:commandline>
-                    <qemu:env name='LD_PRELOAD' value='{Path.Combine(Directory, "libkvmpresync-track.so")}'/>
-                    <qemu:env name='KVMPRESYNC_TRACK_PATH' value='{Testbed.Source.MemoryBackingDirectory}/libvirt/qemu/*/pc.ram'/>
-                  </qemu:commandline>
-                </domain>
-                """, StringComparison.Ordinal);
-    }
-
     public LibvirtMigrationSource OpenSource() => LibvirtMigrationSource.Open(Testbed.Source.Uri, Name, new LibvirtHandoverOptions
     {
         DestinationUri = Testbed.Destination.Uri,
         MigrateUri = Testbed.NewMigrationUri(),
         QmpDirectory = QmpDirectory,
-        EditDestinationXml = xml => xml.Replace(SourceConsole, DestinationConsole, StringComparison.Ordinal),
+        EditDestinationXml = Guest.DestinationXml,
     });
 
     public Task<ReceiveSessionEnded> ReceiveOnceAsync(CancellationToken ct) => Service.RunOnceAsync(Listener, ct);
@@ -173,22 +157,18 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
         return await run.WaitAsync(TimeSpan.FromMinutes(2), ct);
     }
 
-    public void PollConsole()
-    {
-        Console.Poll(SourceConsole);
-        Console.Poll(DestinationConsole);
-    }
+    public void PollConsole() => Guest.PollConsole();
 
-    public async Task WaitAsync(Func<LinuxGuestConsole, bool> done, TimeSpan timeout, string what, CancellationToken ct)
+    /// <summary><see cref="LinuxGuestDomain.WaitAsync"/>, failing the test (with the receiver's log) instead of throwing.</summary>
+    public async Task WaitAsync(Func<LinuxGuestConsole, bool> done, TimeSpan timeout, string what, CancellationToken ct, bool sourceMayStop = false)
     {
-        var watch = Stopwatch.StartNew();
-        while (true)
+        try
         {
-            PollConsole();
-            if (done(Console)) return;
-            if (Console.ExitLine is { } exit) Assert.Fail($"the guest's workload ended before {what}: {exit}\n{Tail()}");
-            if (watch.Elapsed > timeout) Assert.Fail($"no {what} within {timeout.TotalSeconds:0} s\n{Tail()}\n{Log}");
-            await Task.Delay(100, ct);
+            await Guest.WaitAsync(done, timeout, what, ct, sourceMayStop);
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            Assert.Fail($"{e.Message}\n{Log}");
         }
     }
 
@@ -218,12 +198,6 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
             .Single(e => e.GetProperty("capability").GetString() == "x-ignore-shared").GetProperty("state").GetBoolean();
     }
 
-    public string Tail(int lines = 12)
-    {
-        string text = string.Join('\n', new[] { SourceConsole, DestinationConsole }.Where(File.Exists).Select(File.ReadAllText));
-        return "console tail:\n" + string.Join('\n', text.Split('\n').TakeLast(lines));
-    }
-
     /// <summary>No RAM file left in the receiver's directory.</summary>
     public void AssertNoRamFilesLeft() =>
         Assert.True(!System.IO.Directory.Exists(RamDirectory) || System.IO.Directory.GetFiles(RamDirectory).Length == 0,
@@ -234,6 +208,7 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
         try { Listener?.Dispose(); } catch (ObjectDisposedException) { }
         foreach (LibvirtRamTarget t in Targets) t.Dispose();
         Destination?.Dispose();
+        Guest?.Dispose();
         Testbed.Dispose();
         try { System.IO.Directory.Delete(RamDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (DirectoryNotFoundException) { }

@@ -28,25 +28,21 @@ public sealed class PresyncMode : ILibvirtReproMode, IDisposable
             | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         string hook = Beside("kvmpresync-libvirt-hook"), tracker = Beside("libkvmpresync-track.so");
         File.Copy(tracker, TrackerPath);
-        File.WriteAllText(HookWrapper, $"#!/bin/sh\nexec '{hook}' --socket '{HookSocket}' \"$@\"\n");
-        HostProcesses.SetMode(HookWrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        KvmPresync.Libvirt.Testbed.HookWrapper.Write(HookWrapperPath, hook, HookSocket);
     }
 
     public string Name => ModeName;
 
-    private string HookWrapper => Path.Combine(_dir, "hook");
+    private string HookWrapperPath => Path.Combine(_dir, "hook");
     private string HookSocket => Path.Combine(_dir, "hook.sock");
     private string TrackerPath => Path.Combine(_dir, "libkvmpresync-track.so");
     private string QmpDirectory => Path.Combine(_dir, "qmp");
 
     public (PrivateLibvirtDaemonOptions Source, PrivateLibvirtDaemonOptions Destination) TestbedOptions =>
-        (new PrivateLibvirtDaemonOptions(), new PrivateLibvirtDaemonOptions { QemuHook = HookWrapper });
+        (new PrivateLibvirtDaemonOptions(), new PrivateLibvirtDaemonOptions { QemuHook = HookWrapperPath });
 
     /// <summary>The tracker in QEMU's environment, for the RAM file under any /dev/shm memory_backing_dir.</summary>
-    public string EditGuestXml(string xml) => xml
-        .Replace("<domain type='qemu'>", $"<domain type='qemu' xmlns:qemu='{PresyncDomainXml.QemuNamespace}'>", StringComparison.Ordinal)
-        .Replace("</domain>", $"  <qemu:commandline>\n    <qemu:env name='LD_PRELOAD' value='{TrackerPath}'/>\n" +
-                              "    <qemu:env name='KVMPRESYNC_TRACK_PATH' value='/dev/shm/*/libvirt/qemu/*/pc.ram'/>\n  </qemu:commandline>\n</domain>", StringComparison.Ordinal);
+    public string EditGuestXml(string xml) => PresyncDomainXml.WithTracker(xml, TrackerPath, "/dev/shm/*/libvirt/qemu/*/pc.ram");
 
     public async Task<LibvirtModeOutcome> RunAsync(LibvirtReproContext context, CancellationToken ct)
     {
@@ -65,7 +61,7 @@ public sealed class PresyncMode : ILibvirtReproMode, IDisposable
             });
             using Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
             using var key = new PreSharedKey(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-            var service = new ReceiveService(key, layout => destination.CreateTarget((long)layout.TotalBytes),
+            var service = new ReceiveService(key, layout => Commands.LibvirtReceive.CreateTarget(destination, layout),
                 new ReceiveServiceOptions { Receiver = new ReceiverOptions { DeviceStateHandover = true } }, new ServiceLog(_ => { }));
             service.SessionEnded += e => e.ResumedTarget?.Dispose();
             Task<ReceiveSessionEnded> received = service.RunOnceAsync(listener, ct);
@@ -75,7 +71,7 @@ public sealed class PresyncMode : ILibvirtReproMode, IDisposable
                 DestinationUri = context.Testbed.Destination.Uri,
                 MigrateUri = context.Testbed.NewMigrationUri(),
                 QmpDirectory = QmpDirectory,
-                EditDestinationXml = _ => context.Guest.DestinationXml(),
+                EditDestinationXml = context.Guest.DestinationXml,
             });
             var endpoint = (IPEndPoint)listener.LocalEndPoint!;
             using Socket socket = await MigrationSocket.ConnectAsync(endpoint, ct);
