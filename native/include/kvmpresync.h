@@ -153,6 +153,11 @@ KP_EXPORT int32_t kp_pagemap_open(int32_t pid);
  * -EINVAL / -ENOTTY: no PAGEMAP_SCAN (Linux < 6.7). EINTR is retried. */
 KP_EXPORT int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
                                           uint64_t vec_len, uint64_t *walk_end);
+/* The same over a whole address space: without PM_SCAN_CHECK_WPASYNC, so VMAs not registered for async write
+ * protection are skipped instead of failing the call (a process tree's capture scans [0, TASK_SIZE) of each
+ * process and tells unregistered mappings apart from /proc/PID/smaps). */
+KP_EXPORT int64_t kp_pagemap_scan_written_registered(int32_t pagemap_fd, uint64_t start, uint64_t end,
+                                                     struct kp_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
 /* Opens a userfaultfd in this process with UFFD_FEATURE_WP_ASYNC and whichever of want_features exists (falls
  * back to UFFD_USER_MODE_ONLY on EPERM); *features = negotiated (bit 63: user-mode only). fd, or -errno
  * (-EOPNOTSUPP: no WP_ASYNC). Keep it open: closing it drops every registration. */
