@@ -112,13 +112,16 @@ static void resolve(void)
         real_mremap = (mremap_fn)dlsym(RTLD_NEXT, "mremap");
 }
 
-static void after_map(void *p, size_t len)
+/* A new mapping (mmap) is registered and write-protected at once (arm): nothing was written in it yet, and a page
+ * this process only reads is never reported. A moved one (mremap) keeps its pages' state (not armed): pages
+ * written before the move are reported by the next scan. */
+static void after_map(void *p, size_t len, int arm)
 {
     if (!g_mode_all || g_uffd < 0 || p == MAP_FAILED || len == 0)
         return;
     pthread_mutex_lock(&g_lock);
     /* A mapping that can never be written (no VM_MAYWRITE) is refused with EPERM: nothing to track there. */
-    int r = kp_uffd_register_wp_impl(g_uffd, (uint64_t)(uintptr_t)p, page_up(len), 0);
+    int r = kp_uffd_register_wp_impl(g_uffd, (uint64_t)(uintptr_t)p, page_up(len), arm ? KP_UFFD_ARM : 0);
     if (r == 0) {
         if (++g_registered <= MAX_LOGGED_REGISTRATIONS)
             status("registered 0x%llx-0x%llx mmap", (unsigned long long)(uintptr_t)p,
@@ -134,7 +137,7 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
 {
     resolve();
     void *p = real_mmap(addr, len, prot, flags, fd, off);
-    after_map(p, len);
+    after_map(p, len, 1);
     return p;
 }
 
@@ -142,7 +145,7 @@ __attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int 
 {
     resolve();
     void *p = (real_mmap64 ? real_mmap64 : real_mmap)(addr, len, prot, flags, fd, off);
-    after_map(p, len);
+    after_map(p, len, 1);
     return p;
 }
 
@@ -159,7 +162,7 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
         va_end(ap);
     }
     void *p = real_mremap(old, old_len, new_len, flags, new_addr);
-    after_map(p, new_len);
+    after_map(p, new_len, 0);
     return p;
 }
 

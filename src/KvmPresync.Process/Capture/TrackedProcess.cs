@@ -91,7 +91,7 @@ public sealed class TrackedProcess
                         throw new ProcessTrackingException($"PAGEMAP_SCAN on /proc/{Pid}/pagemap [0x{start:x}, 0x{end:x})", (int)-n,
                             n is -22 or -25 ? "this kernel has no PAGEMAP_SCAN (Linux >= 6.7 needed)" : "see ioctl_pagemap_scan(2)");
                     for (long k = 0; k < n; k++)
-                        AddRun(vec[k].Start, vec[k].End, ref areas, ref reread, space, written, pageSize);
+                        AddRun(vec[k].Start, vec[k].End, vec[k].Categories, ref areas, ref reread, space, written, pageSize);
                     if (walkEnd <= start) break;
                     start = walkEnd;
                 }
@@ -100,7 +100,9 @@ public sealed class TrackedProcess
         }
     }
 
-    private void AddRun(ulong from, ulong to, ref List<VirtualMemoryArea> areas, ref bool reread, FirstWritePageSpace space,
+    private const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
+
+    private void AddRun(ulong from, ulong to, ulong categories, ref List<VirtualMemoryArea> areas, ref bool reread, FirstWritePageSpace space,
         Dictionary<PageIdentity, string> written, int pageSize)
     {
         ulong ps = (ulong)pageSize;
@@ -115,6 +117,13 @@ public sealed class TrackedProcess
             }
             ulong stop = i < 0 ? to : Math.Min(to, areas[i].End);
             VirtualMemoryArea? vma = i < 0 ? null : areas[i];
+            if ((categories & (PageIsPresent | PageIsSwapped)) == 0 || (vma is { Shared: false } && (categories & (PageIsFile | PageIsPfnZero)) != 0))
+            {
+                // an empty PTE of a range registered unarmed, or a private mapping's page cache or zero page (mapped by a
+                // read): re-armed by the scan, but not written
+                a = stop;
+                continue;
+            }
             string region;
             int sp;
             if (vma is { Shared: true } v)
