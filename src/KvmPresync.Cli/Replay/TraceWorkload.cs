@@ -22,6 +22,21 @@ internal static class TraceWorkload
         return true;
     }
 
+    /// <summary>The guest memory a replay of <paramref name="path"/> gets when none is asked for (the default guest image).</summary>
+    public static long AutoMemory(string path)
+    {
+        MachineConfig c = Configure(new MachineConfig(), path, memory: null);
+        (c.ReplayFeed as IDisposable)?.Dispose();
+        return c.MemorySize;
+    }
+
+    /// <summary>Refuses <paramref name="memory"/> bytes for a replay of <paramref name="path"/> when the trace does not fit (the message names both sizes and --memory).</summary>
+    public static void CheckMemory(string path, long memory)
+    {
+        MachineConfig c = Configure(new MachineConfig(), path, memory);
+        (c.ReplayFeed as IDisposable)?.Dispose();
+    }
+
     /// <summary>
     /// <paramref name="config"/> turned into a replay of <paramref name="path"/>; <paramref name="memory"/> null = sized from the
     /// trace (<see cref="ReplayLayout.AutoMemory"/>). The feed opened here is owned by the machine booted from the result.

@@ -32,12 +32,11 @@ internal static class ReproCommand
     /// </summary>
     /// <remarks>
     /// <paramref name="Workloads"/> are the names shown in outputs; <paramref name="WorkloadArgs"/> maps a name to what
-    /// <c>run --workload</c> gets when it differs (<c>trace:FILE</c> workloads are named after the trace). <paramref name="MemoryGiven"/>:
-    /// --memory was on the command line (otherwise a trace workload's guest is sized from its trace).
+    /// <c>run --workload</c> gets when it differs (<c>trace:FILE</c> workloads are named after the trace).
     /// </remarks>
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
         string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null,
-        IReadOnlyDictionary<string, string>? WorkloadArgs = null, bool MemoryGiven = true)
+        IReadOnlyDictionary<string, string>? WorkloadArgs = null)
     {
         /// <summary>The <c>run --workload</c> argument for workload <paramref name="name"/>.</summary>
         public string WorkloadArg(string name) => WorkloadArgs is not null && WorkloadArgs.TryGetValue(name, out string? arg) ? arg : name;
@@ -56,7 +55,7 @@ internal static class ReproCommand
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
         var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle, trace:FILE (a replay of a recorded dirty trace, named after the trace's workload; --target kvm only)", DefaultValueFactory = _ => "text,audio,movie" };
-        var memory = new Option<string?>("--memory", "-m") { Description = "Guest memory, e.g. 256M (default 256M; a trace:FILE workload's guest is sized from its trace unless --memory is given; --target libvirt: 256M, the domain template's)" };
+        var memory = new Option<string?>("--memory", "-m") { Description = "Guest memory, e.g. 256M (default 256M; with trace:FILE workloads, every guest is as large as the largest trace needs if that is more; --target libvirt: 256M, the domain template's)" };
         var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket; --target libvirt: QEMU's migration bandwidth limit) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
         var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
         var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
@@ -86,10 +85,14 @@ internal static class ReproCommand
             if (targetKind is not (KvmTarget or LibvirtTarget)) throw new ArgumentException($"--target: '{targetKind}' is not {KvmTarget} or {LibvirtTarget}");
             string[]? modeList = r.GetValue(modes)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             (string[] names, Dictionary<string, string> args) = WorkloadNames(r.GetValue(workloads)!, targetKind);
-            string? memoryText = r.GetValue(memory);
-            var s = new Settings(names, Units.ParseSize(memoryText ?? "256M"), linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
-                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList,
-                args, MemoryGiven: memoryText is not null);
+            // Every guest of a repro has one size (the table's bound is computed from it): without --memory, 256M or what the
+            // largest trace needs; a --memory too small for a trace is refused by its run, naming both sizes.
+            long memoryBytes = r.GetValue(memory) is { } given ? Units.ParseSize(given)
+                : args.Values.Select(a => Replay.TraceWorkload.AutoMemory(a[Replay.TraceWorkload.Prefix.Length..])).Append(256L << 20).Max();
+            if (r.GetValue(memory) is not null)
+                foreach (string a in args.Values) Replay.TraceWorkload.CheckMemory(a[Replay.TraceWorkload.Prefix.Length..], memoryBytes);
+            var s = new Settings(names, memoryBytes, linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
+                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList, args);
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
             if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
             if (targetKind == LibvirtTarget)
@@ -238,10 +241,7 @@ internal static class ReproCommand
         // Pre-copy sends nothing before launch; its waiting period only measures the guest's undisturbed work rate
         // (the slowdown baseline, sampled over its first 5 s).
         double launchAfter = mode == "precopy" ? Math.Min(s.SyncSeconds, PrecopyBaselineSeconds) : s.SyncSeconds;
-        string workloadArg = s.WorkloadArg(workload);
-        var txArgs = new List<string> { "run", "--workload", workloadArg };
-        if (s.MemoryGiven || !workloadArg.StartsWith(Replay.TraceWorkload.Prefix, StringComparison.Ordinal))
-            txArgs.AddRange(["--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        var txArgs = new List<string> { "run", "--workload", s.WorkloadArg(workload), "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         txArgs.AddRange([
             "--presync-to", listen, "--psk-file", psk, "--launch-after", launchAfter.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--json", json, "--link-rate", rate, "--bandwidth", bits]);
