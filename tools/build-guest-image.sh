@@ -46,7 +46,7 @@ g=native/guest
 gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -DKP_HOSTED -ffile-prefix-map="$PWD"=. -Wl,--build-id=none \
   -o "$root/bin/kp-workload" native/linux-guest/workload.c \
   $g/rt.c $g/boot.c $g/content.c $g/fill.c $g/region.c $g/heartbeat.c $g/main.c \
-  $g/wl_idle.c $g/wl_text.c $g/wl_audio.c $g/wl_movie.c $g/wl_pattern.c
+  $g/wl_idle.c $g/wl_text.c $g/wl_audio.c $g/wl_movie.c $g/wl_pattern.c $g/wl_replay.c
 strip "$root/bin/kp-workload"
 
 cp /bin/busybox "$root/bin/busybox"

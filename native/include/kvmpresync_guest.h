@@ -17,6 +17,7 @@
  *   0x0000_8000  struct kp_boot_info (one page): read by the guest, mailbox written by the guest
  *   0x0001_0000  page tables: PML4, PDPT, then one PD per GiB of guest memory (up to 62 GiB)
  *   0x0005_0000 .. 0x000A_0000  stack (RSP starts at KP_STACK_TOP_GPA, grows down)
+ *   0x000A_0000 .. 0x000B_0000  replay mailbox (replay workload only): struct kp_replay_batch, written by the VMM
  *   0x0010_0000  guest image (flat binary linked here, entry = first byte), then .bss
  *   heap: from boot_info.heap_start (2 MiB aligned, after the image) to memory_size (virtual)
  *
@@ -31,6 +32,8 @@
  *   KP_PORT_READY      out  initial memory fill finished; value = pages filled (low 32 bits)
  *   KP_PORT_CONSOLE    out  one character (low byte) of diagnostic text
  *   KP_PORT_EXIT       out  guest stops; value 0 = clean, otherwise a KP_EXIT_* error code
+ *   KP_PORT_REPLAY     out  replay workload: "next batch"; value = the batch's sequence number (low 32 bits);
+ *                           the VMM writes struct kp_replay_batch at KP_REPLAY_MAILBOX_GPA before returning
  *
  * Heartbeat: the guest keeps a running 64-bit checksum of its own state in its own memory.
  * At each heartbeat it sets hb_seq = previous seq + 1, hb_prev = the checksum reported by the
@@ -50,6 +53,8 @@
 #define KP_PAGE_TABLE_END_GPA 0x50000ULL
 #define KP_STACK_TOP_GPA      0xA0000ULL
 #define KP_GUEST_LOAD_GPA     0x100000ULL
+#define KP_REPLAY_MAILBOX_GPA 0xA0000ULL
+#define KP_REPLAY_MAILBOX_PAGES 16
 #define KP_HIGH_MEMORY_GPA    0x100000000ULL /* region 1 (RAM above the low-memory top) starts here */
 #define KP_MAX_RAM_REGIONS    4
 
@@ -61,6 +66,7 @@
 #define KP_PORT_READY      0x524
 #define KP_PORT_CONSOLE    0x528
 #define KP_PORT_EXIT       0x52C
+#define KP_PORT_REPLAY     0x530
 
 #define KP_BOOT_MAGIC      0x4942504BU /* "KPBI" little-endian */
 #define KP_BOOT_VERSION    2U
@@ -71,6 +77,7 @@ enum kp_workload {
     KP_WORKLOAD_AUDIO = 2,
     KP_WORKLOAD_MOVIE = 3,
     KP_WORKLOAD_PATTERN = 4, /* test workload: writes the page list in params, then heartbeats */
+    KP_WORKLOAD_REPLAY = 5,  /* writes the pages of a recorded dirty trace, batch by batch, at their times */
 };
 
 enum kp_exit_code {
@@ -90,6 +97,29 @@ struct kp_mailbox {
     uint64_t hb_errors;
     uint64_t progress_total; /* all work units since boot (the PROGRESS port carries deltas) */
 };
+
+/* Replay workload: one run of pages to write, as page indices inside the replay region. */
+struct kp_replay_run {
+    uint32_t first;
+    uint32_t count;
+};
+
+#define KP_REPLAY_END 1U /* flags: no more batches; the guest only heartbeats from now on */
+
+/* Replay workload: the batch the VMM wrote at KP_REPLAY_MAILBOX_GPA in answer to OUT KP_PORT_REPLAY. */
+struct kp_replay_batch {
+    uint64_t seq;                /* the request's sequence number, echoed */
+    uint64_t interval;           /* trace interval the batch belongs to (counts on across loops of the trace) */
+    uint64_t due_us;             /* guest clock at which to write it: the interval's start */
+    uint64_t pages;              /* sum of the runs' counts */
+    uint32_t run_count;          /* 0 .. KP_REPLAY_MAX_RUNS (0: an empty interval) */
+    uint32_t flags;              /* KP_REPLAY_END */
+    uint32_t progress;           /* work units the trace recorded for the interval (its first batch; 0 in the others) */
+    uint32_t reserved;           /* 0 */
+    struct kp_replay_run runs[]; /* run_count entries */
+};
+
+#define KP_REPLAY_MAX_RUNS ((KP_REPLAY_MAILBOX_PAGES * 4096 - sizeof(struct kp_replay_batch)) / sizeof(struct kp_replay_run))
 
 /* One block of guest RAM (a KVM memory slot). */
 struct kp_ram_region {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KvmPresync.Cli.Replay;
 using KvmPresync.Vmm;
 
 namespace KvmPresync.Cli;
@@ -8,14 +9,15 @@ internal sealed class GuestOptions
 {
     public Option<string> Workload { get; } = new("--workload", "-w")
     {
-        Description = "Workload guest: idle, text, audio or movie",
+        Description = "Workload guest: idle, text, audio, movie, or trace:FILE (replays a recorded dirty trace's page writes at their recorded times, looping; docs/WORKLOADS.md)",
         DefaultValueFactory = _ => "idle",
     };
 
-    public Option<string> Memory { get; } = new("--memory", "-m")
+    public const string DefaultMemory = "256M";
+
+    public Option<string?> Memory { get; } = new("--memory", "-m")
     {
-        Description = "Guest memory, e.g. 256M",
-        DefaultValueFactory = _ => "256M",
+        Description = $"Guest memory, e.g. 512M (default {DefaultMemory}; with --workload trace:FILE, sized to hold the trace)",
     };
 
     public Option<ulong> Seed { get; } = new("--seed")
@@ -40,14 +42,16 @@ internal sealed class GuestOptions
     public MachineConfig ToConfig(ParseResult r)
     {
         string name = r.GetValue(Workload)!;
-        if (!Enum.TryParse(name, ignoreCase: true, out Workload w) || w == Vmm.Workload.Pattern || !Enum.IsDefined(w))
-            throw new ArgumentException($"unknown workload '{name}'; choose idle, text, audio or movie");
-        return new MachineConfig
+        long? memory = r.GetValue(Memory) is { } m ? Units.ParseSize(m) : null;
+        var config = new MachineConfig
         {
-            Workload = w,
-            MemorySize = Units.ParseSize(r.GetValue(Memory)!),
+            MemorySize = memory ?? Units.ParseSize(DefaultMemory),
             Seed = r.GetValue(Seed),
             GuestImage = r.GetValue(GuestImage),
         };
+        if (TraceWorkload.TryParse(name, out string trace)) return TraceWorkload.Configure(config, trace, memory);
+        if (!Enum.TryParse(name, ignoreCase: true, out Workload w) || w is Vmm.Workload.Pattern or Vmm.Workload.Replay || !Enum.IsDefined(w))
+            throw new ArgumentException($"unknown workload '{name}'; choose idle, text, audio, movie or trace:FILE");
+        return config with { Workload = w };
     }
 }

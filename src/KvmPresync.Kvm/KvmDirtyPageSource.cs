@@ -83,12 +83,8 @@ public sealed class KvmDirtyPageSource : IDirtyPageSource
             count += Merge(_scratch[i], _firstIndex[i], into.Words);
             ClearHarvested(_slots[i], _scratch[i]);
         }
-        if (_vmmWrites is not null && !_vmmWrites.IsEmpty())
-        {
-            count += _vmmWrites.Count();
-            into.Or(_vmmWrites);
-            _vmmWrites.Clear();
-        }
+        if (_vmmWrites is not null)
+            count += _vmmWrites.TakeInto(into); // atomic: the VMM may be marking a write right now (the replay mailbox)
         ulong progress = 0;
         if (_progress is not null)
         {

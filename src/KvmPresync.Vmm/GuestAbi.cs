@@ -16,6 +16,11 @@ public static class GuestAbi
     public const ulong LoadGpa = 0x100000;
     /// <summary>Where RAM above the low-memory top continues (region 1), past the hole below 4 GiB.</summary>
     public const ulong HighMemoryGpa = 0x1_0000_0000;
+    /// <summary>The replay workload's mailbox (<c>struct kp_replay_batch</c>), written by the VMM; <see cref="ReplayMailboxPages"/> pages.</summary>
+    public const ulong ReplayMailboxGpa = 0xA0000;
+    public const int ReplayMailboxPages = 16;
+    /// <summary>Runs one batch can list: what fits in the mailbox after the header (<c>KP_REPLAY_MAX_RUNS</c>).</summary>
+    public const int ReplayMaxRuns = (ReplayMailboxPages * 4096 - ReplayBatch.Size) / ReplayRun.Size;
     /// <summary>RAM regions the boot info can list.</summary>
     public const int MaxRamRegions = 4;
 
@@ -27,6 +32,7 @@ public static class GuestAbi
     public const ushort PortReady = 0x524;
     public const ushort PortConsole = 0x528;
     public const ushort PortExit = 0x52C;
+    public const ushort PortReplay = 0x530;
 
     public const uint BootMagic = 0x4942504B;
     public const uint BootVersion = 2;
@@ -55,6 +61,22 @@ public static class GuestAbi
         public const int Size = 48;
     }
 
+    /// <summary>Byte offsets of <c>struct kp_replay_batch</c> (the replay mailbox header; the runs follow it).</summary>
+    public static class ReplayBatch
+    {
+        public const int Seq = 0, Interval = 8, DueUs = 16, Pages = 24, RunCount = 32, Flags = 36, Progress = 40, Reserved = 44, Runs = 48;
+        public const int Size = 48;
+        /// <summary><c>KP_REPLAY_END</c>: no more batches; the guest only heartbeats.</summary>
+        public const uint FlagEnd = 1;
+    }
+
+    /// <summary>Byte offsets of <c>struct kp_replay_run</c> (page indices inside the replay region).</summary>
+    public static class ReplayRun
+    {
+        public const int First = 0, Count = 4;
+        public const int Size = 8;
+    }
+
     /// <summary>Reads a u64 of the guest's mailbox from the boot-info page.</summary>
     public static ulong ReadMail(ReadOnlySpan<byte> bootInfoPage, int field) =>
         BinaryPrimitives.ReadUInt64LittleEndian(bootInfoPage[(BootInfo.Mailbox + field)..]);
@@ -68,6 +90,8 @@ public enum Workload : uint
     Audio = 2,
     Movie = 3,
     Pattern = 4,
+    /// <summary>Writes the pages of a recorded dirty trace at their recorded times (<see cref="Replay.IReplayFeed"/>).</summary>
+    Replay = 5,
 }
 
 /// <summary>Guest exit codes (<c>enum kp_exit_code</c>).</summary>

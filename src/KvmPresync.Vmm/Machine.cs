@@ -3,6 +3,7 @@ using KvmPresync.Kvm;
 using KvmPresync.Memory;
 using KvmPresync.Vmm.Boot;
 using KvmPresync.Vmm.Devices;
+using KvmPresync.Vmm.Replay;
 
 namespace KvmPresync.Vmm;
 
@@ -28,6 +29,7 @@ public sealed class Machine : IDisposable
     private readonly Vm _vm;
     private readonly Vcpu _vcpu;
     private readonly GuestClock _clock;
+    private readonly ReplayMailbox _replay;
     private readonly ManualResetEventSlim _parked = new(false);
     private readonly ManualResetEventSlim _resume = new(false);
     private readonly SemaphoreSlim _wake = new(0);
@@ -48,6 +50,7 @@ public sealed class Machine : IDisposable
         _clock = clock;
         Telemetry = telemetry;
         VmmWrites = new DirtyBitmap(memory.PageCount);
+        _replay = new ReplayMailbox(memory.Regions[0].Memory, VmmWrites, config.ReplayFeed);
     }
 
     public MachineConfig Config { get; }
@@ -70,6 +73,15 @@ public sealed class Machine : IDisposable
 
     /// <summary>Pages the VMM itself wrote into guest memory (KVM's dirty log does not see them), indexed like <see cref="Memory"/>.</summary>
     public DirtyBitmap VmmWrites { get; }
+
+    /// <summary>
+    /// For <see cref="Workload.Replay"/>: the replay region (trace page i is linear page <c>FirstPage + i</c>); null for
+    /// other workloads and for a machine restored from a snapshot.
+    /// </summary>
+    public (long FirstPage, long Pages)? ReplayRegion { get; private set; }
+
+    /// <summary>For <see cref="Workload.Replay"/>: the batches handed to the guest so far and how late they were.</summary>
+    public ReplayStats ReplayStats => _replay.Stats;
 
     /// <summary>Completes when the vCPU loop ends.</summary>
     public Task<MachineExit> Completion => _exit.Task;
@@ -162,12 +174,12 @@ public sealed class Machine : IDisposable
     {
         GuestMemoryMap map = Memory;
         GuestMemory mem = LowMemory;
-        ulong heapStart = AlignUp(GuestAbi.LoadGpa + (ulong)image.Length + (2UL << 20), 2UL << 20);
+        ulong heapStart = RamLayout.HeapStart(image.Length);
         if (heapStart >= (ulong)mem.Size)
             throw new ArgumentException($"guest memory region 0 of {mem.Size} bytes leaves no heap after the {image.Length}-byte image (heap would start at 0x{heapStart:x})");
         // The heap is counted in the guest's (virtual, linear) addresses: it runs on past the low region into the high one.
         long heap = map.SizeBytes - (long)heapStart;
-        long fill = Config.FillBytes ?? heap / 5 * 4 / mem.PageSize * mem.PageSize;
+        long fill = Config.FillBytes ?? (Config.Workload == Workload.Replay ? 0 : heap / 5 * 4 / mem.PageSize * mem.PageSize);
         if (fill < 0 || fill > heap)
             throw new ArgumentException($"fill of {fill} bytes does not fit the {heap}-byte heap");
 
@@ -194,6 +206,24 @@ public sealed class Machine : IDisposable
             if (list.Length > 0) LongModeSetup.MarkWritten(VmmWrites, map, listGpa, list.Length);
             parameters[0] = (ulong)Config.PatternPages.Length;
             parameters[1] = listGpa;
+        }
+
+        if (Config.Workload == Workload.Replay)
+        {
+            IReplayFeed feed = Config.ReplayFeed
+                ?? throw new ArgumentException("the replay workload needs MachineConfig.ReplayFeed (the trace's batches)");
+            long pages = feed.PageCount;
+            if (pages <= 0 || pages > uint.MaxValue)
+                throw new ArgumentException($"replay: the trace has {pages} pages; a replay guest takes 1 .. {uint.MaxValue}");
+            long required = ReplayLayout.RequiredMemory(heapStart, fill, pages);
+            if (required > map.SizeBytes)
+                throw new ArgumentException($"replay: the trace's {pages} pages ({pages * 4096} bytes) need {required} bytes of guest memory " +
+                    $"(boot area and image up to the heap at 0x{heapStart:x}, {fill} bytes of fill, a {ReplayLayout.TablePages(pages)}-page version table); " +
+                    $"the guest has {map.SizeBytes}: give it at least {ReplayLayout.AutoMemory(heapStart, fill, pages)} bytes");
+            long first = ReplayLayout.RegionFirstPage(heapStart, fill, pages);
+            parameters[0] = (ulong)pages;
+            parameters[1] = (ulong)first;
+            ReplayRegion = (first, pages);
         }
 
         Span<byte> bi = mem.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size);
@@ -378,6 +408,9 @@ public sealed class Machine : IDisposable
             case GuestAbi.PortConsole:
                 Telemetry.AddConsole((char)(v & 0xFF));
                 break;
+            case GuestAbi.PortReplay:
+                _replay.Answer(v, _clock.NowUs);
+                break;
             case GuestAbi.PortExit:
                 var code = (GuestExitCode)v;
                 return new MachineExit(MachineExitKind.GuestExit,
@@ -397,13 +430,12 @@ public sealed class Machine : IDisposable
         catch (KvmException) { return 0; }
     }
 
-    private static ulong AlignUp(ulong v, ulong a) => (v + a - 1) / a * a;
-
     public void Dispose()
     {
         if (_thread is not null && !Completion.IsCompleted) Stop();
         _vm.Dispose();
         Memory.Dispose();
+        (Config.ReplayFeed as IDisposable)?.Dispose();
         _parked.Dispose();
         _resume.Dispose();
         _wake.Dispose();

@@ -19,7 +19,10 @@ public sealed record MachineConfig
 
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>Bytes of heap the guest fills with data at start; null = 80 % of the heap (≈ 200 MB of 256 MiB).</summary>
+    /// <summary>
+    /// Bytes of heap the guest fills with data at start; null = 80 % of the heap (≈ 200 MB of 256 MiB), or none for
+    /// <see cref="Workload.Replay"/> (its replay region is written once at setup instead).
+    /// </summary>
     public long? FillBytes { get; init; }
 
     /// <summary>Of the filled pages, how many per 1000 stay zero (like a real guest's free pages).</summary>
@@ -32,6 +35,13 @@ public sealed record MachineConfig
 
     /// <summary>For <see cref="Workload.Pattern"/>: guest page numbers the guest writes once after READY.</summary>
     public long[] PatternPages { get; init; } = [];
+
+    /// <summary>
+    /// For <see cref="Workload.Replay"/>: the batches the guest writes (required to boot one). Not part of a snapshot: a
+    /// machine restored elsewhere has none, and its guest idles (heartbeats only) after the batch it holds. The machine
+    /// disposes it when it is <see cref="IDisposable"/>.
+    /// </summary>
+    public Replay.IReplayFeed? ReplayFeed { get; init; }
 
     /// <summary>Path of workload.bin; null = guests/workload.bin next to this assembly.</summary>
     public string? GuestImage { get; init; }

@@ -33,6 +33,13 @@ public static class RamLayout
         return [new RamSlot(LowSlotId, 0, lowMemoryTop), new RamSlot(HighSlotId, GuestAbi.HighMemoryGpa, memorySize - lowMemoryTop)];
     }
 
+    /// <summary>
+    /// Where the guest's heap starts for an image of <paramref name="imageLength"/> bytes: the first 2 MiB boundary at least
+    /// 2 MiB past the image's end (room for its .bss).
+    /// </summary>
+    public static ulong HeapStart(long imageLength) =>
+        (GuestAbi.LoadGpa + (ulong)imageLength + (ulong)TwoMiB + (ulong)TwoMiB - 1) / (ulong)TwoMiB * (ulong)TwoMiB;
+
     /// <summary>Allocates memory (memfd) for each slot; the map owns it.</summary>
     public static GuestMemoryMap Allocate(IEnumerable<RamSlot> slots, bool hugePages = false)
     {

@@ -54,7 +54,7 @@ internal static class RunCommand
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);
-            Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
+            Console.WriteLine($"booting {Replay.TraceWorkload.NameOf(config)}{(config.ReplayFeed is null ? "" : " replay")} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             int code = await PresyncRun.RunAsync(machine, settings, view, ct);
@@ -70,7 +70,7 @@ internal static class RunCommand
         var view = LiveView.ForConsole();
         using var kvm = KvmSystem.Open();
         using var machine = Machine.Boot(kvm, config);
-        Console.WriteLine($"booting {config.Workload} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
+        Console.WriteLine($"booting {Replay.TraceWorkload.NameOf(config)}{(config.ReplayFeed is null ? "" : " replay")} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
         machine.Start();
         if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
 
@@ -95,6 +95,7 @@ internal static class RunCommand
         machine.Pause();
         Console.WriteLine($"ran {elapsed:0.0} s: progress {totalProgress / elapsed:0.0} units/s, dirty {totalDirty / elapsed:0} pages/s, " +
                           $"heartbeats {machine.Telemetry.HeartbeatCount}, continuity errors {machine.Telemetry.ContinuityErrors}, self-check errors {machine.Telemetry.SelfCheckErrors}");
+        if (config.Workload == Workload.Replay) GuestRun.ReportReplay(machine);
         return GuestRun.Report(machine, view);
     }
 }
@@ -115,6 +116,15 @@ internal static class GuestRun
         view.Update($"guest ready after {clock.Elapsed.TotalSeconds:0.0}s ({machine.Telemetry.ReadyPages} pages of data)");
         view.Done();
         return true;
+    }
+
+    /// <summary>One line on a replay guest: what it was given and how late.</summary>
+    public static void ReportReplay(Machine machine)
+    {
+        var s = machine.ReplayStats;
+        string loops = machine.Config.ReplayFeed is Replay.TraceReplayFeed f && f.Loops > 0 ? $", trace started over {f.Loops} time(s)" : "";
+        Console.WriteLine($"replay: {s.Intervals} intervals ({s.Batches} batches, {s.Pages} page writes) into {machine.ReplayRegion?.Pages} pages at page {machine.ReplayRegion?.FirstPage}{loops}; " +
+                          $"intervals started > 1 ms late {s.LateIntervals}, latest by {s.MaxLateUs / 1000.0:0.0} ms{(s.Ended ? "; trace ended, guest idle" : "")}");
     }
 
     /// <summary>Exit code: 0 when the guest is healthy (still running or exited cleanly, no self-check or continuity errors).</summary>

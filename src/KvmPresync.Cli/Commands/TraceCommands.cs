@@ -53,7 +53,7 @@ internal static class TraceCommands
             PageSize = source.PageSize,
             PageCount = source.PageCount,
             Interval = interval,
-            Workload = config.Workload.ToString().ToLowerInvariant(),
+            Workload = Replay.TraceWorkload.NameOf(config),
             Metadata = new Dictionary<string, string>
             {
                 ["memory"] = config.MemorySize.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -61,6 +61,15 @@ internal static class TraceCommands
                 ["recorder"] = "kvmpresync trace record (KVM dirty log)",
             },
         };
+        if (config.Workload == Workload.Replay && machine.ReplayRegion is { } region)
+            header = header with
+            {
+                Metadata = new Dictionary<string, string>(header.Metadata)
+                {
+                    ["replay_of"] = (config.ReplayFeed as Replay.TraceReplayFeed)?.FilePath ?? "",
+                    ["replay_first_page"] = region.FirstPage.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                },
+            };
         using var writer = TraceWriter.Create(path, header);
         var clock = Stopwatch.StartNew();
         long n = 0;

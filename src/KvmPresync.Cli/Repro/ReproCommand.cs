@@ -30,9 +30,17 @@ internal static class ReproCommand
     /// One repro's settings. <paramref name="Target"/>: <see cref="KvmTarget"/> or <see cref="LibvirtTarget"/>;
     /// <paramref name="ModeList"/>: the modes to run, null for every mode of the target.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="Workloads"/> are the names shown in outputs; <paramref name="WorkloadArgs"/> maps a name to what
+    /// <c>run --workload</c> gets when it differs (<c>trace:FILE</c> workloads are named after the trace).
+    /// </remarks>
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
-        string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null)
+        string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null,
+        IReadOnlyDictionary<string, string>? WorkloadArgs = null)
     {
+        /// <summary>The <c>run --workload</c> argument for workload <paramref name="name"/>.</summary>
+        public string WorkloadArg(string name) => WorkloadArgs is not null && WorkloadArgs.TryGetValue(name, out string? arg) ? arg : name;
+
         /// <summary>The modes run, in table order.</summary>
         public IReadOnlyList<string> ModeNames => ModeList ?? (Target == LibvirtTarget ? Libvirt.LibvirtReproModes.Known.Select(k => k.Name).ToArray() : Modes);
 
@@ -46,8 +54,8 @@ internal static class ReproCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
-        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle", DefaultValueFactory = _ => "text,audio,movie" };
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest memory, e.g. 256M (--target libvirt: 256M, the domain template's)", DefaultValueFactory = _ => "256M" };
+        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, idle, trace:FILE (a replay of a recorded dirty trace, named after the trace's workload; --target kvm only)", DefaultValueFactory = _ => "text,audio,movie" };
+        var memory = new Option<string?>("--memory", "-m") { Description = "Guest memory, e.g. 256M (default 256M; with trace:FILE workloads, every guest is as large as the largest trace needs if that is more; --target libvirt: 256M, the domain template's)" };
         var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket; --target libvirt: QEMU's migration bandwidth limit) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
         var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
         var runs = new Option<int?>("--runs") { Description = "Runs per workload and mode (default 3; --quick 1)" };
@@ -76,13 +84,17 @@ internal static class ReproCommand
             string targetKind = r.GetValue(target)!.Trim().ToLowerInvariant();
             if (targetKind is not (KvmTarget or LibvirtTarget)) throw new ArgumentException($"--target: '{targetKind}' is not {KvmTarget} or {LibvirtTarget}");
             string[]? modeList = r.GetValue(modes)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var s = new Settings(r.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Units.ParseSize(r.GetValue(memory)!), linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
-                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList);
+            (string[] names, Dictionary<string, string> args) = WorkloadNames(r.GetValue(workloads)!, targetKind);
+            // Every guest of a repro has one size (the table's bound is computed from it): without --memory, 256M or what the
+            // largest trace needs; a --memory too small for a trace is refused by its run, naming both sizes.
+            long memoryBytes = r.GetValue(memory) is { } given ? Units.ParseSize(given)
+                : args.Values.Select(a => Replay.TraceWorkload.AutoMemory(a[Replay.TraceWorkload.Prefix.Length..])).Append(256L << 20).Max();
+            if (r.GetValue(memory) is not null)
+                foreach (string a in args.Values) Replay.TraceWorkload.CheckMemory(a[Replay.TraceWorkload.Prefix.Length..], memoryBytes);
+            var s = new Settings(names, memoryBytes, linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
+                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList, args);
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
             if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
-            foreach (string w in s.Workloads)
-                if (w is not ("text" or "audio" or "movie" or "idle")) throw new ArgumentException($"--workloads: unknown workload '{w}'");
             if (targetKind == LibvirtTarget)
             {
                 if (s.MemoryBytes != LibvirtGuestMemory)
@@ -94,6 +106,32 @@ internal static class ReproCommand
             return RunAsync(s, ct);
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The names of <c>--workloads</c> entries as outputs show them, and the <c>run --workload</c> argument of each trace
+    /// (<c>trace:</c> + its full path); a trace file that cannot be read, or two entries with one name, are refused now.
+    /// </summary>
+    private static (string[] Names, Dictionary<string, string> Args) WorkloadNames(string list, string target)
+    {
+        var names = new List<string>();
+        var args = new Dictionary<string, string>();
+        foreach (string w in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string name = w;
+            if (Replay.TraceWorkload.TryParse(w, out string path))
+            {
+                if (target != KvmTarget) throw new ArgumentException($"--workloads {w}: trace replays run on our own KVM guests only (--target {KvmTarget})");
+                name = Replay.TraceWorkload.NameOf(w);
+                args[name] = Replay.TraceWorkload.Prefix + Path.GetFullPath(path);
+            }
+            else if (w is not ("text" or "audio" or "movie" or "idle"))
+                throw new ArgumentException($"--workloads: unknown workload '{w}' (text, audio, movie, idle or trace:FILE)");
+            if (names.Contains(name))
+                throw new ArgumentException($"--workloads: two entries are both named '{name}' in the results (a trace is named after its workload); give each a distinct trace or workload");
+            names.Add(name);
+        }
+        return ([.. names], args);
     }
 
     private static async Task<int> RunAsync(Settings s, CancellationToken ct)
@@ -193,7 +231,7 @@ internal static class ReproCommand
     private static async Task<ReproModeRun> OneAsync(string exe, string work, string psk, NetnsLink? netns, Settings s, string workload, string mode,
         int run, CancellationToken ct)
     {
-        string tag = $"{workload}-{mode.Replace('+', '_')}-{run}";
+        string tag = $"{string.Concat(workload.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_'))}-{mode.Replace('+', '_')}-{run}";
         string json = Path.Combine(work, tag + ".json");
         int port = netns is null ? FreePort() : 7700;
         string listen = netns is null ? $"127.0.0.1:{port}" : $"{NetnsLink.DestinationAddress}:{port}";
@@ -203,9 +241,10 @@ internal static class ReproCommand
         // Pre-copy sends nothing before launch; its waiting period only measures the guest's undisturbed work rate
         // (the slowdown baseline, sampled over its first 5 s).
         double launchAfter = mode == "precopy" ? Math.Min(s.SyncSeconds, PrecopyBaselineSeconds) : s.SyncSeconds;
-        var txArgs = new List<string> { "run", "--workload", workload, "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        var txArgs = new List<string> { "run", "--workload", s.WorkloadArg(workload), "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        txArgs.AddRange([
             "--presync-to", listen, "--psk-file", psk, "--launch-after", launchAfter.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--json", json, "--link-rate", rate, "--bandwidth", bits };
+            "--json", json, "--link-rate", rate, "--bandwidth", bits]);
         txArgs.AddRange(mode switch
         {
             "precopy" => ["--no-presync", "--policy", "none", "--max-final-duration", "60s"],

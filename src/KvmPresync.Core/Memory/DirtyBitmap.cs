@@ -44,6 +44,33 @@ public sealed class DirtyBitmap
 
     public void Set(long page) => this[page] = true;
 
+    /// <summary>Sets a page with an atomic OR: safe against another thread's <see cref="TakeInto"/> (the VMM's writes while a harvest runs).</summary>
+    public void SetAtomic(long page)
+    {
+        CheckPage(page);
+        Interlocked.Or(ref _words[page >> 6], 1UL << (int)(page & 63));
+    }
+
+    /// <summary>
+    /// ORs this bitmap into <paramref name="into"/> and clears it, one atomic exchange per non-zero word: a page set by
+    /// <see cref="SetAtomic"/> meanwhile is either taken now or left for the next call, never lost. Returns the pages taken.
+    /// </summary>
+    public long TakeInto(DirtyBitmap into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        if (into._words.Length != _words.Length)
+            throw new ArgumentException($"bitmap has {into._words.Length} words, expected {_words.Length}", nameof(into));
+        long taken = 0;
+        for (int i = 0; i < _words.Length; i++)
+        {
+            if (Volatile.Read(ref _words[i]) == 0) continue;
+            ulong w = Interlocked.Exchange(ref _words[i], 0);
+            taken += BitOperations.PopCount(w);
+            into._words[i] |= w;
+        }
+        return taken;
+    }
+
     /// <summary>Marks every page dirty (e.g. the first round: the receiver holds nothing yet).</summary>
     public void SetAll()
     {

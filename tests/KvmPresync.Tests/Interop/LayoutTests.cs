@@ -123,6 +123,29 @@ public sealed class LayoutTests
     }
 
     [Theory]
+    [InlineData("seq", GuestAbi.ReplayBatch.Seq)]
+    [InlineData("interval", GuestAbi.ReplayBatch.Interval)]
+    [InlineData("due_us", GuestAbi.ReplayBatch.DueUs)]
+    [InlineData("pages", GuestAbi.ReplayBatch.Pages)]
+    [InlineData("run_count", GuestAbi.ReplayBatch.RunCount)]
+    [InlineData("flags", GuestAbi.ReplayBatch.Flags)]
+    [InlineData("progress", GuestAbi.ReplayBatch.Progress)]
+    [InlineData("reserved", GuestAbi.ReplayBatch.Reserved)]
+    [InlineData("runs", GuestAbi.ReplayBatch.Runs)]
+    public void GuestReplayBatchOffsetsMatchC(string cField, int offset)
+    {
+        Assert.Equal(Native.LayoutOffsetof("kp_replay_batch", cField), offset);
+    }
+
+    [Theory]
+    [InlineData("first", GuestAbi.ReplayRun.First)]
+    [InlineData("count", GuestAbi.ReplayRun.Count)]
+    public void GuestReplayRunOffsetsMatchC(string cField, int offset)
+    {
+        Assert.Equal(Native.LayoutOffsetof("kp_replay_run", cField), offset);
+    }
+
+    [Theory]
     [InlineData("gpa", GuestAbi.RamRegion.Gpa)]
     [InlineData("size", GuestAbi.RamRegion.SizeBytes)]
     [InlineData("first_pfn", GuestAbi.RamRegion.FirstPfn)]
@@ -138,6 +161,8 @@ public sealed class LayoutTests
         Assert.Equal(GuestAbi.RamRegion.Size, Native.LayoutSizeof("kp_ram_region"));
         Assert.True(GuestAbi.BootInfo.Size <= 4096, "the boot info must fit its page");
         Assert.Equal(GuestAbi.Mail.Size, Native.LayoutSizeof("kp_mailbox"));
+        Assert.Equal(GuestAbi.ReplayBatch.Size, Native.LayoutSizeof("kp_replay_batch"));
+        Assert.Equal(GuestAbi.ReplayRun.Size, Native.LayoutSizeof("kp_replay_run"));
     }
 
     [Fact]
