@@ -153,6 +153,13 @@ KP_EXPORT int32_t kp_pagemap_open(int32_t pid);
  * -EINVAL / -ENOTTY: no PAGEMAP_SCAN (Linux < 6.7). EINTR is retried. */
 KP_EXPORT int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
                                           uint64_t vec_len, uint64_t *walk_end);
+/* The same over a whole address space: without PM_SCAN_CHECK_WPASYNC, so VMAs not registered for async write
+ * protection are skipped instead of failing the call (a process tree's capture scans [0, TASK_SIZE) of each
+ * process). Runs also carry PAGE_IS_FILE (4), PAGE_IS_PRESENT (8), PAGE_IS_SWAPPED (16) and PAGE_IS_PFNZERO (32):
+ * a "written" page neither present nor swapped is an empty PTE of a range registered without arming, and in a
+ * private mapping a file or zero page was mapped by a read — the scan re-arms them, but they are not writes. */
+KP_EXPORT int64_t kp_pagemap_scan_written_registered(int32_t pagemap_fd, uint64_t start, uint64_t end,
+                                                     struct kp_page_region *vec, uint64_t vec_len, uint64_t *walk_end);
 /* Opens a userfaultfd in this process with UFFD_FEATURE_WP_ASYNC and whichever of want_features exists (falls
  * back to UFFD_USER_MODE_ONLY on EPERM); *features = negotiated (bit 63: user-mode only). fd, or -errno
  * (-EOPNOTSUPP: no WP_ASYNC). Keep it open: closing it drops every registration. */

@@ -33,18 +33,18 @@ int32_t kp_pagemap_open(int32_t pid)
     return fd < 0 ? -errno : fd;
 }
 
-int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
-                                uint64_t vec_len, uint64_t *walk_end)
+static int64_t scan_written(int32_t pagemap_fd, uint64_t flags, uint64_t return_mask, uint64_t start, uint64_t end, struct kp_page_region *vec,
+                            uint64_t vec_len, uint64_t *walk_end)
 {
     struct kp_pm_scan_arg arg = {
         .size = sizeof(arg),
-        .flags = KP_PM_SCAN_WP_MATCHING | KP_PM_SCAN_CHECK_WPASYNC,
+        .flags = flags,
         .start = start,
         .end = end,
         .vec = (uint64_t)(uintptr_t)vec,
         .vec_len = vec_len,
         .category_mask = KP_PAGE_IS_WRITTEN,
-        .return_mask = KP_PAGE_IS_WRITTEN,
+        .return_mask = return_mask,
     };
     int ret;
     do {
@@ -55,6 +55,18 @@ int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end
     if (walk_end)
         *walk_end = arg.walk_end;
     return ret;
+}
+
+int64_t kp_pagemap_scan_written(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
+                                uint64_t vec_len, uint64_t *walk_end)
+{
+    return scan_written(pagemap_fd, KP_PM_SCAN_WP_MATCHING | KP_PM_SCAN_CHECK_WPASYNC, KP_PAGE_IS_WRITTEN, start, end, vec, vec_len, walk_end);
+}
+
+int64_t kp_pagemap_scan_written_registered(int32_t pagemap_fd, uint64_t start, uint64_t end, struct kp_page_region *vec,
+                                           uint64_t vec_len, uint64_t *walk_end)
+{
+    return scan_written(pagemap_fd, KP_PM_SCAN_WP_MATCHING, KP_PAGE_IS_WRITTEN | KP_PAGE_IS_FILE | KP_PAGE_IS_PRESENT | KP_PAGE_IS_SWAPPED | KP_PAGE_IS_PFNZERO, start, end, vec, vec_len, walk_end);
 }
 
 int64_t kp_uffd_open(uint64_t want_features, uint64_t *features)

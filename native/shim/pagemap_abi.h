@@ -35,6 +35,10 @@ _Static_assert(sizeof(struct kp_kernel_page_region) == 24, "struct page_region i
 _Static_assert(sizeof(struct kp_pm_scan_arg) == 96, "struct pm_scan_arg is 96 bytes");
 #define KP_PAGE_IS_WPALLOWED (1u << 0)
 #define KP_PAGE_IS_WRITTEN (1u << 1)
+#define KP_PAGE_IS_FILE (1u << 2)
+#define KP_PAGE_IS_PRESENT (1u << 3)
+#define KP_PAGE_IS_SWAPPED (1u << 4)
+#define KP_PAGE_IS_PFNZERO (1u << 5)
 #define KP_PM_SCAN_WP_MATCHING (1u << 0)
 #define KP_PM_SCAN_CHECK_WPASYNC (1u << 1)
 #define KP_PAGEMAP_SCAN _IOWR('f', 16, struct kp_pm_scan_arg)

@@ -22,7 +22,11 @@
  *                                  error STEP errno=N (text) [0xSTART-0xEND NAME]
  *                                (registrations past the 1000th are counted, not listed: "registered-more N").
  * Registration does not write-protect: pages already present count as written at the first scan, so nothing
- * written before registration is missed. */
+ * written before registration is missed.
+ * fork(2) (mode "all"): a pthread_atfork child handler opens a fresh userfaultfd in the child, registers every
+ * writable mapping again and write-protects it (the child's first scan reports what it wrote after fork) and starts
+ * the child's rescan thread; its status header carries "forked-from=PARENT". exec(2) needs nothing: the new program
+ * gets LD_PRELOAD from its environment. Statically linked and setuid programs ignore LD_PRELOAD: no status line. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -48,6 +52,7 @@ static const char *g_path;
 static long g_rescan_ms;
 static long g_timeout_ms;
 static unsigned long g_registered;
+static int g_arm; /* scan_all write-protects what it registers (a forked child's re-registration) */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
@@ -107,13 +112,16 @@ static void resolve(void)
         real_mremap = (mremap_fn)dlsym(RTLD_NEXT, "mremap");
 }
 
-static void after_map(void *p, size_t len)
+/* A new mapping (mmap) is registered and write-protected at once (arm): nothing was written in it yet, and a page
+ * this process only reads is never reported. A moved one (mremap) keeps its pages' state (not armed): pages
+ * written before the move are reported by the next scan. */
+static void after_map(void *p, size_t len, int arm)
 {
     if (!g_mode_all || g_uffd < 0 || p == MAP_FAILED || len == 0)
         return;
     pthread_mutex_lock(&g_lock);
     /* A mapping that can never be written (no VM_MAYWRITE) is refused with EPERM: nothing to track there. */
-    int r = kp_uffd_register_wp_impl(g_uffd, (uint64_t)(uintptr_t)p, page_up(len), 0);
+    int r = kp_uffd_register_wp_impl(g_uffd, (uint64_t)(uintptr_t)p, page_up(len), arm ? KP_UFFD_ARM : 0);
     if (r == 0) {
         if (++g_registered <= MAX_LOGGED_REGISTRATIONS)
             status("registered 0x%llx-0x%llx mmap", (unsigned long long)(uintptr_t)p,
@@ -129,7 +137,7 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
 {
     resolve();
     void *p = real_mmap(addr, len, prot, flags, fd, off);
-    after_map(p, len);
+    after_map(p, len, 1);
     return p;
 }
 
@@ -137,7 +145,7 @@ __attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int 
 {
     resolve();
     void *p = (real_mmap64 ? real_mmap64 : real_mmap)(addr, len, prot, flags, fd, off);
-    after_map(p, len);
+    after_map(p, len, 1);
     return p;
 }
 
@@ -154,7 +162,7 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
         va_end(ap);
     }
     void *p = real_mremap(old, old_len, new_len, flags, new_addr);
-    after_map(p, new_len);
+    after_map(p, new_len, 0);
     return p;
 }
 
@@ -250,7 +258,7 @@ static void scan_all(void)
         } else if (strncmp(line, "VmFlags:", 8) == 0) {
             /* [vvar]/[vdso]/[vsyscall] have no mw; VM_IO/VM_PFNMAP mappings (io, pf) cannot be tracked */
             if (strstr(line, " mw") && !strstr(line, " uw") && !strstr(line, " io") && !strstr(line, " pf") && start < end) {
-                int r = kp_uffd_register_wp_impl(g_uffd, start, end - start, 0);
+                int r = kp_uffd_register_wp_impl(g_uffd, start, end - start, g_arm ? KP_UFFD_ARM : 0);
                 if (r == 0) {
                     if (++g_registered <= MAX_LOGGED_REGISTRATIONS)
                         status("registered 0x%llx-0x%llx %s", (unsigned long long)start, (unsigned long long)end,
@@ -312,6 +320,71 @@ static long env_long(const char *name, long dflt)
     return n > 0 ? n : dflt;
 }
 
+static void start_rescan_thread(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&t, &attr, rescan_thread, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        status("error pthread_create errno=%d (%s)", r, strerror(r));
+}
+
+/* fork(2) without UFFD_FEATURE_EVENT_FORK (which would make fork wait for a reader) gives the child no registration:
+ * its VMAs lose the userfaultfd context and its PTEs the write-protect bits, and only the forking thread survives
+ * (no rescan thread). The prepare/parent handlers hold g_lock across fork so the child never inherits it taken. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&g_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&g_lock);
+}
+
+static __thread volatile unsigned char t_touch;
+
+/* In the child: a fresh userfaultfd, every writable mapping registered and write-protected at once (armed), so the
+ * child's first scan reports what the child wrote after fork, not the pages it inherited. Writes made by libc inside
+ * fork() before this handler ran (the thread descriptor, the stack) would be lost: the handler writes its own stack
+ * frame's page and a thread-local variable again after arming, so those pages are reported. The parent's
+ * userfaultfd (inherited, O_CLOEXEC) is closed here: the parent keeps its own reference. */
+static void atfork_child(void)
+{
+    pthread_mutex_init(&g_lock, NULL);
+    int parent_uffd = g_uffd;
+    pid_t parent = getppid();
+    g_uffd = -1;
+    if (parent_uffd >= 0)
+        close(parent_uffd);
+    if (!g_mode_all)
+        return; /* path mode tracks one process (QEMU), which does not fork its guest RAM */
+    uint64_t features = 0;
+    int64_t fd = kp_uffd_open_impl(KP_UFFD_FEATURES_WANTED, &features);
+    if (fd < 0) {
+        status("error userfaultfd errno=%d (%s) in child pid=%d of %d", (int)-fd, strerror((int)-fd), (int)getpid(),
+               (int)parent);
+        return;
+    }
+    g_uffd = (int)fd;
+    g_registered = 0;
+    status("kvmpresync-track pid=%d mode=all features=0x%llx user-mode-only=%d forked-from=%d", (int)getpid(),
+           (unsigned long long)(features & ~KP_UFFD_FEATURE_USER_MODE_ONLY_BIT),
+           (features & KP_UFFD_FEATURE_USER_MODE_ONLY_BIT) ? 1 : 0, (int)parent);
+    pthread_mutex_lock(&g_lock);
+    g_arm = 1;
+    scan_all();
+    g_arm = 0;
+    pthread_mutex_unlock(&g_lock);
+    volatile unsigned char frame = 0;
+    frame = (unsigned char)(frame + 1);
+    t_touch = (unsigned char)(t_touch + frame);
+    start_rescan_thread();
+}
+
 __attribute__((constructor)) static void kp_track_init(void)
 {
     resolve();
@@ -345,12 +418,10 @@ __attribute__((constructor)) static void kp_track_init(void)
         scan_all();
         pthread_mutex_unlock(&g_lock);
     }
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int r = pthread_create(&t, &attr, rescan_thread, NULL);
-    pthread_attr_destroy(&attr);
-    if (r != 0)
-        status("error pthread_create errno=%d (%s)", r, strerror(r));
+    if (g_mode_all) {
+        int r = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        if (r != 0)
+            status("error pthread_atfork errno=%d (%s): forked children are not tracked", r, strerror(r));
+    }
+    start_rescan_thread();
 }

@@ -23,7 +23,8 @@ public static class Program
             ParseResult parsed = root.Parse(args);
             // receive handles SIGTERM/SIGINT itself (drain: abort sessions in flight, keep resumed guests running);
             // every other command lets System.CommandLine cancel it and exit 130/143 after 2 s.
-            bool ownsSignals = parsed.CommandResult.Command.Name == "receive";
+            // trace capture too (end the traced program, write the trace).
+            bool ownsSignals = parsed.CommandResult.Command.Name is "receive" or "capture";
             return parsed.Invoke(new InvocationConfiguration
             {
                 EnableDefaultExceptionHandler = false,

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using KvmPresync.Cli.Capture;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 using KvmPresync.Trace;
@@ -7,13 +8,14 @@ using KvmPresync.Vmm;
 
 namespace KvmPresync.Cli.Commands;
 
-/// <summary><c>kvmpresync trace record|info</c>: dirty-page traces of real guests for the predictor work.</summary>
+/// <summary><c>kvmpresync trace record|capture|info</c>: dirty-page traces of real guests for the predictor work.</summary>
 internal static class TraceCommands
 {
     public static Command Create()
     {
         var trace = new Command("trace", "Record or inspect dirty-page traces (docs/TRACE_FORMAT.md)");
         trace.Subcommands.Add(Record());
+        trace.Subcommands.Add(CaptureCommand.Create());
         trace.Subcommands.Add(Info());
         return trace;
     }
@@ -108,7 +110,7 @@ internal static class TraceCommands
             var h = reader.Header;
             Console.WriteLine($"{path}: workload {h.Workload}, {h.PageCount} pages of {h.PageSize} B, interval {h.Interval.TotalMilliseconds:0} ms");
             Console.WriteLine($"  {intervals} intervals over {last.TotalSeconds:0.0} s; dirty pages per interval: mean {(intervals == 0 ? 0 : dirtySum / (double)intervals):0.0}, max {maxDirty}; distinct pages dirtied {union.Count()}; progress {progress} units");
-            foreach (var kv in h.Metadata) Console.WriteLine($"  {kv.Key}: {kv.Value}");
+            foreach (var kv in h.Metadata) Console.WriteLine(TraceInfoLines.Format(kv.Key, kv.Value));
             return ExitCodes.Ok;
         });
         return cmd;

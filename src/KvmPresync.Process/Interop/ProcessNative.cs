@@ -31,6 +31,10 @@ internal static partial class ProcessNative
     [LibraryImport(KvmPresync.Interop.Native.Libraries.Shim, EntryPoint = "kp_pagemap_scan_written")]
     internal static unsafe partial long PagemapScanWritten(int fd, ulong start, ulong end, PageRegion* vec, ulong vecLen, out ulong walkEnd);
 
+    /// <summary>PAGEMAP_SCAN without PM_SCAN_CHECK_WPASYNC: unregistered VMAs are skipped, not refused (a whole address space).</summary>
+    [LibraryImport(KvmPresync.Interop.Native.Libraries.Shim, EntryPoint = "kp_pagemap_scan_written_registered")]
+    internal static unsafe partial long PagemapScanWrittenRegistered(int fd, ulong start, ulong end, PageRegion* vec, ulong vecLen, out ulong walkEnd);
+
     [LibraryImport(KvmPresync.Interop.Native.Libraries.Shim, EntryPoint = "kp_uffd_open")]
     internal static partial long UffdOpen(ulong wantFeatures, out ulong features);
 

@@ -1,0 +1,148 @@
+using KvmPresync.ProcessMemory.Interop;
+
+namespace KvmPresync.ProcessMemory.Capture;
+
+/// <summary>
+/// One address space of a captured process tree: a process, or the program it exec'd (a new <see cref="Ordinal"/>).
+/// <see cref="Scan"/> runs PAGEMAP_SCAN over its whole address space (VMAs it never registered are skipped), which
+/// reports the pages written since the previous scan and write-protects them again in the same call, and turns each
+/// written page into its identity with the process's current mappings.
+/// </summary>
+public sealed class TrackedProcess
+{
+    private const int VectorLength = 512;
+    private const ulong UserSpaceEnd = 1UL << 56; // above x86-64's 5-level user space; leaves out [vsyscall]
+    private static readonly PageRegion[] NoRuns = [];
+    private PageRegion[] _vec = NoRuns;
+
+    internal TrackedProcess(int ordinal, ProcessEntry entry, int instance, TimeSpan firstSeen)
+    {
+        Ordinal = ordinal;
+        Pid = entry.Pid;
+        Name = entry.Name;
+        StartTime = entry.StartTime;
+        ArgStart = entry.ArgStart;
+        Instance = instance;
+        FirstSeen = firstSeen;
+    }
+
+    /// <summary>Its number in the capture, in the order first seen (the private space of its pages).</summary>
+    public int Ordinal { get; }
+
+    public int Pid { get; }
+
+    /// <summary>The command name (comm) when first seen.</summary>
+    public string Name { get; }
+
+    internal ulong StartTime { get; }
+
+    internal ulong ArgStart { get; }
+
+    /// <summary>1 for the first address space seen with this pid, 2 after an exec, …: the announcements it needs.</summary>
+    internal int Instance { get; }
+
+    /// <summary>When the capture first saw it.</summary>
+    public TimeSpan FirstSeen { get; }
+
+    /// <summary>It ended (or exec'd another program, which is tracked as a new one).</summary>
+    public bool Gone { get; internal set; }
+
+    /// <summary>The preload library announced itself in it (see <see cref="TrackerStatusFile"/>).</summary>
+    public bool Announced { get; internal set; }
+
+    /// <summary>Not announced within the registration timeout: statically linked, setuid, or started without LD_PRELOAD.</summary>
+    public bool Untracked { get; internal set; }
+
+    /// <summary>Pages reported by its scans (page-writes, not distinct pages).</summary>
+    public long PagesReported { get; private set; }
+
+    internal bool Matches(ProcessEntry e) => e.Pid == Pid && e.StartTime == StartTime && e.ArgStart == ArgStart;
+
+    /// <summary>
+    /// Scans and re-arms its written pages; adds each one's identity (and the name of its mapping) to
+    /// <paramref name="written"/>. False when the process is gone.
+    /// </summary>
+    internal unsafe bool Scan(FirstWritePageSpace space, Dictionary<PageIdentity, string> written, int pageSize)
+    {
+        PagemapHandle pagemap;
+        try
+        {
+            pagemap = PagemapHandle.Open(Pid); // opened per scan: after an exec an old descriptor would still see the old memory
+        }
+        catch (ProcessTrackingException e) when (e.Errno is 2 or 3)
+        {
+            return false;
+        }
+        using (pagemap)
+        {
+            int fd = pagemap.Descriptor;
+            List<VirtualMemoryArea> areas = VirtualMemoryArea.Read(Pid);
+            if (areas.Count == 0) return false;
+            ulong start = areas[0].Start, end = areas.Where(a => a.End <= UserSpaceEnd).Select(a => a.End).DefaultIfEmpty(start).Max();
+            if (_vec.Length == 0) _vec = new PageRegion[VectorLength];
+            bool reread = false;
+            fixed (PageRegion* vec = _vec)
+            {
+                while (start < end)
+                {
+                    long n = ProcessNative.PagemapScanWrittenRegistered(fd, start, end, vec, VectorLength, out ulong walkEnd);
+                    if (n == -3 || n == -2) return false; // ESRCH / ENOENT: exited
+                    if (n < 0)
+                        throw new ProcessTrackingException($"PAGEMAP_SCAN on /proc/{Pid}/pagemap [0x{start:x}, 0x{end:x})", (int)-n,
+                            n is -22 or -25 ? "this kernel has no PAGEMAP_SCAN (Linux >= 6.7 needed)" : "see ioctl_pagemap_scan(2)");
+                    for (long k = 0; k < n; k++)
+                        AddRun(vec[k].Start, vec[k].End, vec[k].Categories, ref areas, ref reread, space, written, pageSize);
+                    if (walkEnd <= start) break;
+                    start = walkEnd;
+                }
+            }
+            return true;
+        }
+    }
+
+    private const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
+
+    private void AddRun(ulong from, ulong to, ulong categories, ref List<VirtualMemoryArea> areas, ref bool reread, FirstWritePageSpace space,
+        Dictionary<PageIdentity, string> written, int pageSize)
+    {
+        ulong ps = (ulong)pageSize;
+        for (ulong a = from; a < to;)
+        {
+            int i = VirtualMemoryArea.Find(areas, a);
+            if (i < 0 && !reread)
+            {
+                areas = VirtualMemoryArea.Read(Pid); // mapped after the maps were read
+                reread = true;
+                i = VirtualMemoryArea.Find(areas, a);
+            }
+            ulong stop = i < 0 ? to : Math.Min(to, areas[i].End);
+            VirtualMemoryArea? vma = i < 0 ? null : areas[i];
+            if ((categories & (PageIsPresent | PageIsSwapped)) == 0 || (vma is { Shared: false } && (categories & (PageIsFile | PageIsPfnZero)) != 0))
+            {
+                // an empty PTE of a range registered unarmed, or a private mapping's page cache or zero page (mapped by a
+                // read): re-armed by the scan, but not written
+                a = stop;
+                continue;
+            }
+            string region;
+            int sp;
+            if (vma is { Shared: true } v)
+            {
+                region = v.Name ?? "[shared anonymous]";
+                sp = space.SpaceOf(new MemorySpace(true, v.Device, v.Inode, -1, 0, region));
+            }
+            else
+            {
+                region = vma?.Name ?? (vma is null ? "[unmapped since]" : "[anonymous]");
+                sp = space.SpaceOf(new MemorySpace(false, 0, 0, Ordinal, Pid, $"{Name}[{Pid}]"));
+            }
+            for (ulong p = a; p < stop; p += ps)
+            {
+                ulong page = vma is { Shared: true } s ? s.Offset / ps + (p - s.Start) / ps : p / ps;
+                written.TryAdd(new PageIdentity(sp, page), region);
+                PagesReported++;
+            }
+            a = stop;
+        }
+    }
+}
