@@ -15,7 +15,7 @@ cmd
 0 0.1
 1 0.9
 CNF
-capture cache $((seconds + 30)) setpriv --reuid=nobody --regid=nogroup --clear-groups \
+capture_exec cache $((seconds + 30)) runuser -u memcache -- \
   memcached -m 256 -t 2 -c 1024 -l 127.0.0.1 -p "$port" -U 0 &
 server=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -12,16 +12,20 @@ out=$(realpath -m "$out")
 mkdir -p "$(dirname "$out")"
 [ -x "$CLI" ] || { echo "$0: $CLI is missing; run 'make cli' first" >&2; exit 1; }
 
-# capture WORKLOAD LIMIT_SECONDS COMMAND ARGS... : the program under `trace capture`, at most LIMIT_SECONDS.
-capture() {
+# capture WORKLOAD LIMIT_SECONDS COMMAND ARGS... : the program under `trace capture`, at most LIMIT_SECONDS (the capture
+# ends earlier when the program exits or the capture gets SIGTERM). `capture_exec` replaces the calling (sub)shell, so
+# `capture_exec ... &` leaves the capture's own pid in $!.
+capture_command() {
   local workload=$1 limit=$2
   shift 2
   if [ "${KPTRACE_DRY:-0}" = 1 ]; then
-    timeout --foreground --signal=TERM "$limit" "$@" || true
+    cmd=(timeout --foreground --signal=TERM "$limit" "$@")
   else
-    "$CLI" trace capture --workload "$workload" --interval 100ms --seconds "$limit" -o "$out" -- "$@"
+    cmd=("$CLI" trace capture ${KPTRACE_QUIET:+--quiet} --workload "$workload" --interval 100ms --seconds "$limit" -o "$out" -- "$@")
   fi
 }
+capture() { local cmd; capture_command "$@"; "${cmd[@]}"; }
+capture_exec() { local cmd; capture_command "$@"; exec "${cmd[@]}"; }
 
 # pause MIN_MS SPREAD_MS: a person's pause, MIN + RANDOM % SPREAD milliseconds.
 pause() {

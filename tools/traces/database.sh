@@ -16,7 +16,7 @@ pgctl start -o "$server_opts" -l "$work/log"
 as_pg "$bin/pgbench" -h "$work" -U postgres -i -s 10 -q postgres 2>&1 | tail -1 >&2
 pgctl stop -m fast
 # the server under capture; pgbench runs beside it for SECONDS, then the server is stopped (ending the capture)
-capture database $((seconds + 60)) setpriv --reuid=postgres --regid=postgres --init-groups \
+capture_exec database $((seconds + 60)) runuser -u postgres -- \
   "$bin/postgres" -D "$work/data" $server_opts 2>"$work/server.log" &
 server=$!
 for _ in $(seq 300); do as_pg "$bin/pg_isready" -q -h "$work" && break; sleep 0.1; done

@@ -9,7 +9,8 @@ trap 'tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
 printf 'Migration notes\n\n' >"$work/notes.txt"
 cat >"$work/run" <<RUN
 #!/usr/bin/env bash
-$(declare -f capture)
+$(declare -f capture_command capture)
+KPTRACE_QUIET=1
 out='$out' CLI='$CLI' KPTRACE_DRY='${KPTRACE_DRY:-0}'
 capture text $((seconds + 30)) vim -N -i NONE -u DEFAULTS '+set noswapfile' '$work/notes.txt' 2>'$work/capture.log'
 echo \$? >'$work/exit'
