@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt
+.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt traces
 
 all: build cli
 
@@ -41,6 +41,13 @@ test: native
 # The main job: the paper's experiment, quick (15 s sync, 1 run) on the in-process 1 Gbit/s link.
 run: cli
 	$(CLI) repro --quick --json $(BUILD)/repro-quick.json --plots $(BUILD)/plots
+
+# The five real-application traces (vim, mpv audio, mpv 720p video, PostgreSQL under pgbench, memcached under memaslap),
+# each captured for 62 s with `kvmpresync trace capture` into tests/data/traces/apps/ (docs/WORKLOADS.md, "Real
+# applications"). Installs the Debian packages and generates the inputs first. About 7 minutes. TRACES="text cache"
+# captures a subset.
+traces: cli
+	tools/make-traces.sh
 
 # AFL++ over the SharpFuzz harness (fuzz/README.md): FUZZ_SECONDS per target (default 60), FUZZ_TARGET=frames|handshake|receiver
 # (default all three). Prints executions and crashes per target; fails when a crash was found.

@@ -18,6 +18,10 @@ public static class TrackedCommand
         if (command.Count == 0) throw new ArgumentException("no command to run", nameof(command));
         if (!File.Exists(trackerLibrary))
             throw new FileNotFoundException($"{trackerLibrary} missing: build it with make -C native (it is copied next to kvmpresync)", trackerLibrary);
+        // Processes that drop to another user (runuser -u postgres, a daemon's own setuid) reopen the status file as that
+        // user: it exists beforehand and others may append to it (but not read it).
+        using (new FileStream(statusFile, FileMode.Append, FileAccess.Write)) { }
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(statusFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
         var psi = new ProcessStartInfo(command[0]) { UseShellExecute = false };
         foreach (string a in command.Skip(1)) psi.ArgumentList.Add(a);
         string? preload = Environment.GetEnvironmentVariable("LD_PRELOAD");
