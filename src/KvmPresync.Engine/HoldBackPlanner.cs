@@ -9,7 +9,8 @@ namespace KvmPresync.Engine;
 /// </summary>
 /// <remarks>
 /// <para>Every pending page gets a rank key 0..511 (higher = more worth holding) from an <see cref="IHoldRanking"/>: the
-/// predictor's (<see cref="PredictorRanking"/>). The predictor's key is 256 + score when the predictor's score (soon by default) is at least the threshold — a rewrite expected within the
+/// predictor's (<see cref="PredictorRanking"/>, used by predict) or the future-knowledge bound's
+/// (<see cref="OracleRanking"/>, simulation only). The predictor's key is 256 + score when the predictor's score (soon by default) is at least the threshold — a rewrite expected within the
 /// predictor's horizon; otherwise, with <see cref="HoldBackOptions.FillBudgetByRecency"/>, the page's recency
 /// (1..255, most recently written highest; 0 if never dirtied since the predictor started); without it, the score.</para>
 /// <para>Hold-back: pages with key ≥ 256 (or ≥ 1 when filling by recency) are candidates; the highest keys are held
