@@ -19,4 +19,7 @@ public interface INextWriteOracle
     /// <summary>The first round after <paramref name="round"/> whose harvest holds <paramref name="page"/>; -1 when it is
     /// not written again before the end of the oracle's horizon.</summary>
     long NextWriteRound(long page, long round);
+
+    /// <summary>The first round whose harvest holds <paramref name="page"/>; -1 when it is never written.</summary>
+    long FirstWriteRound(long page);
 }

@@ -74,6 +74,16 @@ public sealed class FutureWrites : INextWriteOracle
         return lo < _rowStart[rank + 1] ? RoundAt(lo) : -1;
     }
 
+    public long FirstWriteRound(long page)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(page);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(page, PageCount);
+        int word = (int)(page >> 6);
+        ulong bit = 1UL << (int)(page & 63);
+        if ((_written[word] & bit) == 0) return -1;
+        return RoundAt(_rowStart[_rankBase[word] + BitOperations.PopCount(_written[word] & (bit - 1))]);
+    }
+
     /// <summary>The future writes a simulation with <paramref name="options"/> will see: its round interval, its horizon
     /// (warm-up + duration, or the whole source).</summary>
     public static FutureWrites For(Func<IReplayDirtyPageSource> open, SimulationOptions options)
