@@ -1,3 +1,4 @@
+using System.Globalization;
 using KvmPresync.Engine;
 
 namespace KvmPresync.Trace;
@@ -54,5 +55,6 @@ public sealed record LinkSaturation
         };
     }
 
-    private static string Mb(double bytesPerSecond) => (bytesPerSecond / 1e6).ToString(bytesPerSecond < 10e6 ? "0.00" : "0");
+    private static string Mb(double bytesPerSecond) =>
+        (bytesPerSecond / 1e6).ToString(bytesPerSecond >= 100e6 ? "0" : bytesPerSecond >= 10e6 ? "0.#" : "0.00", CultureInfo.InvariantCulture);
 }
