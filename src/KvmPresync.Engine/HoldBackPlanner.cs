@@ -8,8 +8,9 @@ namespace KvmPresync.Engine;
 /// Decides, each round, which pending pages to send and which to hold back.
 /// </summary>
 /// <remarks>
-/// <para>Every pending page gets a rank key 0..511 (higher = more worth holding):
-/// 256 + score when the predictor's score (soon by default) is at least the threshold — a rewrite expected within the
+/// <para>Every pending page gets a rank key 0..511 (higher = more worth holding) from an <see cref="IHoldRanking"/>: the
+/// predictor's (<see cref="PredictorRanking"/>, used by predict) or the future-knowledge bound's
+/// (<see cref="OracleRanking"/>, simulation only). The predictor's key is 256 + score when the predictor's score (soon by default) is at least the threshold — a rewrite expected within the
 /// predictor's horizon; otherwise, with <see cref="HoldBackOptions.FillBudgetByRecency"/>, the page's recency
 /// (1..255, most recently written highest; 0 if never dirtied since the predictor started); without it, the score.</para>
 /// <para>Hold-back: pages with key ≥ 256 (or ≥ 1 when filling by recency) are candidates; the highest keys are held
@@ -31,21 +32,20 @@ public sealed class HoldBackPlanner
 
     private readonly long[] _histogram = new long[Levels];
     private ushort[] _scoreBuffer = new ushort[1024]; // keys of pending per-page-ranked pages, in page order (pass 1 → passes 2, 3)
-    private readonly int _thresholdScore;
 
     public HoldBackPlanner(HoldBackOptions? options = null)
     {
         Options = options ?? new HoldBackOptions();
         Options.Validate();
-        _thresholdScore = ChangePredictor.ThresholdToScore(Options.Threshold);
     }
 
     public HoldBackOptions Options { get; }
 
     /// <summary>
-    /// Plans one round. <paramref name="send"/> and <paramref name="held"/> are overwritten with the pages to send now
-    /// and the pages held back; both are subsets of <paramref name="pending"/>. Without a predictor nothing is held
-    /// and the window is filled in page order. <paramref name="windowBytes"/> = long.MaxValue means unlimited.
+    /// Plans one round by the predictor's ranking (<see cref="PredictorRanking"/> with <see cref="Options"/>).
+    /// <paramref name="send"/> and <paramref name="held"/> are overwritten with the pages to send now and the pages held
+    /// back; both are subsets of <paramref name="pending"/>. Without a predictor nothing is held and the window is filled
+    /// in page order. <paramref name="windowBytes"/> = long.MaxValue means unlimited.
     /// </summary>
     public RoundPlan Plan(
         DirtyBitmap pending,
@@ -57,22 +57,42 @@ public sealed class HoldBackPlanner
         DirtyBitmap held)
     {
         ArgumentNullException.ThrowIfNull(pending);
+        if (predictor is not null && predictor.PageCount != pending.PageCount)
+            throw new ArgumentException($"predictor covers {predictor.PageCount} pages, pending set {pending.PageCount}", nameof(predictor));
+        return predictor is null
+            ? Plan(pending, new Unranked(), budget, windowBytes, cost, send, held)
+            : Plan(pending, new PredictorRanking(predictor, Options), budget, windowBytes, cost, send, held);
+    }
+
+    /// <summary>
+    /// Plans one round by <paramref name="ranking"/>: holds the highest keys within <paramref name="budget"/>, sends the
+    /// lowest of the rest within <paramref name="windowBytes"/>. Pass a struct ranking (the loop is specialized for it).
+    /// </summary>
+    public RoundPlan Plan<TRanking>(
+        DirtyBitmap pending,
+        TRanking ranking,
+        LaunchBudget budget,
+        long windowBytes,
+        PageCost cost,
+        DirtyBitmap send,
+        DirtyBitmap held)
+        where TRanking : IHoldRanking
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(ranking);
         ArgumentNullException.ThrowIfNull(cost);
         ArgumentNullException.ThrowIfNull(send);
         ArgumentNullException.ThrowIfNull(held);
         ArgumentOutOfRangeException.ThrowIfNegative(windowBytes);
         if (send.PageCount != pending.PageCount || held.PageCount != pending.PageCount)
             throw new ArgumentException($"send/held bitmaps must cover the pending set's {pending.PageCount} pages");
-        if (predictor is not null && predictor.PageCount != pending.PageCount)
-            throw new ArgumentException($"predictor covers {predictor.PageCount} pages, pending set {pending.PageCount}", nameof(predictor));
 
-        var scores = new Scores(predictor, Options, _thresholdScore);
         ReadOnlySpan<ulong> pendingWords = pending.ReadOnlyWords;
         Span<ulong> heldWords = held.Words;
         Span<ulong> sendWords = send.Words;
         long[] hist = _histogram;
-        int threshold = scores.MinHoldKey;
-        bool predicting = predictor is not null;
+        int threshold = ranking.MinHoldKey;
+        bool predicting = ranking.Holds;
 
         // Pass 1: total pending; bytes per score among hold candidates.
         Array.Clear(hist);
@@ -83,20 +103,20 @@ public sealed class HoldBackPlanner
             ulong p = pendingWords[w];
             if (p == 0) continue;
             pendingPages += BitOperations.PopCount(p);
-            ulong active = scores.Active(w) & p;
+            ulong active = ranking.OwnKeyPages(w) & p;
             ulong idle = p & ~active;
             if (idle != 0)
             {
                 long c = cost.OfWord(w, idle);
                 pendingBytes += c;
-                if (predicting && scores.Idle >= threshold) hist[scores.Idle] += c;
+                if (predicting && ranking.IdleKey >= threshold) hist[ranking.IdleKey] += c;
             }
             for (ulong a = active; a != 0; a &= a - 1)
             {
                 long page = ((long)w << 6) + BitOperations.TrailingZeroCount(a);
                 long c = cost.Of(page);
                 pendingBytes += c;
-                int s = scores.Of(page);
+                int s = ranking.KeyOf(page);
                 if (scored == _scoreBuffer.Length) Array.Resize(ref _scoreBuffer, (int)Math.Min(Array.MaxLength, 2L * scored));
                 _scoreBuffer[scored++] = (ushort)s;
                 if (s >= threshold) hist[s] += c;
@@ -126,12 +146,12 @@ public sealed class HoldBackPlanner
             ulong p = pendingWords[w];
             heldWords[w] = 0;
             if (p == 0) continue;
-            ulong active = scores.Active(w) & p;
+            ulong active = ranking.OwnKeyPages(w) & p;
             ulong idle = p & ~active;
             ulong perPage = active;
             if (idle != 0)
             {
-                int s = scores.Idle;
+                int s = ranking.IdleKey;
                 bool candidate = predicting && s >= threshold;
                 if (candidate && s == holdCut)
                 {
@@ -156,7 +176,7 @@ public sealed class HoldBackPlanner
                 int bit = BitOperations.TrailingZeroCount(a);
                 long page = ((long)w << 6) + bit;
                 long c = cost.Of(page);
-                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : scores.Idle;
+                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : ranking.IdleKey;
                 bool hold = predicting && s >= threshold && (s > holdCut || (s == holdCut && c <= holdRoom));
                 if (hold)
                 {
@@ -199,13 +219,13 @@ public sealed class HoldBackPlanner
             sendWords[w] = 0;
             if (p == 0) continue;
             ulong heldHere = heldWords[w];
-            ulong active = scores.Active(w) & p; // all pending active pages, to stay in step with the score buffer
+            ulong active = ranking.OwnKeyPages(w) & p; // all pending active pages, to stay in step with the score buffer
             ulong idle = p & ~active & ~heldHere;
             ulong perPage = active;
             if (idle != 0)
             {
-                if (scores.Idle == sendCut) perPage |= idle;
-                else if (scores.Idle < sendCut)
+                if (ranking.IdleKey == sendCut) perPage |= idle;
+                else if (ranking.IdleKey < sendCut)
                 {
                     sendWords[w] |= idle;
                     sendPages += BitOperations.PopCount(idle);
@@ -216,7 +236,7 @@ public sealed class HoldBackPlanner
             {
                 int bit = BitOperations.TrailingZeroCount(a);
                 long page = ((long)w << 6) + bit;
-                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : scores.Idle;
+                int s = (active >> bit & 1) != 0 ? scoreOf[next++] : ranking.IdleKey;
                 if ((heldHere >> bit & 1) != 0 || s > sendCut) continue;
                 long c = cost.Of(page);
                 if (s == sendCut)
@@ -233,41 +253,17 @@ public sealed class HoldBackPlanner
             restPages - sendPages, restBytes - sendBytes);
     }
 
-    /// <summary>The rank key of pages (0 for every page without a predictor); see the class remarks.</summary>
-    private readonly struct Scores
+    /// <summary>No ranking: nothing is held, every page has key 0 (the window is filled in page order).</summary>
+    private readonly struct Unranked : IHoldRanking
     {
-        private readonly ChangePredictor? _predictor;
-        private readonly bool _soon;
-        private readonly bool _recency;
-        private readonly int _threshold;
+        public bool Holds => false;
 
-        public Scores(ChangePredictor? predictor, HoldBackOptions options, int threshold)
-        {
-            _predictor = predictor;
-            _soon = options.Ranking == HoldRanking.Soon;
-            _recency = options.FillBudgetByRecency;
-            _threshold = threshold;
-            MinHoldKey = _recency ? 1 : ScoredTier;
-            Idle = predictor is null ? 0 : KeyOf(_soon ? predictor.IdleSoonScore : predictor.IdleNextRoundScore, 0);
-        }
+        public int MinHoldKey => ScoredTier;
 
-        /// <summary>Lowest key that is a hold candidate.</summary>
-        public int MinHoldKey { get; }
+        public int IdleKey => 0;
 
-        /// <summary>Key shared by every page not in <see cref="Active"/>.</summary>
-        public int Idle { get; }
+        public ulong OwnKeyPages(int word) => 0;
 
-        /// <summary>Pages of word <paramref name="word"/> with a key of their own.</summary>
-        public ulong Active(int word) => _predictor is null ? 0
-            : _recency ? _predictor.ActiveWord(word) | _predictor.EverDirtyWord(word) : _predictor.ActiveWord(word);
-
-        public int Of(long page)
-        {
-            int score = _soon ? _predictor!.SoonScore(page) : _predictor!.NextRoundScore(page);
-            return score >= _threshold ? ScoredTier + score : _recency ? _predictor.RecencyScore(page) : score;
-        }
-
-        private int KeyOf(int score, int recency) =>
-            score >= _threshold ? ScoredTier + score : _recency ? recency : score;
+        public int KeyOf(long page) => 0;
     }
 }

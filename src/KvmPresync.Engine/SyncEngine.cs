@@ -7,7 +7,8 @@ namespace KvmPresync.Engine;
 /// <summary>How a <see cref="SyncEngine"/> decides each round.</summary>
 public sealed record SyncEngineOptions
 {
-    /// <summary>none = send every pending page (window = link capacity); predict = hold hot pages back within the launch budget; predict+slowstart = plus the adaptive window.</summary>
+    /// <summary>none = send every pending page (window = link capacity); predict = hold hot pages back within the launch budget; predict+slowstart = plus the adaptive window;
+    /// oracle = as predict, ranked by future knowledge (needs an <see cref="INextWriteOracle"/>; simulation only).</summary>
     public SyncPolicy Policy { get; init; } = SyncPolicy.PredictSlowStart;
 
     public double LinkBitsPerSecond { get; init; } = 1e9;
@@ -44,9 +45,16 @@ public sealed class SyncEngine
     private readonly HoldBackPlanner _planner;
     private readonly DirtyBitmap _held;
     private readonly DirtyBitmap? _nonZero;
+    private readonly INextWriteOracle? _oracle;
+    private long _harvests;
 
     public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null)
         : this(pageCount, pageSize, options, nonZeroPages: null)
+    {
+    }
+
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages)
+        : this(pageCount, pageSize, options, nonZeroPages, oracle: null)
     {
     }
 
@@ -55,9 +63,26 @@ public sealed class SyncEngine
     /// <param name="options">Policy and tuning (null = defaults).</param>
     /// <param name="nonZeroPages">Pages known to hold non-zero content at the start (null = all); copied. A page known to
     /// be zero costs only its header until a harvest shows it dirtied (<see cref="Absorb"/>).</param>
-    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages)
+    /// <param name="oracle">Future knowledge, required by <see cref="SyncPolicy.Oracle"/> and only by it: its round k is
+    /// this engine's k-th harvest (<see cref="Absorb"/>), each <see cref="SyncEngineOptions.RoundInterval"/> long.</param>
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages, INextWriteOracle? oracle)
     {
         Options = options ?? new SyncEngineOptions();
+        if (Options.Policy == SyncPolicy.Oracle)
+        {
+            if (oracle is null)
+                throw new ArgumentException("policy oracle needs the future writes of a whole trace (an INextWriteOracle): it is a bound for " +
+                                            "'kvmpresync simulate' only — a live sender cannot know which pages the guest will write next", nameof(oracle));
+            if (oracle.PageCount != pageCount)
+                throw new ArgumentException($"oracle covers {oracle.PageCount} pages, memory {pageCount}", nameof(oracle));
+            if (oracle.RoundInterval != Options.RoundInterval)
+                throw new ArgumentException($"oracle counts rounds of {oracle.RoundInterval.TotalMilliseconds} ms, the engine runs rounds of {Options.RoundInterval.TotalMilliseconds} ms", nameof(oracle));
+            _oracle = oracle;
+        }
+        else if (oracle is not null)
+        {
+            throw new ArgumentException($"an oracle is only used by policy oracle, not {Options.Policy.Name()}", nameof(oracle));
+        }
         if (nonZeroPages is not null && nonZeroPages.PageCount != pageCount)
             throw new ArgumentException($"non-zero page map covers {nonZeroPages.PageCount} pages, memory {pageCount}", nameof(nonZeroPages));
         Pending = new DirtyBitmap(pageCount);
@@ -71,7 +96,7 @@ public sealed class SyncEngine
         Cost = new PageCost(pageSize, Options.HeaderBytesPerPage, _nonZero);
         Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
         _planner = new HoldBackPlanner(Options.HoldBack);
-        Predictor = Options.Policy is SyncPolicy.None or SyncPolicy.SlowStart ? null : new ChangePredictor(pageCount, Options.Predictor);
+        Predictor = Options.Policy is SyncPolicy.None or SyncPolicy.SlowStart or SyncPolicy.Oracle ? null : new ChangePredictor(pageCount, Options.Predictor);
         if (Options.Policy is SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart)
             Window = new SyncWindow(Options.Window with { InitialInterval = Clamp(Options.RoundInterval, Options.Window.MinInterval, Options.Window.MaxInterval) });
     }
@@ -106,6 +131,7 @@ public sealed class SyncEngine
         Pending.Or(harvest);
         _nonZero?.Or(harvest);
         Predictor?.Update(harvest);
+        _harvests++;
     }
 
     /// <summary>Wire bytes to send every pending page now (the initial copy when nothing has been sent yet).</summary>
@@ -125,6 +151,8 @@ public sealed class SyncEngine
         send.Clear();
         _held.Clear();
         long window = windowBytes ?? Window?.Window ?? LinkCapacity(Interval);
+        if (holdBack && _oracle is not null) // round = index of the last harvest absorbed
+            return _planner.Plan(Pending, new OracleRanking(_oracle, Math.Max(0, _harvests - 1)), Budget, window, Cost, send, _held);
         return _planner.Plan(Pending, holdBack ? Predictor : null, Budget, window, Cost, send, _held);
     }
 

@@ -14,9 +14,16 @@ public enum SyncPolicy
 
     /// <summary>Slow-start window without prediction: every pending page is due, paced by the window (the paper's "presync" baseline).</summary>
     SlowStart = 4,
+
+    /// <summary>
+    /// Future-knowledge bound (simulation only): as <see cref="Predict"/>, but the held pages are the pending pages whose
+    /// next write comes soonest, read from the trace's future (<see cref="INextWriteOracle"/>). A live sender cannot know
+    /// the future and refuses it.
+    /// </summary>
+    Oracle = 5,
 }
 
-/// <summary>Parses and prints policy names as the CLI spells them: none | slowstart | predict | predict+slowstart.</summary>
+/// <summary>Parses and prints policy names as the CLI spells them: none | slowstart | predict | predict+slowstart | oracle.</summary>
 public static class SyncPolicyNames
 {
     public static string Name(this SyncPolicy policy) => policy switch
@@ -25,6 +32,7 @@ public static class SyncPolicyNames
         SyncPolicy.Predict => "predict",
         SyncPolicy.PredictSlowStart => "predict+slowstart",
         SyncPolicy.SlowStart => "slowstart",
+        SyncPolicy.Oracle => "oracle",
         _ => throw new ArgumentOutOfRangeException(nameof(policy), policy, "unknown policy"),
     };
 
@@ -34,6 +42,7 @@ public static class SyncPolicyNames
         "predict" => SyncPolicy.Predict,
         "predict+slowstart" or "predict-slowstart" or "predictslowstart" => SyncPolicy.PredictSlowStart,
         "slowstart" => SyncPolicy.SlowStart,
-        _ => throw new ArgumentException($"unknown sync policy \"{name}\"; expected none, slowstart, predict or predict+slowstart", nameof(name)),
+        "oracle" => SyncPolicy.Oracle,
+        _ => throw new ArgumentException($"unknown sync policy \"{name}\"; expected none, slowstart, predict, predict+slowstart or oracle", nameof(name)),
     };
 }

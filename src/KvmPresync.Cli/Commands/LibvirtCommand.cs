@@ -84,7 +84,7 @@ internal static class LibvirtCommand
             TimeSpan reconnect = Units.ParseDuration(r.GetValue(reconnectFor)!);
             if (reconnect <= TimeSpan.Zero) throw new ArgumentException("--reconnect-for must be positive for a libvirt presync: its session id names the memory to the destination's hook");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(r.GetValue(to)!, "--to"), r.GetValue(psk)!, MigrationOptions.ParseLinkRate(r.GetValue(link)!),
-                Wire.LinkRate.Parse(r.GetValue(bandwidth)!), SyncPolicyNames.Parse(r.GetValue(policy)!),
+                Wire.LinkRate.Parse(r.GetValue(bandwidth)!), MigrationOptions.ParseLivePolicy(r.GetValue(policy)!),
                 r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json),
                 MaxFinalDuration: Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: reconnect) { Tls = tls.Load(r) };
             string name = r.GetValue(domain)!;

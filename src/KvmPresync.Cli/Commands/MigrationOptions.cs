@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using KvmPresync.Engine;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Cli.Commands;
@@ -25,13 +26,24 @@ internal static class MigrationOptions
         DefaultValueFactory = _ => "1gbit",
     };
 
-    /// <summary>The sync policy, as <see cref="Trace.SyncPolicyNames"/> spells it (all four <see cref="Trace.SyncPolicy"/> values).</summary>
+    /// <summary>The sync policy of a live migration, as <see cref="SyncPolicyNames"/> spells it (parse it with <see cref="ParseLivePolicy"/>).</summary>
     public static Option<string> Policy() => new("--policy", "-p")
     {
         Description = "Sync policy: none (every dirty page each round, as fast as the link allows) | slowstart (slow-start window, no prediction) | " +
-                      "predict (the predictor holds back pages about to change again) | predict+slowstart (both)",
+                      "predict (the predictor holds back pages about to change again) | predict+slowstart (both) | " +
+                      "oracle (refused here: a bound for 'kvmpresync simulate' that needs the future writes)",
         DefaultValueFactory = _ => "predict+slowstart",
     };
+
+    /// <summary>The policy of a live migration: any but <see cref="SyncPolicy.Oracle"/>, which needs the guest's future writes.</summary>
+    public static SyncPolicy ParseLivePolicy(string text)
+    {
+        SyncPolicy policy = SyncPolicyNames.Parse(text);
+        if (policy == SyncPolicy.Oracle)
+            throw new ArgumentException("--policy oracle is a future-knowledge bound for 'kvmpresync simulate' only: a live migration cannot know " +
+                                        "which pages the guest will write next; use predict or predict+slowstart");
+        return policy;
+    }
 
     public static double ParseLinkRate(string text) =>
         text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? 0 : Wire.LinkRate.Parse(text);

@@ -1,40 +1,67 @@
-using KvmPresync.Engine;
 using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using KvmPresync.Engine;
 using KvmPresync.Trace;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Cli.Commands;
 
-/// <summary><c>kvmpresync simulate</c>: replays a recorded trace through the real engine policies over a modelled link.</summary>
+/// <summary>
+/// <c>kvmpresync simulate</c>: replays recorded traces through the real engine policies over a modelled link and prints,
+/// per trace, each policy's bytes, its reduction against none and its fraction of the oracle's reduction
+/// (<see cref="PolicyComparison"/>).
+/// </summary>
 internal static class SimulateCommand
 {
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
     public static Command Create()
     {
-        var trace = new Option<string>("--trace", "-t") { Description = "Trace file recorded by 'kvmpresync trace record'", Required = true };
+        var trace = new Option<string[]>("--trace", "-t") { Description = "Trace file recorded by 'kvmpresync trace record'; repeat for several traces (a table each)", Required = true };
         var link = new Option<string>("--link-rate") { Description = "Modelled link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
-        var policy = MigrationOptions.Policy();
-        var warmup = new Option<string>("--warmup") { Description = "Replay this long first (initial copy, learning) outside the measured period, e.g. 10s", DefaultValueFactory = _ => "0s" };
-        var duration = new Option<string?>("--duration") { Description = "Measured sync period after the warm-up, e.g. 30s (default: the rest of the trace)" };
-        var json = new Option<string?>("--json") { Description = "Write the result (syncBytes, launchBytes, rounds) as JSON to this file" };
-        var cmd = new Command("simulate", "Replay a dirty-page trace through the predictor and window over a modelled link") { trace, link, policy, warmup, duration, json };
+        var policy = new Option<string>("--policy", "-p")
+        {
+            Description = "Policies to compare, a comma list or all (= none,predict,predict+slowstart,oracle); none always runs, it is the baseline: " +
+                          "none (every dirty page each round, as fast as the link allows) | slowstart (slow-start window, no prediction) | " +
+                          "predict (the predictor holds back pages about to change again) | predict+slowstart (both) | " +
+                          "oracle (future-knowledge bound: holds the pages next written soonest, read from the trace; same budget and window as predict)",
+            DefaultValueFactory = _ => "all",
+        };
+        var warmup = new Option<string>("--warmup") { Description = "Replay this long first (initial copy, learning) outside the measured period", DefaultValueFactory = _ => "10s" };
+        var duration = new Option<string>("--duration") { Description = "Measured sync period after the warm-up; 'rest' = to the end of the trace", DefaultValueFactory = _ => "50s" };
+        var json = new Option<string?>("--json") { Description = "Write every trace's table, saturation test and per-policy results (rounds included) as JSON to this file" };
+        var cmd = new Command("simulate", "Replay dirty-page traces through the policies over a modelled link: bytes, reduction vs none, fraction of the oracle's reduction")
+        {
+            trace, link, policy, warmup, duration, json,
+        };
         cmd.SetAction(r =>
         {
+            IReadOnlyList<SyncPolicy> policies = PolicyList.Parse(r.GetValue(policy)!);
+            string durationText = r.GetValue(duration)!;
             var options = new SimulationOptions
             {
-                Policy = SyncPolicyNames.Parse(r.GetValue(policy)!),
                 LinkBitsPerSecond = LinkRate.Parse(r.GetValue(link)!),
                 WarmUp = Units.ParseDuration(r.GetValue(warmup)!),
-                Duration = r.GetValue(duration) is { } d ? Units.ParseDuration(d) : null,
+                Duration = durationText.Trim().Equals("rest", StringComparison.OrdinalIgnoreCase) ? null : Units.ParseDuration(durationText),
             };
-            using var source = TraceReplaySource.Open(r.GetValue(trace)!);
-            SimulationResult result = Simulator.Run(source, options);
-            Console.WriteLine($"{result.Workload}: policy {result.Policy}, {result.Rounds.Count} rounds over {result.DurationMs / 1000:0.0} s at {options.LinkBitsPerSecond / 1e6:0} Mbit/s");
-            Console.WriteLine($"  sync bytes {Units.FormatBytes(result.SyncBytes)} (warm-up {Units.FormatBytes(result.WarmUpBytes)}, initial copy {Units.FormatBytes(result.InitialCopyBytes)}), " +
-                              $"remaining at launch {Units.FormatBytes(result.LaunchBytes)} (budget {Units.FormatBytes(result.LaunchBudgetBytes)}, {(result.LaunchWithinBudget ? "within" : "OVER")})");
-            if (r.GetValue(json) is { } path)
+            var results = new List<PolicyComparisonResult>();
+            foreach (string path in r.GetValue(trace)!)
             {
-                File.WriteAllText(path, result.ToJson(indented: true));
-                Console.WriteLine($"  wrote {path}");
+                if (!File.Exists(path)) throw new IOException($"trace file {path} does not exist; record one with 'kvmpresync trace record'");
+                PolicyComparisonResult result = PolicyComparison.Run(() => TraceReplaySource.Open(path), policies, options, path);
+                if (results.Count > 0) Console.WriteLine();
+                ComparisonTable.Write(Console.Out, result);
+                results.Add(result);
+            }
+            if (r.GetValue(json) is { } file)
+            {
+                File.WriteAllText(file, JsonSerializer.Serialize(new { traces = results }, Json));
+                Console.WriteLine($"wrote {file}");
             }
             return ExitCodes.Ok;
         });

@@ -26,7 +26,7 @@ public sealed record SimulationOptions
     /// </summary>
     public TimeSpan? Duration { get; init; }
 
-    /// <summary>Round length for none/predict; the starting interval for predict+slowstart (clamped to the window's min..max).</summary>
+    /// <summary>Round length for none/predict/oracle; the starting interval for predict+slowstart (clamped to the window's min..max).</summary>
     public TimeSpan RoundInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Launch-time target: held-back bytes may not exceed link rate × this.</summary>
@@ -70,7 +70,7 @@ public sealed record SimulationOptions
 
     public void Validate()
     {
-        if (Policy is not (SyncPolicy.None or SyncPolicy.Predict or SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart))
+        if (Policy is not (SyncPolicy.None or SyncPolicy.Predict or SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart or SyncPolicy.Oracle))
             throw new ArgumentOutOfRangeException(nameof(Policy), Policy, "unknown sync policy");
         if (!(LinkBitsPerSecond > 0) || double.IsInfinity(LinkBitsPerSecond))
             throw new ArgumentOutOfRangeException(nameof(LinkBitsPerSecond), LinkBitsPerSecond, "link rate must be a positive, finite number of bits per second");

@@ -22,7 +22,11 @@ namespace KvmPresync.Trace;
 /// </remarks>
 public static class Simulator
 {
-    public static SimulationResult Run(IReplayDirtyPageSource source, SimulationOptions? options = null)
+    /// <param name="source">The writes to replay.</param>
+    /// <param name="options">Policy, link, periods (null = defaults).</param>
+    /// <param name="oracle">The source's future writes, required by <see cref="SyncPolicy.Oracle"/> and only by it
+    /// (<see cref="FutureWrites.For"/> with the same options).</param>
+    public static SimulationResult Run(IReplayDirtyPageSource source, SimulationOptions? options = null, INextWriteOracle? oracle = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         options ??= new SimulationOptions();
@@ -30,8 +34,11 @@ public static class Simulator
         long pageCount = source.PageCount;
         if (options.NonZeroPages is { } nz && nz.PageCount != pageCount)
             throw new ArgumentException($"non-zero page map covers {nz.PageCount} pages, source {pageCount}", nameof(options));
+        if (options.Policy == SyncPolicy.Oracle && oracle is null)
+            throw new ArgumentException("simulating policy oracle needs the source's future writes: pass FutureWrites.For(open, options) as the oracle " +
+                                        "(PolicyComparison does this)", nameof(oracle));
 
-        var engine = new SyncEngine(pageCount, source.PageSize, options.ToEngineOptions(), options.NonZeroPages);
+        var engine = new SyncEngine(pageCount, source.PageSize, options.ToEngineOptions(), options.NonZeroPages, oracle);
         var harvest = new DirtyBitmap(pageCount);
         var send = new DirtyBitmap(pageCount);
         var link = new SimulatedLink(options.LinkBitsPerSecond, options.BaseRtt);

@@ -158,6 +158,8 @@ public sealed class SimulatorTests
         Assert.Equal(SyncPolicy.SlowStart, SyncPolicyNames.Parse("slowstart"));
         Assert.Equal("predict+slowstart", SyncPolicy.PredictSlowStart.Name());
         Assert.Equal("slowstart", SyncPolicy.SlowStart.Name());
-        Assert.Contains("expected none, slowstart, predict or predict+slowstart", Assert.Throws<ArgumentException>(() => SyncPolicyNames.Parse("fast")).Message);
+        Assert.Equal(SyncPolicy.Oracle, SyncPolicyNames.Parse("oracle"));
+        Assert.Equal("oracle", SyncPolicy.Oracle.Name());
+        Assert.Contains("expected none, slowstart, predict, predict+slowstart or oracle", Assert.Throws<ArgumentException>(() => SyncPolicyNames.Parse("fast")).Message);
     }
 }
