@@ -40,12 +40,17 @@ public sealed class ChangePredictor
     // RecencyOfAge[a]: 255 − round(16·log2(a + 1)), at least 1 — recency on a log scale, for a = rounds since the last write.
     private static readonly byte[] RecencyOfAge = BuildRecency();
 
+    // LogOfRounds[n]: round(16·log2(n)), n ≥ 1 (0 for n = 0) — rounds on the same log scale, 0..256.
+    private static readonly ushort[] LogOfRounds = BuildLog();
+
     private readonly ushort[] _history;
     private readonly sbyte[] _residualNext;
     private readonly sbyte[] _residualSoon;
     private readonly ulong[] _active;
     private readonly ulong[] _everDirty;     // 1 bit per page: dirtied at least once since the predictor started
     private readonly ushort[] _lastDirty;    // round stamp (mod 2^16) of the page's last write; ages saturate at MaxTrackedAge
+    private readonly byte[] _gap;            // 0 = written at most once; else 1 + the page's typical rewrite interval, 16·log2(rounds), a running mean
+    private readonly bool _useGap;
     private readonly ContextTable _next;
     private readonly ContextTable _soon;
     private readonly bool _useResidual;
@@ -68,6 +73,8 @@ public sealed class ChangePredictor
         _active = new ulong[(pageCount + 63) / 64];
         _everDirty = new ulong[(pageCount + 63) / 64];
         _lastDirty = new ushort[pageCount];
+        _useGap = options.UseRewriteInterval;
+        _gap = new byte[_useGap ? pageCount : 0];
         _next = new ContextTable(options.Decay, options.PriorWeight);
         _soon = new ContextTable(options.Decay, options.PriorWeight);
     }
@@ -118,7 +125,11 @@ public sealed class ChangePredictor
                 int h = ((history[page] << 1) | d) & 0xFFFF;
                 history[page] = (ushort)h;
                 if (h != 0) stillActive |= 1UL << bit;
-                if (d != 0) lastDirty[page] = stamp;
+                if (d != 0)
+                {
+                    if (_useGap && (_everDirty[w] >> bit & 1) != 0) LearnGap(page, (ushort)(stamp - lastDirty[page]));
+                    lastDirty[page] = stamp;
+                }
 
                 // (a) next round: the context one round ago (bits 1..8) was followed by outcome d.
                 int ctxNext = (h >> 1) & 0xFF;
@@ -171,6 +182,42 @@ public sealed class ChangePredictor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int RecencyScore(long page) =>
         (_everDirty[page >> 6] >> (int)(page & 63) & 1) == 0 ? 0 : RecencyOfAge[Age(page)];
+
+    /// <summary>
+    /// Rank for pages beyond the predictor's horizon (the budget fill), 1..255; 0 for a page never dirtied since the
+    /// predictor started. Without a rewrite interval (written once, or <see cref="ChangePredictorOptions.UseRewriteInterval"/>
+    /// off) it is <see cref="RecencyScore"/>. With one, the page's expected wait for its next write is taken as
+    /// max(typical rewrite interval, rounds since the last write) — its rate while it keeps its habit, its age once it
+    /// has gone quiet for longer than that — and scored 255 − round(16·log2(wait)): a page rewritten every 20 rounds
+    /// outranks one rewritten every 200 however recently each was written, and a page silent for 1,000 rounds sinks
+    /// whatever its past rate.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int FillScore(long page)
+    {
+        if ((_everDirty[page >> 6] >> (int)(page & 63) & 1) == 0) return 0;
+        int age = Age(page);
+        if (!_useGap || _gap[page] == 0) return RecencyOfAge[age];
+        int wait = Math.Max(_gap[page] - 1, LogOfRounds[age + 1]);
+        return Math.Max(1, 255 - wait);
+    }
+
+    /// <summary>The page's typical rewrite interval in rounds (a running mean on a log scale); null if it was written at most once.</summary>
+    public double? RewriteIntervalRounds(long page)
+    {
+        CheckPage(page);
+        return !_useGap || _gap[page] == 0 ? null : Math.Pow(2, (_gap[page] - 1) / 16.0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void LearnGap(long page, ushort rawGap)
+    {
+        int l = LogOfRounds[Math.Min((int)rawGap, MaxTrackedAge)];
+        int g = _gap[page];
+        // first interval taken as it is; then a running mean with gain 1/4 (rounded toward the new value)
+        int next = g == 0 ? l : g - 1 + (l - (g - 1) + (l >= g - 1 ? 3 : -3)) / 4;
+        _gap[page] = (byte)(Math.Clamp(next, 0, 254) + 1);
+    }
 
     /// <summary>Bit i set = page 64·<paramref name="word"/> + i has been dirtied since the predictor started.</summary>
     internal ulong EverDirtyWord(int word) => _everDirty[word];
@@ -305,6 +352,14 @@ public sealed class ChangePredictor
         var table = new byte[ushort.MaxValue + 1];
         for (int a = 0; a < table.Length; a++)
             table[a] = (byte)Math.Clamp(255 - (int)Math.Round(16 * Math.Log2(a + 1.0)), 1, 255);
+        return table;
+    }
+
+    private static ushort[] BuildLog()
+    {
+        var table = new ushort[MaxTrackedAge + 2];
+        for (int n = 1; n < table.Length; n++)
+            table[n] = (ushort)Math.Round(16 * Math.Log2(n));
         return table;
     }
 

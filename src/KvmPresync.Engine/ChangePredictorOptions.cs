@@ -16,6 +16,12 @@ public sealed record ChangePredictorOptions
     /// <summary>EMA gain of the per-page residual as a right shift: r += (target − r) / 2^shift. 2 = gain 1/4.</summary>
     public int ResidualShift { get; init; } = 2;
 
+    /// <summary>
+    /// Whether each page's typical rewrite interval is learnt (one byte per page) and ranks the budget fill beyond the
+    /// horizon (<see cref="ChangePredictor.FillScore"/>) instead of recency alone.
+    /// </summary>
+    public bool UseRewriteInterval { get; init; } = true;
+
     public void Validate()
     {
         if (!(Decay > 0 && Decay <= 1))

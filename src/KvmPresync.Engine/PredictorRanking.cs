@@ -37,7 +37,7 @@ public readonly struct PredictorRanking : IHoldRanking
     public int KeyOf(long page)
     {
         int score = _soon ? _predictor.SoonScore(page) : _predictor.NextRoundScore(page);
-        return score >= _threshold ? HoldBackPlanner.ScoredTier + score : _recency ? _predictor.RecencyScore(page) : score;
+        return score >= _threshold ? HoldBackPlanner.ScoredTier + score : _recency ? _predictor.FillScore(page) : score;
     }
 
     private int KeyOf(int score, int recency) =>

@@ -157,4 +157,36 @@ public sealed class ChangePredictorTests
         Assert.True(predictor.RecencyScore(5) >= 1);
         Assert.Equal(0, predictor.AgeRounds(6));
     }
+
+    [Fact]
+    public void Fill_score_ranks_by_rewrite_interval_and_sinks_pages_that_went_quiet()
+    {
+        var predictor = new ChangePredictor(64);
+        // page 1: every 20 rounds, last at round 380; page 2: every 200 rounds, last at round 398 (more recent);
+        // page 3: written once (round 390); page 4: every 5 rounds until round 100, then never again.
+        Feed(predictor, 400, r => new long[] { 1, 2, 3, 4 }.Where(p => p switch
+        {
+            1 => r % 20 == 0,
+            2 => r % 200 == 198,
+            3 => r == 390,
+            _ => r <= 100 && r % 5 == 0,
+        }));
+        Assert.InRange(predictor.RewriteIntervalRounds(1)!.Value, 19.5, 20.5); // kept as 16·log2: within 2 %
+        Assert.InRange(predictor.RewriteIntervalRounds(2)!.Value, 195, 205);
+        Assert.Null(predictor.RewriteIntervalRounds(3));
+        // a rewrite every 20 rounds outranks one every 200, though the latter was written more recently
+        Assert.True(predictor.RecencyScore(2) > predictor.RecencyScore(1));
+        Assert.True(predictor.FillScore(1) > predictor.FillScore(2), $"{predictor.FillScore(1)} vs {predictor.FillScore(2)}");
+        Assert.Equal(255 - (int)Math.Round(16 * Math.Log2(20)), predictor.FillScore(1));
+        // written once: recency alone
+        Assert.Equal(predictor.RecencyScore(3), predictor.FillScore(3));
+        // quiet for 299 rounds after a 5-round habit: ranked by its silence, below the 20-round page
+        Assert.Equal(255 - (int)Math.Round(16 * Math.Log2(300)), predictor.FillScore(4));
+        Assert.Equal(0, predictor.FillScore(5));
+        // the option off: recency, as before
+        var plain = new ChangePredictor(64, new ChangePredictorOptions { UseRewriteInterval = false });
+        Feed(plain, 400, r => r % 200 == 198 ? [2] : []);
+        Assert.Equal(plain.RecencyScore(2), plain.FillScore(2));
+        Assert.Null(plain.RewriteIntervalRounds(2));
+    }
 }
