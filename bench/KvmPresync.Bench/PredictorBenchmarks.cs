@@ -20,6 +20,10 @@ public class PredictorBenchmarks
     [Params(65_536L, 16_777_216L)]
     public long PageCount { get; set; }
 
+    /// <summary>The per-page rewrite interval (ChangePredictorOptions.UseRewriteInterval) off and on, side by side.</summary>
+    [Params(false, true)]
+    public bool RewriteInterval { get; set; }
+
     private DirtyBitmap[] _rounds = [];
     private DirtyBitmap _pending = null!;
     private DirtyBitmap _send = null!;
@@ -55,7 +59,7 @@ public class PredictorBenchmarks
             }
             _rounds[r] = b;
         }
-        _predictor = new ChangePredictor(PageCount);
+        _predictor = new ChangePredictor(PageCount, new ChangePredictorOptions { UseRewriteInterval = RewriteInterval });
         for (int r = 0; r < 2 * Rounds; r++) _predictor.Update(_rounds[r % Rounds]); // warm: histories full, tables learnt
         _pending = new DirtyBitmap(PageCount);
         _pending.CopyFrom(_rounds[0]);
