@@ -27,7 +27,9 @@ internal sealed class SenderRun
         Clock = clock;
         _roundCompleted = roundCompleted;
         Memory = source.Memory;
-        Engine = new SyncEngine(Memory.PageCount, Memory.PageSize, options.Engine with { HeaderBytesPerPage = Wire.PageDescriptor.WireLength });
+        // zero pages are priced at a header, not a page: the receiver's fresh memory already holds them
+        Engine = new SyncEngine(Memory.PageCount, Memory.PageSize, options.Engine with { HeaderBytesPerPage = Wire.PageDescriptor.WireLength },
+            NonZeroPages.Scan(Memory));
         Encoder = new PageBatchEncoder(Memory, channel.Writer, options.BatchPages);
         NeverSent = new DirtyBitmap(Memory.PageCount);
         NeverSent.SetAll();

@@ -36,7 +36,7 @@ internal static class ReproCommand
     /// </remarks>
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
         string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null,
-        IReadOnlyDictionary<string, string>? WorkloadArgs = null)
+        IReadOnlyDictionary<string, string>? WorkloadArgs = null, bool Oracle = true)
     {
         /// <summary>The <c>run --workload</c> argument for workload <paramref name="name"/>.</summary>
         public string WorkloadArg(string name) => WorkloadArgs is not null && WorkloadArgs.TryGetValue(name, out string? arg) ? arg : name;
@@ -71,10 +71,11 @@ internal static class ReproCommand
         {
             Description = $"Comma-separated modes (default: all of the target's). kvm: {string.Join(", ", Modes)}; libvirt: {string.Join(", ", Libvirt.LibvirtReproModes.Known.Select(k => k.Name))}",
         };
+        var noOracle = new Option<bool>("--no-oracle") { Description = "Do not record each workload's dirty trace nor simulate the policies and the future-knowledge bound (oracle) on it (--target kvm)" };
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
         var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image,
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -92,7 +93,8 @@ internal static class ReproCommand
             if (r.GetValue(memory) is not null)
                 foreach (string a in args.Values) Replay.TraceWorkload.CheckMemory(a[Replay.TraceWorkload.Prefix.Length..], memoryBytes);
             var s = new Settings(names, memoryBytes, linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
-                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList, args);
+                r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList, args,
+                Oracle: !r.GetValue(noOracle) && targetKind == KvmTarget);
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
             if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
             if (targetKind == LibvirtTarget)
@@ -144,11 +146,16 @@ internal static class ReproCommand
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(psk, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         NetnsLink? netns = s.Link == "netns" ? NetnsLink.Up(s.LinkBitsPerSecond) : null;
         var results = new List<ReproModeRun>();
+        var simulated = new Dictionary<string, ReproOracle.Simulated>();
+        string? traceDir = TraceDirectory(s);
         var total = Stopwatch.StartNew();
         try
         {
             int n = 0, count = s.Workloads.Length * s.ModeNames.Count * s.Runs;
             foreach (string workload in s.Workloads)
+            {
+                if (s.Oracle && await SimulateAsync(exe, traceDir ?? work, traceDir is not null, s, workload, total, ct) is { } sim)
+                    simulated[workload] = sim;
                 for (int run = 1; run <= s.Runs; run++)
                     foreach (string mode in s.ModeNames)
                     {
@@ -163,13 +170,52 @@ internal static class ReproCommand
                             ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms, sync {Units.FormatBytes(m.SyncBytes)}, after launch {Units.FormatBytes(m.LaunchBytes)}, verified"
                             : $"        FAILED: {m.Failure}");
                     }
+            }
         }
         finally
         {
             netns?.Dispose();
             Directory.Delete(work, recursive: true);
         }
-        return await ReportAsync(s, results, total, ct);
+        return await ReportAsync(s, results, total, ct, simulated);
+    }
+
+    /// <summary>Where recorded traces are kept: beside --json (<c>NAME.traces/</c>), else in --plots (<c>traces/</c>); null = not kept.</summary>
+    private static string? TraceDirectory(Settings s) =>
+        s.Json is not null ? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(s.Json))!, Path.GetFileNameWithoutExtension(s.Json) + ".traces")
+        : s.Plots is not null ? Path.Combine(Path.GetFullPath(s.Plots), "traces")
+        : null;
+
+    /// <summary>
+    /// Records the dirty trace of <paramref name="workload"/>'s guest (<c>trace record</c>, the same workload argument,
+    /// memory and default seed as the live runs, for the sync period) and simulates the policies on it
+    /// (<see cref="ReproOracle"/>); null, with the reason printed, when the recording fails.
+    /// </summary>
+    private static async Task<ReproOracle.Simulated?> SimulateAsync(string exe, string dir, bool kept, Settings s, string workload, Stopwatch total, CancellationToken ct)
+    {
+        Directory.CreateDirectory(dir);
+        string tag = string.Concat(workload.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_'));
+        string trace = Path.Combine(dir, tag + ".kptrace");
+        string log = Path.Combine(dir, tag + ".record.log");
+        string seconds = s.SyncSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Console.WriteLine($"[{workload}] recording the workload's dirty trace for {s.SyncSeconds:0} s (trace record), then simulating the policies and the oracle on it ({total.Elapsed.TotalSeconds:0} s elapsed)");
+        using (Process rec = Start((exe, ["trace", "record", "--workload", s.WorkloadArg(workload), "--memory",
+                   s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seconds", seconds, "-o", trace]), log))
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(s.SyncSeconds + 120));
+            try { await rec.WaitForExitAsync(timeout.Token); }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested) { rec.Kill(true); }
+            if (!rec.HasExited || rec.ExitCode != 0 || !File.Exists(trace))
+            {
+                Console.WriteLine($"        trace record failed, no simulation for {workload}: {Tail(log)}");
+                return null;
+            }
+        }
+        if (!kept) File.Delete(log);
+        ReproOracle.Simulated sim = ReproOracle.Simulate(trace, s.MemoryBytes, s.LinkBitsPerSecond, s.SyncSeconds, keep: kept);
+        Console.WriteLine($"        {sim.Comparison.Saturation.Describe()}; " + string.Join(", ", sim.Comparison.Outcomes.Select(o => $"{o.Policy} {Units.FormatBytes(o.SyncBytes)}")));
+        return sim;
     }
 
     private static async Task<int> RunLibvirtAsync(Settings s, IReadOnlyList<Libvirt.ILibvirtReproMode> modes, string? image, CancellationToken ct)
@@ -207,9 +253,10 @@ internal static class ReproCommand
 
     private static string JsonText(ReproReport report) => JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true });
 
-    private static async Task<int> ReportAsync(Settings s, List<ReproModeRun> results, Stopwatch total, CancellationToken ct)
+    private static async Task<int> ReportAsync(Settings s, List<ReproModeRun> results, Stopwatch total, CancellationToken ct,
+        IReadOnlyDictionary<string, ReproOracle.Simulated>? simulated = null)
     {
-        var report = ReproReport.Build(s, results);
+        var report = ReproReport.Build(s, results, simulated);
         Console.WriteLine();
         report.WriteTable(Console.Out);
         if (s.Json is not null)

@@ -11,11 +11,13 @@ internal sealed class ReproReport
 
     private readonly ReproCommand.Settings _s;
     private readonly IReadOnlyList<ReproModeRun> _runs;
+    private readonly IReadOnlyDictionary<string, ReproOracle.Simulated> _simulated;
 
-    private ReproReport(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs)
+    private ReproReport(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs, IReadOnlyDictionary<string, ReproOracle.Simulated>? simulated)
     {
         _s = s;
         _runs = runs;
+        _simulated = simulated ?? new Dictionary<string, ReproOracle.Simulated>();
     }
 
     public List<string> HonestyFailures { get; } = [];
@@ -23,9 +25,10 @@ internal sealed class ReproReport
     /// <summary>Moving the guest's memory once at the link rate: no pre-copy can launch faster than its data moves.</summary>
     private double PhysicalBoundMs => _s.MemoryBytes * 8.0 / _s.LinkBitsPerSecond * 1000;
 
-    public static ReproReport Build(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs)
+    /// <param name="simulated">Per workload, the policies simulated on its recorded trace (<see cref="ReproOracle"/>); none for --target libvirt.</param>
+    public static ReproReport Build(ReproCommand.Settings s, IReadOnlyList<ReproModeRun> runs, IReadOnlyDictionary<string, ReproOracle.Simulated>? simulated = null)
     {
-        var report = new ReproReport(s, runs);
+        var report = new ReproReport(s, runs, simulated);
         foreach (ReproModeRun r in runs.Where(r => r.Mode == s.BaselineMode && r.Result.Succeeded))
         {
             // what actually crossed the link after launch bounds pre-copy's launch-to-resume from below
@@ -75,6 +78,35 @@ internal sealed class ReproReport
         return (plain.Value.Median - predict.Value.Median) / plain.Value.Median * 100;
     }
 
+    /// <summary>
+    /// Live slowstart's steady-state rate: its steady bytes over the time from the round that completed the first pass
+    /// to the last sync round (median over runs); null without a completed first pass.
+    /// </summary>
+    public double? LiveSlowstartSteadyRate(string workload) =>
+        Stats(Of(workload, "slowstart").Where(r => r.Result.Succeeded).Select(SteadyRate).OfType<double>())?.Median;
+
+    private static double? SteadyRate(ReproModeRun r)
+    {
+        if (r.Result.InitialCopyBytes is not { } initial) return null;
+        var sync = r.Result.Rounds.Where(x => x.Phase == Engine.RoundPhase.Sync).ToList();
+        long sent = 0;
+        double? passEnd = null;
+        foreach (Engine.RoundRecord x in sync)
+        {
+            sent += x.SentBytes;
+            if (sent >= initial) { passEnd = x.TimeMs; break; }
+        }
+        if (passEnd is not { } start || sync.Count == 0) return null;
+        double seconds = (sync[^1].TimeMs - start) / 1000;
+        return seconds >= ReproOracle.MinLiveSteadySeconds ? (r.Result.SyncBytes - initial) / seconds : null;
+    }
+
+    /// <summary>The live reduction set against the simulated oracle's, for a workload with a simulation.</summary>
+    public ReproOracle.LiveAgainstOracle? AgainstOracle(string workload) =>
+        _simulated.TryGetValue(workload, out ReproOracle.Simulated? sim)
+            ? ReproOracle.Compare(sim, Reduction(workload), LiveSlowstartSteadyRate(workload))
+            : null;
+
     public void WriteTable(TextWriter o)
     {
         bool libvirt = _s.Target == ReproCommand.LibvirtTarget;
@@ -122,6 +154,8 @@ internal sealed class ReproReport
                 o.WriteLine($"{"",-8} launch speed-up of {oursMode} vs {_s.BaselineMode}: {speedup} (paper ≥ 7x)");
             else
                 o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
+            if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
+                ReproOracle.WriteBlock(o, new string(' ', 9), sim, AgainstOracle(w)!);
         }
     }
 
@@ -168,6 +202,8 @@ internal sealed class ReproReport
             }
             wj["reductionPercent"] = Reduction(w);
             wj["paperReductionPercent"] = PaperReduction.GetValueOrDefault(w);
+            if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
+                wj["simulated"] = ReproOracle.ToJson(sim, AgainstOracle(w)!);
             workloads[w] = wj;
         }
         return new JsonObject

@@ -83,8 +83,13 @@ public sealed class ConvergenceEquivalenceTests(ITestOutputHelper output)
     public async Task Simulate_and_a_live_sender_take_the_same_convergence_decisions_on_a_recorded_trace(string trace, double linkBitsPerSecond)
     {
         var policy = new DowntimeTargetConvergence();
+        long pageCount;
+        using (var header = TraceReplaySource.Open(TracePath(trace))) pageCount = header.PageCount;
         var simulation = new SimulationOptions
         {
+            // the live source's memory is all zero and the live sender prices what it scans as zero at a header
+            // (NonZeroPages.Scan): the simulator is told the same, and both mark a page non-zero once it is harvested
+            NonZeroPages = new DirtyBitmap(pageCount),
             Policy = SyncPolicy.Predict,  // a window fixed by the link rate: no live RTT enters the plan
             LinkBitsPerSecond = linkBitsPerSecond,
             Duration = TimeSpan.FromSeconds(4),
