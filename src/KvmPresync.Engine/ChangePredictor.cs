@@ -108,6 +108,10 @@ public sealed class ChangePredictor
         ushort[] lastDirty = _lastDirty;
         ushort stamp = (ushort)Rounds;
         long seen = 0, active = 0;
+        // The first harvest is a backlog — everything written since the guest booted (KVM's first dirty log) or present
+        // when tracking began (a capture's first scan) — not writes seen in one round: it feeds the histories but is no
+        // evidence that a page is ever written (no stamp, not "ever dirty", so not a budget-fill candidate).
+        bool backlog = Rounds == 0 && Options.FirstHarvestIsBacklog;
 
         for (int w = 0; w < dirtyWords.Length; w++)
         {
@@ -125,7 +129,7 @@ public sealed class ChangePredictor
                 int h = ((history[page] << 1) | d) & 0xFFFF;
                 history[page] = (ushort)h;
                 if (h != 0) stillActive |= 1UL << bit;
-                if (d != 0)
+                if (d != 0 && !backlog)
                 {
                     if (_useGap && (_everDirty[w] >> bit & 1) != 0) LearnGap(page, (ushort)(stamp - lastDirty[page]));
                     lastDirty[page] = stamp;
@@ -153,7 +157,7 @@ public sealed class ChangePredictor
                 seen++;
             }
             _active[w] = stillActive;
-            _everDirty[w] |= dirty;
+            if (!backlog) _everDirty[w] |= dirty;
             active += BitOperations.PopCount(stillActive);
         }
 

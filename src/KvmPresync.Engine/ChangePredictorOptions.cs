@@ -22,6 +22,13 @@ public sealed record ChangePredictorOptions
     /// </summary>
     public bool UseRewriteInterval { get; init; } = true;
 
+    /// <summary>
+    /// Whether the first update is taken as a backlog (everything written before observation began: KVM's first dirty
+    /// log since boot, a capture's first scan) rather than as one round's writes: it feeds the histories, but its pages
+    /// are not stamped nor marked "ever dirty", so they are not held to fill the budget on that evidence alone.
+    /// </summary>
+    public bool FirstHarvestIsBacklog { get; init; } = true;
+
     public void Validate()
     {
         if (!(Decay > 0 && Decay <= 1))

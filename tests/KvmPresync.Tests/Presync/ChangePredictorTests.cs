@@ -136,7 +136,7 @@ public sealed class ChangePredictorTests
     [Fact]
     public void Recency_falls_with_age_on_a_log_scale_and_is_zero_for_a_never_written_page()
     {
-        var predictor = new ChangePredictor(128);
+        var predictor = new ChangePredictor(128, new ChangePredictorOptions { FirstHarvestIsBacklog = false });
         Feed(predictor, 100, r => r switch { 0 => new long[] { 1 }, 84 => new long[] { 2 }, 99 => new long[] { 3 }, _ => Array.Empty<long>() });
         Assert.Equal(99, predictor.AgeRounds(1));
         Assert.Equal(15, predictor.AgeRounds(2));
@@ -152,7 +152,7 @@ public sealed class ChangePredictorTests
     public void Page_age_saturates_instead_of_wrapping_after_65536_rounds()
     {
         var predictor = new ChangePredictor(64);
-        Feed(predictor, 70_000, r => r switch { 0 => new long[] { 5 }, 69_999 => new long[] { 6 }, _ => Array.Empty<long>() });
+        Feed(predictor, 70_000, r => r switch { 1 => new long[] { 5 }, 69_999 => new long[] { 6 }, _ => Array.Empty<long>() });
         Assert.Equal(ChangePredictor.MaxTrackedAge, predictor.AgeRounds(5));
         Assert.True(predictor.RecencyScore(5) >= 1);
         Assert.Equal(0, predictor.AgeRounds(6));
@@ -188,5 +188,21 @@ public sealed class ChangePredictorTests
         Feed(plain, 400, r => r % 200 == 198 ? [2] : []);
         Assert.Equal(plain.RecencyScore(2), plain.FillScore(2));
         Assert.Null(plain.RewriteIntervalRounds(2));
+    }
+
+    [Fact]
+    public void The_first_harvest_is_a_backlog_not_evidence_of_writes()
+    {
+        // KVM's first dirty log holds everything written since boot: those pages are not "ever dirty" on that alone
+        var predictor = new ChangePredictor(64);
+        Feed(predictor, 30, r => r switch { 0 => new long[] { 1, 2 }, 10 => new long[] { 2 }, _ => Array.Empty<long>() });
+        Assert.Null(predictor.AgeRounds(1));
+        Assert.Equal(0, predictor.FillScore(1));
+        Assert.Equal(19, predictor.AgeRounds(2));
+        Assert.Null(predictor.RewriteIntervalRounds(2)); // the backlog gave no first write to measure an interval from
+        Assert.True(predictor.FillScore(2) > 0);
+        var counted = new ChangePredictor(64, new ChangePredictorOptions { FirstHarvestIsBacklog = false });
+        Feed(counted, 30, r => r == 0 ? [1] : []);
+        Assert.Equal(29, counted.AgeRounds(1));
     }
 }
