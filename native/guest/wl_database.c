@@ -3,7 +3,7 @@
  * (pgbench's default script). Transactions run at a fixed rate, spread over the clients' backends:
  *
  *   accounts   a random accounts block is read into its buffer (the pool is modelled direct-mapped:
- *              block b lives in buffer hash(b) mod buffers, evicting whatever block was there) and
+ *              block b lives in buffer b mod buffers, evicting whatever block was there) and
  *              updated: both 4 KiB pages of the 8 KiB buffer are written;
  *   tellers,   one block each, updated by every transaction: very hot;
  *   branches
@@ -41,12 +41,10 @@ struct database {
     uint64_t fpi[MAX_BLOCKS / 64];      /* blocks changed since the last checkpoint (full-page image written) */
 };
 
-static uint64_t buffer_of(uint64_t block) { return kp_mix64(block + 0xB10CULL); }
-
 /* Pins and changes block: its buffer and descriptor written; returns the WAL bytes of its full-page image, if due. */
 static uint64_t touch_block(struct kp_rt *rt, struct database *d, uint64_t block)
 {
-    uint64_t buf = buffer_of(block) % d->buffers;
+    uint64_t buf = block % d->buffers;
     for (uint64_t i = 0; i < BLOCK_PAGES; i++) kp_region_write_page(rt, d->pool, buf * BLOCK_PAGES + i);
     kp_region_write_page(rt, d->desc, buf * DESC_BYTES / KP_PAGE_SIZE);
     uint64_t bit = block % MAX_BLOCKS;
@@ -102,7 +100,7 @@ void kp_run_database(struct kp_rt *rt)
     uint64_t wal_bytes = kp_param(rt, 3, 4ULL << 20);
     uint64_t checkpoint_ms = kp_param(rt, 4, 300000);
     d->clients = kp_param(rt, 5, 4);
-    d->backend_pages = kp_param(rt, 6, 1200 << 10) / KP_PAGE_SIZE;
+    d->backend_pages = kp_param(rt, 6, 600 << 10) / KP_PAGE_SIZE;
     d->backend_writes = kp_param(rt, 7, 3);
     uint64_t shared_bytes = kp_param(rt, 8, 1600 << 10);
     d->shared_writes = kp_param(rt, 9, 6);

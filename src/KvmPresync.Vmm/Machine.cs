@@ -180,10 +180,12 @@ public sealed class Machine : IDisposable
         // The heap is counted in the guest's (virtual, linear) addresses: it runs on past the low region into the high one.
         long heap = map.SizeBytes - (long)heapStart;
         // Default fill: 80 % of the heap, as a guest's OS and page cache would hold; none for a replay (its region is the
-        // trace's pages), 20 % for the database (its buffer pool, 128 MiB by default, is most of its memory).
+        // trace's pages), 50 % for the movie (its work area is 33 MiB: it fits a 128 MiB guest), 20 % for the database
+        // (its buffer pool, 128 MiB by default, is most of its memory).
         long fill = Config.FillBytes ?? Config.Workload switch
         {
             Workload.Replay => 0,
+            Workload.Movie => heap / 2 / mem.PageSize * mem.PageSize,
             Workload.Database => heap / 5 / mem.PageSize * mem.PageSize,
             _ => heap / 5 * 4 / mem.PageSize * mem.PageSize,
         };
