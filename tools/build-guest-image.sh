@@ -46,7 +46,7 @@ g=native/guest
 gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -DKP_HOSTED -ffile-prefix-map="$PWD"=. -Wl,--build-id=none \
   -o "$root/bin/kp-workload" native/linux-guest/workload.c \
   $g/rt.c $g/boot.c $g/content.c $g/fill.c $g/region.c $g/heartbeat.c $g/main.c \
-  $g/wl_idle.c $g/wl_text.c $g/wl_audio.c $g/wl_movie.c $g/wl_pattern.c $g/wl_replay.c
+  $g/wl_idle.c $g/wl_text.c $g/wl_audio.c $g/wl_movie.c $g/wl_pattern.c $g/wl_replay.c $g/wl_database.c
 strip "$root/bin/kp-workload"
 
 cp /bin/busybox "$root/bin/busybox"
@@ -76,7 +76,7 @@ cat > "$out/manifest.json" <<EOF
   "workload": { "path": "/bin/kp-workload", "source": "native/linux-guest/workload.c + native/guest/*.c", "sha256": "$(sha "$root/bin/kp-workload")", "gcc_version": "$(ver gcc-12 2>/dev/null || ver gcc)", "libc6_dev_version": "$(ver libc6-dev)" },
   "busybox": { "path": "/bin/busybox", "package_version": "$(ver busybox-static)", "sha256": "$(sha "$root/bin/busybox")" },
   "init": { "path": "/init", "sha256": "$(sha "$root/init")" },
-  "kernel_command_line": "console=ttyS0 panic=-1 pti=on kp.workload=text|audio|movie|idle kp.seed=N"
+  "kernel_command_line": "console=ttyS0 panic=-1 pti=on kp.workload=text|audio|movie|database|idle kp.seed=N"
 }
 EOF
 printf "build-guest-image: %s (kernel %s, initramfs %s bytes) in %s s\n" "$out" "$kver" \

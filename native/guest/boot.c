@@ -48,10 +48,10 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
     uint64_t room = b->memory_size - b->heap_start;
     if (b->fill_bytes > room) bad(rt, "fill_bytes does not fit between heap_start and memory_size", b->fill_bytes);
     if (b->zero_permille > 1000) bad(rt, "zero_permille must be 0..1000", b->zero_permille);
-    if (b->workload > KP_WORKLOAD_REPLAY) {
+    if (b->workload > KP_WORKLOAD_DATABASE) {
         kp_puts(rt, "kp-guest: unknown workload ");
         kp_put_dec(rt, b->workload);
-        kp_puts(rt, ": use 0 idle, 1 text, 2 audio, 3 movie, 4 pattern, 5 replay\n");
+        kp_puts(rt, ": use 0 idle, 1 text, 2 audio, 3 movie, 4 pattern, 5 replay, 6 database\n");
         kp_exit(rt, KP_EXIT_BAD_WORKLOAD);
     }
 

@@ -11,7 +11,7 @@ KP_GUEST_OBJCOPY ?= objcopy
 KP_GUEST_OUT := $(BUILD)/guest
 
 KP_GUEST_CORE := rt.c boot.c content.c fill.c region.c heartbeat.c main.c \
-                 wl_idle.c wl_text.c wl_audio.c wl_movie.c wl_pattern.c wl_replay.c
+                 wl_idle.c wl_text.c wl_audio.c wl_movie.c wl_pattern.c wl_replay.c wl_database.c
 KP_GUEST_HDRS := $(addprefix $(KP_GUEST_DIR)/,rt.h port.h ticker.h) $(KP_GUEST_DIR)/../include/kvmpresync_guest.h
 
 # No SSE/MMX/AVX: the guest needs no FPU state. No red zone: nothing may assume one without an IST.

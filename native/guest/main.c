@@ -24,6 +24,7 @@ void kp_guest_main(uintptr_t mem_base, void *host, uint64_t image_end)
     case KP_WORKLOAD_AUDIO: kp_run_audio(&rt);
     case KP_WORKLOAD_MOVIE: kp_run_movie(&rt);
     case KP_WORKLOAD_PATTERN: kp_run_pattern(&rt);
+    case KP_WORKLOAD_DATABASE: kp_run_database(&rt);
     default: kp_run_replay(&rt);    /* kp_boot_validate rejected anything else */
     }
 }

@@ -146,6 +146,7 @@ __attribute__((noreturn)) void kp_run_audio(struct kp_rt *rt);
 __attribute__((noreturn)) void kp_run_movie(struct kp_rt *rt);
 __attribute__((noreturn)) void kp_run_pattern(struct kp_rt *rt);
 __attribute__((noreturn)) void kp_run_replay(struct kp_rt *rt);
+__attribute__((noreturn)) void kp_run_database(struct kp_rt *rt);
 
 /* params[i], or dflt when the VMM left it 0 */
 static inline uint64_t kp_param(const struct kp_rt *rt, unsigned i, uint64_t dflt)

@@ -9,7 +9,10 @@
  * cells redrawn), far jumps scroll and redraw the whole screen. While the user pauses the cursor
  * blinks (one cell redrawn per toggle) until the blink timeout. Every few seconds a spell-check
  * pass reads the document and updates a dictionary cache; every ~30 s an autosave writes the
- * document into the page cache. progress = keystrokes. Parameters: docs/WORKLOADS.md.
+ * document into the page cache. Every keystroke also rewrites the editor's per-key state (undo entry,
+ * screen-line cache, terminal output and grid: KEY_STATE_PAGES). Defaults fitted to vim in a 100x40
+ * terminal typing notes (tests/data/traces/apps/text-vim.kptrace). progress = keystrokes.
+ * Parameters: docs/WORKLOADS.md.
  */
 #include "rt.h"
 #include "ticker.h"
@@ -19,11 +22,12 @@
 #define LINE_CHARS 80      /* document line length (bytes); the classic 80-column line */
 #define BACKSPACE_PERMILLE 30
 #define DICT_PAGES_PER_PASS 4
+#define KEY_STATE_PAGES 44   /* fitted to vim + tmux: ~55 distinct pages written per keystroke, of them ~44 besides the row and the document */
 #define MAX_KEY_LAG_US 1000000  /* keys queued longer than this while the guest was stopped are lost */
 #define MS 1000ULL
 
 struct text {
-    struct kp_region doc, fb, dict, cache;
+    struct kp_region doc, fb, dict, cache, keystate;
     uint64_t rng;                  /* the user's keystrokes: depends on the seed only */
     uint64_t spell_rng;            /* dictionary pages: apart, so timing cannot shift the keystroke stream */
     uint64_t doc_bytes, screen_w, screen_h, rows;
@@ -99,6 +103,7 @@ static void keystroke(struct kp_rt *rt, struct text *t)
         if (t->cursor >= t->doc_bytes) t->cursor = 0;
         scroll_to_cursor(rt, t, 0);
     }
+    kp_region_write_all(rt, t->keystate);
     t->doc_dirty = 1;
     t->keys_since_spell++;
 }
@@ -168,16 +173,16 @@ void kp_run_text(struct kp_rt *rt)
     kp_memset(&t, 0, sizeof t);
     t.rng = kp_mix64(rt->seed ^ 0x7E47ULL);
     t.spell_rng = kp_mix64(rt->seed ^ 0x5BE11ULL);
-    t.doc_bytes = kp_param(rt, 0, 4 << 20);
+    t.doc_bytes = kp_param(rt, 0, 64 << 10);
     t.key_us = kp_param(rt, 1, 200) * MS;
-    t.burst_min_us = kp_param(rt, 2, 2000) * MS;
-    t.burst_max_us = kp_param(rt, 3, 8000) * MS;
-    t.gap_min_us = kp_param(rt, 4, 1000) * MS;
-    t.gap_max_us = kp_param(rt, 5, 10000) * MS;
-    t.jump_permille = kp_param(rt, 6, 20);
+    t.burst_min_us = kp_param(rt, 2, 5000) * MS;
+    t.burst_max_us = kp_param(rt, 3, 15000) * MS;
+    t.gap_min_us = kp_param(rt, 4, 300) * MS;
+    t.gap_max_us = kp_param(rt, 5, 1000) * MS;
+    t.jump_permille = kp_param(rt, 6, 2);
     uint64_t spell_us = kp_param(rt, 7, 5000) * MS, save_us = kp_param(rt, 8, 30000) * MS;
-    t.screen_w = kp_param(rt, 9, 1920);
-    t.screen_h = kp_param(rt, 10, 1080);
+    t.screen_w = kp_param(rt, 9, 800);
+    t.screen_h = kp_param(rt, 10, 640);
     uint64_t dict_bytes = kp_param(rt, 11, 256 << 10);
     t.blink_us = kp_param(rt, 12, 600) * MS;
     t.blink_timeout_us = kp_param(rt, 13, 10000) * MS;
@@ -193,11 +198,13 @@ void kp_run_text(struct kp_rt *rt)
     uint64_t doc_pages = (t.doc_bytes + KP_PAGE_SIZE - 1) / KP_PAGE_SIZE;
     uint64_t fb_pages = (t.screen_w * t.screen_h * 4 + KP_PAGE_SIZE - 1) / KP_PAGE_SIZE;
     uint64_t dict_pages = (dict_bytes + KP_PAGE_SIZE - 1) / KP_PAGE_SIZE;
-    kp_work_reserve(rt, 2 * doc_pages + fb_pages + dict_pages, "text");
+    kp_work_reserve(rt, 2 * doc_pages + fb_pages + dict_pages + KEY_STATE_PAGES, "text");
     t.doc = kp_region_alloc(rt, t.doc_bytes);
     t.fb = kp_region_alloc(rt, t.screen_w * t.screen_h * 4);
     t.dict = kp_region_alloc(rt, dict_bytes);
     t.cache = kp_region_alloc(rt, t.doc_bytes);
+    t.keystate = kp_region_alloc(rt, KEY_STATE_PAGES * KP_PAGE_SIZE);
+    kp_region_write_all(rt, t.keystate);
     kp_region_write_all(rt, t.cache);   /* the file was read into the page cache, */
     kp_region_write_all(rt, t.doc);     /* loaded into the editor's buffer, */
     kp_region_write_all(rt, t.dict);    /* the dictionary cache warmed up */

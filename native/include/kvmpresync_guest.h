@@ -78,6 +78,7 @@ enum kp_workload {
     KP_WORKLOAD_MOVIE = 3,
     KP_WORKLOAD_PATTERN = 4, /* test workload: writes the page list in params, then heartbeats */
     KP_WORKLOAD_REPLAY = 5,  /* writes the pages of a recorded dirty trace, batch by batch, at their times */
+    KP_WORKLOAD_DATABASE = 6, /* a database server under a TPC-B-like load */
 };
 
 enum kp_exit_code {

@@ -3,7 +3,7 @@
  * started by the initramfs's /init; see tools/build-guest-image.sh and docs/WORKLOADS.md).
  *
  * The workload code is the freestanding guest's own (the sources in native/guest/, compiled with -DKP_HOSTED),
- * so text, audio, movie and idle write the same pages with the same content, a pure function of
+ * so text, audio, movie, database and idle write the same pages with the same content, a pure function of
  * (seed, page, version), and every heartbeat verifies a sample of what was written. This file is
  * the port backend for a Linux process: "guest memory" is an anonymous mapping of this process
  * (so it lives in the Linux guest's RAM and migrates with it), the clock is CLOCK_MONOTONIC, PACE
@@ -17,7 +17,7 @@
  * and the runtime's "kp-guest: ..." messages (self-check mismatch reports).
  *
  * Settings come from the kernel command line (/proc/cmdline), or from the arguments when any are
- * given (for running it on a host): kp.workload=idle|text|audio|movie, kp.seed=N, kp.hb_ms=N,
+ * given (for running it on a host): kp.workload=idle|text|audio|movie|database, kp.seed=N, kp.hb_ms=N,
  * kp.mem_mb=N (mapping size), kp.fill_mb=N, kp.zero_permille=N, kp.samples=N, kp.stop_ms=N,
  * kp.pI=V (boot_info.params[I]).
  */
@@ -130,11 +130,13 @@ struct settings {
     uint64_t seed, hb_ms, mem_mb, fill_mb, zero_permille, samples, stop_ms, params[16];
 };
 
+/* indexed by enum kp_workload; pattern and replay need a VMM, so they are not offered here */
+static const char *const names[] = { "idle", "text", "audio", "movie", NULL, NULL, "database" };
+
 static int parse_workload(const char *v, uint32_t *out)
 {
-    static const char *names[] = { "idle", "text", "audio", "movie" };
-    for (uint32_t k = 0; k < 4; k++)
-        if (!strcmp(v, names[k])) { *out = k; return 1; }
+    for (uint32_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (names[k] && !strcmp(v, names[k])) { *out = k; return 1; }
     return 0;
 }
 
@@ -153,7 +155,7 @@ static void apply(struct settings *s, const char *tok)
     unsigned idx;
     if (!strcmp(name, "workload")) {
         if (!parse_workload(v, &s->workload)) {
-            emitf("kp-workload: unknown kp.workload=%s (idle, text, audio or movie)\n", v);
+            emitf("kp-workload: unknown kp.workload=%s (idle, text, audio, movie or database)\n", v);
             exit(2);
         }
     }
@@ -175,7 +177,7 @@ static void apply_line(struct settings *s, char *line)
 int main(int argc, char **argv)
 {
     static struct host h;
-    struct settings s = { .workload = KP_WORKLOAD_IDLE, .seed = 1, .hb_ms = 100, .mem_mb = 64,
+    struct settings s = { .workload = KP_WORKLOAD_IDLE, .seed = 1, .hb_ms = 100, .mem_mb = 0,
                           .fill_mb = 24, .zero_permille = 100 };
     if (argc > 1) {
         for (int i = 1; i < argc; i++) apply(&s, argv[i]);
@@ -191,11 +193,11 @@ int main(int argc, char **argv)
     if (s.samples) s.params[KP_PARAM_SAMPLES] = s.samples;
     if (s.stop_ms) s.params[KP_PARAM_STOP_MS] = s.stop_ms;
 
+    if (!s.mem_mb) s.mem_mb = s.workload == KP_WORKLOAD_DATABASE ? 192 : 64;   /* the database's 128 MiB buffer pool */
     uint64_t mem_bytes = s.mem_mb << 20;
     h.mem = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h.mem == MAP_FAILED) { emitf("kp-workload: cannot map %lu MiB: %s\n", (unsigned long)s.mem_mb, strerror(errno)); return 3; }
 
-    static const char *names[] = { "idle", "text", "audio", "movie" };
     h.boot = (struct kp_boot_info *)(h.mem + KP_BOOT_INFO_GPA);
     h.boot->magic = KP_BOOT_MAGIC;
     h.boot->version = KP_BOOT_VERSION;

@@ -9,7 +9,7 @@ internal sealed class GuestOptions
 {
     public Option<string> Workload { get; } = new("--workload", "-w")
     {
-        Description = "Workload guest: idle, text, audio, movie, or trace:FILE (replays a recorded dirty trace's page writes at their recorded times, looping; docs/WORKLOADS.md)",
+        Description = "Workload guest: idle, text, audio, movie, database, or trace:FILE (replays a recorded dirty trace's page writes at their recorded times, looping; docs/WORKLOADS.md)",
         DefaultValueFactory = _ => "idle",
     };
 
@@ -51,7 +51,7 @@ internal sealed class GuestOptions
         };
         if (TraceWorkload.TryParse(name, out string trace)) return TraceWorkload.Configure(config, trace, memory);
         if (!Enum.TryParse(name, ignoreCase: true, out Workload w) || w is Vmm.Workload.Pattern or Vmm.Workload.Replay || !Enum.IsDefined(w))
-            throw new ArgumentException($"unknown workload '{name}'; choose idle, text, audio, movie or trace:FILE");
+            throw new ArgumentException($"unknown workload '{name}'; choose idle, text, audio, movie, database or trace:FILE");
         return config with { Workload = w };
     }
 }

@@ -92,6 +92,8 @@ public enum Workload : uint
     Pattern = 4,
     /// <summary>Writes the pages of a recorded dirty trace at their recorded times (<see cref="Replay.IReplayFeed"/>).</summary>
     Replay = 5,
+    /// <summary>A database server under a TPC-B-like load (docs/WORKLOADS.md, database).</summary>
+    Database = 6,
 }
 
 /// <summary>Guest exit codes (<c>enum kp_exit_code</c>).</summary>

@@ -179,7 +179,16 @@ public sealed class Machine : IDisposable
             throw new ArgumentException($"guest memory region 0 of {mem.Size} bytes leaves no heap after the {image.Length}-byte image (heap would start at 0x{heapStart:x})");
         // The heap is counted in the guest's (virtual, linear) addresses: it runs on past the low region into the high one.
         long heap = map.SizeBytes - (long)heapStart;
-        long fill = Config.FillBytes ?? (Config.Workload == Workload.Replay ? 0 : heap / 5 * 4 / mem.PageSize * mem.PageSize);
+        // Default fill: 80 % of the heap, as a guest's OS and page cache would hold; none for a replay (its region is the
+        // trace's pages), 50 % for the movie (its work area is 33 MiB: it fits a 128 MiB guest), 20 % for the database
+        // (its buffer pool, 128 MiB by default, is most of its memory).
+        long fill = Config.FillBytes ?? Config.Workload switch
+        {
+            Workload.Replay => 0,
+            Workload.Movie => heap / 2 / mem.PageSize * mem.PageSize,
+            Workload.Database => heap / 5 / mem.PageSize * mem.PageSize,
+            _ => heap / 5 * 4 / mem.PageSize * mem.PageSize,
+        };
         if (fill < 0 || fill > heap)
             throw new ArgumentException($"fill of {fill} bytes does not fit the {heap}-byte heap");
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # check.sh — hosted self-checks of the workload guest (development tool; no KVM involved).
-# Usage: check.sh path/to/kp-hosted      Exit 0 only if every check passes (~70 s).
+# Usage: check.sh path/to/kp-hosted      Exit 0 only if every check passes (~85 s).
 # Rates are checked within 5 % (text: mean in-burst keystroke interval within 10 %, a statistic
 # over ~40 pseudo-random intervals of a fixed seed). Heartbeats must report 0 errors, except in
 # the corruption checks, which must detect the flipped byte.
@@ -19,10 +19,12 @@ run idle        --workload idle  --seconds 10
 run text        --workload text  --seconds 10 --expect-key-ms 200 --tolerance-pct 10
 run audio       --workload audio --seconds 10 --expect-rate 50
 run movie       --workload movie --seconds 10 --expect-rate 25
+run database    --workload database --seconds 10 --expect-rate 2200
 run pattern     --workload pattern --fill-kib 0 --pattern-pages 1000 --seconds 3
 run pattern-0   --workload pattern --fill-kib 0 --seconds 2
 run corrupt-newest-text  --workload text  --seconds 4 --corrupt newest --corrupt-after-ms 1500 --expect-errors
 run corrupt-newest-movie --workload movie --seconds 3 --corrupt newest --corrupt-after-ms 1000 --expect-errors
+run corrupt-newest-database --workload database --seconds 3 --corrupt newest --corrupt-after-ms 1000 --expect-errors
 run corrupt-fill --workload idle --fill-kib 256 --seconds 10 --corrupt fill --corrupt-after-ms 500 --expect-errors
 run bad-magic   --workload idle --magic 5 --expect-exit 1
 run bad-heap    --workload idle --heap-start 0x300000 --expect-exit 1

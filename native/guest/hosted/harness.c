@@ -7,7 +7,7 @@
  * pages are measured independently of the guest by write-protecting its memory each window
  * (mprotect + SIGSEGV), the mechanism KVM's dirty log uses, with 4 KiB granularity.
  *
- * Usage: kp-hosted --workload idle|text|audio|movie|pattern [options]   (--help lists them)
+ * Usage: kp-hosted --workload idle|text|audio|movie|database|pattern [options]   (--help lists them)
  * Exit status: 0 when every requested expectation held, 1 otherwise, 2 on usage errors.
  */
 #define _GNU_SOURCE
@@ -287,7 +287,7 @@ static void run_guest(struct host *h)
 static void usage(void)
 {
     fprintf(stderr,
-        "kp-hosted --workload idle|text|audio|movie|pattern [options]\n"
+        "kp-hosted --workload idle|text|audio|movie|database|pattern [options]\n"
         "  --seconds S          run S s after READY (default 10)\n"
         "  --mem-mib M          guest memory (default 256)\n"
         "  --fill-kib K         initial fill (default 65536 = 64 MiB)\n"
@@ -345,9 +345,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--verbose")) h.verbose = 1;
         else usage();
     }
-    static const char *names[] = { "idle", "text", "audio", "movie", "pattern" };
+    static const char *names[] = { "idle", "text", "audio", "movie", "pattern", "replay", "database" };
     uint32_t kind = 99;
-    for (uint32_t k = 0; k < 5; k++) if (workload && !strcmp(workload, names[k])) kind = k;
+    for (uint32_t k = 0; k < 7; k++) if (workload && k != KP_WORKLOAD_REPLAY && !strcmp(workload, names[k])) kind = k;
     if (!workload) usage();
     if (kind == 99) kind = (uint32_t)strtoul(workload, 0, 0);
 
@@ -397,7 +397,7 @@ int main(int argc, char **argv)
     }
     if (h.exited) { printf("FAIL: guest exited with code %u\n", h.exit_code); return 1; }
     double run_s = (now_us(&h) - h.ready_us) / 1e6;
-    printf("workload %s: %.2f s after READY\n", names[kind < 5 ? kind : 0], run_s);
+    printf("workload %s: %.2f s after READY\n", names[kind < 7 ? kind : 0], run_s);
     printf("  progress          %lu units, %.2f /s\n", (unsigned long)h.progress, h.progress / run_s);
     if (kind == KP_WORKLOAD_TEXT && h.burst_intervals)
         printf("  keystroke gap     %.1f ms mean over %lu in-burst intervals\n", h.burst_interval_sum / 1e3 / h.burst_intervals, (unsigned long)h.burst_intervals);

@@ -153,7 +153,7 @@ internal sealed class ReproReport
             if (libvirt)
                 o.WriteLine($"{"",-8} launch speed-up of {oursMode} vs {_s.BaselineMode}: {speedup} (paper ≥ 7x)");
             else
-                o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} (paper {PaperReduction.GetValueOrDefault(w):0.0} %); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
+                o.WriteLine($"{"",-8} steady-state sync-traffic reduction predict+slowstart vs slowstart: {red} ({(PaperReduction.TryGetValue(w, out double paper) ? $"paper {paper:0.0} %" : "no paper figure")}); launch speed-up vs precopy: {speedup} (paper ≥ 7x)");
             if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
                 ReproOracle.WriteBlock(o, new string(' ', 9), sim, AgainstOracle(w)!);
         }
@@ -201,7 +201,7 @@ internal sealed class ReproReport
                     modeJson["consoleStallMs"] = Json(Stats(ok.Select(r => r.Libvirt?.Heartbeats.StallMs).OfType<double>()));
             }
             wj["reductionPercent"] = Reduction(w);
-            wj["paperReductionPercent"] = PaperReduction.GetValueOrDefault(w);
+            wj["paperReductionPercent"] = PaperReduction.TryGetValue(w, out double paperPercent) ? paperPercent : null;   // none for database
             if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
                 wj["simulated"] = ReproOracle.ToJson(sim, AgainstOracle(w)!);
             workloads[w] = wj;

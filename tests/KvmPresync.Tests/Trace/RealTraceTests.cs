@@ -7,16 +7,30 @@ using KvmPresync.Trace;
 namespace KvmPresync.Tests.Trace;
 
 /// <summary>
-/// The policies on dirty-page traces recorded from the three workload guests on real KVM (256 MiB, 100 ms intervals,
+/// The policies on dirty-page traces recorded from the four model guests on real KVM (256 MiB, 100 ms intervals,
 /// 72 s; tests/data/traces, docs/WORKLOADS.md), and held-out workloads the policies were not tuned on.
-/// Same run as <c>kvmpresync simulate --trace T --policy P --warmup 10s --duration 60s</c>.
+/// Same run as <c>kvmpresync simulate --trace T --policy P --warmup 10s --duration 60s [--link-rate 10gbit]</c>.
 /// </summary>
 public sealed class RealTraceTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Measured = TimeSpan.FromSeconds(60);
 
-    public static TheoryData<string> Traces => new() { "text", "audio", "movie" };
+    public static TheoryData<string> Traces => new() { "text", "audio", "movie", "database" };
+
+    /// <summary>
+    /// The link each trace is judged on, and the reduction predict must reach there. The movie model writes 154 MB/s
+    /// (fitted to mpv's 720p playback, which does the same): more than 1 Gbit/s carries, so no policy converges there
+    /// and it is judged at 10 Gbit/s. The database (fitted to PostgreSQL under pgbench) rewrites most of its buffer
+    /// pool at random over tens of seconds; predict reaches 68 % at 1 Gbit/s on it, as on the real PostgreSQL trace
+    /// (67.5 %, oracle 75.5 %), so its floor is 60 %.
+    /// </summary>
+    private static (double LinkBitsPerSecond, double MinReduction) Judged(string trace) => trace switch
+    {
+        "movie" => (10e9, 0.70),
+        "database" => (1e9, 0.60),
+        _ => (1e9, 0.70),
+    };
 
     private static string TracePath(string name, [CallerFilePath] string here = "")
     {
@@ -26,7 +40,7 @@ public sealed class RealTraceTests(ITestOutputHelper output)
         return path;
     }
 
-    private static SimulationResult Simulate(Func<IReplayDirtyPageSource> open, SyncPolicy policy, HoldBackOptions? holdBack = null)
+    private static SimulationResult Simulate(Func<IReplayDirtyPageSource> open, SyncPolicy policy, HoldBackOptions? holdBack = null, double linkBitsPerSecond = 1e9)
     {
         IReplayDirtyPageSource source = open();
         try
@@ -37,6 +51,7 @@ public sealed class RealTraceTests(ITestOutputHelper output)
                 WarmUp = WarmUp,
                 Duration = Measured,
                 HoldBack = holdBack ?? new HoldBackOptions(),
+                LinkBitsPerSecond = linkBitsPerSecond,
             });
         }
         finally
@@ -50,17 +65,19 @@ public sealed class RealTraceTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Traces))]
-    public void Predict_and_predict_slowstart_send_at_least_70_percent_fewer_bytes_than_none_within_the_launch_budget(string trace)
+    public void Predict_and_predict_slowstart_reach_the_traces_reduction_floor_within_the_launch_budget(string trace)
     {
+        (double link, double floor) = Judged(trace);
         Func<IReplayDirtyPageSource> open = () => TraceReplaySource.Open(TracePath(trace));
-        SimulationResult none = Simulate(open, SyncPolicy.None);
+        SimulationResult none = Simulate(open, SyncPolicy.None, linkBitsPerSecond: link);
         Print(none, none);
         Assert.True(none.SyncBytes > 0, "the none baseline sent nothing: the trace is not being replayed");
         foreach (SyncPolicy policy in new[] { SyncPolicy.Predict, SyncPolicy.PredictSlowStart })
         {
-            SimulationResult r = Simulate(open, policy);
+            SimulationResult r = Simulate(open, policy, linkBitsPerSecond: link);
             Print(r, none);
-            Assert.True(r.SyncBytes <= 0.3 * none.SyncBytes, $"{trace} {r.Policy}: sent {r.SyncBytes} B vs none {none.SyncBytes} B (> 30 %)");
+            Assert.True(r.SyncBytes <= (1 - floor) * none.SyncBytes,
+                $"{trace} {r.Policy} at {link / 1e9:0} Gbit/s: sent {r.SyncBytes} B vs none {none.SyncBytes} B (more than {100 * (1 - floor):0} %)");
             Assert.True(r.LaunchWithinBudget, $"{trace} {r.Policy}: launch {r.LaunchBytes} B > budget {r.LaunchBudgetBytes} B");
             Assert.All(r.Rounds, x => Assert.True(x.HeldBytes <= r.LaunchBudgetBytes, $"round {x.Round} held {x.HeldBytes} B"));
         }
