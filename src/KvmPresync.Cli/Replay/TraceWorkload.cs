@@ -72,11 +72,15 @@ internal static class TraceWorkload
     public static string NameOf(MachineConfig config) =>
         config.ReplayFeed is TraceReplayFeed feed ? feed.Name : config.Workload.ToString().ToLowerInvariant();
 
-    /// <summary>The name of a <c>--workloads</c> entry in repro's outputs, reading a trace's header.</summary>
+    /// <summary>
+    /// The name of a <c>--workloads</c> entry in repro's outputs: a trace's file name without its extension (checked to
+    /// be a readable trace now) — not its workload name, which a captured program's trace shares with the model of it
+    /// (tests/data/traces/apps/text-vim.kptrace is workload "text").
+    /// </summary>
     public static string NameOf(string spec)
     {
         if (!TryParse(spec, out string path)) return spec;
         using TraceReplayFeed feed = TraceReplayFeed.Open(path);
-        return feed.Name;
+        return Path.GetFileNameWithoutExtension(path);
     }
 }

@@ -32,7 +32,7 @@ internal static class ReproCommand
     /// </summary>
     /// <remarks>
     /// <paramref name="Workloads"/> are the names shown in outputs; <paramref name="WorkloadArgs"/> maps a name to what
-    /// <c>run --workload</c> gets when it differs (<c>trace:FILE</c> workloads are named after the trace).
+    /// <c>run --workload</c> gets when it differs (<c>trace:FILE</c> workloads are named after the trace's file).
     /// </remarks>
     public sealed record Settings(string[] Workloads, long MemoryBytes, string Link, double LinkBitsPerSecond, int Runs, double SyncSeconds,
         string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null,
@@ -54,7 +54,7 @@ internal static class ReproCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
-        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, database, idle, trace:FILE (a replay of a recorded dirty trace, named after the trace's workload; --target kvm only)", DefaultValueFactory = _ => "text,audio,movie" };
+        var workloads = new Option<string>("--workloads") { Description = "Comma-separated workloads: text, audio, movie, database, idle, trace:FILE (a replay of a recorded dirty trace, named after the trace's file without its extension; --target kvm only)", DefaultValueFactory = _ => "text,audio,movie" };
         var memory = new Option<string?>("--memory", "-m") { Description = "Guest memory, e.g. 256M (default 256M; with trace:FILE workloads, every guest is as large as the largest trace needs if that is more; --target libvirt: 256M, the domain template's)" };
         var link = new Option<string>("--link-kind") { Description = "loopback (TCP on 127.0.0.1, in-process token bucket; --target libvirt: QEMU's migration bandwidth limit) or netns (two namespaces, veth, tc tbf; needs root)", DefaultValueFactory = _ => "loopback" };
         var rate = new Option<string>("--link-rate") { Description = "Link rate, e.g. 1gbit, 100mbit, 10MB/s", DefaultValueFactory = _ => "1gbit" };
@@ -130,7 +130,7 @@ internal static class ReproCommand
             else if (w is not ("text" or "audio" or "movie" or "database" or "idle"))
                 throw new ArgumentException($"--workloads: unknown workload '{w}' (text, audio, movie, database, idle or trace:FILE)");
             if (names.Contains(name))
-                throw new ArgumentException($"--workloads: two entries are both named '{name}' in the results (a trace is named after its workload); give each a distinct trace or workload");
+                throw new ArgumentException($"--workloads: two entries are both named '{name}' in the results (a trace is named after its file); give each a distinct trace or workload");
             names.Add(name);
         }
         return ([.. names], args);
