@@ -69,13 +69,6 @@ public sealed class ConvergenceEquivalenceTests(ITestOutputHelper output)
         }
     }
 
-    private sealed class BlankTarget(MemoryLayout layout) : IMigrationTarget
-    {
-        public GuestMemoryMap Memory { get; } = GuestMemoryMap.Single(GuestMemory.Create((long)layout.TotalBytes), ownsMemory: true);
-        public void Resume(ReadOnlySpan<byte> deviceState) { }
-        public void Dispose() => Memory.Dispose();
-    }
-
     [Theory]
     [InlineData("movie", 1e9)]
     [InlineData("movie", 200e6)]
@@ -104,22 +97,12 @@ public sealed class ConvergenceEquivalenceTests(ITestOutputHelper output)
         int syncRounds = simulated.Rounds.Count(r => r.Phase == RoundPhase.Sync);
         using var source = new ScriptedSource(TracePath(trace), instants, launchAfterHarvest: syncRounds - 1);
 
-        PreSharedKey key = MigrationHarness.Key();
-        using Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
-        Task<ReceiveResult> receiver = Task.Run(async () =>
-        {
-            using Socket connection = await listener.AcceptAsync(TestContext.Current.CancellationToken);
-            return await PresyncReceiver.RunAsync(connection, key, layout => new BlankTarget(layout), cancellationToken: TestContext.Current.CancellationToken);
-        });
-        using Socket socket = await MigrationSocket.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, TestContext.Current.CancellationToken);
-        var sender = new PresyncSender(source, socket, key, new PresyncOptions
-        {
-            Engine = simulation.ToEngineOptions() with { HeaderBytesPerPage = PageDescriptor.WireLength },
-            RateLimitBitsPerSecond = 0,
-        });
-        source.Sender = sender;
-        MigrationResult live = await sender.RunAsync(TestContext.Current.CancellationToken);
-        ReceiveResult received = await receiver;
+        (MigrationResult live, ReceiveResult received) = await MigrationHarness.SendToBlankReceiverAsync((socket, key) =>
+            source.Sender = new PresyncSender(source, socket, key, new PresyncOptions
+            {
+                Engine = simulation.ToEngineOptions() with { HeaderBytesPerPage = PageDescriptor.WireLength },
+                RateLimitBitsPerSecond = 0,
+            }));
 
         Assert.True(live.Succeeded, live.Failure);
         Assert.True(received.Verified && received.Resumed, received.Failure);

@@ -16,6 +16,26 @@ internal static class MigrationHarness
 {
     public static PreSharedKey Key(byte fill = 7) => new(Enumerable.Repeat(fill, 32).ToArray());
 
+    /// <summary>
+    /// A sender and a receiver into blank memory (<see cref="BlankTarget"/>) over loopback: <paramref name="configure"/>
+    /// builds the sender on the connected socket (and may hand it to its source); returns both outcomes.
+    /// </summary>
+    public static async Task<(MigrationResult Sent, ReceiveResult Received)> SendToBlankReceiverAsync(Func<Socket, PreSharedKey, PresyncSender> configure)
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        PreSharedKey key = Key();
+        using Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
+        Task<ReceiveResult> receiver = Task.Run(async () =>
+        {
+            using Socket connection = await listener.AcceptAsync(ct);
+            return await PresyncReceiver.RunAsync(connection, key, layout => new BlankTarget(layout), cancellationToken: ct);
+        });
+        using Socket socket = await MigrationSocket.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, ct);
+        PresyncSender sender = configure(socket, key);
+        MigrationResult sent = await sender.RunAsync(ct);
+        return (sent, await receiver);
+    }
+
     public static MachineConfig Config(Workload w, long memory = 128L << 20) => new()
     {
         Workload = w,

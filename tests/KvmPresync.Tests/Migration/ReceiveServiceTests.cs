@@ -17,14 +17,6 @@ public sealed class ReceiveServiceTests
 {
     private static readonly PreSharedKey Key = MigrationHarness.Key(7);
 
-    private sealed class BlankTarget(MemoryLayout layout) : IMigrationTarget
-    {
-        public GuestMemoryMap Memory { get; } = GuestMemoryMap.Single(GuestMemory.Create((long)layout.TotalBytes), ownsMemory: true);
-        public bool ResumedHere { get; private set; }
-        public void Resume(ReadOnlySpan<byte> deviceState) => ResumedHere = true;
-        public void Dispose() => Memory.Dispose();
-    }
-
     private sealed class Service : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();

@@ -18,13 +18,6 @@ public sealed class ResumablePresyncTests
 {
     private static readonly PreSharedKey Key = MigrationHarness.Key(7);
 
-    private sealed class BlankTarget(MemoryLayout layout) : IMigrationTarget
-    {
-        public GuestMemoryMap Memory { get; } = GuestMemoryMap.Single(GuestMemory.Create((long)layout.TotalBytes), ownsMemory: true);
-        public void Resume(ReadOnlySpan<byte> deviceState) { }
-        public void Dispose() => Memory.Dispose();
-    }
-
     private sealed class Service : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();

@@ -71,33 +71,16 @@ public sealed class ZeroPageWindowTests
         public void Dispose() => Memory.Dispose();
     }
 
-    private sealed class BlankTarget(MemoryLayout layout) : IMigrationTarget
-    {
-        public GuestMemoryMap Memory { get; } = GuestMemoryMap.Single(GuestMemory.Create((long)layout.TotalBytes), ownsMemory: true);
-        public void Resume(ReadOnlySpan<byte> deviceState) { }
-        public void Dispose() => Memory.Dispose();
-    }
-
     [Fact]
     public async Task Predict_slowstart_sends_the_data_before_launch_when_most_of_memory_is_zero()
     {
         using var guest = new MostlyZeroGuest { LaunchAfterHarvest = 4 }; // 5 sync rounds, windows of 1–8 MiB
-        PreSharedKey key = MigrationHarness.Key();
-        using Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
-        Task<ReceiveResult> receiver = Task.Run(async () =>
-        {
-            using Socket connection = await listener.AcceptAsync(TestContext.Current.CancellationToken);
-            return await PresyncReceiver.RunAsync(connection, key, layout => new BlankTarget(layout), cancellationToken: TestContext.Current.CancellationToken);
-        });
-        using Socket socket = await MigrationSocket.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, TestContext.Current.CancellationToken);
-        var sender = new PresyncSender(guest, socket, key, new PresyncOptions
-        {
-            Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 100e6 }, // budget 1.25 MB, 305 pages
-            RateLimitBitsPerSecond = 0,
-        });
-        guest.Sender = sender;
-        MigrationResult result = await sender.RunAsync(TestContext.Current.CancellationToken);
-        ReceiveResult received = await receiver;
+        (MigrationResult result, ReceiveResult received) = await MigrationHarness.SendToBlankReceiverAsync((socket, key) =>
+            guest.Sender = new PresyncSender(guest, socket, key, new PresyncOptions
+            {
+                Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 100e6 }, // budget 1.25 MB, 305 pages
+                RateLimitBitsPerSecond = 0,
+            }));
 
         Assert.True(result.Succeeded, result.Failure);
         Assert.True(received.Verified, received.Failure);
