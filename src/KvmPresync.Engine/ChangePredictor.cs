@@ -40,16 +40,13 @@ public sealed class ChangePredictor
     // RecencyOfAge[a]: 255 − round(16·log2(a + 1)), at least 1 — recency on a log scale, for a = rounds since the last write.
     private static readonly byte[] RecencyOfAge = BuildRecency();
 
-    // LogOfRounds[n]: round(16·log2(n)), n ≥ 1 (0 for n = 0) — rounds on the same log scale, 0..256.
-    private static readonly ushort[] LogOfRounds = BuildLog();
-
     private readonly ushort[] _history;
     private readonly sbyte[] _residualNext;
     private readonly sbyte[] _residualSoon;
     private readonly ulong[] _active;
     private readonly ulong[] _everDirty;     // 1 bit per page: dirtied at least once since the predictor started
     private readonly ushort[] _lastDirty;    // round stamp (mod 2^16) of the page's last write; ages saturate at MaxTrackedAge
-    private readonly byte[] _gap;            // 0 = written at most once; else 1 + the page's typical rewrite interval, 16·log2(rounds), a running mean
+    private readonly byte[] _gap;            // 0 = written at most once; else 1 + the page's typical rewrite interval as 16·log2(rounds) (a running mean)
     private readonly bool _useGap;
     private readonly ContextTable _next;
     private readonly ContextTable _soon;
@@ -119,6 +116,7 @@ public sealed class ChangePredictor
             ulong todo = _active[w] | dirty;
             if (todo == 0) continue; // fast path: 64 pages clean now and for the last 16 rounds
             ulong stillActive = 0;
+            ulong everBefore = _everDirty[w];
             long first = (long)w << 6;
             while (todo != 0)
             {
@@ -131,7 +129,7 @@ public sealed class ChangePredictor
                 if (h != 0) stillActive |= 1UL << bit;
                 if (d != 0 && !backlog)
                 {
-                    if (_useGap && (_everDirty[w] >> bit & 1) != 0) LearnGap(page, (ushort)(stamp - lastDirty[page]));
+                    if (_useGap && (everBefore >> bit & 1) != 0) LearnGap(page, (ushort)(stamp - lastDirty[page]));
                     lastDirty[page] = stamp;
                 }
 
@@ -200,10 +198,9 @@ public sealed class ChangePredictor
     public int FillScore(long page)
     {
         if ((_everDirty[page >> 6] >> (int)(page & 63) & 1) == 0) return 0;
-        int age = Age(page);
-        if (!_useGap || _gap[page] == 0) return RecencyOfAge[age];
-        int wait = Math.Max(_gap[page] - 1, LogOfRounds[age + 1]);
-        return Math.Max(1, 255 - wait);
+        int recency = RecencyOfAge[Age(page)];  // 255 − 16·log2(age + 1)
+        // 255 − max(interval, silence) on the log scale = the smaller of the interval's score and recency
+        return !_useGap || _gap[page] == 0 ? recency : Math.Max(1, Math.Min(recency, 256 - _gap[page]));
     }
 
     /// <summary>The page's typical rewrite interval in rounds (a running mean on a log scale); null if it was written at most once.</summary>
@@ -216,10 +213,10 @@ public sealed class ChangePredictor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void LearnGap(long page, ushort rawGap)
     {
-        int l = LogOfRounds[Math.Min((int)rawGap, MaxTrackedAge)];
-        int g = _gap[page];
+        int l = 255 - RecencyOfAge[Math.Clamp((int)rawGap, 1, MaxTrackedAge) - 1]; // 16·log2(gap)
         // first interval taken as it is; then a running mean with gain 1/4 (rounded toward the new value)
-        int next = g == 0 ? l : g - 1 + (l - (g - 1) + (l >= g - 1 ? 3 : -3)) / 4;
+        int mean = _gap[page] - 1;
+        int next = mean < 0 ? l : mean + (l - mean + (l >= mean ? 3 : -3)) / 4;
         _gap[page] = (byte)(Math.Clamp(next, 0, 254) + 1);
     }
 
@@ -356,14 +353,6 @@ public sealed class ChangePredictor
         var table = new byte[ushort.MaxValue + 1];
         for (int a = 0; a < table.Length; a++)
             table[a] = (byte)Math.Clamp(255 - (int)Math.Round(16 * Math.Log2(a + 1.0)), 1, 255);
-        return table;
-    }
-
-    private static ushort[] BuildLog()
-    {
-        var table = new ushort[MaxTrackedAge + 2];
-        for (int n = 1; n < table.Length; n++)
-            table[n] = (ushort)Math.Round(16 * Math.Log2(n));
         return table;
     }
 

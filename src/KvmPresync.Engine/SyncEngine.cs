@@ -48,16 +48,6 @@ public sealed class SyncEngine
     private readonly INextWriteOracle? _oracle;
     private long _harvests;
 
-    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null)
-        : this(pageCount, pageSize, options, nonZeroPages: null)
-    {
-    }
-
-    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages)
-        : this(pageCount, pageSize, options, nonZeroPages, oracle: null)
-    {
-    }
-
     /// <param name="pageCount">Pages of guest memory.</param>
     /// <param name="pageSize">Bytes per page.</param>
     /// <param name="options">Policy and tuning (null = defaults).</param>
@@ -65,7 +55,7 @@ public sealed class SyncEngine
     /// be zero costs only its header until a harvest shows it dirtied (<see cref="Absorb"/>).</param>
     /// <param name="oracle">Future knowledge, required by <see cref="SyncPolicy.Oracle"/> and only by it: its round k is
     /// this engine's k-th harvest (<see cref="Absorb"/>), each <see cref="SyncEngineOptions.RoundInterval"/> long.</param>
-    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options, DirtyBitmap? nonZeroPages, INextWriteOracle? oracle)
+    public SyncEngine(long pageCount, int pageSize, SyncEngineOptions? options = null, DirtyBitmap? nonZeroPages = null, INextWriteOracle? oracle = null)
     {
         Options = options ?? new SyncEngineOptions();
         if (Options.Policy == SyncPolicy.Oracle)
