@@ -125,10 +125,7 @@ internal static class ReproOracle
         o.WriteLine($"{indent}simulated on {trace}: {Units.FormatBytes(first.PageCount * (double)first.PageSize)}, link {Wire.LinkRate.Format((long)sim.LinkBitsPerSecond)}, " +
                     $"launch budget {first.LaunchBudgetBytes.ToString("N0", CultureInfo.InvariantCulture)} B, warm-up {sim.WarmUpMs / 1000:0.0} s, measured {sim.Saturation.MeasuredSeconds:0.0} s" +
                     (simulated.WarmUpCapped ? " (warm-up cut to half the sync period: the measured period may still hold the initial copy)" : ""));
-        o.WriteLine($"{indent}  {sim.Saturation.Describe()}");
-        o.WriteLine($"{indent}  {"policy",-18}  {"sync MB",10}  {"launch MB",9}  {"reduction",9}  {"of oracle",9}");
-        foreach (PolicyOutcome p in sim.Outcomes)
-            o.WriteLine($"{indent}  {p.Policy,-18}  {p.SyncBytes / 1e6,10:0.00}  {p.LaunchBytes / 1e6,9:0.00}  {Percent(p.ReductionPercent),9}  {Percent(p.OracleFractionPercent),9}");
+        Commands.ComparisonTable.WriteRows(o, indent, sim, megabytes: true);
         o.WriteLine(live.Comparable
             ? $"{indent}  live predict+slowstart vs slowstart {live.LivePercent:0.0} % = {live.FractionPercent:0.0} % of the simulated oracle's {live.OraclePercent:0.0} % over slowstart " +
               $"(slowstart steady: live {Mb(live.LiveSlowstartBytesPerSecond!.Value)} MB/s, simulated {Mb(live.SimulatedSlowstartBytesPerSecond!.Value)} MB/s)"
@@ -172,8 +169,6 @@ internal static class ReproOracle
             },
         };
     }
-
-    private static string Percent(double? v) => v is { } x ? x.ToString("0.0", CultureInfo.InvariantCulture) + " %" : "–";
 
     private static string Mb(double bytesPerSecond) => (bytesPerSecond / 1e6).ToString("0.00", CultureInfo.InvariantCulture);
 }
