@@ -1,4 +1,3 @@
-using System.Numerics;
 using KvmPresync.Memory;
 using KvmPresync.Trace;
 using KvmPresync.Vmm.Replay;
@@ -18,8 +17,7 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
     private readonly bool _loop;
     private readonly DirtyBitmap _pages;
     private TraceReader? _reader;
-    private bool _inInterval, _firstBatch;
-    private long _cursor, _interval = -1, _passIntervals;
+    private long _cursor, _interval = -1, _passIntervals; // _cursor: next page of the loaded interval (PageCount: none left)
     private TimeSpan _passOffset, _previousTimestamp, _start;
     private uint _progress;
 
@@ -32,6 +30,7 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
         Name = string.IsNullOrWhiteSpace(h.Workload) ? Path.GetFileNameWithoutExtension(path) : h.Workload;
         PageCount = h.PageCount;
         _pages = new DirtyBitmap(h.PageCount);
+        _cursor = h.PageCount;
     }
 
     /// <summary>Opens <paramref name="path"/> (its header is validated now; a corrupt interval fails when it is reached).</summary>
@@ -59,17 +58,19 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
 
     public ReplayBatch? Next(Span<ReplayRun> runs)
     {
-        if (!_inInterval && !ReadInterval()) return null;
+        if (_cursor >= PageCount && !ReadInterval()) return null;
         int n = 0;
         long pages = 0;
-        while (n < runs.Length && NextRun(out long first, out long count))
+        while (n < runs.Length)
         {
-            runs[n++] = new ReplayRun((uint)first, (uint)count);
-            pages += count;
+            long first = _pages.NextRun(_cursor, out long end);
+            _cursor = end;
+            if (first >= PageCount) break;
+            runs[n++] = new ReplayRun((uint)first, (uint)(end - first));
+            pages += end - first;
         }
-        if (_cursor >= PageCount) _inInterval = false;
-        uint progress = _firstBatch ? _progress : 0;
-        _firstBatch = false;
+        uint progress = _progress; // the interval's first batch carries its progress
+        _progress = 0;
         return new ReplayBatch(_interval, _start, n, pages, progress);
     }
 
@@ -88,8 +89,6 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
                 _previousTimestamp = iv.Timestamp;
                 _progress = (uint)Math.Min(iv.Progress, uint.MaxValue);
                 _cursor = 0;
-                _inInterval = true;
-                _firstBatch = true;
                 return true;
             }
             _reader.Dispose();
@@ -101,34 +100,6 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
             _reader = TraceReader.Open(_path);
             Loops++;
         }
-    }
-
-    /// <summary>The next maximal run of set pages at or after the cursor; moves the cursor past it.</summary>
-    private bool NextRun(out long first, out long count)
-    {
-        first = count = 0;
-        ReadOnlySpan<ulong> words = _pages.ReadOnlyWords;
-        if (_cursor >= PageCount) return false;
-        int w = (int)(_cursor >> 6);
-        ulong bits = words[w] & (ulong.MaxValue << (int)(_cursor & 63));
-        while (bits == 0)
-        {
-            if (++w >= words.Length) { _cursor = PageCount; return false; }
-            bits = words[w];
-        }
-        first = ((long)w << 6) + BitOperations.TrailingZeroCount(bits);
-        ulong clear = ~words[w] & (ulong.MaxValue << (int)(first & 63));
-        long end;
-        while (true)
-        {
-            if (clear != 0) { end = ((long)w << 6) + BitOperations.TrailingZeroCount(clear); break; }
-            if (++w >= words.Length) { end = PageCount; break; }
-            clear = ~words[w];
-        }
-        end = Math.Min(end, PageCount); // bits past PageCount are 0, so a run never reaches past it anyway
-        count = end - first;
-        _cursor = end;
-        return true;
     }
 
     public void Dispose()

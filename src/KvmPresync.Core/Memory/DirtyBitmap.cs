@@ -121,20 +121,32 @@ public sealed class DirtyBitmap
     /// <summary>Enumerates set pages in ascending order without allocating.</summary>
     public SetBitEnumerator GetEnumerator() => new(_words);
 
-    /// <summary>Appends maximal runs of consecutive set pages as (first, count) to <paramref name="runs"/>.</summary>
-    public void AppendRuns(List<(long First, long Count)> runs)
+    /// <summary>
+    /// The first maximal run of consecutive set pages at or after <paramref name="from"/>: returns its first page and sets
+    /// <paramref name="end"/> one past its last. With no set page there, returns <see cref="PageCount"/> (and end = PageCount).
+    /// Walk all runs with <c>for (long p = 0; (p = NextRun(p, out long end)) &lt; PageCount; p = end)</c>.
+    /// </summary>
+    public long NextRun(long from, out long end)
     {
-        long runStart = -1, prev = -2;
-        foreach (long p in this)
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        end = PageCount;
+        if (from >= PageCount) return PageCount;
+        int w = (int)(from >> 6);
+        ulong bits = _words[w] & (ulong.MaxValue << (int)(from & 63));
+        while (bits == 0)
         {
-            if (p != prev + 1)
-            {
-                if (runStart >= 0) runs.Add((runStart, prev - runStart + 1));
-                runStart = p;
-            }
-            prev = p;
+            if (++w >= _words.Length) return PageCount;
+            bits = _words[w];
         }
-        if (runStart >= 0) runs.Add((runStart, prev - runStart + 1));
+        long first = ((long)w << 6) + BitOperations.TrailingZeroCount(bits);
+        ulong clear = ~_words[w] & (ulong.MaxValue << (int)(first & 63));
+        while (clear == 0)
+        {
+            if (++w >= _words.Length) return first;
+            clear = ~_words[w];
+        }
+        end = ((long)w << 6) + BitOperations.TrailingZeroCount(clear); // bits past PageCount are zero: end <= PageCount
+        return first;
     }
 
     private void TrimTail()

@@ -1,6 +1,6 @@
 using KvmPresync.Core;
 using System.Buffers.Binary;
-using System.Numerics;
+using KvmPresync.Memory;
 
 namespace KvmPresync.Trace;
 
@@ -45,25 +45,18 @@ public static class TraceFormat
     /// <summary>Upper bound of a decoded run list for <paramref name="pageCount"/> pages: at most ⌈n/2⌉ runs of two varints ≤ 10 bytes each.</summary>
     public static long MaxDecodedBytes(long pageCount) => 20 * ((pageCount + 1) / 2) + 20;
 
-    /// <summary>Appends the run list of the set pages of <paramref name="words"/> to <paramref name="output"/>; returns the number of set pages.</summary>
-    internal static long EncodeRuns(ReadOnlySpan<ulong> words, Stream output)
+    /// <summary>Appends the run list of the set pages of <paramref name="dirty"/> to <paramref name="output"/>; returns the number of set pages.</summary>
+    internal static long EncodeRuns(DirtyBitmap dirty, Stream output)
     {
         Span<byte> scratch = stackalloc byte[20];
         long count = 0, previousEnd = 0;
-        long page = 0;
-        long total = (long)words.Length * 64;
-        while (true)
+        for (long start = 0; (start = dirty.NextRun(start, out long end)) < dirty.PageCount; start = end)
         {
-            long start = NextSet(words, page);
-            if (start >= total) break;
-            long end = NextClear(words, start);
             int n = WriteVarint(scratch, (ulong)(start - previousEnd));
             n += WriteVarint(scratch[n..], (ulong)(end - start - 1));
             output.Write(scratch[..n]);
             count += end - start;
             previousEnd = end;
-            page = end;
-            if (page >= total) break;
         }
         return count;
     }
@@ -93,30 +86,5 @@ public static class TraceFormat
             words[w] |= mask;
             start += inWord;
         }
-    }
-
-    private static long NextSet(ReadOnlySpan<ulong> words, long from)
-    {
-        int w = (int)(from >> 6);
-        if (w >= words.Length) return (long)words.Length * 64;
-        ulong cur = words[w] & (ulong.MaxValue << (int)(from & 63));
-        while (cur == 0)
-        {
-            if (++w >= words.Length) return (long)words.Length * 64;
-            cur = words[w];
-        }
-        return ((long)w << 6) + BitOperations.TrailingZeroCount(cur);
-    }
-
-    private static long NextClear(ReadOnlySpan<ulong> words, long from)
-    {
-        int w = (int)(from >> 6);
-        ulong cur = ~words[w] & (ulong.MaxValue << (int)(from & 63));
-        while (cur == 0)
-        {
-            if (++w >= words.Length) return (long)words.Length * 64;
-            cur = ~words[w];
-        }
-        return ((long)w << 6) + BitOperations.TrailingZeroCount(cur);
     }
 }

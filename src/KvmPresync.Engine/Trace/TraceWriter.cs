@@ -78,7 +78,7 @@ public sealed class TraceWriter : IDisposable
             throw new ArgumentOutOfRangeException(nameof(timestamp), timestamp, $"timestamps must not go backwards (previous {_lastTimestampNs} ns)");
 
         _runs.SetLength(0);
-        long count = TraceFormat.EncodeRuns(dirty.ReadOnlyWords, _runs);
+        long count = TraceFormat.EncodeRuns(dirty, _runs);
         ReadOnlySpan<byte> payload = _runs.GetBuffer().AsSpan(0, (int)_runs.Length);
         uint encoding = TraceFormat.EncodingRuns;
         if (payload.Length > 64)
