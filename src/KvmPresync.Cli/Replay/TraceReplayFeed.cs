@@ -34,7 +34,16 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
     }
 
     /// <summary>Opens <paramref name="path"/> (its header is validated now; a corrupt interval fails when it is reached).</summary>
-    public static TraceReplayFeed Open(string path, bool loop = true)
+    public static TraceReplayFeed Open(string path, bool loop = true) => new(path, OpenReader(path), loop);
+
+    /// <summary>The pages <paramref name="path"/> covers, from its header (validated as <see cref="Open"/> does; no interval is read).</summary>
+    public static long PagesOf(string path)
+    {
+        using TraceReader reader = OpenReader(path);
+        return reader.Header.PageCount;
+    }
+
+    private static TraceReader OpenReader(string path)
     {
         TraceReader reader = TraceReader.Open(path);
         if (reader.Header.PageSize != 4096)
@@ -42,7 +51,7 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
             reader.Dispose();
             throw new ArgumentException($"trace {path}: its pages are {reader.Header.PageSize} bytes; a replay guest writes 4096-byte pages");
         }
-        return new TraceReplayFeed(path, reader, loop);
+        return reader;
     }
 
     /// <summary>The trace file.</summary>

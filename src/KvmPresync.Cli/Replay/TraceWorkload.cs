@@ -23,19 +23,10 @@ internal static class TraceWorkload
     }
 
     /// <summary>The guest memory a replay of <paramref name="path"/> gets when none is asked for (the default guest image).</summary>
-    public static long AutoMemory(string path)
-    {
-        MachineConfig c = Configure(new MachineConfig(), path, memory: null);
-        (c.ReplayFeed as IDisposable)?.Dispose();
-        return c.MemorySize;
-    }
+    public static long AutoMemory(string path) => MemoryFor(new MachineConfig(), path, PagesOf(path), memory: null);
 
     /// <summary>Refuses <paramref name="memory"/> bytes for a replay of <paramref name="path"/> when the trace does not fit (the message names both sizes and --memory).</summary>
-    public static void CheckMemory(string path, long memory)
-    {
-        MachineConfig c = Configure(new MachineConfig(), path, memory);
-        (c.ReplayFeed as IDisposable)?.Dispose();
-    }
+    public static void CheckMemory(string path, long memory) => MemoryFor(new MachineConfig(), path, PagesOf(path), memory);
 
     /// <summary>
     /// <paramref name="config"/> turned into a replay of <paramref name="path"/>; <paramref name="memory"/> null = sized from the
@@ -43,29 +34,50 @@ internal static class TraceWorkload
     /// </summary>
     public static MachineConfig Configure(MachineConfig config, string path, long? memory)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"--workload trace:{path}: no such trace file (record one with 'kvmpresync trace record')", path);
+        CheckExists(path);
         TraceReplayFeed feed = TraceReplayFeed.Open(path);
         try
         {
-            string image = config.GuestImage ?? MachineConfig.DefaultGuestImage;
-            // Without the image Machine.Boot reports it; the check needs its size for where the heap starts.
-            long imageLength = File.Exists(image) ? new FileInfo(image).Length : 0;
-            ulong heapStart = RamLayout.HeapStart(imageLength);
-            long fill = config.FillBytes ?? 0;
-            long needed = ReplayLayout.RequiredMemory(heapStart, fill, feed.PageCount);
-            long auto = ReplayLayout.AutoMemory(heapStart, fill, feed.PageCount);
-            if (memory is { } given && given < needed)
-                throw new ArgumentException(
-                    $"trace {path} covers {feed.PageCount} pages ({Units.FormatBytes(feed.PageCount * 4096.0)}); replayed with the guest's own pages " +
-                    $"(boot area, image, version table) it needs {Units.FormatBytes(needed)} of guest memory, but --memory gives {Units.FormatBytes(given)}: " +
-                    $"raise --memory to at least {auto >> 20}M, or leave --memory out to size the guest from the trace");
-            return config with { Workload = Workload.Replay, MemorySize = memory ?? auto, ReplayFeed = feed };
+            return config with { Workload = Workload.Replay, MemorySize = MemoryFor(config, path, feed.PageCount, memory), ReplayFeed = feed };
         }
         catch
         {
             feed.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The pages the trace at <paramref name="path"/> covers (its header, validated for replay).</summary>
+    private static long PagesOf(string path)
+    {
+        CheckExists(path);
+        return TraceReplayFeed.PagesOf(path);
+    }
+
+    private static void CheckExists(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"--workload trace:{path}: no such trace file (record one with 'kvmpresync trace record')", path);
+    }
+
+    /// <summary>
+    /// The guest memory for replaying <paramref name="pageCount"/> pages on <paramref name="config"/>'s image and fill:
+    /// <paramref name="memory"/> when it is enough (refused, naming both sizes, when not), else sized from the trace.
+    /// </summary>
+    private static long MemoryFor(MachineConfig config, string path, long pageCount, long? memory)
+    {
+        string image = config.GuestImage ?? MachineConfig.DefaultGuestImage;
+        // Without the image Machine.Boot reports it; the check needs its size for where the heap starts.
+        long imageLength = File.Exists(image) ? new FileInfo(image).Length : 0;
+        ulong heapStart = RamLayout.HeapStart(imageLength);
+        long fill = config.FillBytes ?? 0;
+        long needed = ReplayLayout.RequiredMemory(heapStart, fill, pageCount);
+        long auto = ReplayLayout.AutoMemory(heapStart, fill, pageCount);
+        if (memory is { } given && given < needed)
+            throw new ArgumentException(
+                $"trace {path} covers {pageCount} pages ({Units.FormatBytes(pageCount * 4096.0)}); replayed with the guest's own pages " +
+                $"(boot area, image, version table) it needs {Units.FormatBytes(needed)} of guest memory, but --memory gives {Units.FormatBytes(given)}: " +
+                $"raise --memory to at least {auto >> 20}M, or leave --memory out to size the guest from the trace");
+        return memory ?? auto;
     }
 
     /// <summary>The name a workload shows in outputs: a trace's workload name (or file stem), else the workload's own.</summary>
@@ -80,7 +92,7 @@ internal static class TraceWorkload
     public static string NameOf(string spec)
     {
         if (!TryParse(spec, out string path)) return spec;
-        using TraceReplayFeed feed = TraceReplayFeed.Open(path);
+        TraceReplayFeed.PagesOf(path); // throws when it is not a replayable trace
         return Path.GetFileNameWithoutExtension(path);
     }
 }
