@@ -1,4 +1,5 @@
 using KvmPresync.ProcessMemory.Interop;
+using MapsLine = KvmPresync.ProcessMemory.ProcessMemoryRegion.MapsLine;
 
 namespace KvmPresync.ProcessMemory.Capture;
 
@@ -76,7 +77,7 @@ public sealed class TrackedProcess
         using (pagemap)
         {
             int fd = pagemap.Descriptor;
-            List<VirtualMemoryArea> areas = VirtualMemoryArea.Read(Pid);
+            List<MapsLine> areas = VirtualMemoryArea.Read(Pid);
             if (areas.Count == 0) return false;
             ulong start = areas[0].Start, end = areas.Where(a => a.End <= UserSpaceEnd).Select(a => a.End).DefaultIfEmpty(start).Max();
             if (_vec.Length == 0) _vec = new PageRegion[VectorLength];
@@ -102,7 +103,7 @@ public sealed class TrackedProcess
 
     private const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
 
-    private void AddRun(ulong from, ulong to, ulong categories, ref List<VirtualMemoryArea> areas, ref bool reread, FirstWritePageSpace space,
+    private void AddRun(ulong from, ulong to, ulong categories, ref List<MapsLine> areas, ref bool reread, FirstWritePageSpace space,
         Dictionary<PageIdentity, string> written, int pageSize)
     {
         ulong ps = (ulong)pageSize;
@@ -116,7 +117,7 @@ public sealed class TrackedProcess
                 i = VirtualMemoryArea.Find(areas, a);
             }
             ulong stop = i < 0 ? to : Math.Min(to, areas[i].End);
-            VirtualMemoryArea? vma = i < 0 ? null : areas[i];
+            MapsLine? vma = i < 0 ? null : areas[i];
             if ((categories & (PageIsPresent | PageIsSwapped)) == 0 || (vma is { Shared: false } && (categories & (PageIsFile | PageIsPfnZero)) != 0))
             {
                 // an empty PTE of a range registered unarmed, or a private mapping's page cache or zero page (mapped by a
