@@ -21,6 +21,8 @@ public sealed class ProcessTreeCapture
     private readonly TrackerStatusFile? _status;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly int _pageSize = Environment.SystemPageSize;
+    private readonly PageRegion[] _vec = new PageRegion[512]; // runs per PAGEMAP_SCAN call, shared by every process's scan
+    private readonly Dictionary<PageIdentity, string> _written = []; // one harvest's pages, cleared by the next
 
     /// <param name="rootPid">The command's process.</param>
     /// <param name="status">The preload library's status file, to tell processes it never reached (null: not checked).</param>
@@ -61,16 +63,16 @@ public sealed class ProcessTreeCapture
             foreach (string e in _status.Poll()) notices.Add($"tracker: {e}");
             CheckAnnounced(notices);
         }
-        var written = new Dictionary<PageIdentity, string>();
+        _written.Clear();
         int scanned = 0;
         foreach (TrackedProcess p in _processes)
         {
             if (p.Gone) continue;
-            if (p.Scan(Space, written, _pageSize)) scanned++;
+            if (p.Scan(Space, _written, _vec, _pageSize)) scanned++;
             else p.Gone = true;
         }
         TimeSpan time = _clock.Elapsed;
-        return new CaptureInterval(time, Space.Assign(written), scanned, notices);
+        return new CaptureInterval(time, Space.Assign(_written), scanned, notices);
     }
 
     /// <summary>Sum of Rss over the live tracked processes (<c>/proc/PID/smaps_rollup</c>), in KiB.</summary>
