@@ -90,8 +90,6 @@ public sealed class TrackedProcess
         }
     }
 
-    private const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
-
     private void AddRun(ulong from, ulong to, ulong categories, ref List<MapsLine> areas, ref bool reread, FirstWritePageSpace space,
         Dictionary<PageIdentity, string> written, int pageSize)
     {
@@ -107,7 +105,8 @@ public sealed class TrackedProcess
             }
             ulong stop = i < 0 ? to : Math.Min(to, areas[i].End);
             MapsLine? vma = i < 0 ? null : areas[i];
-            if ((categories & (PageIsPresent | PageIsSwapped)) == 0 || (vma is { Shared: false } && (categories & (PageIsFile | PageIsPfnZero)) != 0))
+            if ((categories & (ProcessNative.PageIsPresent | ProcessNative.PageIsSwapped)) == 0
+                || (vma is { Shared: false } && (categories & (ProcessNative.PageIsFile | ProcessNative.PageIsPfnZero)) != 0))
             {
                 // an empty PTE of a range registered unarmed, or a private mapping's page cache or zero page (mapped by a
                 // read): re-armed by the scan, but not written
