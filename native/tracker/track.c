@@ -52,7 +52,6 @@ static const char *g_path;
 static long g_rescan_ms;
 static long g_timeout_ms;
 static unsigned long g_registered;
-static int g_arm; /* scan_all write-protects what it registers (a forked child's re-registration) */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
@@ -236,8 +235,9 @@ static int scan_path(void)
     return found;
 }
 
-/* Mode "all": registers every VMA that may be written (VmFlag mw) and is not registered (no uw). */
-static void scan_all(void)
+/* Mode "all": registers every VMA that may be written (VmFlag mw) and is not registered (no uw); arm: write-protects
+ * what it registers at once (a forked child's re-registration). */
+static void scan_all(int arm)
 {
     size_t len;
     char *text = read_proc("/proc/self/smaps", &len);
@@ -258,7 +258,7 @@ static void scan_all(void)
         } else if (strncmp(line, "VmFlags:", 8) == 0) {
             /* [vvar]/[vdso]/[vsyscall] have no mw; VM_IO/VM_PFNMAP mappings (io, pf) cannot be tracked */
             if (strstr(line, " mw") && !strstr(line, " uw") && !strstr(line, " io") && !strstr(line, " pf") && start < end) {
-                int r = kp_uffd_register_wp_impl(g_uffd, start, end - start, g_arm ? KP_UFFD_ARM : 0);
+                int r = kp_uffd_register_wp_impl(g_uffd, start, end - start, arm ? KP_UFFD_ARM : 0);
                 if (r == 0) {
                     if (++g_registered <= MAX_LOGGED_REGISTRATIONS)
                         status("registered 0x%llx-0x%llx %s", (unsigned long long)start, (unsigned long long)end,
@@ -287,7 +287,7 @@ static void *rescan_thread(void *arg)
     if (g_mode_all) {
         for (;;) {
             pthread_mutex_lock(&g_lock);
-            scan_all();
+            scan_all(0);
             pthread_mutex_unlock(&g_lock);
             sleep_ms(g_rescan_ms);
         }
@@ -332,6 +332,39 @@ static void start_rescan_thread(void)
         status("error pthread_create errno=%d (%s)", r, strerror(r));
 }
 
+/* The start of tracking in a process (forked_from: its parent, when a fork handler starts it in a child; else 0):
+ * a fresh userfaultfd, the status header (with "forked-from=PARENT" in a child) and, in mode "all", every writable
+ * mapping registered under g_lock (arm: write-protected at once). -1 when there is no userfaultfd (the error is in the
+ * status). */
+static int start_tracking(pid_t forked_from, int arm)
+{
+    uint64_t features = 0;
+    int64_t fd = kp_uffd_open_impl(KP_UFFD_FEATURES_WANTED, &features);
+    if (fd < 0) {
+        if (forked_from > 0)
+            status("error userfaultfd errno=%d (%s) in child pid=%d of %d", (int)-fd, strerror((int)-fd), (int)getpid(),
+                   (int)forked_from);
+        else
+            status("error userfaultfd errno=%d (%s): needs Linux >= 6.7 with UFFD_FEATURE_WP_ASYNC", (int)-fd,
+                   strerror((int)-fd));
+        return -1;
+    }
+    g_uffd = (int)fd;
+    g_registered = 0;
+    char from[32] = "";
+    if (forked_from > 0)
+        snprintf(from, sizeof(from), " forked-from=%d", (int)forked_from);
+    status("kvmpresync-track pid=%d mode=%s features=0x%llx user-mode-only=%d%s", (int)getpid(), g_mode_all ? "all" : "path",
+           (unsigned long long)(features & ~KP_UFFD_FEATURE_USER_MODE_ONLY_BIT),
+           (features & KP_UFFD_FEATURE_USER_MODE_ONLY_BIT) ? 1 : 0, from);
+    if (g_mode_all) {
+        pthread_mutex_lock(&g_lock);
+        scan_all(arm);
+        pthread_mutex_unlock(&g_lock);
+    }
+    return 0;
+}
+
 /* fork(2) without UFFD_FEATURE_EVENT_FORK (which would make fork wait for a reader) gives the child no registration:
  * its VMAs lose the userfaultfd context and its PTEs the write-protect bits, and only the forking thread survives
  * (no rescan thread). The prepare/parent handlers hold g_lock across fork so the child never inherits it taken. */
@@ -362,23 +395,8 @@ static void atfork_child(void)
         close(parent_uffd);
     if (!g_mode_all)
         return; /* path mode tracks one process (QEMU), which does not fork its guest RAM */
-    uint64_t features = 0;
-    int64_t fd = kp_uffd_open_impl(KP_UFFD_FEATURES_WANTED, &features);
-    if (fd < 0) {
-        status("error userfaultfd errno=%d (%s) in child pid=%d of %d", (int)-fd, strerror((int)-fd), (int)getpid(),
-               (int)parent);
+    if (start_tracking(parent, 1) < 0)
         return;
-    }
-    g_uffd = (int)fd;
-    g_registered = 0;
-    status("kvmpresync-track pid=%d mode=all features=0x%llx user-mode-only=%d forked-from=%d", (int)getpid(),
-           (unsigned long long)(features & ~KP_UFFD_FEATURE_USER_MODE_ONLY_BIT),
-           (features & KP_UFFD_FEATURE_USER_MODE_ONLY_BIT) ? 1 : 0, (int)parent);
-    pthread_mutex_lock(&g_lock);
-    g_arm = 1;
-    scan_all();
-    g_arm = 0;
-    pthread_mutex_unlock(&g_lock);
     volatile unsigned char frame = 0;
     frame = (unsigned char)(frame + 1);
     t_touch = (unsigned char)(t_touch + frame);
@@ -402,22 +420,8 @@ __attribute__((constructor)) static void kp_track_init(void)
     }
     g_rescan_ms = env_long("KVMPRESYNC_TRACK_RESCAN_MS", g_mode_all ? 200 : 10);
     g_timeout_ms = env_long("KVMPRESYNC_TRACK_TIMEOUT_MS", 120000);
-    uint64_t features = 0;
-    int64_t fd = kp_uffd_open_impl(KP_UFFD_FEATURES_WANTED, &features);
-    if (fd < 0) {
-        status("error userfaultfd errno=%d (%s): needs Linux >= 6.7 with UFFD_FEATURE_WP_ASYNC", (int)-fd,
-               strerror((int)-fd));
+    if (start_tracking(0, 0) < 0)
         return;
-    }
-    g_uffd = (int)fd;
-    status("kvmpresync-track pid=%d mode=%s features=0x%llx user-mode-only=%d", (int)getpid(), g_mode_all ? "all" : "path",
-           (unsigned long long)(features & ~KP_UFFD_FEATURE_USER_MODE_ONLY_BIT),
-           (features & KP_UFFD_FEATURE_USER_MODE_ONLY_BIT) ? 1 : 0);
-    if (g_mode_all) {
-        pthread_mutex_lock(&g_lock);
-        scan_all();
-        pthread_mutex_unlock(&g_lock);
-    }
     if (g_mode_all) {
         int r = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         if (r != 0)

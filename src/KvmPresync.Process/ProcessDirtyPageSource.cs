@@ -87,29 +87,24 @@ public sealed class ProcessDirtyPageSource : IDirtyPageSource, IDisposable
     }
 
     /// <summary>Scans one region to its end (several calls when the vector fills); ORs each run at once; returns pages reported.</summary>
-    private unsafe long ScanRegion(int i, Span<ulong> words)
+    private long ScanRegion(int i, Span<ulong> words)
     {
         ProcessMemoryRegion r = _regions[i];
-        ulong start = r.Start, shift = (ulong)BitOperationsLog2(PageSize);
+        int shift = BitOperationsLog2(PageSize);
         long count = 0;
-        fixed (PageRegion* vec = _vec)
+        PagemapWalk walk = _pagemap.ScanWritten(r.Start, r.End, _vec, skipUnregistered: false);
+        while (walk.Next(out ReadOnlySpan<PageRegion> runs))
         {
-            while (start < r.End)
+            foreach (ref readonly PageRegion run in runs)
             {
-                long n = ProcessNative.PagemapScanWritten(_pagemap.Descriptor, start, r.End, vec, VectorLength, out ulong walkEnd);
-                if (n < 0) throw ScanFailure(r, (int)-n);
-                for (long k = 0; k < n; k++)
-                {
-                    // The kernel clamps runs to [start, end); they are already re-armed, so they go into the bitmap now.
-                    long first = _firstIndex[i] + (long)((vec[k].Start - r.Start) >> (int)shift);
-                    long pages = (long)((vec[k].End - vec[k].Start) >> (int)shift);
-                    SetRun(words, first, pages);
-                    count += pages;
-                }
-                if (walkEnd <= start) break; // no progress: nothing more to report in this region
-                start = walkEnd;
+                // The kernel clamps runs to [start, end); they are already re-armed, so they go into the bitmap now.
+                long first = _firstIndex[i] + (long)((run.Start - r.Start) >> shift);
+                long pages = (long)((run.End - run.Start) >> shift);
+                SetRun(words, first, pages);
+                count += pages;
             }
         }
+        if (walk.Errno != 0) throw _pagemap.ScanFailure(r.ToString(), walk.Errno, walk.Errno == 1 ? Unregistered(r) : null);
         return count;
     }
 
@@ -126,20 +121,6 @@ public sealed class ProcessDirtyPageSource : IDirtyPageSource, IDisposable
             words[w] |= mask;
             first += n;
         }
-    }
-
-    private ProcessTrackingException ScanFailure(ProcessMemoryRegion r, int errno)
-    {
-        string who = ProcessId > 0 ? $"/proc/{ProcessId}/pagemap" : "/proc/self/pagemap";
-        string hint = errno switch
-        {
-            1 => Unregistered(r),
-            22 or 25 => "this kernel has no PAGEMAP_SCAN (Linux >= 6.7 needed), or the range is not page aligned",
-            3 or 2 => $"process {ProcessId} has exited",
-            14 => $"the range is outside the process's address space",
-            _ => "see PAGEMAP_SCAN in ioctl_pagemap_scan(2)",
-        };
-        return new ProcessTrackingException($"PAGEMAP_SCAN on {who} {r}", errno, hint);
     }
 
     private string Unregistered(ProcessMemoryRegion r)

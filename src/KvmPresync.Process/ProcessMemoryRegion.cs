@@ -55,8 +55,15 @@ public sealed record ProcessMemoryRegion(ulong Start, ulong End, string? Name = 
         return missing.Count == 0;
     }
 
-    /// <summary>One line of /proc/PID/maps: range, permissions ("rw-s"…), and the mapped path or label.</summary>
-    public readonly record struct MapsLine(ulong Start, ulong End, string Perms, string? Name);
+    /// <summary>
+    /// One line of /proc/PID/maps: range, permissions ("rw-s"…), file offset, device ((major &lt;&lt; 32) | minor) and inode
+    /// of what is mapped (shmem, memfd and SysV segments have an inode too), and the mapped path or label.
+    /// </summary>
+    public readonly record struct MapsLine(ulong Start, ulong End, string Perms, ulong Offset, ulong Device, ulong Inode, string? Name)
+    {
+        /// <summary>A shared mapping (<c>rw-s</c>): its pages are the object's, the same in every process mapping it.</summary>
+        public bool Shared => Perms.Length > 3 && Perms[3] == 's';
+    }
 
     /// <summary>The mappings of process <paramref name="pid"/> (0 = this process), in address order.</summary>
     public static IEnumerable<MapsLine> ReadMaps(int pid)
@@ -66,18 +73,24 @@ public sealed record ProcessMemoryRegion(ulong Start, ulong End, string? Name = 
             if (TryParseMapsLine(text, out MapsLine line)) yield return line;
     }
 
-    /// <summary>Parses "start-end perms offset dev inode [name]"; false for smaps' field lines.</summary>
+    /// <summary>Parses "start-end perms offset major:minor inode [name]"; false for smaps' field lines.</summary>
     internal static bool TryParseMapsLine(string text, out MapsLine line)
     {
         line = default;
         int dash = text.IndexOf('-'), space = text.IndexOf(' ');
         if (dash <= 0 || space < dash) return false;
-        if (!ulong.TryParse(text.AsSpan(0, dash), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong start)) return false;
-        if (!ulong.TryParse(text.AsSpan(dash + 1, space - dash - 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong end)) return false;
+        const NumberStyles hex = NumberStyles.HexNumber;
+        CultureInfo c = CultureInfo.InvariantCulture;
+        if (!ulong.TryParse(text.AsSpan(0, dash), hex, c, out ulong start)) return false;
+        if (!ulong.TryParse(text.AsSpan(dash + 1, space - dash - 1), hex, c, out ulong end)) return false;
         string[] parts = text.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length < 5) return false;
+        int colon = parts[3].IndexOf(':');
+        if (colon <= 0 || !ulong.TryParse(parts[2], hex, c, out ulong offset) || !ulong.TryParse(parts[3].AsSpan(0, colon), hex, c, out ulong major)
+            || !ulong.TryParse(parts[3].AsSpan(colon + 1), hex, c, out ulong minor) || !ulong.TryParse(parts[4], NumberStyles.None, c, out ulong inode))
+            return false;
         string? name = parts.Length == 6 ? parts[5].Trim() : null;
-        line = new MapsLine(start, end, parts[1], string.IsNullOrEmpty(name) ? null : name);
+        line = new MapsLine(start, end, parts[1], offset, (major << 32) | minor, inode, string.IsNullOrEmpty(name) ? null : name);
         return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KvmPresync.Libvirt.Interop;
+using KvmPresync.ProcessMemory.Interop;
 
 namespace KvmPresync.Libvirt.Testbed;
 
@@ -37,10 +38,10 @@ public static class HostProcesses
     public static void Stop(int pid, TimeSpan grace)
     {
         if (!Alive(pid)) return;
-        LibcNative.Kill(pid, grace > TimeSpan.Zero ? LibcNative.SigTerm : LibcNative.SigKill);
+        ProcessLibc.Kill(pid, grace > TimeSpan.Zero ? ProcessLibc.SigTerm : ProcessLibc.SigKill);
         var watch = Stopwatch.StartNew();
         while (Alive(pid) && watch.Elapsed < grace) Thread.Sleep(20);
-        if (Alive(pid)) LibcNative.Kill(pid, LibcNative.SigKill);
+        if (Alive(pid)) ProcessLibc.Kill(pid, ProcessLibc.SigKill);
         watch.Restart();
         while (Alive(pid) && watch.Elapsed < TimeSpan.FromSeconds(5)) Thread.Sleep(20);
     }

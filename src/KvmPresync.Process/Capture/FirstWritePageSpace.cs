@@ -33,6 +33,13 @@ public sealed class FirstWritePageSpace
     }
 
     /// <summary>
+    /// The number of the shared object <paramref name="device"/>:<paramref name="inode"/>; its <see cref="MemorySpace"/>
+    /// (named <paramref name="name"/>) is made only the first time it is seen.
+    /// </summary>
+    internal int SharedSpaceOf(ulong device, ulong inode, string name) =>
+        _spaceIds.TryGetValue((true, device, inode, -1), out int id) ? id : SpaceOf(new MemorySpace(true, device, inode, -1, 0, name));
+
+    /// <summary>
     /// One interval's written pages (identity → the mapping's name) → their compact indexes, ascending. Pages never
     /// written before are numbered now, in identity order.
     /// </summary>

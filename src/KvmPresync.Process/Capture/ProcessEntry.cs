@@ -53,12 +53,13 @@ public readonly record struct ProcessEntry(int Pid, int ParentPid, string Name, 
         return all;
     }
 
-    /// <summary>The processes of <paramref name="all"/> whose parent chain reaches <paramref name="root"/>, the root included.</summary>
-    public static List<ProcessEntry> DescendantsOf(int root, IReadOnlyList<ProcessEntry> all)
+    /// <summary>The processes of <paramref name="all"/> whose parent chain reaches one of <paramref name="roots"/>, the roots included.</summary>
+    public static List<ProcessEntry> DescendantsOf(IEnumerable<int> roots, IReadOnlyList<ProcessEntry> all)
     {
         var parent = new Dictionary<int, int>(all.Count);
         foreach (ProcessEntry e in all) parent[e.Pid] = e.ParentPid;
-        var reaches = new Dictionary<int, bool> { [root] = true };
+        var reaches = new Dictionary<int, bool>();
+        foreach (int root in roots) reaches[root] = true;
         var result = new List<ProcessEntry>();
         var chain = new List<int>();
         foreach (ProcessEntry e in all)

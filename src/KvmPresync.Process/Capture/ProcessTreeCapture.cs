@@ -21,6 +21,8 @@ public sealed class ProcessTreeCapture
     private readonly TrackerStatusFile? _status;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly int _pageSize = Environment.SystemPageSize;
+    private readonly PageRegion[] _vec = new PageRegion[512]; // runs per PAGEMAP_SCAN call, shared by every process's scan
+    private readonly Dictionary<PageIdentity, string> _written = []; // one harvest's pages, cleared by the next
 
     /// <param name="rootPid">The command's process.</param>
     /// <param name="status">The preload library's status file, to tell processes it never reached (null: not checked).</param>
@@ -61,16 +63,16 @@ public sealed class ProcessTreeCapture
             foreach (string e in _status.Poll()) notices.Add($"tracker: {e}");
             CheckAnnounced(notices);
         }
-        var written = new Dictionary<PageIdentity, string>();
+        _written.Clear();
         int scanned = 0;
         foreach (TrackedProcess p in _processes)
         {
             if (p.Gone) continue;
-            if (p.Scan(Space, written, _pageSize)) scanned++;
+            if (p.Scan(Space, _written, _vec, _pageSize)) scanned++;
             else p.Gone = true;
         }
         TimeSpan time = _clock.Elapsed;
-        return new CaptureInterval(time, Space.Assign(written), scanned, notices);
+        return new CaptureInterval(time, Space.Assign(_written), scanned, notices);
     }
 
     /// <summary>Sum of Rss over the live tracked processes (<c>/proc/PID/smaps_rollup</c>), in KiB.</summary>
@@ -104,9 +106,9 @@ public sealed class ProcessTreeCapture
         List<TrackedProcess> live = _processes.Where(p => !p.Gone && IsSame(p)).OrderBy(p => p.Pid == RootPid ? 0 : 1).ToList();
         foreach (TrackedProcess p in live) ProcessLibc.Kill(p.Pid, ProcessLibc.SigTerm);
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < grace && live.Any(IsAlive)) Thread.Sleep(20);
+        while (sw.Elapsed < grace && live.Any(IsSame)) Thread.Sleep(20);
         int killed = 0;
-        foreach (TrackedProcess p in live.Where(IsAlive))
+        foreach (TrackedProcess p in live.Where(IsSame))
         {
             if (ProcessLibc.Kill(p.Pid, ProcessLibc.SigKill) == 0) killed++;
         }
@@ -114,8 +116,6 @@ public sealed class ProcessTreeCapture
     }
 
     private static bool IsSame(TrackedProcess p) => ProcessEntry.TryRead(p.Pid, out ProcessEntry e) && p.Matches(e) && !e.IsZombie;
-
-    private static bool IsAlive(TrackedProcess p) => IsSame(p);
 
     /// <summary>Adds the tree's processes not seen before; marks the ones gone or exec'd (an exec is a new address space).</summary>
     private void Discover()
@@ -129,10 +129,8 @@ public sealed class ProcessTreeCapture
             if (byPid.TryGetValue(p.Pid, out ProcessEntry e) && p.Matches(e) && !e.IsZombie) known.Add(p.Pid);
             else p.Gone = true;
         }
-        var candidates = ProcessEntry.DescendantsOf(RootPid, all);
-        foreach (TrackedProcess p in _processes)
-            if (!p.Gone) known.Add(p.Pid);
-        foreach (ProcessEntry e in candidates)
+        // seeded with every live tracked process too: a child of one that was reparented (its parent exited) is still found
+        foreach (ProcessEntry e in ProcessEntry.DescendantsOf(known.Append(RootPid), all))
         {
             if (known.Contains(e.Pid) || e.IsZombie) continue;
             int instance = 1 + _processes.Count(p => p.Pid == e.Pid && p.StartTime == e.StartTime);

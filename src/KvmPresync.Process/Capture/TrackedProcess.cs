@@ -1,4 +1,5 @@
 using KvmPresync.ProcessMemory.Interop;
+using MapsLine = KvmPresync.ProcessMemory.ProcessMemoryRegion.MapsLine;
 
 namespace KvmPresync.ProcessMemory.Capture;
 
@@ -10,10 +11,8 @@ namespace KvmPresync.ProcessMemory.Capture;
 /// </summary>
 public sealed class TrackedProcess
 {
-    private const int VectorLength = 512;
     private const ulong UserSpaceEnd = 1UL << 56; // above x86-64's 5-level user space; leaves out [vsyscall]
-    private static readonly PageRegion[] NoRuns = [];
-    private PageRegion[] _vec = NoRuns;
+    private int _privateSpace = -1; // its number in the page space, once it wrote a private page
 
     internal TrackedProcess(int ordinal, ProcessEntry entry, int instance, TimeSpan firstSeen)
     {
@@ -60,9 +59,9 @@ public sealed class TrackedProcess
 
     /// <summary>
     /// Scans and re-arms its written pages; adds each one's identity (and the name of its mapping) to
-    /// <paramref name="written"/>. False when the process is gone.
+    /// <paramref name="written"/>. <paramref name="vec"/> receives each PAGEMAP_SCAN call's runs. False when the process is gone.
     /// </summary>
-    internal unsafe bool Scan(FirstWritePageSpace space, Dictionary<PageIdentity, string> written, int pageSize)
+    internal bool Scan(FirstWritePageSpace space, Dictionary<PageIdentity, string> written, PageRegion[] vec, int pageSize)
     {
         PagemapHandle pagemap;
         try
@@ -75,34 +74,23 @@ public sealed class TrackedProcess
         }
         using (pagemap)
         {
-            int fd = pagemap.Descriptor;
-            List<VirtualMemoryArea> areas = VirtualMemoryArea.Read(Pid);
+            List<MapsLine> areas = VirtualMemoryArea.Read(Pid);
             if (areas.Count == 0) return false;
             ulong start = areas[0].Start, end = areas.Where(a => a.End <= UserSpaceEnd).Select(a => a.End).DefaultIfEmpty(start).Max();
-            if (_vec.Length == 0) _vec = new PageRegion[VectorLength];
             bool reread = false;
-            fixed (PageRegion* vec = _vec)
+            PagemapWalk walk = pagemap.ScanWritten(start, end, vec, skipUnregistered: true);
+            while (walk.Next(out ReadOnlySpan<PageRegion> runs))
             {
-                while (start < end)
-                {
-                    long n = ProcessNative.PagemapScanWrittenRegistered(fd, start, end, vec, VectorLength, out ulong walkEnd);
-                    if (n == -3 || n == -2) return false; // ESRCH / ENOENT: exited
-                    if (n < 0)
-                        throw new ProcessTrackingException($"PAGEMAP_SCAN on /proc/{Pid}/pagemap [0x{start:x}, 0x{end:x})", (int)-n,
-                            n is -22 or -25 ? "this kernel has no PAGEMAP_SCAN (Linux >= 6.7 needed)" : "see ioctl_pagemap_scan(2)");
-                    for (long k = 0; k < n; k++)
-                        AddRun(vec[k].Start, vec[k].End, vec[k].Categories, ref areas, ref reread, space, written, pageSize);
-                    if (walkEnd <= start) break;
-                    start = walkEnd;
-                }
+                foreach (ref readonly PageRegion run in runs)
+                    AddRun(run.Start, run.End, run.Categories, ref areas, ref reread, space, written, pageSize);
             }
+            if (walk.Errno is 3 or 2) return false; // ESRCH / ENOENT: exited
+            if (walk.Errno != 0) throw pagemap.ScanFailure($"[0x{walk.Position:x}, 0x{end:x})", walk.Errno);
             return true;
         }
     }
 
-    private const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
-
-    private void AddRun(ulong from, ulong to, ulong categories, ref List<VirtualMemoryArea> areas, ref bool reread, FirstWritePageSpace space,
+    private void AddRun(ulong from, ulong to, ulong categories, ref List<MapsLine> areas, ref bool reread, FirstWritePageSpace space,
         Dictionary<PageIdentity, string> written, int pageSize)
     {
         ulong ps = (ulong)pageSize;
@@ -116,8 +104,9 @@ public sealed class TrackedProcess
                 i = VirtualMemoryArea.Find(areas, a);
             }
             ulong stop = i < 0 ? to : Math.Min(to, areas[i].End);
-            VirtualMemoryArea? vma = i < 0 ? null : areas[i];
-            if ((categories & (PageIsPresent | PageIsSwapped)) == 0 || (vma is { Shared: false } && (categories & (PageIsFile | PageIsPfnZero)) != 0))
+            MapsLine? vma = i < 0 ? null : areas[i];
+            if ((categories & (ProcessNative.PageIsPresent | ProcessNative.PageIsSwapped)) == 0
+                || (vma is { Shared: false } && (categories & (ProcessNative.PageIsFile | ProcessNative.PageIsPfnZero)) != 0))
             {
                 // an empty PTE of a range registered unarmed, or a private mapping's page cache or zero page (mapped by a
                 // read): re-armed by the scan, but not written
@@ -129,12 +118,13 @@ public sealed class TrackedProcess
             if (vma is { Shared: true } v)
             {
                 region = v.Name ?? "[shared anonymous]";
-                sp = space.SpaceOf(new MemorySpace(true, v.Device, v.Inode, -1, 0, region));
+                sp = space.SharedSpaceOf(v.Device, v.Inode, region);
             }
             else
             {
                 region = vma?.Name ?? (vma is null ? "[unmapped since]" : "[anonymous]");
-                sp = space.SpaceOf(new MemorySpace(false, 0, 0, Ordinal, Pid, $"{Name}[{Pid}]"));
+                if (_privateSpace < 0) _privateSpace = space.SpaceOf(new MemorySpace(false, 0, 0, Ordinal, Pid, $"{Name}[{Pid}]"));
+                sp = _privateSpace;
             }
             for (ulong p = a; p < stop; p += ps)
             {

@@ -2,7 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace KvmPresync.ProcessMemory.Interop;
 
-// libc calls the process-tree capture needs that .NET has no API for (SIGTERM to a process it did not start).
+// libc calls that .NET has no API for: SIGTERM to a process it did not start (the process-tree capture, and the libvirt
+// testbed's daemons).
 internal static partial class ProcessLibc
 {
     internal const int SigTerm = 15, SigKill = 9;

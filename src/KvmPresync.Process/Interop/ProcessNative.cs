@@ -17,6 +17,9 @@ internal static partial class ProcessNative
     /// <summary>PAGE_IS_WRITTEN.</summary>
     internal const ulong PageIsWritten = 2;
 
+    /// <summary>PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_PFNZERO: the other categories of a reported run.</summary>
+    internal const ulong PageIsFile = 4, PageIsPresent = 8, PageIsSwapped = 16, PageIsPfnZero = 32;
+
     /// <summary>kp_uffd_register_wp: also UFFDIO_WRITEPROTECT now.</summary>
     internal const uint UffdArm = 1;
 
