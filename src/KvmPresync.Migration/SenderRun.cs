@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 using KvmPresync.Memory;
 
 namespace KvmPresync.Migration;
@@ -63,6 +64,24 @@ internal sealed class SenderRun
 
     /// <summary>RTT of the last acknowledged sync round.</summary>
     public TimeSpan? LastRtt { get; set; }
+
+    /// <summary>What one harvest costs (running mean): a live round's overhead besides its bytes.</summary>
+    public TimeSpan HarvestCost { get; private set; }
+
+    /// <summary>The last readiness estimate ("if launched now"); null before the first sync round.</summary>
+    public ReadinessEstimate? Readiness { get; private set; }
+
+    /// <summary>Estimates the switchover as if launched now, with <paramref name="pendingBytes"/> left to move; keeps it as <see cref="Readiness"/>.</summary>
+    public ReadinessEstimate EstimateReadiness(long pendingBytes) => Readiness = ReadinessEstimator.Estimate(Engine.Convergence, new ReadinessInputs
+    {
+        PendingBytes = pendingBytes,
+        DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
+        LinkBitsPerSecond = Engine.Options.LinkBitsPerSecond,
+        LaunchTarget = Engine.Options.LaunchTarget,
+        Rtt = LastRtt,
+        RoundOverhead = HarvestCost,
+        SwitchoverCost = Options.SwitchoverCost,
+    });
 
     public long SyncBytes { get; set; }
     public long? InitialCopyBytes { get; set; }
@@ -169,9 +188,12 @@ internal sealed class SenderRun
     /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>
     public DirtyHarvest HarvestNow()
     {
+        long start = Clock.ElapsedTicks;
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
         LastHarvestTime = h.Time;
+        TimeSpan took = TimeSpan.FromTicks((long)((Clock.ElapsedTicks - start) * (TimeSpan.TicksPerSecond / (double)Stopwatch.Frequency)));
+        HarvestCost = HarvestCost == TimeSpan.Zero ? took : HarvestCost + (took - HarvestCost) / 8;
         return h;
     }
 
