@@ -28,16 +28,26 @@ public sealed class DirtyRateMeter
     /// <summary>Running mean of the dirty rate, bytes per second (0 before two harvests).</summary>
     public double MeanBytesPerSecond { get; private set; }
 
+    /// <summary>
+    /// Running mean of the rate at which pages become newly pending (dirtied and not already pending: held or deferred pages
+    /// written again do not count), bytes per second: what the pending set grows by between a harvest and a launch.
+    /// </summary>
+    public double MeanNewlyPendingBytesPerSecond { get; private set; }
+
     /// <summary>Harvest clock of the last harvest noted.</summary>
     public TimeSpan? LastHarvestTime => _last;
 
-    /// <summary>Takes one harvest: its time on the harvest clock and the pages it found dirty.</summary>
-    public void Note(in DirtyHarvest harvest)
+    /// <summary>Takes one harvest: its time on the harvest clock, the pages it found dirty and how many of them were not pending yet.</summary>
+    public void Note(in DirtyHarvest harvest, long newlyPending = 0)
     {
         if (_last is { } last && harvest.Time > last)
         {
-            LastBytesPerSecond = harvest.DirtyPages * _bytesPerPage / (harvest.Time - last).TotalSeconds;
-            MeanBytesPerSecond = MeanBytesPerSecond == 0 ? LastBytesPerSecond : MeanBytesPerSecond + Weight * (LastBytesPerSecond - MeanBytesPerSecond);
+            double seconds = (harvest.Time - last).TotalSeconds;
+            bool first = MeanBytesPerSecond == 0 && MeanNewlyPendingBytesPerSecond == 0;
+            LastBytesPerSecond = harvest.DirtyPages * _bytesPerPage / seconds;
+            double fresh = newlyPending * _bytesPerPage / seconds;
+            MeanBytesPerSecond = first ? LastBytesPerSecond : MeanBytesPerSecond + Weight * (LastBytesPerSecond - MeanBytesPerSecond);
+            MeanNewlyPendingBytesPerSecond = first ? fresh : MeanNewlyPendingBytesPerSecond + Weight * (fresh - MeanNewlyPendingBytesPerSecond);
         }
         _last = harvest.Time;
     }

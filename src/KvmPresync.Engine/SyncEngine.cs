@@ -163,8 +163,10 @@ public sealed class SyncEngine
     /// <summary>A sync round's step with the harvest's clock and count (<paramref name="harvested"/>), which also feed <see cref="DirtyRate"/>.</summary>
     public RoundPlan PlanSyncRound(DirtyBitmap harvest, in DirtyHarvest harvested, DirtyBitmap send, long? windowBytes = null)
     {
-        DirtyRate.Note(harvested);
-        return PlanSyncRound(harvest, send, windowBytes);
+        long pendingBefore = Pending.Count();
+        Absorb(harvest);
+        DirtyRate.Note(harvested, Pending.Count() - pendingBefore);
+        return Plan(send, holdBack: true, windowBytes);
     }
 
     /// <summary>After launch (live or paused): every pending page is due, nothing is held, no window applies.</summary>

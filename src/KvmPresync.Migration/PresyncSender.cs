@@ -44,8 +44,11 @@ public sealed class PresyncSender
             throw new ArgumentException("the source's dirty log and memory disagree on the page layout", nameof(source));
     }
 
-    /// <summary>"If launched now": the switchover estimated after the last sync round (null before the first). Any thread may read it.</summary>
-    public ReadinessEstimate? Readiness => Volatile.Read(ref _run)?.Readiness;
+    /// <summary>
+    /// "If launched now": the switchover estimated from the last sync round, with what the guest dirtied since (null before
+    /// the first sync round). Any thread may read it; each sync round also carries its estimate (<see cref="RoundRecord.Readiness"/>).
+    /// </summary>
+    public ReadinessEstimate? Readiness => Volatile.Read(ref _run)?.ReadinessNow();
 
     private SenderRun? _run;
 
@@ -142,7 +145,7 @@ public sealed class PresyncSender
             }
             run.CloseResend(caughtUp: false);
             run.EndSyncProgress();
-            ReadinessEstimate? estimateAtLaunch = run.Readiness;
+            ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(); // as the API would have answered at the launch request
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
             launchBytesStart = run.Channel.Writer.BytesWritten;
             if (handover is not null)

@@ -68,20 +68,40 @@ internal sealed class SenderRun
     /// <summary>What one harvest costs (running mean): a live round's overhead besides its bytes.</summary>
     public TimeSpan HarvestCost { get; private set; }
 
-    /// <summary>The last readiness estimate ("if launched now"); null before the first sync round.</summary>
+    /// <summary>The last readiness estimate published (after a sync round); null before the first sync round.</summary>
     public ReadinessEstimate? Readiness { get; private set; }
 
-    /// <summary>Estimates the switchover as if launched now, with <paramref name="pendingBytes"/> left to move; keeps it as <see cref="Readiness"/>.</summary>
-    public ReadinessEstimate EstimateReadiness(long pendingBytes) => Readiness = ReadinessEstimator.Estimate(Engine.Convergence, new ReadinessInputs
+    /// <summary>The last round's estimate inputs and the run-clock time of that round's harvest.</summary>
+    private sealed record ReadinessBasis(ReadinessInputs Inputs, TimeSpan HarvestedAt);
+
+    private ReadinessBasis? _readinessBasis;
+    private TimeSpan _harvestedAt; // run clock at the last harvest
+
+    /// <summary>Estimates the switchover as if launched right after this round, <paramref name="pendingBytes"/> left to move; published as <see cref="Readiness"/>.</summary>
+    public ReadinessEstimate EstimateReadiness(long pendingBytes)
     {
-        PendingBytes = pendingBytes,
-        DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
-        LinkBitsPerSecond = Engine.Options.LinkBitsPerSecond,
-        LaunchTarget = Engine.Options.LaunchTarget,
-        Rtt = LastRtt,
-        RoundOverhead = HarvestCost,
-        SwitchoverCost = Options.SwitchoverCost,
-    });
+        var basis = new ReadinessBasis(new ReadinessInputs
+        {
+            PendingBytes = pendingBytes,
+            DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
+            NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
+            LinkBitsPerSecond = Engine.Options.LinkBitsPerSecond,
+            LaunchTarget = Engine.Options.LaunchTarget,
+            Rtt = LastRtt,
+            RoundOverhead = HarvestCost,
+            SwitchoverCost = Options.SwitchoverCost,
+        }, _harvestedAt);
+        Volatile.Write(ref _readinessBasis, basis);
+        return Readiness = ReadinessNow()!;
+    }
+
+    /// <summary>
+    /// "If launched now": the last round's estimate with what the guest dirtied since that round's harvest; null before the
+    /// first sync round. Any thread may call it (it reads only the last round's inputs and the clock).
+    /// </summary>
+    public ReadinessEstimate? ReadinessNow() => Volatile.Read(ref _readinessBasis) is { } b
+        ? ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with { SinceHarvest = Clock.Elapsed - b.HarvestedAt })
+        : null;
 
     public long SyncBytes { get; set; }
     public long? InitialCopyBytes { get; set; }
@@ -192,6 +212,7 @@ internal sealed class SenderRun
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
         LastHarvestTime = h.Time;
+        _harvestedAt = Clock.Elapsed;
         TimeSpan took = TimeSpan.FromTicks((long)((Clock.ElapsedTicks - start) * (TimeSpan.TicksPerSecond / (double)Stopwatch.Frequency)));
         HarvestCost = HarvestCost == TimeSpan.Zero ? took : HarvestCost + (took - HarvestCost) / 8;
         return h;

@@ -9,6 +9,15 @@ public readonly record struct ReadinessInputs
     /// <summary>The guest's usual dirty rate, bytes per second (<see cref="DirtyRateMeter.MeanBytesPerSecond"/>).</summary>
     public required double DirtyBytesPerSecond { get; init; }
 
+    /// <summary>
+    /// Time since the harvest <see cref="PendingBytes"/> was counted at: launching now, the first harvest after launch also
+    /// finds what the guest dirtied meanwhile, at <see cref="NewlyPendingBytesPerSecond"/>.
+    /// </summary>
+    public TimeSpan SinceHarvest { get; init; }
+
+    /// <summary>The rate at which pages become newly pending (<see cref="DirtyRateMeter.MeanNewlyPendingBytesPerSecond"/>).</summary>
+    public double NewlyPendingBytesPerSecond { get; init; }
+
     /// <summary>The link's rate, bits per second.</summary>
     public required double LinkBitsPerSecond { get; init; }
 
@@ -30,7 +39,7 @@ public readonly record struct ReadinessInputs
 
 /// <summary>
 /// Predicts the switchover as if launch were asked for now, by running the run's own convergence policy forward over a
-/// fluid model: each live round moves what is pending at the link rate (plus <see cref="ReadinessInputs.RoundOverhead"/>)
+/// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is pending at the link rate (plus <see cref="ReadinessInputs.RoundOverhead"/>)
 /// while the guest dirties <see cref="ReadinessInputs.DirtyBytesPerSecond"/> into the next round; when the policy pauses,
 /// the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a few
 /// policy calls), so the sender runs it every round.
@@ -47,7 +56,7 @@ public static class ReadinessEstimator
             throw new ArgumentOutOfRangeException(nameof(inputs), inputs.LinkBitsPerSecond, "the link rate must be a positive, finite number of bits per second");
         double bytesPerSecond = inputs.LinkBitsPerSecond / 8;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
-        double pending = Math.Max(0, inputs.PendingBytes);
+        double pending = Math.Max(0, inputs.PendingBytes) + Math.Max(0, inputs.NewlyPendingBytesPerSecond) * Math.Max(0, inputs.SinceHarvest.TotalSeconds);
         long? previous = null;
         TimeSpan sinceLaunch = TimeSpan.Zero;
         double bytes = 0;

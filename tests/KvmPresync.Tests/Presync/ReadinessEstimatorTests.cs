@@ -59,4 +59,15 @@ public sealed class ReadinessEstimatorTests
         Assert.True(tight.LaunchToResumeMs < loose.LaunchToResumeMs);
         Assert.True(tight.DowntimeMs > loose.DowntimeMs);
     }
+
+    [Fact]
+    public void LaunchingLaterFindsWhatBecamePendingSinceTheHarvest()
+    {
+        // 40 ms after the harvest at 25 MB/s newly pending: 1 MB (8 ms of link) more to move at launch
+        ReadinessInputs at = Inputs(40, 150e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6 };
+        ReadinessEstimate now = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at);
+        ReadinessEstimate later = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at with { SinceHarvest = TimeSpan.FromMilliseconds(40) });
+        Assert.Equal(now.DowntimeMs + 8, later.DowntimeMs, 3);
+        Assert.Equal(now.Bytes + 1_000_000, later.Bytes);
+    }
 }
