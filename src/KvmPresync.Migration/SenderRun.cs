@@ -219,9 +219,10 @@ internal sealed class SenderRun
     }
 
     /// <summary>Sends the planned pages (<see cref="Send"/>); a page leaves the pending set only once the transport took it.</summary>
-    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct)
+    /// <param name="stopEarly">Asked before each batch: true ends the send there (the unsent pages stay pending).</param>
+    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct, Func<bool>? stopEarly = null)
     {
-        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged).ConfigureAwait(false);
+        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged, stopEarly).ConfigureAwait(false);
         Engine.MarkSent(Send);
         return counts;
     }

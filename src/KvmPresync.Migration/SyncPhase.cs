@@ -71,7 +71,8 @@ internal static class SyncPhase
             var h = run.HarvestNow();
             long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
             RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
-            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
+            // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
+            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
             await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
                 (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
             long sent = run.Channel.Writer.BytesWritten - before;
@@ -85,7 +86,7 @@ internal static class SyncPhase
 
             // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
             TimeSpan ackWait = engine.Interval > MinAckWait ? engine.Interval : MinAckWait;
-            SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct).ConfigureAwait(false);
+            SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct, orUntil: launch).ConfigureAwait(false);
             TimeSpan elapsed = run.Clock.Elapsed - lastTime;
             lastTime = run.Clock.Elapsed;
             long progress = run.Source.ProgressTotal;
