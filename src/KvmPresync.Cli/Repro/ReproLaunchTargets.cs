@@ -49,10 +49,10 @@ internal static class ReproLaunchTargets
             .GroupBy(r => { TryParse(r.Mode, out TimeSpan t); return t.TotalMilliseconds; })
             .OrderBy(g => g.Key)
             .Select(g => new Point(g.Key, g.Count(),
-                Median(g.Select(r => r.Result.LaunchToResumeMs)), Median(g.Select(r => r.Result.DowntimeMs)),
-                Median(g.Select(r => (double)r.Result.SyncBytes)),
-                Median(g.Select(r => (double)(r.Result.SyncBytes - (r.Result.InitialCopyBytes ?? 0)))),
-                Median(g.Select(r => (double)r.Result.LaunchBytes))))
+                ReproStats.Median(g.Select(r => r.Result.LaunchToResumeMs)), ReproStats.Median(g.Select(r => r.Result.DowntimeMs)),
+                ReproStats.Median(g.Select(r => (double)r.Result.SyncBytes)),
+                ReproStats.Median(g.Select(r => (double)(r.Result.SyncBytes - (r.Result.InitialCopyBytes ?? 0)))),
+                ReproStats.Median(g.Select(r => (double)r.Result.LaunchBytes))))
             .ToList();
 
     public static void WriteTable(TextWriter o, IReadOnlyList<ReproModeRun> runs, IEnumerable<string> workloads)
@@ -79,11 +79,4 @@ internal static class ReproLaunchTargets
         }).ToArray());
 
     private static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
-
-    internal static double Median(IEnumerable<double> values)
-    {
-        double[] v = values.OrderBy(x => x).ToArray();
-        if (v.Length == 0) return double.NaN;
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-    }
 }

@@ -169,7 +169,7 @@ public static class ReproPlots
             {
                 double[] ms = runs.Where(r => r.Workload == workloads[w] && r.Mode == modes[m] && r.Result.Succeeded && r.Result.LaunchToResumeMs > 0)
                     .Select(r => r.Result.LaunchToResumeMs).ToArray();
-                if (ms.Length > 0) medians.Add((w, m, Median(ms), ms.Length));
+                if (ms.Length > 0) medians.Add((w, m, ReproStats.Median(ms), ms.Length));
             }
         if (medians.Count == 0)
         {
@@ -268,13 +268,6 @@ public static class ReproPlots
         2 => Color.FromHex("#2ca02c"),
         _ => new ScottPlot.Palettes.Category10().GetColor(3 + (int)((uint)StringComparer.Ordinal.GetHashCode(mode) % 7)),
     };
-
-    private static double Median(double[] values)
-    {
-        Array.Sort(values);
-        int mid = values.Length / 2;
-        return values.Length % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
-    }
 
     private static string FormatMs(double ms) => ms switch
     {

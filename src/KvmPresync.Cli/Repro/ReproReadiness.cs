@@ -24,10 +24,10 @@ internal static class ReproReadiness
         ReadinessCheck[] checks = runs.Where(r => r.Workload == workload && r.Result.Succeeded && r.Result.ReadinessAtLaunch is not null)
             .Select(r => r.Result.ReadinessAtLaunch!).ToArray();
         if (checks.Length == 0) return null;
-        double actual = ReproLaunchTargets.Median(checks.Select(c => c.LaunchToResumeMs));
+        double actual = ReproStats.Median(checks.Select(c => c.LaunchToResumeMs));
         return new Errors(checks.Length,
-            Percentile(checks.Select(c => Math.Abs(c.LaunchToResumeErrorMs)), 0.5), Percentile(checks.Select(c => Math.Abs(c.LaunchToResumeErrorMs)), 0.9),
-            Percentile(checks.Select(c => Math.Abs(c.DowntimeErrorMs)), 0.5), Percentile(checks.Select(c => Math.Abs(c.DowntimeErrorMs)), 0.9),
+            ReproStats.Percentile(checks.Select(c => Math.Abs(c.LaunchToResumeErrorMs)), 0.5), ReproStats.Percentile(checks.Select(c => Math.Abs(c.LaunchToResumeErrorMs)), 0.9),
+            ReproStats.Percentile(checks.Select(c => Math.Abs(c.DowntimeErrorMs)), 0.5), ReproStats.Percentile(checks.Select(c => Math.Abs(c.DowntimeErrorMs)), 0.9),
             actual, Math.Max(TargetErrorMs, TargetErrorShare * actual));
     }
 
@@ -51,14 +51,4 @@ internal static class ReproReadiness
         ["allowedErrorMs"] = e.AllowedErrorMs,
         ["withinTarget"] = e.WithinTarget,
     };
-
-    /// <summary>The <paramref name="q"/> quantile by linear interpolation between order statistics.</summary>
-    internal static double Percentile(IEnumerable<double> values, double q)
-    {
-        double[] v = values.OrderBy(x => x).ToArray();
-        if (v.Length == 0) return double.NaN;
-        double pos = q * (v.Length - 1);
-        int lo = (int)Math.Floor(pos), hi = (int)Math.Ceiling(pos);
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-    }
 }
