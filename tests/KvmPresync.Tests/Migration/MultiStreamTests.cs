@@ -28,10 +28,10 @@ public sealed class MultiStreamTests
         private readonly Task _run;
         private readonly List<string> _log = [];
 
-        public Service(Func<MemoryLayout, IMigrationTarget> createTarget)
+        public Service(Func<MemoryLayout, IMigrationTarget> createTarget, TlsOptions? tls = null)
         {
             Listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
-            Receiver = new ReceiveService(Key, createTarget, new ReceiveServiceOptions { Receiver = new ReceiverOptions { MaxMemoryBytes = 1L << 30 } },
+            Receiver = new ReceiveService(Key, createTarget, new ReceiveServiceOptions { Receiver = new ReceiverOptions { MaxMemoryBytes = 1L << 30, Tls = tls } },
                 new ServiceLog(line => { lock (_log) _log.Add(line); }));
             Receiver.SessionEnded += e =>
             {
@@ -84,6 +84,22 @@ public sealed class MultiStreamTests
         Assert.Contains("event=session.resumed", service.Log);
         Assert.Equal(1, service.Receiver.Stats.Resumed);
         Assert.Equal(0, service.Receiver.Stats.Failed);
+    }
+
+    [Fact]
+    public async Task Over_mutual_TLS_every_data_stream_is_a_TLS_connection_of_its_own_and_the_migration_verifies()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        var pki = new KvmPresync.Tests.Tls.TestCertificates();
+        await using var service = new Service(layout => new BlankTarget(layout), pki.Side("receiver"));
+        using var guest = new ScriptedGuest(4096, writesPerHarvest: 32, seed: 6) { LaunchAfterHarvests = 30 };
+        using Socket socket = await MigrationSocket.ConnectAsync(service.Endpoint, ct);
+        var sender = new PresyncSender(guest, socket, Key, Options(3) with { Tls = pki.Side("sender") });
+        guest.Launch = sender.Launch;
+        MigrationResult result = await sender.RunAsync(ct);
+        Assert.True(result.Succeeded && result.Verified, $"{result.Failure}\n{service.Log}");
+        Assert.Equal(3, result.Streams);
+        await WaitForAsync(() => service.Log.Split('\n').Count(l => l.Contains("event=stream.ended")) == 2, service, ct);
     }
 
     [Fact]
