@@ -52,6 +52,6 @@ internal sealed partial class ReceiverSession
         if (_streams is null)
             throw new ReceiverFailedException(AbortReason.ProtocolViolation, "StreamMark before StreamSetup");
         if (_streamIndex > 0) _streams.Mark(_streamIndex, mark.Sequence);
-        else await _streams.WaitForMarksAsync(mark.Sequence, _cancellationToken).ConfigureAwait(false);
+        else await _streams.WaitForMarksAsync(mark.Sequence, () => _deadline?.CancelAfter(_options.IdleTimeout), _cancellationToken).ConfigureAwait(false);
     }
 }

@@ -391,6 +391,7 @@ internal sealed partial class ReceiverSession
         PageBatch batch = await _reader!.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
         _streams?.CheckStripe(batch, _streamIndex);
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
+        if (_streamIndex > 0) _streams!.Progress();
     }
 
     private async Task OnRoundEndAsync(FrameHeader header)

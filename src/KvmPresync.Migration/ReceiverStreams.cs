@@ -141,9 +141,19 @@ internal sealed class ReceiverStreams
         wake.TrySetResult();
     }
 
-    /// <summary>The main connection's StreamMark: returns once every data stream delivered a mark ≥ <paramref name="sequence"/>.</summary>
-    public async Task WaitForMarksAsync(ulong sequence, CancellationToken ct)
+    private long _progress; // page batches the data streams applied (the main connection's wait re-arms its deadline on progress)
+
+    /// <summary>A data stream applied a page batch.</summary>
+    public void Progress() => Interlocked.Increment(ref _progress);
+
+    /// <summary>
+    /// The main connection's StreamMark: returns once every data stream delivered a mark ≥ <paramref name="sequence"/>. A round
+    /// on the data streams may take longer than one frame's idle timeout, so <paramref name="rearm"/> (the main connection's
+    /// idle deadline) is called whenever the data streams made progress: only data streams that stall time the session out.
+    /// </summary>
+    public async Task WaitForMarksAsync(ulong sequence, Action rearm, CancellationToken ct)
     {
+        long seen = Interlocked.Read(ref _progress);
         while (true)
         {
             Task next;
@@ -154,9 +164,18 @@ internal sealed class ReceiverStreams
                 if (all) return;
                 next = _marked.Task;
             }
-            await next.WaitAsync(ct).ConfigureAwait(false);
+            await Task.WhenAny(next, Task.Delay(ProgressPoll, ct)).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            long progress = Interlocked.Read(ref _progress);
+            if (progress != seen)
+            {
+                seen = progress;
+                rearm();
+            }
         }
     }
+
+    private static readonly TimeSpan ProgressPoll = TimeSpan.FromSeconds(1);
 
     /// <summary>A data stream failed: the session fails with it (unless it was sealed already, i.e. the stream was being closed).</summary>
     public void StreamFailed(int stream, string why)
