@@ -230,6 +230,40 @@ public sealed class MultiStreamTests
         Assert.Equal(0, service.Receiver.Stats.Resumed);
     }
 
+    [Fact]
+    public async Task With_reconnection_a_dropped_data_stream_parks_the_session_and_the_migration_continues_verified_on_one_stream()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using var service = new Service(layout => new BlankTarget(layout));
+        using var proxy = new CuttableProxy(service.Endpoint);
+        using var guest = new ScriptedGuest(8192, writesPerHarvest: 64, seed: 9);
+        using Socket socket = await MigrationSocket.ConnectAsync(proxy.Endpoint, ct);
+        var sender = new PresyncSender(guest, socket, Key, Options(3) with
+        {
+            Reconnect = new ReconnectOptions(c => MigrationSocket.ConnectAsync(proxy.Endpoint, c))
+            {
+                LivenessTimeout = TimeSpan.FromSeconds(1),
+                InitialBackoff = TimeSpan.FromMilliseconds(50),
+                MaxBackoff = TimeSpan.FromMilliseconds(400),
+                MaxOutage = TimeSpan.FromSeconds(30),
+            },
+        });
+        var notices = new List<string>();
+        sender.Notice += n => { lock (notices) notices.Add(n); };
+        Task<MigrationResult> run = sender.RunAsync(ct);
+        await WaitForAsync(() => proxy.Connections == 3 && guest.Harvests > 10, service, ct);
+        proxy.CutConnection(1); // a data stream
+        await WaitForAsync(() => proxy.Connections == 4 && sender.LaunchRequested == false && guest.Harvests > 40, service, ct);
+        sender.Launch();
+        MigrationResult result = await run.WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+        Assert.True(result.Succeeded && result.Verified, $"{result.Failure}\n{service.Log}");
+        ReconnectRecord reconnect = Assert.Single(result.Reconnects);
+        Assert.Equal(SessionStatus.Resumed, reconnect.Status); // the receiver parked the session when its data stream failed
+        Assert.Equal(1, result.Streams); // continued on the main connection alone
+        lock (notices) Assert.Contains(notices, n => n.Contains("continues on one stream"));
+    }
+
     private static async Task WaitForAsync(Func<bool> condition, Service service, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
