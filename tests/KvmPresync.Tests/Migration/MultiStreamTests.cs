@@ -64,6 +64,16 @@ public sealed class MultiStreamTests
         Streams = streams,
     };
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(17)]
+    public void Streams_outside_1_to_16_are_refused_naming_the_option(int streams)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new PresyncOptions { Streams = streams }.Validate());
+        Assert.Equal(nameof(PresyncOptions.Streams), e.ParamName);
+        Assert.Contains("between 1 and 16", e.Message);
+    }
+
     [Fact]
     public async Task A_migration_over_four_streams_is_verified_with_every_data_stream_joined_and_closed_after_it()
     {
