@@ -41,9 +41,9 @@ internal static class FinalLivePhase
                 return decision;
             }
             RoundPlan plan = engine.PlanFinalRound(run.Send);
-            long before = run.Channel.Writer.BytesWritten;
+            long before = run.BytesWritten;
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
-            long bytes = run.Channel.Writer.BytesWritten - before;
+            long bytes = run.BytesWritten - before;
             run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision });
             run.Round++;
             if (waitingForDestination)

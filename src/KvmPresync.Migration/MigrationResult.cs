@@ -32,6 +32,15 @@ public sealed record MigrationResult
     /// </summary>
     public long? InitialCopyBytes { get; init; }
 
+    /// <summary>
+    /// Milliseconds from the start of sync until the receiver acknowledged the round that completed the first pass over all
+    /// memory (<see cref="InitialCopyBytes"/> over this is the initial copy's rate); null when launch came first.
+    /// </summary>
+    public double? InitialCopyMs { get; init; }
+
+    /// <summary>TCP connections that carried pages (protocol 1.3 MultiStream; 1 = the main connection only).</summary>
+    public int Streams { get; init; } = 1;
+
     /// <summary>Bytes sent from launch to the end (final rounds, final delta, state).</summary>
     public long LaunchBytes { get; init; }
 

@@ -24,14 +24,20 @@ internal sealed class PageBatchEncoder
     private readonly long[] _pageList;
     private readonly (long Page, ulong Hash)[] _batchHashes;
 
-    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages)
+    /// <param name="lastSentHash">
+    /// A table shared with the encoders of the other streams of a MultiStream migration (each touches only its own pages);
+    /// null: a table of its own.
+    /// </param>
+    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, ulong[]? lastSentHash = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
         _memory = memory;
         _writer = writer;
         _batchPages = batchPages;
-        _lastSentHash = new ulong[memory.PageCount];
-        Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
+        if (lastSentHash is not null && lastSentHash.Length != memory.PageCount)
+            throw new ArgumentException($"a last-sent hash table of {lastSentHash.Length} entries for {memory.PageCount} pages", nameof(lastSentHash));
+        _lastSentHash = lastSentHash ?? new ulong[memory.PageCount];
+        if (lastSentHash is null) Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
         _descriptors = new PageDescriptor[batchPages];
         _payloads = new List<ReadOnlyMemory<byte>>(batchPages);
         _pageList = new long[memory.PageCount];
@@ -39,6 +45,9 @@ internal sealed class PageBatchEncoder
     }
 
     public long BytesWritten => _writer.BytesWritten;
+
+    /// <summary>The hash of what each page was last sent with (shared with the other streams' encoders).</summary>
+    internal ulong[] LastSentHashes => _lastSentHash;
 
     /// <summary>
     /// After a reconnection: write to the new connection; a batch the lost connection did not take is dropped (its pages

@@ -24,10 +24,10 @@ internal static class PausedPhase
         var h = run.HarvestNow();
         engine.Absorb(run.Harvest);
         RoundPlan plan = engine.PlanFinalRound(run.Send);
-        long before = run.Channel.Writer.BytesWritten;
+        long before = run.BytesWritten;
         SendCounts counts = await run.SendPlannedAsync(skipUnchanged: false, ct).ConfigureAwait(false);
         if (run.Channel.ZeroCopy is { } zeroCopy) await zeroCopy.WaitForCompletionsAsync(run.Options.ResumeTimeout, ct).ConfigureAwait(false);
-        long bytes = run.Channel.Writer.BytesWritten - before;
+        long bytes = run.BytesWritten - before;
         run.Report(run.Record(RoundPhase.Paused, h.DirtyPages, plan, counts, bytes, bytes, 0), deferEvent: true);
         if (!engine.Pending.IsEmpty())
             throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");

@@ -62,6 +62,14 @@ public sealed record PresyncOptions
     /// </summary>
     public ReconnectOptions? Reconnect { get; init; }
 
+    /// <summary>
+    /// TCP connections the migration uses (protocol 1.3 MultiStream), the authenticated main connection included: 1 = one
+    /// connection as before. The data connections join the main one's session and carry their stripes of the page space;
+    /// the receiver must accept MultiStream (a receive service does), otherwise the sender uses one stream and says so.
+    /// After a reconnection (<see cref="Reconnect"/>) the migration continues on one stream.
+    /// </summary>
+    public int Streams { get; init; } = 1;
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -73,6 +81,8 @@ public sealed record PresyncOptions
             throw new ArgumentOutOfRangeException(nameof(RateLimitBitsPerSecond), r, "rate limit must be 0 (none) or positive");
         if (BatchPages < 1 || BatchPages > WireLimits.MaxPagesPerBatch)
             throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
+        if (Streams < 1 || Streams > WireLimits.MaxStreams)
+            throw new ArgumentOutOfRangeException(nameof(Streams), Streams, $"streams must be between 1 and {WireLimits.MaxStreams} (the main connection included)");
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
         Tls?.Validate();
         if (SwitchoverCost < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SwitchoverCost), SwitchoverCost, "the switchover cost must not be negative");

@@ -37,11 +37,11 @@ public static class PresyncReceiver
     /// </summary>
     internal static async Task<(ReceiveResult Result, IMigrationTarget? Resumed)> RunSessionAsync(Socket connection, PreSharedKey key,
         Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> createTarget, ParkedSessions? store, string connectionId,
-        ReceiverOptions? options, CancellationToken cancellationToken)
+        ReceiverOptions? options, CancellationToken cancellationToken, StreamJoins? joins = null, bool joinOnly = false)
     {
         try
         {
-            var session = new ReceiverSession(connection, key, createTarget, store, connectionId, options ?? new ReceiverOptions(), cancellationToken);
+            var session = new ReceiverSession(connection, key, createTarget, store, connectionId, options ?? new ReceiverOptions(), cancellationToken, joins, joinOnly);
             ReceiveResult result = await session.RunAsync().ConfigureAwait(false);
             return (result, session.ResumedTarget);
         }

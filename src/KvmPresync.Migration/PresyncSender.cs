@@ -32,6 +32,7 @@ public sealed class PresyncSender
     private long _launchRequestedTicks;
     private readonly byte[] _sessionId = SenderResume.NewSessionId();
     private readonly List<Socket> _ownedSockets = [];
+    private readonly Func<int, CancellationToken, Task<Socket>> _connectStream; // data streams (protocol 1.3) go where the main connection went
 
     public PresyncSender(IMigrationSource source, Socket connected, PreSharedKey key, PresyncOptions? options = null)
     {
@@ -40,6 +41,7 @@ public sealed class PresyncSender
         _key = key ?? throw new ArgumentNullException(nameof(key));
         _options = options ?? new PresyncOptions();
         _options.Validate();
+        _connectStream = _options.Streams > 1 ? SenderStreams.SameAddressAs(connected) : (_, _) => throw new InvalidOperationException("one stream");
         if (_source.Memory.PageSize != _source.DirtyLog.PageSize || _source.Memory.PageCount != _source.DirtyLog.PageCount)
             throw new ArgumentException("the source's dirty log and memory disagree on the page layout", nameof(source));
     }
@@ -73,25 +75,34 @@ public sealed class PresyncSender
         SenderChannel? channel = null;
         HandshakeResult session;
         (SessionStatus Status, ulong[]? Hashes) start = default;
+        bool multiStream = _options.Streams > 1;
         try
         {
             channel = await SenderChannel.OpenAsync(_socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-            session = await HandshakeAsync(channel, Offer(resumable: _options.Reconnect is not null), cancellationToken).ConfigureAwait(false);
+            session = await HandshakeAsync(channel, Offer(resumable: _options.Reconnect is not null, multiStream), cancellationToken).ConfigureAwait(false);
             if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
         }
-        catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && _options.Reconnect is { } reconnect)
+        catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && (_options.Reconnect is not null || multiStream))
         {
-            // A 1.0 receiver refuses the Resumable bit in Hello: connect again without it (a lost connection then fails the migration).
+            // A receiver older than an offered bit refuses it in Hello: connect again without it — MultiStream (a 1.2 receiver)
+            // if it was offered, else Resumable (a 1.0 receiver: a lost connection then fails the migration).
             await channel!.CloseAsync().ConfigureAwait(false);
             channel.Dispose();
             channel = null;
             try
             {
-                Socket socket = await reconnect.Connect(cancellationToken).ConfigureAwait(false);
+                Socket socket = _options.Reconnect is { } reconnect
+                    ? await reconnect.Connect(cancellationToken).ConfigureAwait(false)
+                    : await _connectStream(0, cancellationToken).ConfigureAwait(false);
                 _ownedSockets.Add(socket);
                 channel = await SenderChannel.OpenAsync(socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-                session = await HandshakeAsync(channel, Offer(resumable: false), cancellationToken).ConfigureAwait(false);
-                Notice?.Invoke("the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+                bool stillResumable = multiStream && _options.Reconnect is not null;
+                session = await HandshakeAsync(channel, Offer(stillResumable, multiStream: false), cancellationToken).ConfigureAwait(false);
+                if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
+                Notice?.Invoke(multiStream
+                    ? "the receiver does not take several streams (protocol 1.2 or older): one stream"
+                    : "the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+                multiStream = false;
             }
             catch (Exception again) when (again is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
             {
@@ -121,6 +132,20 @@ public sealed class PresyncSender
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
         Volatile.Write(ref _run, run);
+        if (multiStream && (session.Options & HelloOptions.MultiStream) == 0)
+            Notice?.Invoke("the receiver does not take several streams here (protocol 1.3 MultiStream is served by `kvmpresync receive`): one stream");
+        else if (multiStream)
+        {
+            try
+            {
+                run.UseStreams(await SenderStreams.OpenAsync(channel, session, _key, _options, run.Encoder, _source.Memory, _connectStream, NowNs, cancellationToken)
+                    .ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            {
+                return await HandshakeFailedAsync(channel, new IOException($"opening {_options.Streams - 1} data streams failed: {Describe(e)}", e)).ConfigureAwait(false);
+            }
+        }
         bool resumable = Resumable(session) && _options.Reconnect is not null;
         if (Resumable(session)) run.SessionId = _sessionId;
         channel.StartReading(stop.Token, resumable ? _options.Reconnect!.LivenessTimeout : null);
@@ -147,7 +172,7 @@ public sealed class PresyncSender
             run.EndSyncProgress();
             ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(); // as the API would have answered at the launch request
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
-            launchBytesStart = run.Channel.Writer.BytesWritten;
+            launchBytesStart = run.BytesWritten;
             if (handover is not null)
             {
                 run.Phase = SenderPhase.FinalLive;
@@ -176,7 +201,7 @@ public sealed class PresyncSender
             _source.Stop();
             run.Phase = SenderPhase.Done;
             double launchToResume = SenderRun.TicksToMs(resumedAt - launchStart), downtime = SenderRun.TicksToMs(resumedAt - t.PausedAt);
-            long launchBytes = run.Channel.Writer.BytesWritten - launchBytesStart;
+            long launchBytes = run.BytesWritten - launchBytesStart;
             return new MigrationResult
             {
                 Succeeded = true,
@@ -186,6 +211,8 @@ public sealed class PresyncSender
                 SyncBytes = run.SyncBytes,
                 InitialCopyBytes = run.InitialCopyBytes,
                 LaunchBytes = launchBytes,
+                InitialCopyMs = run.InitialCopyMs,
+                Streams = run.Streams?.Count ?? 1,
                 ReadinessAtLaunch = estimateAtLaunch is null ? null : new ReadinessCheck(estimateAtLaunch, launchToResume, downtime, launchBytes),
                 FinalLiveRounds = run.FinalLiveRounds,
                 FinalDeltaPages = t.DeltaPages,
@@ -218,6 +245,7 @@ public sealed class PresyncSender
         finally
         {
             stop.Cancel();
+            await run.CloseStreamsAsync().ConfigureAwait(false);
             await run.Channel.CloseAsync().ConfigureAwait(false);
             run.Channel.Dispose();
             DisposeOwnedSockets();
@@ -245,8 +273,8 @@ public sealed class PresyncSender
     /// <summary>Things worth telling the user that are not failures (e.g. the receiver cannot resume sessions).</summary>
     public event Action<string>? Notice;
 
-    private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
-        HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None)
+    private SenderHandshakeOptions Offer(bool resumable, bool multiStream = false) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
+        HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None) | (multiStream ? HelloOptions.MultiStream : HelloOptions.None)
         | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None));
 
     private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
@@ -273,6 +301,8 @@ public sealed class PresyncSender
         ConnectionLost?.Invoke(why);
         SenderChannel old = run.Channel;
         await old.CloseAsync().ConfigureAwait(false);
+        if (await run.CloseStreamsAsync().ConfigureAwait(false))
+            Notice?.Invoke("the data streams closed with the lost connection: after reconnecting, the migration continues on one stream");
         TimeSpan backoff = policy.InitialBackoff;
         string? lastError = null;
         for (int attempt = 1; ; attempt++)

@@ -34,6 +34,12 @@ public sealed record ReceiveResult
     /// </summary>
     public bool Parked { get; init; }
 
+    /// <summary>
+    /// Set when this connection was a data stream (protocol 1.3 MultiStream) of another connection's session: its index.
+    /// Not a migration of its own — the main connection's result is the outcome.
+    /// </summary>
+    public int? Stream { get; init; }
+
     public long PagesApplied { get; init; }
     public long BytesReceived { get; init; }
     /// <summary>FinalState received → Resumed sent (verify + restore + start).</summary>

@@ -62,6 +62,7 @@ public sealed class ReceiveService
     private readonly ServiceLog _log;
     private readonly MemoryAdmission _admission;
     private readonly ParkedSessions? _parked;
+    private readonly StreamJoins _joins = new(); // protocol 1.3: sessions whose data connections may join them
     private readonly object _lock = new();
     private readonly HashSet<Task> _sessions = [];
     private long _nextSession, _accepted, _refusedBusy, _failed, _resumed;
@@ -140,8 +141,46 @@ public sealed class ReceiveService
         Socket connection = await MigrationSocket.AcceptAsync(listener, cancellationToken).ConfigureAwait(false);
         string id = NextId();
         lock (_lock) _accepted++;
-        // One-shot: nothing to resume into — except that a device-state handover needs the session id SessionStart carries.
-        return await ServeAsync(id, connection, cancellationToken, resumable: _options.Receiver.DeviceStateHandover).ConfigureAwait(false);
+        // The migration's data streams (protocol 1.3) connect to the same listener: accept them (and only them) meanwhile.
+        using var joinsEnd = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task joining = AcceptJoinsAsync(listener, joinsEnd.Token);
+        try
+        {
+            // One-shot: nothing to resume into — except that a device-state handover needs the session id SessionStart carries.
+            return await ServeAsync(id, connection, cancellationToken, resumable: _options.Receiver.DeviceStateHandover).ConfigureAwait(false);
+        }
+        finally
+        {
+            joinsEnd.Cancel();
+            await joining.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One-shot mode: serves further connections as data streams of the migration being received (a Hello gets Abort(Busy)).</summary>
+    private async Task AcceptJoinsAsync(Socket listener, CancellationToken end)
+    {
+        var served = new List<Task>();
+        while (!end.IsCancellationRequested)
+        {
+            Socket connection;
+            try
+            {
+                connection = await MigrationSocket.AcceptAsync(listener, end).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (SocketException e)
+            {
+                _log.Warn("service.accept_failed", null, ("error", e.Message));
+                try { await Task.Delay(100, end).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
+                continue;
+            }
+            string id = NextId();
+            served.Add(Task.Run(() => ServeAsync(id, connection, end, resumable: false, joinOnly: true), CancellationToken.None));
+        }
+        await Task.WhenAll(served).ConfigureAwait(false);
     }
 
     private void Admit(Socket connection, CancellationToken sessions)
@@ -149,7 +188,7 @@ public sealed class ReceiveService
         string id = NextId();
         lock (_lock)
         {
-            if (_sessions.Count >= _options.MaxConcurrentSessions)
+            if (_sessions.Count - _joins.ActiveStreams >= _options.MaxConcurrentSessions) // a joined data stream is part of a session, not one
             {
                 _refusedBusy++;
                 _ = RefuseBusyAsync(id, connection, _sessions.Count);
@@ -172,7 +211,7 @@ public sealed class ReceiveService
         }
     }
 
-    private async Task<ReceiveSessionEnded> ServeAsync(string id, Socket connection, CancellationToken cancellationToken, bool resumable = true)
+    private async Task<ReceiveSessionEnded> ServeAsync(string id, Socket connection, CancellationToken cancellationToken, bool resumable = true, bool joinOnly = false)
     {
         using Socket owned = connection;
         EndPoint? peer = SafePeer(connection);
@@ -190,7 +229,15 @@ public sealed class ReceiveService
                 reservation.Dispose();
                 throw;
             }
-        }, resumable ? _parked : null, id, _options.Receiver, cancellationToken).ConfigureAwait(false);
+        }, resumable ? _parked : null, id, _options.Receiver, cancellationToken, _joins, joinOnly).ConfigureAwait(false);
+
+        if (result.Stream is { } stream)
+        {
+            // a data stream of another session: that session's result is the outcome (and its owner's event)
+            if (result.Failure is null) _log.Info("stream.ended", id, ("peer", peer), ("stream", stream), ("bytes", result.BytesReceived));
+            else _log.Warn("stream.failed", id, ("peer", peer), ("stream", stream), ("bytes", result.BytesReceived), ("error", result.Failure));
+            return new ReceiveSessionEnded(id, peer, result, null);
+        }
 
         lock (_lock)
         {

@@ -37,7 +37,9 @@ internal sealed class ReceivedMemory
     public ulong PageHash(long index) => _digest.PageHash(index);
 
     /// <summary>Pages applied so far (all rounds).</summary>
-    public long PagesApplied { get; private set; }
+    public long PagesApplied => Interlocked.Read(ref _pagesApplied);
+
+    private long _pagesApplied; // the counters are shared by the streams of a MultiStream session, each applying its own pages
 
     /// <summary>
     /// The target's memory, checked against the announced layout. Throws <see cref="ReceiverFailedException"/> when it
@@ -74,6 +76,7 @@ internal sealed class ReceivedMemory
     /// <summary>Moves each page of <paramref name="batch"/> (descriptors already validated by the reader) into guest memory.</summary>
     public async ValueTask ApplyAsync(FrameReader reader, PageBatch batch, CancellationToken cancellationToken)
     {
+        long bytes = 0;
         for (int i = 0; i < batch.Descriptors.Length; i++)
         {
             PageDescriptor d = batch.Descriptors.Span[i];
@@ -94,7 +97,7 @@ internal sealed class ReceivedMemory
                         throw;
                     }
                     _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
-                    _roundBytes += _memory.PageSize;
+                    bytes += _memory.PageSize;
                     break;
                 case PageKind.Zero:
                     page.Span.Clear();
@@ -104,17 +107,16 @@ internal sealed class ReceivedMemory
                     throw new ProtocolException(ProtocolError.UnknownPageKind, $"PageBatch descriptor {i}.kind", d.Kind,
                         $"PageBatch descriptor {i}: page kind {d.Kind} was not negotiated");
             }
-            _roundPages++;
         }
-        PagesApplied += batch.Descriptors.Length;
+        Interlocked.Add(ref _roundBytes, bytes);
+        Interlocked.Add(ref _roundPages, batch.Descriptors.Length);
+        Interlocked.Add(ref _pagesApplied, batch.Descriptors.Length);
     }
 
     /// <summary>What the round just ended applied (bytes of Full payloads, pages); starts the next round's count.</summary>
     public (ulong Bytes, ulong Pages) EndRound()
     {
-        (ulong, ulong) applied = ((ulong)_roundBytes, (ulong)_roundPages);
-        _roundBytes = _roundPages = 0;
-        return applied;
+        return ((ulong)Interlocked.Exchange(ref _roundBytes, 0), (ulong)Interlocked.Exchange(ref _roundPages, 0));
     }
 
     /// <summary>Throws unless <paramref name="final"/> describes exactly this memory (page count and digest).</summary>

@@ -14,7 +14,7 @@ namespace KvmPresync.Migration;
 /// target's own, cancellation, or a bug — ends in <see cref="FailAsync"/>: an Abort with the cause (unless the
 /// sender aborted), the target released, a failed <see cref="ReceiveResult"/>.
 /// </summary>
-internal sealed class ReceiverSession
+internal sealed partial class ReceiverSession
 {
     private static readonly TimeSpan AbortWriteTimeout = TimeSpan.FromSeconds(2);
 
@@ -48,10 +48,19 @@ internal sealed class ReceiverSession
     private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
     private uint _generation;
     private bool _holdsState;          // the memory is worth parking (resumed, or filled by this connection)
+    private readonly StreamJoins? _joins; // protocol 1.3 MultiStream: sessions awaiting data streams (service mode only)
+    private readonly bool _joinOnly;      // this connection may only join a session (receive --once serves one migration)
+    private HandshakeResult? _negotiated; // the main connection's handshake (StreamSetup derives the join id from its nonces)
+    private ReceiverStreams? _streams;    // main: its data streams after StreamSetup; data connection: the session it joined
+    private int _streamIndex;             // 0 = the main connection; 1 … = a data stream
+    private bool _memoryFrames;           // a PageBatch, RoundEnd or Launch arrived on this connection (StreamSetup comes before)
+    private bool _relinkDeadline;         // the step deadline must also watch the data streams (after StreamSetup)
 
     public ReceiverSession(Socket connection, PreSharedKey key, Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> createTarget,
-        ParkedSessions? store, string connectionId, ReceiverOptions options, CancellationToken cancellationToken)
+        ParkedSessions? store, string connectionId, ReceiverOptions options, CancellationToken cancellationToken, StreamJoins? joins = null, bool joinOnly = false)
     {
+        _joins = joins;
+        _joinOnly = joinOnly;
         _key = key;
         _createTarget = createTarget;
         _store = store;
@@ -92,12 +101,18 @@ internal sealed class ReceiverSession
             while (_outcome is null) await WithinDeadlineAsync(HandleNextFrameAsync).ConfigureAwait(false);
             return result = _outcome;
         }
+        catch (Exception) when (_streamIndex > 0 && _streams!.Sealed)
+        {
+            // a data stream closed by its session (verified, failed or parked): the main connection's result is the outcome
+            return result = new ReceiveResult { Resumed = false, Stream = _streamIndex, FailedIn = ReceiverPhase.DataStream, BytesReceived = _reader?.BytesRead ?? 0 };
+        }
         catch (Exception e)
         {
             return result = await FailAsync(e).ConfigureAwait(false);
         }
         finally
         {
+            if (_streamIndex > 0) _streams!.Ended(_streamIndex);
             if (_resumeId is { } id && result is not { Parked: true }) _store!.End(id, _takeover);
             _deadline?.Dispose();
             try { _tls?.Dispose(); } catch (Exception) { /* the connection is closed by the caller anyway */ }
@@ -179,13 +194,24 @@ internal sealed class ReceiverSession
         _arrivedIn = _gate.Phase;
         bool handshake = _arrivedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof;
         TimeSpan allowed = handshake ? _options.HandshakeTimeout - _clock.Elapsed : _options.IdleTimeout;
+        if (_relinkDeadline)
+        {
+            _relinkDeadline = false;
+            _deadline?.Dispose();
+            _deadline = CancellationTokenSource.CreateLinkedTokenSource(_callerToken, _takeover.Token, _streams!.Failed);
+        }
         // One deadline source for the whole session, re-armed per step (no allocation per frame on the receive loop).
         CancellationTokenSource deadline = _deadline ??= CancellationTokenSource.CreateLinkedTokenSource(_callerToken, _takeover.Token);
-        deadline.CancelAfter(allowed > TimeSpan.Zero ? allowed : TimeSpan.Zero);
+        if (_arrivedIn == ReceiverPhase.DataStream) deadline.CancelAfter(Timeout.InfiniteTimeSpan); // a data stream idles with its session, whose main connection keeps the deadlines
+        else deadline.CancelAfter(allowed > TimeSpan.Zero ? allowed : TimeSpan.Zero);
         _cancellationToken = deadline.Token;
         try
         {
             await step().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_streamIndex == 0 && _streams?.Failure is { } streamFailed && !_callerToken.IsCancellationRequested)
+        {
+            throw new IOException(streamFailed); // a transport failure of the session, as if the main connection had failed
         }
         catch (OperationCanceledException) when (_takeover.IsCancellationRequested && !_callerToken.IsCancellationRequested)
         {
@@ -207,6 +233,7 @@ internal sealed class ReceiverSession
     {
         FrameHeader header = await _reader!.ReadHeaderAsync(_cancellationToken).ConfigureAwait(false);
         _gate.Accept(header.Type);
+        if (header.Type is FrameType.PageBatch or FrameType.RoundEnd or FrameType.Launch) _memoryFrames = true;
         if (_resumeId is not null && header.Type != FrameType.SessionStart && header.Type != FrameType.Abort)
         {
             _parkGeneration = _generation; // the sender got SessionState (and the hashes): it resumes from this generation next time
@@ -215,7 +242,12 @@ internal sealed class ReceiverSession
         switch (header.Type)
         {
             case FrameType.SessionStart: await OnSessionStartAsync(header).ConfigureAwait(false); break;
+            case FrameType.Hello when _joinOnly:
+                throw new ReceiverFailedException(AbortReason.Busy, "this receiver serves one migration (receive --once) and is serving it: it only accepts that migration's data streams");
             case FrameType.Hello: await OnHelloAsync(header).ConfigureAwait(false); break;
+            case FrameType.StreamSetup: await OnStreamSetupAsync(header).ConfigureAwait(false); break;
+            case FrameType.StreamJoin: await OnStreamJoinAsync(header).ConfigureAwait(false); break;
+            case FrameType.StreamMark: await OnStreamMarkAsync(header).ConfigureAwait(false); break;
             case FrameType.AuthProof: await OnAuthProofAsync(header).ConfigureAwait(false); break;
             case FrameType.PageBatch: await OnPageBatchAsync(header).ConfigureAwait(false); break;
             case FrameType.RoundEnd: await OnRoundEndAsync(header).ConfigureAwait(false); break;
@@ -254,7 +286,8 @@ internal sealed class ReceiverSession
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
             SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
-                | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None),
+                | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None)
+                | (_joins is not null ? HelloOptions.MultiStream : HelloOptions.None),
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
             NonceSource = _options.HandshakeNonce,
@@ -266,6 +299,7 @@ internal sealed class ReceiverSession
     {
         AcceptedHello hello = _hello ?? throw new InvalidOperationException("the gate admitted AuthProof before a Hello was answered");
         HandshakeResult session = await Handshake.VerifyAuthProofAsync(_reader!, _writer!, header, hello, _key, _cancellationToken).ConfigureAwait(false);
+        _negotiated = session;
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
         JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory), typeof(ReceiverFrameGate)); // and the verify/resume steps' code
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and their frames' (generic over their body types)
@@ -355,7 +389,9 @@ internal sealed class ReceiverSession
     private async Task OnPageBatchAsync(FrameHeader header)
     {
         PageBatch batch = await _reader!.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
+        _streams?.CheckStripe(batch, _streamIndex);
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
+        if (_streamIndex > 0) _streams!.Progress();
     }
 
     private async Task OnRoundEndAsync(FrameHeader header)
@@ -377,6 +413,7 @@ internal sealed class ReceiverSession
         FinalState final = await _reader!.ReadBodyAsync<FinalState>(header, _cancellationToken).ConfigureAwait(false);
         _arrivedIn = _gate.Phase; // Verifying: what fails from here fails the verification or the resume
         long t0 = _clock.ElapsedTicks;
+        if (_streams is not null) await _streams.SealAsync().ConfigureAwait(false); // every data stream ended: nothing writes the memory any more
         Memory.Verify(final);
         try
         {
@@ -422,6 +459,13 @@ internal sealed class ReceiverSession
                 $"certificate — check that the sender's --tls-ca is the CA that signed this receiver's --tls-cert (or pins it) ({error.Message})", error);
         var failure = ReceiverFailure.From(error, _callerToken.IsCancellationRequested);
         ReceiverPhase failedIn = _arrivedIn;
+        if (_streamIndex > 0) _streams!.StreamFailed(_streamIndex, failure.Text); // the session fails with its data stream
+        else if (_streams is not null && await SealStreamsAsync().ConfigureAwait(false) is { } stuck)
+        {
+            _target = null; // a data stream may still write into it: leaked rather than released under it
+            _lease = null;
+            failure = failure with { Text = failure.Text + $" ({stuck}; the destination was not released)" };
+        }
         if (TryPark(error, failure) is { } parked) return parked;
         bool sent = failure.Abort is { } reason && await TrySendAbortAsync(reason, failure.AbortMessage).ConfigureAwait(false);
         _gate.MarkAborted();
@@ -434,6 +478,7 @@ internal sealed class ReceiverSession
             FailedIn = failedIn,
             AbortSent = sent ? failure.Abort : null,
             Cancelled = failure.Cancelled,
+            Stream = _streamIndex > 0 ? _streamIndex : null,
             PagesApplied = _memory?.PagesApplied ?? 0,
             BytesReceived = _reader?.BytesRead ?? 0,
         };
@@ -466,6 +511,20 @@ internal sealed class ReceiverSession
             PagesApplied = _memory.PagesApplied,
             BytesReceived = _reader?.BytesRead ?? 0,
         };
+    }
+
+    /// <summary>Ends the data streams before the memory is parked or released; returns why that failed, if it did.</summary>
+    private async Task<string?> SealStreamsAsync()
+    {
+        try
+        {
+            await _streams!.SealAsync().ConfigureAwait(false);
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            return e.Message;
+        }
     }
 
     private async Task<bool> TrySendAbortAsync(AbortReason reason, string message)

@@ -40,12 +40,13 @@ internal sealed class SenderChannel : IDisposable
     /// <see cref="PresyncOptions.Tls"/> a TLS 1.3 channel established first (throws <see cref="ProtocolException"/>
     /// with <see cref="ProtocolError.TlsFailed"/> when it cannot be).
     /// </summary>
-    public static async Task<SenderChannel> OpenAsync(Socket socket, PresyncOptions options, Func<ulong> nowNs, CancellationToken ct)
+    /// <param name="sharedBucket">A data stream (protocol 1.3): the main connection's <see cref="Bucket"/>, so all streams together keep the rate.</param>
+    public static async Task<SenderChannel> OpenAsync(Socket socket, PresyncOptions options, Func<ulong> nowNs, CancellationToken ct, TokenBucket? sharedBucket = null)
     {
         double limit = options.RateLimitBitsPerSecond ?? options.Engine.LinkBitsPerSecond;
-        TokenBucket? bucket = limit > 0 && double.IsFinite(limit)
+        TokenBucket? bucket = sharedBucket ?? (limit > 0 && double.IsFinite(limit)
             ? new TokenBucket((long)limit, TokenBucket.DefaultBurstBytes((long)limit))
-            : null;
+            : null);
         if (options.Tls is { } tls)
         {
             // The token bucket paces the TLS records on the wire (record overhead included), below SslStream.
@@ -53,14 +54,17 @@ internal sealed class SenderChannel : IDisposable
             if (bucket is not null) wire = new RateLimitedStream(wire, readBucket: null, writeBucket: bucket);
             System.Net.Security.SslStream ssl = await TlsTransport.ConnectAsync(wire, tls, ct).ConfigureAwait(false);
             var gather = new StreamGatherWriter(ssl, TlsTransport.RecordPayloadBytes);
-            return new SenderChannel(socket, nowNs, new FrameReader(ssl), new FrameWriter(gather), null, ssl, gather);
+            return new SenderChannel(socket, nowNs, new FrameReader(ssl), new FrameWriter(gather), null, ssl, gather) { Bucket = bucket };
         }
         ZeroCopySocketWriter? zeroCopy = options.ZeroCopy
             ? new ZeroCopySocketWriter(socket, new ZeroCopyWriterOptions { ZeroCopy = true, RateLimit = bucket })
             : null;
         return new SenderChannel(socket, nowNs, new FrameReader(new NetworkStream(socket, ownsSocket: false)),
-            new FrameWriter(zeroCopy is not null ? zeroCopy : new SocketGatherWriter(socket, bucket)), zeroCopy, null, null);
+            new FrameWriter(zeroCopy is not null ? zeroCopy : new SocketGatherWriter(socket, bucket)), zeroCopy, null, null) { Bucket = bucket };
     }
+
+    /// <summary>The rate limit this channel's writes take their bytes from (null: none); shared with the data streams.</summary>
+    public TokenBucket? Bucket { get; private init; }
 
     /// <summary>True when the connection runs inside TLS.</summary>
     public bool Encrypted => _tls is not null;

@@ -105,6 +105,12 @@ internal sealed class SenderRun
 
     public long SyncBytes { get; set; }
     public long? InitialCopyBytes { get; set; }
+
+    /// <summary>From the start of sync until the receiver acked the round that completed the first pass over memory.</summary>
+    public double? InitialCopyMs { get; set; }
+
+    /// <summary>When sync began, on <see cref="Clock"/>.</summary>
+    public TimeSpan SyncStarted => _syncStart;
     public double? EarlyProgressRate { get; private set; }
     public double SyncProgressRate { get; private set; }
     public int FinalLiveRounds { get; set; }
@@ -126,6 +132,26 @@ internal sealed class SenderRun
     private long _resendBytes;
     private double? _outageToReport;
     private bool _firstRoundAfterResume;
+
+    /// <summary>The data streams (protocol 1.3 MultiStream) when more than one connection carries pages; null: the main one only.</summary>
+    public SenderStreams? Streams { get; private set; }
+
+    private long _closedStreamBytes; // what data streams closed by a reconnection had sent
+
+    /// <summary>Bytes every connection of the run took so far (the main connection's writer and the data streams').</summary>
+    public long BytesWritten => Channel.Writer.BytesWritten + (Streams?.DataBytesWritten ?? 0) + _closedStreamBytes;
+
+    public void UseStreams(SenderStreams streams) => Streams = streams;
+
+    /// <summary>Closes the data streams; the run continues on the main connection alone (after a reconnection). True when there were any.</summary>
+    public async Task<bool> CloseStreamsAsync()
+    {
+        if (Streams is not { } streams) return false;
+        Streams = null;
+        _closedStreamBytes += streams.DataBytesWritten;
+        await streams.CloseAsync().ConfigureAwait(false);
+        return true;
+    }
 
     /// <summary>After a reconnection: the round records and the sends go to the new connection.</summary>
     public void UseChannel(SenderChannel channel)
@@ -222,7 +248,9 @@ internal sealed class SenderRun
     /// <param name="stopEarly">Asked before each batch: true ends the send there (the unsent pages stay pending).</param>
     public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct, Func<bool>? stopEarly = null)
     {
-        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged, stopEarly).ConfigureAwait(false);
+        SendCounts counts = Streams is { } streams
+            ? await streams.SendAsync((ulong)Round, Send, skipUnchanged, ct).ConfigureAwait(false)
+            : await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged, stopEarly).ConfigureAwait(false);
         Engine.MarkSent(Send);
         return counts;
     }

@@ -67,7 +67,7 @@ internal static class SyncPhase
             SyncEngine engine = run.Engine;
             Task<SenderChannel.RoundAck> ackOfRound = run.Channel.ExpectAck((ulong)run.Round);
 
-            long before = run.Channel.Writer.BytesWritten;
+            long before = run.BytesWritten;
             var h = run.HarvestNow();
             long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
             RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
@@ -75,18 +75,21 @@ internal static class SyncPhase
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
             await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
                 (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
-            long sent = run.Channel.Writer.BytesWritten - before;
+            long sent = run.BytesWritten - before;
+            bool initialCopyDone = false;
             run.SyncBytes += sent;
             if (run.InitialCopyBytes is null)
             {
                 neverSent.AndNot(run.Send);
                 neverSent.AndNot(engine.Held); // a page the policy holds back has been dealt with by this pass too
                 if (neverSent.IsEmpty()) run.InitialCopyBytes = run.SyncBytes; // the first pass over all memory is complete
+                initialCopyDone = run.InitialCopyBytes is not null;
             }
 
             // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
             TimeSpan ackWait = engine.Interval > MinAckWait ? engine.Interval : MinAckWait;
             SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct, orUntil: launch).ConfigureAwait(false);
+            if (initialCopyDone) run.InitialCopyMs = (run.Clock.Elapsed - run.SyncStarted).TotalMilliseconds; // acked: applied at the receiver
             TimeSpan elapsed = run.Clock.Elapsed - lastTime;
             lastTime = run.Clock.Elapsed;
             long progress = run.Source.ProgressTotal;

@@ -49,7 +49,7 @@ public readonly record struct FrameHeader(FrameType Type, uint Flags, ulong Body
     {
         if (Type == FrameType.Invalid || !Enum.IsDefined(Type))
             throw new ProtocolException(ProtocolError.UnknownFrameType, "FrameHeader.type", (uint)Type,
-                $"frame header: unknown frame type {(uint)Type} (this side speaks protocol {ProtocolVersion.Current}, types 1..{(uint)FrameType.DestinationReady})");
+                $"frame header: unknown frame type {(uint)Type} (this side speaks protocol {ProtocolVersion.Current}, types 1..{(uint)FrameType.StreamMark})");
         if (Flags != 0)
             throw new ProtocolException(ProtocolError.UnknownFlags, "FrameHeader.flags", Flags,
                 $"{Type} frame header: flags 0x{Flags:x8} set, version {ProtocolVersion.Current.Major} defines none");

@@ -25,4 +25,10 @@ public enum FrameType : uint
     PageHashes = 16,
     /// <summary>Protocol 1.2, only with <see cref="HelloOptions.DeferredHandover"/>: R → S once, after Launch.</summary>
     DestinationReady = 17,
+    /// <summary>Protocol 1.3, only with <see cref="HelloOptions.MultiStream"/>: S → R on the main connection (how many streams, the stripe), echoed R → S.</summary>
+    StreamSetup = 18,
+    /// <summary>Protocol 1.3, only with <see cref="HelloOptions.MultiStream"/>: S → R, the first frame of a data connection (answered by AuthOk or Abort).</summary>
+    StreamJoin = 19,
+    /// <summary>Protocol 1.3, only with <see cref="HelloOptions.MultiStream"/>: S → R on every stream after each send (a barrier the receiver waits on).</summary>
+    StreamMark = 20,
 }

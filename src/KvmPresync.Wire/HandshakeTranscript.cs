@@ -16,6 +16,35 @@ public static class HandshakeTranscript
     private static readonly ReadOnlyMemory<byte> ReceiverLabel = "KPSY v1 receiver proof\0"u8.ToArray();
     private static readonly ReadOnlyMemory<byte> SenderLabel = "KPSY v1 sender proof\0"u8.ToArray();
     private static readonly ReadOnlyMemory<byte> SessionLabel = "KPSY v1 session start\0"u8.ToArray();
+    private static readonly ReadOnlyMemory<byte> StreamSessionLabel = "KPSY v1 stream session\0"u8.ToArray();
+    private static readonly ReadOnlyMemory<byte> StreamJoinLabel = "KPSY v1 stream join\0"u8.ToArray();
+
+    /// <summary>
+    /// The id data connections name their session by (StreamJoin): HMAC-SHA256(psk, "KPSY v1 stream session\0" ‖ Ns ‖ Nr)[0..16).
+    /// Both sides derive it from the main connection's nonces; nobody without the key can.
+    /// </summary>
+    public static byte[] StreamJoinId(PreSharedKey key, ReadOnlyMemory<byte> nonces)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (nonces.Length != 2 * WireLimits.NonceBytes) throw new ArgumentException($"the nonces must be {2 * WireLimits.NonceBytes} bytes (Ns ‖ Nr)", nameof(nonces));
+        return key.Mac(StreamSessionLabel, nonces)[..WireLimits.SessionIdBytes];
+    }
+
+    /// <summary>
+    /// StreamJoin's proof: HMAC-SHA256(psk, "KPSY v1 stream join\0" ‖ Ns ‖ Nr ‖ join id ‖ u32le index ‖ u32le streams), binding the
+    /// data connection to the main connection's fresh nonces and to its stream index.
+    /// </summary>
+    public static byte[] StreamJoinProof(PreSharedKey key, ReadOnlyMemory<byte> nonces, ReadOnlySpan<byte> joinId, uint index, uint streams)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (nonces.Length != 2 * WireLimits.NonceBytes) throw new ArgumentException($"the nonces must be {2 * WireLimits.NonceBytes} bytes (Ns ‖ Nr)", nameof(nonces));
+        if (joinId.Length != WireLimits.SessionIdBytes) throw new ArgumentException($"a join id is {WireLimits.SessionIdBytes} bytes", nameof(joinId));
+        byte[] tail = new byte[WireLimits.SessionIdBytes + 8];
+        joinId.CopyTo(tail);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(tail.AsSpan(WireLimits.SessionIdBytes), index);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(tail.AsSpan(WireLimits.SessionIdBytes + 4), streams);
+        return key.Mac(StreamJoinLabel, nonces, tail);
+    }
 
     /// <summary>
     /// SessionStart's proof: HMAC-SHA256(psk, "KPSY v1 session start\0" ‖ Ns ‖ Nr ‖ sessionId ‖ u32le generation). It binds the

@@ -23,6 +23,13 @@ public enum HelloOptions : uint
     /// </summary>
     DeferredHandover = 1u << 3,
 
+    /// <summary>
+    /// Protocol 1.3: after AuthOk (and SessionStart) the sender may open more TCP connections that join this session
+    /// (<see cref="FrameType.StreamSetup"/> on this connection, then <see cref="FrameType.StreamJoin"/> on each new one) and
+    /// carry page batches; control frames stay on this connection. Only accepted at minor ≥ 3.
+    /// </summary>
+    MultiStream = 1u << 5,
+
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover,
+    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | MultiStream,
 }

@@ -10,6 +10,8 @@ namespace KvmPresync.Wire;
 ///                    (Resumable: AuthProof --RequireSessionStart--> AwaitSessionStart --SessionStart--> Syncing)
 /// Syncing: PageBatch | RoundEnd | Ping | Pong          Final: PageBatch | RoundEnd | Ping | Pong     Verifying: Ping | Pong
 /// any non-terminal --Abort (received) or MarkAborted--> Aborted
+/// (1.3, MultiStream: Syncing also takes StreamSetup and StreamMark, Final StreamMark;
+///  a data connection: AwaitHello --StreamJoin--> DataStream: PageBatch | StreamMark)
 /// </code>
 /// The gate only orders frames: the receiver still verifies each one (an AuthProof that does not verify, a Hello it
 /// refuses, a digest that does not match) and calls <see cref="MarkAborted"/> when it gives up.
@@ -27,6 +29,10 @@ public sealed class ReceiverFrameGate
         ReceiverPhase? next = (Phase, type) switch
         {
             (ReceiverPhase.AwaitHello, FrameType.Hello) => ReceiverPhase.AwaitAuthProof,
+            (ReceiverPhase.AwaitHello, FrameType.StreamJoin) => ReceiverPhase.DataStream,
+            (ReceiverPhase.DataStream, FrameType.PageBatch or FrameType.StreamMark) => ReceiverPhase.DataStream,
+            (ReceiverPhase.Syncing, FrameType.StreamSetup or FrameType.StreamMark) => ReceiverPhase.Syncing,
+            (ReceiverPhase.Final, FrameType.StreamMark) => ReceiverPhase.Final,
             (ReceiverPhase.AwaitAuthProof, FrameType.AuthProof) => ReceiverPhase.Syncing,
             (ReceiverPhase.AwaitSessionStart, FrameType.SessionStart) => ReceiverPhase.Syncing,
             (ReceiverPhase.Syncing, FrameType.PageBatch or FrameType.RoundEnd or FrameType.Ping or FrameType.Pong) => ReceiverPhase.Syncing,

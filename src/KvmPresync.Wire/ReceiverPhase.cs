@@ -34,4 +34,9 @@ public enum ReceiverPhase
     /// answers SessionState (New, Resumed + PageHashes, or Unknown); only then does it create (or take back) the destination.
     /// </summary>
     AwaitSessionStart = 8,
+    /// <summary>
+    /// Protocol 1.3 with <see cref="HelloOptions.MultiStream"/>: this connection's first frame was a StreamJoin that verified
+    /// (AuthOk sent): a data stream of another connection's session. Only PageBatch and StreamMark are accepted.
+    /// </summary>
+    DataStream = 9,
 }

@@ -36,6 +36,12 @@ public static class WireLimits
     /// <summary>Page hashes in one PageHashes frame (512 KiB of hashes).</summary>
     public const int MaxPageHashesPerFrame = 64 * 1024;
 
+    /// <summary>TCP connections one migration may use (protocol 1.3, <see cref="HelloOptions.MultiStream"/>): the main one included.</summary>
+    public const int MaxStreams = 16;
+
+    /// <summary>Pages per stripe of the page space (StreamSetup): a power of two in [64, 65536], so no 64-page bitmap word spans two streams.</summary>
+    public const int MinStripePages = 64, MaxStripePages = 65536;
+
     /// <summary>
     /// Largest body a frame of <paramref name="type"/> may declare; the smallest is returned through
     /// <paramref name="min"/>. PageBatch depends on the negotiated page size (0 before the handshake: not allowed).
@@ -63,6 +69,9 @@ public static class WireLimits
             case FrameType.SessionState: min = SessionState.Length; return min;
             case FrameType.PageHashes: min = PageHashes.FixedLength + 8; return PageHashes.FixedLength + 8UL * MaxPageHashesPerFrame;
             case FrameType.DestinationReady: min = DestinationReady.Length; return min;
+            case FrameType.StreamSetup: min = StreamSetup.Length; return min;
+            case FrameType.StreamJoin: min = StreamJoin.Length; return min;
+            case FrameType.StreamMark: min = StreamMark.Length; return min;
             default: min = 0; return 0;
         }
     }

@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null)
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1)
     {
         /// <summary>The launch-to-resume target the hold-back budget and the convergence policy follow.</summary>
         public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
@@ -60,6 +60,7 @@ internal static class PresyncRun
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
             Tls = s.Tls,
+            Streams = s.Streams,
             Reconnect = s.ReconnectFor is { } reconnectFor && reconnectFor > TimeSpan.Zero
                 ? new ReconnectOptions(token => MigrationSocket.ConnectAsync(s.Target, token)) { MaxOutage = reconnectFor }
                 : null,
@@ -109,6 +110,8 @@ internal static class PresyncRun
             Console.Error.WriteLine($"kvmpresync: migration failed: {result.Failure}");
             return ExitCodes.MigrationFailed;
         }
+        if (result.InitialCopyBytes is { } initial && result.InitialCopyMs is { } initialMs)
+            Console.WriteLine($"initial copy: {Units.FormatBytes(initial)} in {initialMs / 1000:0.00} s ({initial / initialMs / 1e6:0.00} GB/s) over {result.Streams} stream{(result.Streams == 1 ? "" : "s")}");
         Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
         if (result.ReadinessAtLaunch is { } check)

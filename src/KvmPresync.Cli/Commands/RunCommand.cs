@@ -27,6 +27,7 @@ internal static class RunCommand
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
+        var streams = new Option<int>("--streams") { Description = "With --presync-to: TCP connections to use (1-16, the authenticated main one included); pages are striped across them, each page always on the same one (protocol 1.3; after a reconnection: one)", DefaultValueFactory = _ => DefaultStreams };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -45,6 +46,7 @@ internal static class RunCommand
         cmd.Options.Add(json);
         tls.AddTo(cmd);
         cmd.Options.Add(reconnectFor);
+        cmd.Options.Add(streams);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
@@ -54,9 +56,13 @@ internal static class RunCommand
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 MigrationOptions.ParseLivePolicy(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
             if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
+            int streamCount = r.GetValue(streams);
+            if (streamCount < 1 || streamCount > Wire.WireLimits.MaxStreams)
+                throw new ArgumentException($"--streams must be between 1 and {Wire.WireLimits.MaxStreams} (the main connection included), not {streamCount}");
             settings = settings with
             {
                 Tls = tls.Load(r),
+                Streams = streamCount,
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
                 QuietWait = MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
             };
@@ -73,6 +79,9 @@ internal static class RunCommand
         });
         return cmd;
     }
+
+    /// <summary>--streams when not given (docs/ARCHITECTURE.md, "Several streams": what was measured on this machine).</summary>
+    internal const int DefaultStreams = 1;
 
     private static int Run(MachineConfig config, TimeSpan duration, CancellationToken ct)
     {

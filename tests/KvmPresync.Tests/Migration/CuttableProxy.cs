@@ -43,6 +43,17 @@ internal sealed class CuttableProxy : IDisposable
         }
     }
 
+    /// <summary>Resets the <paramref name="index"/>-th connection accepted (0 = the first) in both directions; the others go on.</summary>
+    public void CutConnection(int index)
+    {
+        lock (_pairs)
+        {
+            (Socket down, Socket up) = _pairs[index];
+            down.Close(0);
+            up.Close(0);
+        }
+    }
+
     /// <summary>Existing connections stop forwarding (their bytes are dropped) and stay open; new connections are refused.</summary>
     public void Blackhole() => _blackhole = true;
 

@@ -99,7 +99,7 @@ public sealed class ResumableFrameTests
         Assert.Equal(ProtocolError.FrameTooLarge, Assert.Throws<ProtocolException>(() => new FrameHeader(FrameType.SessionState, 0, 17).Validate(0)).Error);
         Assert.Equal(ProtocolError.FrameTooLarge, Assert.Throws<ProtocolException>(() => new FrameHeader(FrameType.PageHashes, 0, 16 + 8UL * WireLimits.MaxPageHashesPerFrame + 8).Validate(0)).Error);
         Assert.Equal(ProtocolError.BodyLengthMismatch, Assert.Throws<ProtocolException>(() => new FrameHeader(FrameType.PageHashes, 0, 16).Validate(0)).Error);
-        Assert.Equal(ProtocolError.UnknownFrameType, Assert.Throws<ProtocolException>(() => new FrameHeader((FrameType)18, 0, 0).Validate(0)).Error); // 17 is 1.2's DestinationReady
+        Assert.Equal(ProtocolError.UnknownFrameType, Assert.Throws<ProtocolException>(() => new FrameHeader((FrameType)((uint)FrameType.StreamMark + 1), 0, 0).Validate(0)).Error); // 17 is 1.2's DestinationReady, 18–20 1.3's stream frames
     }
 
     [Fact]
