@@ -6,8 +6,9 @@ namespace KvmPresync.Migration;
 
 /// <summary>
 /// The guest paused: last harvest → every pending page (no hash skip: a page that reached the receiver torn during a
-/// live round and later returned to its old content must still be sent) → MSG_ZEROCOPY completions → the digest of
-/// the paused memory, hashed from the bytes → vCPU/device state → FinalState.
+/// live round and later returned to its old content must still be sent) → MSG_ZEROCOPY completions → the memory digest
+/// (<see cref="SourceDigest"/>: from the sent hashes, O(delta), or with <see cref="VerifyMode.Full"/> from all the paused
+/// bytes) → vCPU/device state → FinalState.
 /// </summary>
 internal static class PausedPhase
 {
@@ -32,7 +33,7 @@ internal static class PausedPhase
         if (!engine.Pending.IsEmpty())
             throw new InvalidOperationException($"{engine.Pending.Count()} pages still pending after the final send");
         long deltaSentAt = run.Clock.ElapsedTicks;
-        byte[] digest = SourceDigest.Of(run.Memory);
+        byte[] digest = SourceDigest.Of(run);
         long digestAt = run.Clock.ElapsedTicks;
         byte[] state = run.Source.SaveState();
         await run.Channel.Writer.WriteAsync(new FinalState((ulong)run.Memory.PageCount, run.NowNs(), digest, state), ct).ConfigureAwait(false);

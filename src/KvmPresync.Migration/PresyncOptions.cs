@@ -54,6 +54,13 @@ public sealed record PresyncOptions
     /// </summary>
     public ReconnectOptions? Reconnect { get; init; }
 
+    /// <summary>
+    /// How the source's memory digest is computed at the switchover: <see cref="VerifyMode.Delta"/> (default) from the hashes
+    /// of what was sent, O(delta), trusting the dirty log; <see cref="VerifyMode.Full"/> re-hashes all paused memory, O(memory),
+    /// and so also re-verifies the dirty tracking itself.
+    /// </summary>
+    public VerifyMode Verify { get; init; } = VerifyMode.Delta;
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -71,5 +78,6 @@ public sealed record PresyncOptions
         if (DestinationReadyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DestinationReadyTimeout), DestinationReadyTimeout, "the destination-ready timeout must be positive");
         if (HandoverTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandoverTimeout), HandoverTimeout, "the handover timeout must be positive");
         Reconnect?.Validate();
+        if (!Enum.IsDefined(Verify)) throw new ArgumentOutOfRangeException(nameof(Verify), Verify, "verify must be Delta or Full");
     }
 }

@@ -112,6 +112,7 @@ public sealed class PresyncSender
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
+        run.TreeDigest = TreeDigest(session);
         bool resumable = Resumable(session) && _options.Reconnect is not null;
         if (Resumable(session)) run.SessionId = _sessionId;
         channel.StartReading(stop.Token, resumable ? _options.Reconnect!.LivenessTimeout : null);
@@ -234,7 +235,9 @@ public sealed class PresyncSender
 
     private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
         HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None)
-        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None));
+        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest);
+
+    private static bool TreeDigest(HandshakeResult session) => (session.Options & HelloOptions.TreeDigest) != 0;
 
     private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
 
@@ -291,6 +294,7 @@ public sealed class PresyncSender
                 (SessionStatus status, ulong[]? hashes) = await SenderResume.StartAsync(channel, session, _key, _sessionId, generation,
                     run.Memory.PageCount, handshake.Token).ConfigureAwait(false);
                 run.Generation = generation;
+                run.TreeDigest = TreeDigest(session);
                 old.Dispose();
                 long marked = run.BeginResend(status == SessionStatus.Resumed ? hashes : null);
                 channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;

@@ -43,6 +43,7 @@ internal sealed class ReceiverSession
     private ReceiveResult? _outcome;
     private HandshakeResult? _session; // kept for SessionStart's proof
     private bool _deferredHandover; // the session negotiated HelloOptions.DeferredHandover
+    private bool _treeDigest;       // the session negotiated HelloOptions.TreeDigest (1.3): FinalState carries the hash tree's root
     private IDeviceStateHandoverTarget? _awaitingDestination; // set until DestinationReady went out: one null check per frame otherwise
     private UInt128? _resumeId;        // the resumable session this connection serves (after SessionStart)
     private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
@@ -253,8 +254,9 @@ internal sealed class ReceiverSession
     {
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
+            Version = _options.Version ?? ProtocolVersion.Current,
             SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
-                | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None),
+                | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest,
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
             NonceSource = _options.HandshakeNonce,
@@ -270,6 +272,7 @@ internal sealed class ReceiverSession
         JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory), typeof(ReceiverFrameGate)); // and the verify/resume steps' code
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and their frames' (generic over their body types)
         _deferredHandover = (session.Options & HelloOptions.DeferredHandover) != 0;
+        _treeDigest = (session.Options & HelloOptions.TreeDigest) != 0;
         if (_options.DeviceStateHandover && !_deferredHandover)
             throw new ReceiverFailedException(AbortReason.ProtocolViolation,
                 "this receiver serves libvirt destinations, whose device state QEMU moves after the memory: the sender must offer protocol 1.2's " +
@@ -349,7 +352,7 @@ internal sealed class ReceiverSession
             throw new ReceiverFailedException(AbortReason.ReceiverFailure, _deferredHandover
                 ? "the session negotiated DeferredHandover, but this receiver's destination takes the device state in FinalState"
                 : "this receiver's destination takes the device state by its own path, but the session did not negotiate DeferredHandover");
-        _memory = ReceivedMemory.Attach(layout, _target);
+        _memory = ReceivedMemory.Attach(layout, _target, _options.TrackWrites);
     }
 
     private async Task OnPageBatchAsync(FrameHeader header)
@@ -377,7 +380,7 @@ internal sealed class ReceiverSession
         FinalState final = await _reader!.ReadBodyAsync<FinalState>(header, _cancellationToken).ConfigureAwait(false);
         _arrivedIn = _gate.Phase; // Verifying: what fails from here fails the verification or the resume
         long t0 = _clock.ElapsedTicks;
-        Memory.Verify(final);
+        Memory.Verify(final, _treeDigest);
         try
         {
             _target!.Resume(final.DeviceState.Span);
@@ -399,6 +402,7 @@ internal sealed class ReceiverSession
                 "check that the source did not resume its copy as well";
         }
         _gate.MarkResumed();
+        Memory.StopTracking(); // verified: the guest's own writes from here on are none of the digest's business
         _lease?.Dispose(); // the memory is the running guest's now; the admission reservation ends with the session
         _lease = null;
         _outcome = new ReceiveResult
@@ -488,6 +492,7 @@ internal sealed class ReceiverSession
     {
         IMigrationTarget? target = _target;
         _target = null;
+        _memory?.StopTracking();
         try
         {
             try { target?.Dispose(); }

@@ -58,6 +58,9 @@ internal sealed class SenderRun
 
     public SenderPhase Phase { get; set; } = SenderPhase.Handshake;
 
+    /// <summary>The session negotiated the hash-tree memory digest (protocol 1.3 <c>TreeDigest</c>); else the flat one.</summary>
+    public bool TreeDigest { get; set; }
+
     /// <summary>Harvest-clock time of the last harvest (the convergence policy's clock).</summary>
     public TimeSpan LastHarvestTime { get; set; }
 
@@ -171,6 +174,7 @@ internal sealed class SenderRun
     {
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
+        Encoder.OnHarvest(Harvest);
         LastHarvestTime = h.Time;
         return h;
     }

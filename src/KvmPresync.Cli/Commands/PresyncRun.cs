@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, VerifyMode Verify = VerifyMode.Delta);
 
     public static Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct) =>
         RunAsync(new MachineMigrationSource(machine), s, view, ct);
@@ -52,6 +52,7 @@ internal static class PresyncRun
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
             Tls = s.Tls,
+            Verify = s.Verify,
             Reconnect = s.ReconnectFor is { } reconnectFor && reconnectFor > TimeSpan.Zero
                 ? new ReconnectOptions(token => MigrationSocket.ConnectAsync(s.Target, token)) { MaxOutage = reconnectFor }
                 : null,
