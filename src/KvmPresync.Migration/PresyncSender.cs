@@ -206,6 +206,7 @@ public sealed class PresyncSender
         finally
         {
             stop.Cancel();
+            run.StateSave.Dispose();
             await run.Channel.CloseAsync().ConfigureAwait(false);
             run.Channel.Dispose();
             DisposeOwnedSockets();

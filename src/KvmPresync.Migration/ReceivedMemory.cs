@@ -151,6 +151,7 @@ internal sealed class ReceivedMemory
     public (ulong Bytes, ulong Pages) EndRound()
     {
         RehashWritten(); // keeps the switchover's scan down to what the paused delta wrote
+        _digest.Compute(stackalloc byte[PageHashTree.Size]); // and its digest to the nodes the paused delta changes
         (ulong, ulong) applied = ((ulong)_roundBytes, (ulong)_roundPages);
         _roundBytes = _roundPages = 0;
         return applied;

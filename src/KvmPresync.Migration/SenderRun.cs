@@ -18,6 +18,7 @@ internal sealed class SenderRun
     private readonly List<RoundRecord> _deferred = [];
     private readonly long _syncStartProgress;
     private readonly TimeSpan _syncStart;
+    private readonly byte[] _digestScratch = new byte[PageHashTree.Size];
 
     public SenderRun(IMigrationSource source, PresyncOptions options, SenderChannel channel, Stopwatch clock, Action<RoundRecord>? roundCompleted)
     {
@@ -38,6 +39,9 @@ internal sealed class SenderRun
         _syncStartProgress = source.ProgressTotal;
         _syncStart = clock.Elapsed;
     }
+
+    /// <summary>The paused source's state is saved on this thread while the final delta goes out (<see cref="PausedPhase"/>).</summary>
+    public StandbyCall<byte[]> StateSave { get; } = new("switchover-state");
 
     public IMigrationSource Source { get; }
     public GuestMemoryMap Memory { get; }
@@ -184,6 +188,8 @@ internal sealed class SenderRun
     {
         SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged).ConfigureAwait(false);
         Engine.MarkSent(Send);
+        // Bring the digest tree up to date with what this round sent, so the switchover re-hashes only the paused delta's nodes.
+        if (TreeDigest && Phase != SenderPhase.Paused) Encoder.SentHashes.Compute(_digestScratch);
         return counts;
     }
 
