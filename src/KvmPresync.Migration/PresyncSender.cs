@@ -65,40 +65,46 @@ public sealed class PresyncSender
         SenderChannel? channel = null;
         HandshakeResult session;
         (SessionStatus Status, ulong[]? Hashes) start = default;
-        try
+        SenderHandshakeOptions offer = Offer(resumable: _options.Reconnect is not null);
+        Socket socket = _socket;
+        while (true)
         {
-            channel = await SenderChannel.OpenAsync(_socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-            session = await HandshakeAsync(channel, Offer(resumable: _options.Reconnect is not null), cancellationToken).ConfigureAwait(false);
-            if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && _options.Reconnect is { } reconnect)
-        {
-            // A 1.0 receiver refuses the Resumable bit in Hello: connect again without it (a lost connection then fails the migration).
-            await channel!.CloseAsync().ConfigureAwait(false);
-            channel.Dispose();
-            channel = null;
             try
             {
-                Socket socket = await reconnect.Connect(cancellationToken).ConfigureAwait(false);
-                _ownedSockets.Add(socket);
                 channel = await SenderChannel.OpenAsync(socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-                session = await HandshakeAsync(channel, Offer(resumable: false), cancellationToken).ConfigureAwait(false);
-                Notice?.Invoke("the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+                session = await HandshakeAsync(channel, offer, cancellationToken).ConfigureAwait(false);
+                if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
+                break;
             }
-            catch (Exception again) when (again is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && _options.Reconnect is { } reconnect
+                                              && OlderOffer(offer.Options) is { } older)
             {
-                return await HandshakeFailedAsync(channel, again).ConfigureAwait(false);
+                // An older receiver refuses the option bits it does not know in Hello: connect again offering only what it knows.
+                await channel!.CloseAsync().ConfigureAwait(false);
+                channel.Dispose();
+                channel = null;
+                offer = offer with { Options = older.Options };
+                if (older.Notice is { } notice) Notice?.Invoke(notice);
+                try
+                {
+                    socket = await reconnect.Connect(cancellationToken).ConfigureAwait(false);
+                    _ownedSockets.Add(socket);
+                }
+                catch (Exception again) when (again is IOException or SocketException)
+                {
+                    return await HandshakeFailedAsync(null, again).ConfigureAwait(false);
+                }
             }
-        }
-        catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
-        {
-            return await HandshakeFailedAsync(channel, e).ConfigureAwait(false);
-        }
-        catch
-        {
-            channel?.Dispose();
-            DisposeOwnedSockets();
-            throw;
+            catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            {
+                return await HandshakeFailedAsync(channel, e).ConfigureAwait(false);
+            }
+            catch
+            {
+                channel?.Dispose();
+                DisposeOwnedSockets();
+                throw;
+            }
         }
 
         if (_source is IDeviceStateHandoverSource && (session.Options & HelloOptions.DeferredHandover) == 0)
@@ -237,6 +243,21 @@ public sealed class PresyncSender
     private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
         HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None)
         | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest);
+
+    /// <summary>The option bits a 1.2 receiver knows (it refuses any other in Hello).</summary>
+    private const HelloOptions KnownTo12 = HelloOptions.ZeroPages | HelloOptions.UnchangedPages | HelloOptions.Resumable | HelloOptions.DeferredHandover;
+
+    /// <summary>
+    /// What to offer an older receiver that refused <paramref name="offered"/> (Abort(UnsupportedOption)): first only the bits a
+    /// 1.2 receiver knows (the digest is then the flat one), then — a 1.0 receiver — without Resumable; null when nothing is left to drop.
+    /// </summary>
+    private static (HelloOptions Options, string? Notice)? OlderOffer(HelloOptions offered)
+    {
+        if ((offered & ~KnownTo12) != 0) return (offered & KnownTo12, null);
+        if ((offered & HelloOptions.Resumable) != 0)
+            return (offered & ~HelloOptions.Resumable, "the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+        return null;
+    }
 
     private static bool TreeDigest(HandshakeResult session) => (session.Options & HelloOptions.TreeDigest) != 0;
 

@@ -96,6 +96,28 @@ public sealed class SwitchoverVerificationTests
     }
 
     [Fact]
+    public async Task A_1_3_sender_refused_by_a_1_2_receiver_for_the_TreeDigest_bit_connects_again_without_it_and_verifies()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var key = MigrationHarness.Key();
+        var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, Receiver12, ct);
+        using var old = new Receiver12Proxy(endpoint);
+        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
+        source.Start();
+        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var socket = await MigrationSocket.ConnectAsync(old.Endpoint, ct);
+        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
+        {
+            Reconnect = new ReconnectOptions(token => MigrationSocket.ConnectAsync(old.Endpoint, token)),
+        });
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(2), ct);
+        target.Dispose();
+        Assert.Equal(1, old.Refused); // the second Hello offered only bits 1.2 knows
+        Assert.True(result.Verified);
+    }
+
+    [Fact]
     public async Task With_writes_tracked_an_untouched_destination_verifies_and_the_guest_continues()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
