@@ -113,7 +113,8 @@ public sealed class PresyncSender
                 "`kvmpresync receive --libvirt …` (version 1.2 or later)")).ConfigureAwait(false);
         channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
-        JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(LaunchConvergence), _options.Engine.Convergence.GetType(),
+        JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(SourceDigest), typeof(StandbyCall), typeof(LaunchConvergence),
+            _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -41,7 +41,7 @@ internal sealed class SenderRun
     }
 
     /// <summary>The paused source's state is saved on this thread while the final delta goes out (<see cref="PausedPhase"/>).</summary>
-    public StandbyCall<byte[]> StateSave { get; } = new("switchover-state");
+    public StandbyCall StateSave { get; } = new("switchover-state");
 
     public IMigrationSource Source { get; }
     public GuestMemoryMap Memory { get; }

@@ -6,14 +6,15 @@ namespace KvmPresync.Migration;
 /// One call made on a thread started in advance, while the caller goes on with other work; <see cref="Wait"/> returns its
 /// result (or rethrows its exception). The switchover saves the paused source's vCPU/device state this way while the
 /// final delta is sent: a thread-pool hop can wait tens of ms under load, creating a thread costs tenths of a ms, and
-/// the state save itself (kvm_pvm ioctls) takes 3–6 ms that would otherwise sit in the downtime.
+/// the state save itself (kvm_pvm ioctls) takes 3–6 ms that would otherwise sit in the downtime. Not generic, so
+/// <c>JitWarmup</c> compiles it ahead.
 /// </summary>
-internal sealed class StandbyCall<T> : IDisposable
+internal sealed class StandbyCall : IDisposable
 {
     private readonly ManualResetEventSlim _go = new(false);
     private readonly ManualResetEventSlim _done = new(false);
-    private Func<T>? _call;
-    private T? _result;
+    private Func<byte[]>? _call;
+    private byte[]? _result;
     private ExceptionDispatchInfo? _error;
     private int _state; // 0 idle, 1 started, 2 disposed
 
@@ -24,7 +25,7 @@ internal sealed class StandbyCall<T> : IDisposable
     }
 
     /// <summary>Starts <paramref name="call"/> on the standby thread; once only.</summary>
-    public void Start(Func<T> call)
+    public void Start(Func<byte[]> call)
     {
         ArgumentNullException.ThrowIfNull(call);
         if (Interlocked.CompareExchange(ref _state, 1, 0) != 0) throw new InvalidOperationException("the standby call was already started or disposed");
@@ -33,7 +34,7 @@ internal sealed class StandbyCall<T> : IDisposable
     }
 
     /// <summary>Waits for the call started by <see cref="Start"/> and returns its result (or rethrows what it threw).</summary>
-    public T Wait()
+    public byte[] Wait()
     {
         if (Volatile.Read(ref _state) != 1) throw new InvalidOperationException("the standby call was not started");
         _done.Wait();

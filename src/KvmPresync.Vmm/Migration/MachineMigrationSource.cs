@@ -60,7 +60,7 @@ public sealed class MachineMigrationTarget : IMigrationTarget
             _shell.Warm();
             _vcpuThread = new StandbyThread("vcpu0");
             JitWarmup.Prepare(typeof(Machine), typeof(MachineSnapshotCodec), typeof(MachineShell), typeof(MachineMigrationTarget),
-                typeof(GuestClock), typeof(GuestTelemetry)); // the resume path, compiled before the switchover
+                typeof(GuestClock), typeof(GuestTelemetry), typeof(StandbyThread)); // the resume path, compiled before the switchover
         }
         catch
         {
