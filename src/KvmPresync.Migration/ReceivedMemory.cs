@@ -150,11 +150,19 @@ internal sealed class ReceivedMemory
     /// <summary>What the round just ended applied (bytes of Full payloads, pages); starts the next round's count.</summary>
     public (ulong Bytes, ulong Pages) EndRound()
     {
-        RehashWritten(); // keeps the switchover's scan down to what the paused delta wrote
-        _digest.Compute(stackalloc byte[PageHashTree.Size]); // and its digest to the nodes the paused delta changes
         (ulong, ulong) applied = ((ulong)_roundBytes, (ulong)_roundPages);
         _roundBytes = _roundPages = 0;
         return applied;
+    }
+
+    /// <summary>
+    /// After a round (its Ack sent, so this does not delay the sender's RTT sample): re-hashes the pages written since the
+    /// last scan and brings the digest tree up to date, so the switchover's scan and digest cover only the paused delta.
+    /// </summary>
+    public void CatchUp()
+    {
+        RehashWritten();
+        _digest.Compute(stackalloc byte[PageHashTree.Size]);
     }
 
     /// <summary>

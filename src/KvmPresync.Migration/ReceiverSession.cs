@@ -366,6 +366,7 @@ internal sealed class ReceiverSession
         RoundEnd end = await _reader!.ReadBodyAsync<RoundEnd>(header, _cancellationToken).ConfigureAwait(false);
         (ulong bytes, ulong pages) = Memory.EndRound();
         await _writer!.WriteAsync(new Ack(end.RoundId, bytes, pages, end.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+        Memory.CatchUp();
     }
 
     private async Task OnPingAsync(FrameHeader header)
