@@ -46,7 +46,9 @@ static const struct kp_field kp_layout[] = {
     OFF(kvm_cpuid_entry2, eax), OFF(kvm_cpuid_entry2, edx),
 
     /* carried as opaque blobs: only their sizes matter to C# */
-    SIZE(kvm_fpu), SIZE(kvm_xsave), SIZE(kvm_xcrs), SIZE(kvm_lapic_state), SIZE(kvm_vcpu_events),
+    SIZE(kvm_fpu), OFF(kvm_fpu, fpr), OFF(kvm_fpu, fcw), OFF(kvm_fpu, fsw), OFF(kvm_fpu, ftwx), /* filled from XSAVE */
+    OFF(kvm_fpu, last_opcode), OFF(kvm_fpu, last_ip), OFF(kvm_fpu, last_dp), OFF(kvm_fpu, xmm),
+    SIZE(kvm_xsave), SIZE(kvm_xcrs), SIZE(kvm_lapic_state), SIZE(kvm_vcpu_events),
     SIZE(kvm_debugregs), SIZE(kvm_irqchip), OFF(kvm_irqchip, chip_id), SIZE(kvm_pit_state2),
     SIZE(kvm_clock_data), OFF(kvm_clock_data, clock), OFF(kvm_clock_data, flags),
 

@@ -22,7 +22,10 @@ public interface IMigrationSource
 
     void Resume();
 
-    /// <summary>vCPU + device state of the paused guest, to be restored by the destination.</summary>
+    /// <summary>
+    /// vCPU + device state of the paused guest, to be restored by the destination. Called on another thread than the
+    /// sender's, while the sender harvests the dirty log and sends the final delta.
+    /// </summary>
     byte[] SaveState();
 
     /// <summary>Ends the source guest for good — called only after the destination confirmed it runs.</summary>

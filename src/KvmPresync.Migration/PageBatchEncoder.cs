@@ -12,32 +12,41 @@ public readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
 /// Turns a set of pages into PageBatch frames: hashes each page straight from guest memory, skips a page
 /// whose content the receiver already holds (same hash as last sent; the receiver starts all-zero), sends
 /// zero pages as a flag and every other page as a payload that points into the guest mapping.
+/// <para>
+/// The last-sent hashes are a <see cref="PageHashTree"/> (<see cref="SentHashes"/>): once the paused delta is sent it holds
+/// the hash of every page as the source has it (a page not sent since it was last written is in the pending set, and
+/// the paused delta sends every pending page), so the switchover's memory digest is computed from it in O(delta).
+/// </para>
 /// </summary>
 internal sealed class PageBatchEncoder
 {
     private readonly GuestMemoryMap _memory;
     private FrameWriter _writer;
     private readonly int _batchPages;
-    private readonly ulong[] _lastSentHash;
+    private readonly PageHashTree _lastSentHash;
+    private readonly DirtyBitmap _sentSinceHarvest; // sent after the last harvest: a write during the send shows in the next one
+    private readonly DirtyBitmap _maybeTorn;        // such pages: what landed may differ from what was hashed, never skip them
     private readonly PageDescriptor[] _descriptors;
     private readonly List<ReadOnlyMemory<byte>> _payloads;
     private readonly long[] _pageList;
     private readonly (long Page, ulong Hash)[] _batchHashes;
 
-    /// <param name="lastSentHash">
-    /// A table shared with the encoders of the other streams of a MultiStream migration (each touches only its own pages);
-    /// null: a table of its own.
+    /// <param name="sharedHashes">
+    /// The last-sent hash tree shared with the encoders of the other streams of a MultiStream migration (each sends only its
+    /// own pages; a batch's hashes go in under the tree's lock); null: a tree of its own.
     /// </param>
-    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, ulong[]? lastSentHash = null)
+    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, PageHashTree? sharedHashes = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
         _memory = memory;
         _writer = writer;
         _batchPages = batchPages;
-        if (lastSentHash is not null && lastSentHash.Length != memory.PageCount)
-            throw new ArgumentException($"a last-sent hash table of {lastSentHash.Length} entries for {memory.PageCount} pages", nameof(lastSentHash));
-        _lastSentHash = lastSentHash ?? new ulong[memory.PageCount];
-        if (lastSentHash is null) Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
+        if (sharedHashes is not null && sharedHashes.PageCount != memory.PageCount)
+            throw new ArgumentException($"a last-sent hash tree of {sharedHashes.PageCount} pages for {memory.PageCount} pages", nameof(sharedHashes));
+        _lastSentHash = sharedHashes ?? new PageHashTree(memory.PageCount, memory.PageSize, PageHasher.ZeroPageHash(memory.PageSize)); // what the receiver's fresh memory holds
+        if (sharedHashes is null) _lastSentHash.Compute(); // the whole tree once now; from here on each digest re-hashes only what was sent since
+        _sentSinceHarvest = new DirtyBitmap(memory.PageCount);
+        _maybeTorn = new DirtyBitmap(memory.PageCount);
         _descriptors = new PageDescriptor[batchPages];
         _payloads = new List<ReadOnlyMemory<byte>>(batchPages);
         _pageList = new long[memory.PageCount];
@@ -46,8 +55,25 @@ internal sealed class PageBatchEncoder
 
     public long BytesWritten => _writer.BytesWritten;
 
-    /// <summary>The hash of what each page was last sent with (shared with the other streams' encoders).</summary>
-    internal ulong[] LastSentHashes => _lastSentHash;
+    /// <summary>The hash of what this encoder last sent of each page (the receiver's fresh memory: the zero-page hash).</summary>
+    public PageHashTree SentHashes => _lastSentHash;
+
+    /// <summary>
+    /// A harvest was taken: a page sent since the previous one and dirty in it was written while (or after) it was hashed
+    /// and sent, so the receiver may hold it torn. It is not skipped by hash until it was sent again (a page torn in flight
+    /// whose content then returned to what was hashed would otherwise be skipped and leave the receiver torn).
+    /// </summary>
+    public void OnHarvest(DirtyBitmap harvest)
+    {
+        ReadOnlySpan<ulong> dirty = harvest.ReadOnlyWords;
+        Span<ulong> sent = _sentSinceHarvest.Words, torn = _maybeTorn.Words;
+        for (int w = 0; w < sent.Length; w++)
+        {
+            if (sent[w] == 0) continue;
+            torn[w] |= sent[w] & dirty[w];
+            sent[w] = 0;
+        }
+    }
 
     /// <summary>
     /// After a reconnection: write to the new connection; a batch the lost connection did not take is dropped (its pages
@@ -66,21 +92,28 @@ internal sealed class PageBatchEncoder
     /// </summary>
     public long AdoptReceiverHashes(ReadOnlySpan<ulong> receiverHashes, DirtyBitmap differs)
     {
-        if (receiverHashes.Length != _lastSentHash.Length)
-            throw new ArgumentException($"{receiverHashes.Length} receiver hashes for {_lastSentHash.Length} pages", nameof(receiverHashes));
+        if (receiverHashes.Length != _lastSentHash.PageCount)
+            throw new ArgumentException($"{receiverHashes.Length} receiver hashes for {_lastSentHash.PageCount} pages", nameof(receiverHashes));
         long count = 0;
         for (int p = 0; p < receiverHashes.Length; p++)
         {
             if (receiverHashes[p] == _lastSentHash[p]) continue;
             differs.Set(p);
-            _lastSentHash[p] = receiverHashes[p];
+            _lastSentHash.Set(p, receiverHashes[p]);
             count++;
         }
+        _sentSinceHarvest.Clear(); // the receiver's hashes say exactly what it holds
+        _maybeTorn.Clear();
         return count;
     }
 
     /// <summary>The receiver has nothing (a fresh, all-zero destination): forget every last-sent hash.</summary>
-    public void ForgetSent() => Array.Fill(_lastSentHash, PageHasher.ZeroPageHash(_memory.PageSize));
+    public void ForgetSent()
+    {
+        _lastSentHash.Reset(PageHasher.ZeroPageHash(_memory.PageSize));
+        _sentSinceHarvest.Clear();
+        _maybeTorn.Clear();
+    }
 
     /// <summary>Sends every page set in <paramref name="pages"/>; returns when the transport has taken them all.</summary>
     /// <param name="skipUnchanged">
@@ -107,7 +140,7 @@ internal sealed class PageBatchEncoder
             }
             long page = _pageList[i];
             ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
-            if (skipUnchanged && hash == _lastSentHash[page])
+            if (skipUnchanged && hash == _lastSentHash[page] && !_maybeTorn[page])
             {
                 unchanged++;
                 continue;
@@ -145,7 +178,14 @@ internal sealed class PageBatchEncoder
     private async Task FlushAsync(ulong round, int count, (long Page, ulong Hash)[] hashes, CancellationToken ct)
     {
         await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
-        for (int i = 0; i < count; i++) _lastSentHash[hashes[i].Page] = hashes[i].Hash;
+        lock (_lastSentHash) // shared by the streams' encoders (the tree's stale-node lists are not thread-safe)
+            for (int i = 0; i < count; i++) _lastSentHash.Set(hashes[i].Page, hashes[i].Hash);
+        for (int i = 0; i < count; i++)
+        {
+            long page = hashes[i].Page;
+            _sentSinceHarvest.Set(page);
+            _maybeTorn[page] = false;
+        }
         _payloads.Clear();
     }
 

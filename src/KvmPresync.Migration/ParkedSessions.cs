@@ -36,6 +36,7 @@ internal sealed class ParkedSessions : IDisposable
     {
         public void Dispose()
         {
+            Memory.StopTracking();
             try { Target.Dispose(); }
             finally { Reservation?.Dispose(); }
         }

@@ -70,6 +70,13 @@ public sealed record PresyncOptions
     /// </summary>
     public int Streams { get; init; } = 1;
 
+    /// <summary>
+    /// How the source's memory digest is computed at the switchover: <see cref="VerifyMode.Delta"/> (default) from the hashes
+    /// of what was sent, O(delta), trusting the dirty log; <see cref="VerifyMode.Full"/> re-hashes all paused memory, O(memory),
+    /// and so also re-verifies the dirty tracking itself.
+    /// </summary>
+    public VerifyMode Verify { get; init; } = VerifyMode.Delta;
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {
@@ -91,5 +98,6 @@ public sealed record PresyncOptions
         if (DestinationReadyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DestinationReadyTimeout), DestinationReadyTimeout, "the destination-ready timeout must be positive");
         if (HandoverTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandoverTimeout), HandoverTimeout, "the handover timeout must be positive");
         Reconnect?.Validate();
+        if (!Enum.IsDefined(Verify)) throw new ArgumentOutOfRangeException(nameof(Verify), Verify, "verify must be Delta or Full");
     }
 }

@@ -76,48 +76,49 @@ public sealed class PresyncSender
         HandshakeResult session;
         (SessionStatus Status, ulong[]? Hashes) start = default;
         bool multiStream = _options.Streams > 1;
-        try
+        SenderHandshakeOptions offer = Offer(resumable: _options.Reconnect is not null, multiStream);
+        Socket socket = _socket;
+        while (true)
         {
-            channel = await SenderChannel.OpenAsync(_socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-            session = await HandshakeAsync(channel, Offer(resumable: _options.Reconnect is not null, multiStream), cancellationToken).ConfigureAwait(false);
-            if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption && (_options.Reconnect is not null || multiStream))
-        {
-            // A receiver older than an offered bit refuses it in Hello: connect again without it — MultiStream (a 1.2 receiver)
-            // if it was offered, else Resumable (a 1.0 receiver: a lost connection then fails the migration).
-            await channel!.CloseAsync().ConfigureAwait(false);
-            channel.Dispose();
-            channel = null;
             try
             {
-                Socket socket = _options.Reconnect is { } reconnect
-                    ? await reconnect.Connect(cancellationToken).ConfigureAwait(false)
-                    : await _connectStream(0, cancellationToken).ConfigureAwait(false);
-                _ownedSockets.Add(socket);
                 channel = await SenderChannel.OpenAsync(socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-                bool stillResumable = multiStream && _options.Reconnect is not null;
-                session = await HandshakeAsync(channel, Offer(stillResumable, multiStream: false), cancellationToken).ConfigureAwait(false);
+                session = await HandshakeAsync(channel, offer, cancellationToken).ConfigureAwait(false);
                 if (Resumable(session)) start = await SenderResume.StartAsync(channel, session, _key, _sessionId, 0, _source.Memory.PageCount, cancellationToken).ConfigureAwait(false);
-                Notice?.Invoke(multiStream
-                    ? "the receiver does not take several streams (protocol 1.2 or older): one stream"
-                    : "the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
-                multiStream = false;
+                break;
             }
-            catch (Exception again) when (again is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            catch (ProtocolException e) when (e.FromPeerAbort && e.AbortReason == AbortReason.UnsupportedOption
+                                              && (_options.Reconnect is not null || multiStream) && OlderOffer(offer.Options) is { } older)
             {
-                return await HandshakeFailedAsync(channel, again).ConfigureAwait(false);
+                // An older receiver refuses the option bits it does not know in Hello: connect again offering only what it knows.
+                await channel!.CloseAsync().ConfigureAwait(false);
+                channel.Dispose();
+                channel = null;
+                offer = offer with { Options = older.Options };
+                if (older.Notice is { } notice) Notice?.Invoke(notice);
+                try
+                {
+                    socket = _options.Reconnect is { } reconnect
+                        ? await reconnect.Connect(cancellationToken).ConfigureAwait(false)
+                        : await _connectStream(0, cancellationToken).ConfigureAwait(false);
+                    _ownedSockets.Add(socket);
+                    multiStream &= (offer.Options & HelloOptions.MultiStream) != 0;
+                }
+                catch (Exception again) when (again is IOException or SocketException)
+                {
+                    return await HandshakeFailedAsync(null, again).ConfigureAwait(false);
+                }
             }
-        }
-        catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
-        {
-            return await HandshakeFailedAsync(channel, e).ConfigureAwait(false);
-        }
-        catch
-        {
-            channel?.Dispose();
-            DisposeOwnedSockets();
-            throw;
+            catch (Exception e) when (e is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
+            {
+                return await HandshakeFailedAsync(channel, e).ConfigureAwait(false);
+            }
+            catch
+            {
+                channel?.Dispose();
+                DisposeOwnedSockets();
+                throw;
+            }
         }
 
         if (_source is IDeviceStateHandoverSource && (session.Options & HelloOptions.DeferredHandover) == 0)
@@ -126,12 +127,14 @@ public sealed class PresyncSender
                 "`kvmpresync receive --libvirt …` (version 1.2 or later)")).ConfigureAwait(false);
         channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
-        JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(LaunchConvergence), _options.Engine.Convergence.GetType(),
+        JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(SourceDigest), typeof(StandbyCall), typeof(LaunchConvergence),
+            _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
         Volatile.Write(ref _run, run);
+        run.TreeDigest = TreeDigest(session);
         if (multiStream && (session.Options & HelloOptions.MultiStream) == 0)
             Notice?.Invoke("the receiver does not take several streams here (protocol 1.3 MultiStream is served by `kvmpresync receive`): one stream");
         else if (multiStream)
@@ -246,6 +249,7 @@ public sealed class PresyncSender
         {
             stop.Cancel();
             await run.CloseStreamsAsync().ConfigureAwait(false);
+            run.StateSave.Dispose();
             await run.Channel.CloseAsync().ConfigureAwait(false);
             run.Channel.Dispose();
             DisposeOwnedSockets();
@@ -275,7 +279,25 @@ public sealed class PresyncSender
 
     private SenderHandshakeOptions Offer(bool resumable, bool multiStream = false) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
         HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None) | (multiStream ? HelloOptions.MultiStream : HelloOptions.None)
-        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None));
+        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest);
+
+    /// <summary>The option bits a 1.2 receiver knows (it refuses any other in Hello).</summary>
+    private const HelloOptions KnownTo12 = HelloOptions.ZeroPages | HelloOptions.UnchangedPages | HelloOptions.Resumable | HelloOptions.DeferredHandover;
+
+    /// <summary>
+    /// What to offer an older receiver that refused <paramref name="offered"/> (Abort(UnsupportedOption)): first only the bits a
+    /// 1.2 receiver knows (the digest is then the flat one), then — a 1.0 receiver — without Resumable; null when nothing is left to drop.
+    /// </summary>
+    private static (HelloOptions Options, string? Notice)? OlderOffer(HelloOptions offered)
+    {
+        if ((offered & ~KnownTo12) != 0)
+            return (offered & KnownTo12, (offered & HelloOptions.MultiStream) != 0 ? "the receiver does not take several streams (protocol 1.2 or older): one stream" : null);
+        if ((offered & HelloOptions.Resumable) != 0)
+            return (offered & ~HelloOptions.Resumable, "the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
+        return null;
+    }
+
+    private static bool TreeDigest(HandshakeResult session) => (session.Options & HelloOptions.TreeDigest) != 0;
 
     private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
 
@@ -334,6 +356,7 @@ public sealed class PresyncSender
                 (SessionStatus status, ulong[]? hashes) = await SenderResume.StartAsync(channel, session, _key, _sessionId, generation,
                     run.Memory.PageCount, handshake.Token).ConfigureAwait(false);
                 run.Generation = generation;
+                run.TreeDigest = TreeDigest(session);
                 old.Dispose();
                 long marked = run.BeginResend(status == SessionStatus.Resumed ? hashes : null);
                 channel.ExpectsDestinationReady = _source is IDeviceStateHandoverSource;

@@ -7,24 +7,34 @@ namespace KvmPresync.Migration;
 
 /// <summary>
 /// The destination's guest memory while it is being filled: applies each PageBatch straight into the target's memory,
-/// keeps every page's hash as it lands (fresh memory is all zero) and counts what each round applied, so FinalState's
-/// digest can be checked without re-reading memory.
+/// keeps every page's hash as it lands (fresh memory is all zero) in a <see cref="PageHashTree"/> and counts what each
+/// round applied, so FinalState's digest is checked without re-reading memory, in O(pages changed since the last check).
+/// <para>
+/// With a write tracker (<see cref="ReceiverOptions.TrackWrites"/>: the pages written through the destination's own
+/// mapping, by anyone), every page written since the previous scan is hashed again from its bytes at each RoundEnd and at
+/// the switchover — the receiver's own writes and any other — so a page changed on the destination after it landed is
+/// caught by the digest too. Without one, the hashes are those of the bytes as they landed.
+/// </para>
 /// </summary>
 internal sealed class ReceivedMemory
 {
     private readonly MemoryLayout _layout;
     private readonly GuestMemoryMap _memory;
-    private readonly MemoryDigest _digest;
+    private readonly PageHashTree _digest;
     private readonly ulong _zeroHash;
+    private IDirtyPageSource? _writes;
+    private readonly DirtyBitmap? _written;
     private long _roundBytes, _roundPages;
 
-    private ReceivedMemory(MemoryLayout layout, GuestMemoryMap memory)
+    private ReceivedMemory(MemoryLayout layout, GuestMemoryMap memory, IDirtyPageSource? writes)
     {
         _layout = layout;
         _memory = memory;
-        _digest = new MemoryDigest(memory.PageCount, memory.PageSize);
         _zeroHash = PageHasher.ZeroPageHash(memory.PageSize);
-        for (long p = 0; p < memory.PageCount; p++) _digest.SetPage(p, _zeroHash);
+        _digest = new PageHashTree(memory.PageCount, memory.PageSize, _zeroHash);
+        _digest.Compute(); // the whole tree once now (O(memory), before any page arrives); later digests re-hash what changed
+        _writes = writes;
+        if (writes is not null) _written = new DirtyBitmap(memory.PageCount);
     }
 
     /// <summary>The layout this memory was attached for.</summary>
@@ -34,7 +44,13 @@ internal sealed class ReceivedMemory
     public long PageCount => _memory.PageCount;
 
     /// <summary>The hash of what page <paramref name="index"/> (linear index) holds now.</summary>
-    public ulong PageHash(long index) => _digest.PageHash(index);
+    public ulong PageHash(long index) => _digest[index];
+
+    /// <summary>Whether writes to the destination's memory are tracked (and re-hashed at each round end and at the switchover).</summary>
+    public bool TracksWrites => _writes is not null;
+
+    /// <summary>Pages hashed again because the write tracker reported them (all rounds).</summary>
+    public long PagesRehashed { get; private set; }
 
     /// <summary>Pages applied so far (all rounds).</summary>
     public long PagesApplied => Interlocked.Read(ref _pagesApplied);
@@ -45,7 +61,7 @@ internal sealed class ReceivedMemory
     /// The target's memory, checked against the announced layout. Throws <see cref="ReceiverFailedException"/> when it
     /// does not match (or the target cannot produce it).
     /// </summary>
-    public static ReceivedMemory Attach(MemoryLayout layout, IMigrationTarget target)
+    public static ReceivedMemory Attach(MemoryLayout layout, IMigrationTarget target, Func<GuestMemoryMap, IDirtyPageSource>? trackWrites = null)
     {
         GuestMemoryMap memory;
         try
@@ -62,15 +78,37 @@ internal sealed class ReceivedMemory
         if (MigrationLayout.Mismatch(layout, memory) is { } mismatch)
             throw new ReceiverFailedException(AbortReason.ReceiverFailure,
                 $"the migration target does not match the announced layout: {mismatch}");
-        return new ReceivedMemory(layout, memory);
+        IDirtyPageSource? writes = null;
+        if (trackWrites is not null)
+        {
+            try
+            {
+                writes = trackWrites(memory);
+            }
+            catch (Exception e)
+            {
+                throw new ReceiverFailedException(AbortReason.ReceiverFailure,
+                    $"could not track writes to the destination's memory ({e.GetType().Name}: {e.Message})", e);
+            }
+            if (writes.PageCount != memory.PageCount || writes.PageSize != memory.PageSize)
+            {
+                (writes as IDisposable)?.Dispose();
+                throw new ReceiverFailedException(AbortReason.ReceiverFailure,
+                    $"the write tracker covers {writes.PageCount} pages of {writes.PageSize} bytes; the memory has {memory.PageCount} of {memory.PageSize}");
+            }
+        }
+        return new ReceivedMemory(layout, memory, writes);
     }
 
     /// <summary>Loads and compiles the digest path now, so its first use is not inside the downtime.</summary>
     public static void WarmVerification()
     {
-        var warm = new MemoryDigest(1, GuestMemory.HostPageSize);
-        warm.SetPage(0, PageHasher.ZeroPageHash(GuestMemory.HostPageSize));
-        _ = MemoryDigest.Matches(warm.Compute(), new byte[MemoryDigest.Size]);
+        var warm = new PageHashTree(1, GuestMemory.HostPageSize, PageHasher.ZeroPageHash(GuestMemory.HostPageSize));
+        Span<byte> digest = stackalloc byte[MemoryDigest.Size];
+        MemoryDigest.ComputeFlat(warm.Hashes, warm.PageSize, digest);
+        warm.Set(0, 1);
+        warm.Compute(digest);
+        _ = MemoryDigest.Matches(digest, new byte[MemoryDigest.Size]);
     }
 
     /// <summary>Moves each page of <paramref name="batch"/> (descriptors already validated by the reader) into guest memory.</summary>
@@ -93,15 +131,15 @@ internal sealed class ReceivedMemory
                     {
                         // The page may now hold part of the new bytes: its recorded hash must say what it holds, or a
                         // resumed session would take the torn page for the one the sender hashed.
-                        _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
+                        SetHash(index, PageHasher.Hash(page.Span, out _));
                         throw;
                     }
-                    _digest.SetPage(index, PageHasher.Hash(page.Span, out _));
+                    SetHash(index, PageHasher.Hash(page.Span, out _));
                     bytes += _memory.PageSize;
                     break;
                 case PageKind.Zero:
                     page.Span.Clear();
-                    _digest.SetPage(index, _zeroHash);
+                    SetHash(index, _zeroHash);
                     break;
                 default:
                     throw new ProtocolException(ProtocolError.UnknownPageKind, $"PageBatch descriptor {i}.kind", d.Kind,
@@ -119,14 +157,64 @@ internal sealed class ReceivedMemory
         return ((ulong)Interlocked.Exchange(ref _roundBytes, 0), (ulong)Interlocked.Exchange(ref _roundPages, 0));
     }
 
-    /// <summary>Throws unless <paramref name="final"/> describes exactly this memory (page count and digest).</summary>
-    public void Verify(FinalState final)
+    /// <summary>
+    /// After a round (its Ack sent, so this does not delay the sender's RTT sample): re-hashes the pages written since the
+    /// last scan and brings the digest tree up to date, so the switchover's scan and digest cover only the paused delta.
+    /// </summary>
+    public void CatchUp()
+    {
+        RehashWritten();
+        lock (_digest) _digest.Compute(stackalloc byte[PageHashTree.Size]);
+    }
+
+    /// <summary>
+    /// Throws unless <paramref name="final"/> describes exactly this memory (page count and digest): the hash tree's root when
+    /// the session negotiated <paramref name="treeDigest"/> (1.3), else the flat digest over the same page hashes.
+    /// </summary>
+    public void Verify(FinalState final, bool treeDigest)
     {
         if (final.PageCount != (ulong)_memory.PageCount)
             throw new ProtocolException(ProtocolError.BodyLengthMismatch, "FinalState.pageCount", final.PageCount,
                 $"FinalState describes {final.PageCount} pages; the layout has {_memory.PageCount}");
-        if (!MemoryDigest.Matches(_digest.Compute(), final.MemoryDigest.Span))
+        RehashWritten();
+        Span<byte> digest = stackalloc byte[MemoryDigest.Size];
+        if (treeDigest) _digest.Compute(digest);
+        else MemoryDigest.ComputeFlat(_digest.Hashes, _memory.PageSize, digest);
+        if (!MemoryDigest.Matches(digest, final.MemoryDigest.Span))
             throw new ReceiverFailedException(AbortReason.DigestMismatch,
                 "memory digest mismatch: the destination's memory differs from the source's");
+    }
+
+    /// <summary>
+    /// Hashes again, from its bytes, every page the write tracker reports written since its previous scan (the scan
+    /// write-protects them again in the same call, so a later write shows in the next one). No-op without a tracker.
+    /// </summary>
+    /// <summary>Records a page's hash: under the tree's lock, since several data streams (protocol 1.3 MultiStream) apply batches at once.</summary>
+    private void SetHash(long index, ulong hash)
+    {
+        lock (_digest) _digest.Set(index, hash);
+    }
+
+    private void RehashWritten()
+    {
+        if (_writes is null) return;
+        DirtyBitmap written = _written!;
+        written.Clear();
+        _writes.Harvest(written);
+        long n = 0;
+        foreach (long page in written)
+        {
+            SetHash(page, PageHasher.Hash(_memory.Page(page), out _));
+            n++;
+        }
+        PagesRehashed += n;
+    }
+
+    /// <summary>Ends write tracking (after the switchover, or when the destination is released); the digest is not checked again.</summary>
+    public void StopTracking()
+    {
+        IDirtyPageSource? writes = _writes;
+        _writes = null;
+        (writes as IDisposable)?.Dispose();
     }
 }

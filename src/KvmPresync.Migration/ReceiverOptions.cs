@@ -1,3 +1,5 @@
+using KvmPresync.Core;
+using KvmPresync.Memory;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -32,10 +34,23 @@ public sealed record ReceiverOptions
     public bool DeviceStateHandover { get; init; }
 
     /// <summary>
+    /// Tracks the pages written to a destination's memory (given its map, once the destination is created), e.g. userfaultfd
+    /// async write protection + PAGEMAP_SCAN on this process's own mapping (<c>KvmPresync.ProcessMemory.GuestMemoryWriteTracker</c>).
+    /// With it every page written since the previous scan is hashed again at each RoundEnd and at the switchover, so a page
+    /// changed on the destination after it landed — by anything writing through that mapping — fails the digest. Null: the
+    /// digest is over the pages as they landed (a change after landing goes unseen). Disposed (if disposable) after the
+    /// switchover or with the destination.
+    /// </summary>
+    public Func<GuestMemoryMap, IDirtyPageSource>? TrackWrites { get; init; }
+
+    /// <summary>
     /// Test/fuzz seam: a fixed source for the receiver's handshake nonce (null: random). With it a recorded sender
     /// stream replays into a receiver byte for byte, authentication included (fuzz/README.md). Never set in production.
     /// </summary>
     internal Func<byte[]>? HandshakeNonce { get; init; }
+
+    /// <summary>Test seam: the protocol version this receiver speaks (null: <see cref="ProtocolVersion.Current"/>), to act as an older peer.</summary>
+    internal ProtocolVersion? Version { get; init; }
 
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()

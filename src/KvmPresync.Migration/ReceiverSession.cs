@@ -43,6 +43,7 @@ internal sealed partial class ReceiverSession
     private ReceiveResult? _outcome;
     private HandshakeResult? _session; // kept for SessionStart's proof
     private bool _deferredHandover; // the session negotiated HelloOptions.DeferredHandover
+    private bool _treeDigest;       // the session negotiated HelloOptions.TreeDigest (1.3): FinalState carries the hash tree's root
     private IDeviceStateHandoverTarget? _awaitingDestination; // set until DestinationReady went out: one null check per frame otherwise
     private UInt128? _resumeId;        // the resumable session this connection serves (after SessionStart)
     private uint _parkGeneration;      // the generation to park under: the claimed one once the sender sent anything after SessionStart
@@ -285,9 +286,10 @@ internal sealed partial class ReceiverSession
     {
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
+            Version = _options.Version ?? ProtocolVersion.Current,
             SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
                 | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None)
-                | (_joins is not null ? HelloOptions.MultiStream : HelloOptions.None),
+                | (_joins is not null ? HelloOptions.MultiStream : HelloOptions.None) | HelloOptions.TreeDigest,
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
             NonceSource = _options.HandshakeNonce,
@@ -304,6 +306,7 @@ internal sealed partial class ReceiverSession
         JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory), typeof(ReceiverFrameGate)); // and the verify/resume steps' code
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and their frames' (generic over their body types)
         _deferredHandover = (session.Options & HelloOptions.DeferredHandover) != 0;
+        _treeDigest = (session.Options & HelloOptions.TreeDigest) != 0;
         if (_options.DeviceStateHandover && !_deferredHandover)
             throw new ReceiverFailedException(AbortReason.ProtocolViolation,
                 "this receiver serves libvirt destinations, whose device state QEMU moves after the memory: the sender must offer protocol 1.2's " +
@@ -383,7 +386,7 @@ internal sealed partial class ReceiverSession
             throw new ReceiverFailedException(AbortReason.ReceiverFailure, _deferredHandover
                 ? "the session negotiated DeferredHandover, but this receiver's destination takes the device state in FinalState"
                 : "this receiver's destination takes the device state by its own path, but the session did not negotiate DeferredHandover");
-        _memory = ReceivedMemory.Attach(layout, _target);
+        _memory = ReceivedMemory.Attach(layout, _target, _options.TrackWrites);
     }
 
     private async Task OnPageBatchAsync(FrameHeader header)
@@ -399,6 +402,7 @@ internal sealed partial class ReceiverSession
         RoundEnd end = await _reader!.ReadBodyAsync<RoundEnd>(header, _cancellationToken).ConfigureAwait(false);
         (ulong bytes, ulong pages) = Memory.EndRound();
         await _writer!.WriteAsync(new Ack(end.RoundId, bytes, pages, end.SenderTimestampNs, Now()), _cancellationToken).ConfigureAwait(false);
+        Memory.CatchUp();
     }
 
     private async Task OnPingAsync(FrameHeader header)
@@ -414,7 +418,7 @@ internal sealed partial class ReceiverSession
         _arrivedIn = _gate.Phase; // Verifying: what fails from here fails the verification or the resume
         long t0 = _clock.ElapsedTicks;
         if (_streams is not null) await _streams.SealAsync().ConfigureAwait(false); // every data stream ended: nothing writes the memory any more
-        Memory.Verify(final);
+        Memory.Verify(final, _treeDigest);
         try
         {
             _target!.Resume(final.DeviceState.Span);
@@ -436,6 +440,7 @@ internal sealed partial class ReceiverSession
                 "check that the source did not resume its copy as well";
         }
         _gate.MarkResumed();
+        Memory.StopTracking(); // verified: the guest's own writes from here on are none of the digest's business
         _lease?.Dispose(); // the memory is the running guest's now; the admission reservation ends with the session
         _lease = null;
         _outcome = new ReceiveResult
@@ -547,6 +552,7 @@ internal sealed partial class ReceiverSession
     {
         IMigrationTarget? target = _target;
         _target = null;
+        _memory?.StopTracking();
         try
         {
             try { target?.Dispose(); }

@@ -19,6 +19,7 @@ internal sealed class SenderRun
     private readonly List<RoundRecord> _deferred = [];
     private readonly long _syncStartProgress;
     private readonly TimeSpan _syncStart;
+    private readonly byte[] _digestScratch = new byte[PageHashTree.Size];
 
     public SenderRun(IMigrationSource source, PresyncOptions options, SenderChannel channel, Stopwatch clock, Action<RoundRecord>? roundCompleted)
     {
@@ -40,6 +41,9 @@ internal sealed class SenderRun
         _syncStart = clock.Elapsed;
     }
 
+    /// <summary>The paused source's state is saved on this thread while the final delta goes out (<see cref="PausedPhase"/>).</summary>
+    public StandbyCall StateSave { get; } = new("switchover-state");
+
     public IMigrationSource Source { get; }
     public GuestMemoryMap Memory { get; }
     public PresyncOptions Options { get; }
@@ -58,6 +62,9 @@ internal sealed class SenderRun
     public long Round { get; set; }
 
     public SenderPhase Phase { get; set; } = SenderPhase.Handshake;
+
+    /// <summary>The session negotiated the hash-tree memory digest (protocol 1.3 <c>TreeDigest</c>); else the flat one.</summary>
+    public bool TreeDigest { get; set; }
 
     /// <summary>Harvest-clock time of the last harvest (the convergence policy's clock).</summary>
     public TimeSpan LastHarvestTime { get; set; }
@@ -237,6 +244,8 @@ internal sealed class SenderRun
         long start = Clock.ElapsedTicks;
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
+        Encoder.OnHarvest(Harvest);
+        Streams?.OnHarvest(Harvest);
         LastHarvestTime = h.Time;
         _harvestedAt = Clock.Elapsed;
         TimeSpan took = TimeSpan.FromTicks((long)((Clock.ElapsedTicks - start) * (TimeSpan.TicksPerSecond / (double)Stopwatch.Frequency)));
@@ -252,6 +261,8 @@ internal sealed class SenderRun
             ? await streams.SendAsync((ulong)Round, Send, skipUnchanged, ct).ConfigureAwait(false)
             : await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged, stopEarly).ConfigureAwait(false);
         Engine.MarkSent(Send);
+        // Bring the digest tree up to date with what this round sent, so the switchover re-hashes only the paused delta's nodes.
+        if (TreeDigest && Phase != SenderPhase.Paused) Encoder.SentHashes.Compute(_digestScratch);
         return counts;
     }
 

@@ -42,7 +42,7 @@ internal sealed class SenderStreams
         Count = data.Length + 1;
         _encoders = new PageBatchEncoder[Count];
         _encoders[0] = mainEncoder;
-        for (int i = 1; i < Count; i++) _encoders[i] = new PageBatchEncoder(memory, data[i - 1].Writer, batchPages, mainEncoder.LastSentHashes);
+        for (int i = 1; i < Count; i++) _encoders[i] = new PageBatchEncoder(memory, data[i - 1].Writer, batchPages, mainEncoder.SentHashes);
         _parts = new DirtyBitmap[Count];
         for (int i = 0; i < Count; i++) _parts[i] = new DirtyBitmap(memory.PageCount);
     }
@@ -112,6 +112,12 @@ internal sealed class SenderStreams
     {
         EndPoint remote = main.RemoteEndPoint ?? throw new InvalidOperationException("the main connection has no remote address");
         return (_, ct) => remote is IPEndPoint ip ? MigrationSocket.ConnectAsync(ip, ct) : throw new NotSupportedException($"data streams need an IP endpoint, not {remote}");
+    }
+
+    /// <summary>A harvest was taken: every data stream's encoder marks what it sent since the previous one and is dirty again (the main one is told by the run).</summary>
+    public void OnHarvest(DirtyBitmap harvest)
+    {
+        for (int i = 1; i < Count; i++) _encoders[i].OnHarvest(harvest);
     }
 
     /// <summary>

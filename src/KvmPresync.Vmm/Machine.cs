@@ -57,6 +57,9 @@ public sealed class Machine : IDisposable
 
     public Vm Vm => _vm;
 
+    /// <summary>vCPU 0 (tests of the KVM layer on a running workload).</summary>
+    internal Vcpu Vcpu => _vcpu;
+
     /// <summary>The KVM memory slots, in <see cref="Memory"/>'s region order.</summary>
     public IReadOnlyList<MemorySlot> Slots { get; }
 
@@ -88,7 +91,7 @@ public sealed class Machine : IDisposable
 
     public bool IsPaused => _parked.IsSet;
 
-    /// <summary>Creates a VM, loads the workload guest and its boot info; call <see cref="Start"/> to run it.</summary>
+    /// <summary>Creates a VM, loads the workload guest and its boot info; call <see cref="Start()"/> to run it.</summary>
     public static Machine Boot(KvmSystem kvm, MachineConfig config)
     {
         ArgumentNullException.ThrowIfNull(kvm);
@@ -120,7 +123,7 @@ public sealed class Machine : IDisposable
     /// <summary>
     /// Recreates a machine in a fresh VM from <paramref name="snapshot"/>, over <paramref name="memory"/>
     /// which must already hold the guest's memory, in the snapshot's slots (<see cref="MachineConfig.RamSlots"/>);
-    /// the machine owns it from then on. Call <see cref="Start"/> to continue it.
+    /// the machine owns it from then on. Call <see cref="Start()"/> to continue it.
     /// </summary>
     public static Machine Restore(KvmSystem kvm, MachineSnapshot snapshot, GuestMemoryMap memory)
     {
@@ -264,12 +267,16 @@ public sealed class Machine : IDisposable
     }
 
     /// <summary>Starts the vCPU thread (and the guest clock).</summary>
-    public void Start()
+    public void Start() => Start(null);
+
+    /// <summary>Starts the vCPU loop on <paramref name="standby"/> (a thread started in advance), or on a new thread.</summary>
+    internal void Start(StandbyThread? standby)
     {
         if (_thread is not null) throw new InvalidOperationException("the machine was already started");
-        _thread = new Thread(RunLoop) { IsBackground = true, Name = "vcpu0" };
+        _thread = standby?.Thread ?? new Thread(RunLoop) { IsBackground = true, Name = "vcpu0" };
         _clock.Start();
-        _thread.Start();
+        if (standby is not null) standby.Run(RunLoop);
+        else _thread.Start();
     }
 
     /// <summary>Stops the vCPU outside KVM_RUN (pending I/O completed) and stops the guest clock. Idempotent.</summary>

@@ -5,7 +5,7 @@ namespace KvmPresync.Wire;
 /// <code>
 ///  0  u64 page count           (pages covered by the digest = layout's total pages)
 ///  8  u64 sender timestamp     (ns; echoed in Resumed)
-/// 16  32  memory digest        (SHA-256 over all page hashes in linear page order)
+/// 16  32  memory digest        (the hash tree's root with TreeDigest (1.3), else SHA-256 over all page hashes in page order)
 /// 48  u32 state length         (≤ WireLimits.MaxDeviceStateBytes)
 /// 52  u32 reserved (0)
 /// 56  state length bytes: vCPU + device state blob (opaque to the wire layer)

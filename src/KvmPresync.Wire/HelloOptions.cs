@@ -30,6 +30,14 @@ public enum HelloOptions : uint
     /// </summary>
     MultiStream = 1u << 5,
 
+    /// <summary>
+    /// Protocol 1.3: <see cref="FinalState"/>'s memory digest is the hash tree over the page hashes
+    /// (<c>PageHashTree</c>, magic "KPSMDT01"), which each side keeps current as pages are sent and land, so the switchover
+    /// hashes only what changed; without it the digest is the flat one (<c>MemoryDigest</c>, "KPSMDG01"). Only accepted at
+    /// minor ≥ 3.
+    /// </summary>
+    TreeDigest = 1u << 6,
+
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | MultiStream,
+    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | MultiStream | TreeDigest,
 }

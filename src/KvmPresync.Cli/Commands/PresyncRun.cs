@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1)
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1, VerifyMode Verify = VerifyMode.Delta)
     {
         /// <summary>The launch-to-resume target the hold-back budget and the convergence policy follow.</summary>
         public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
@@ -61,6 +61,7 @@ internal static class PresyncRun
             SyncBeforeLaunch = s.SyncBeforeLaunch,
             Tls = s.Tls,
             Streams = s.Streams,
+            Verify = s.Verify,
             Reconnect = s.ReconnectFor is { } reconnectFor && reconnectFor > TimeSpan.Zero
                 ? new ReconnectOptions(token => MigrationSocket.ConnectAsync(s.Target, token)) { MaxOutage = reconnectFor }
                 : null,

@@ -8,6 +8,7 @@ using System.Text.Json;
 using KvmPresync.Core;
 using KvmPresync.Kvm;
 using KvmPresync.Migration;
+using KvmPresync.ProcessMemory;
 using KvmPresync.Vmm;
 using KvmPresync.Vmm.Migration;
 using KvmPresync.Wire;
@@ -77,6 +78,10 @@ internal static class ReceiveCommand
         var log = new ServiceLog(line => Console.Error.WriteLine(line));
         using LibvirtDestination? libvirt = s.Libvirt is { } lv ? LibvirtDestination.Start(lv, line => log.Info("libvirt.hook", null, ("answer", line))) : null;
         using KvmSystem? kvm = libvirt is null ? KvmSystem.Open() : null;
+        // Our own destinations: re-hash every page written to the destination's memory since it landed (catches a change after
+        // landing), where this kernel can track writes; libvirt's RAM files are QEMU's and may be huge pages: as they landed.
+        string? untracked = null;
+        bool trackWrites = libvirt is null && UserfaultfdHandle.IsAvailable(out untracked);
         var options = new ReceiveServiceOptions
         {
             Receiver = new ReceiverOptions
@@ -87,6 +92,7 @@ internal static class ReceiveCommand
                 IdleTimeout = s.IdleTimeout,
                 Tls = s.Tls,
                 DeviceStateHandover = libvirt is not null,
+                TrackWrites = trackWrites ? memory => GuestMemoryWriteTracker.Track(memory) : null,
             },
             MaxConcurrentSessions = s.MaxSessions,
         };
@@ -94,6 +100,8 @@ internal static class ReceiveCommand
             layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
         using Socket listener = MigrationSocket.Listen(s.Listen);
         Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")}{(s.Tls is null ? "" : "; mutual TLS 1.3 required")})");
+        if (libvirt is null && !trackWrites)
+            Console.WriteLine($"note: writes to a destination's memory after a page landed are not tracked ({untracked}); the digest covers the pages as they landed");
 
         using var stopAccepting = new CancellationTokenSource();
         using var stopGuests = new CancellationTokenSource();

@@ -113,19 +113,30 @@ public sealed class MemoryDigest
             throw new InvalidOperationException(
                 $"{missing} of {PageCount} pages have no hash (first: page {FirstMissingPage()}); set or hash every page before computing the digest");
 
+        ComputeFlat(_hashes, PageSize, destination);
+    }
+
+    /// <summary>
+    /// The flat digest (the definition above) over page hashes a side already keeps in page order (e.g. a
+    /// <see cref="PageHashTree"/>'s <see cref="PageHashTree.Hashes"/>): SHA-256 over 8 bytes per page, no page re-read.
+    /// </summary>
+    public static void ComputeFlat(ReadOnlySpan<ulong> hashes, int pageSize, Span<byte> destination)
+    {
+        if (destination.Length < Size)
+            throw new ArgumentException($"destination has {destination.Length} bytes; the digest needs {Size}", nameof(destination));
         Span<byte> header = stackalloc byte[HeaderSize];
         Magic.CopyTo(header);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)PageSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)pageSize);
         BinaryPrimitives.WriteUInt32LittleEndian(header[12..], 0);
-        BinaryPrimitives.WriteUInt64LittleEndian(header[16..], (ulong)PageCount);
+        BinaryPrimitives.WriteUInt64LittleEndian(header[16..], (ulong)hashes.Length);
 
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(header);
         const int chunk = 1 << 16; // hashes per AppendData: keeps byte lengths far below int.MaxValue
         ulong[]? swapped = BitConverter.IsLittleEndian ? null : new ulong[chunk];
-        for (int start = 0; start < _hashes.Length; start += chunk)
+        for (int start = 0; start < hashes.Length; start += chunk)
         {
-            ReadOnlySpan<ulong> part = _hashes.AsSpan(start, Math.Min(chunk, _hashes.Length - start));
+            ReadOnlySpan<ulong> part = hashes.Slice(start, Math.Min(chunk, hashes.Length - start));
             if (swapped is not null)
             {
                 BinaryPrimitives.ReverseEndianness(part, swapped);

@@ -46,6 +46,7 @@ public sealed class MachineMigrationSource : IMigrationSource
 public sealed class MachineMigrationTarget : IMigrationTarget
 {
     private readonly MachineShell _shell;
+    private readonly StandbyThread _vcpuThread; // started now; at the switchover it only receives the vCPU loop
 
     /// <param name="kvm">Where to create the VM.</param>
     /// <param name="slots">The announced memory slots, in the announced order (which fixes the page numbering).</param>
@@ -57,8 +58,9 @@ public sealed class MachineMigrationTarget : IMigrationTarget
         {
             _shell = MachineShell.Create(kvm, Memory);
             _shell.Warm();
+            _vcpuThread = new StandbyThread("vcpu0");
             JitWarmup.Prepare(typeof(Machine), typeof(MachineSnapshotCodec), typeof(MachineShell), typeof(MachineMigrationTarget),
-                typeof(GuestClock), typeof(GuestTelemetry)); // the resume path, compiled before the switchover
+                typeof(GuestClock), typeof(GuestTelemetry), typeof(StandbyThread)); // the resume path, compiled before the switchover
         }
         catch
         {
@@ -77,11 +79,12 @@ public sealed class MachineMigrationTarget : IMigrationTarget
         if (Machine is not null) throw new InvalidOperationException("the guest was already resumed");
         MachineSnapshot snapshot = MachineSnapshotCodec.Decode(deviceState);
         Machine = Machine.Restore(_shell, snapshot);
-        Machine.Start();
+        Machine.Start(_vcpuThread);
     }
 
     public void Dispose()
     {
+        _vcpuThread.Dispose();
         if (Machine is not null)
         {
             Machine.Dispose();

@@ -78,6 +78,52 @@ public sealed class HandshakeTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 3, 1, 3, true)]
+    [InlineData(1, 2, 1, 3, false)] // a 1.2 sender never gets the tree digest
+    [InlineData(1, 3, 1, 2, false)] // nor from a 1.2 receiver (which does not know the bit)
+    public async Task TreeDigest_is_accepted_only_at_1_3(ushort sMajor, ushort sMinor, ushort rMajor, ushort rMinor, bool accepted)
+    {
+        (Connection s, Connection r) = await ConnectAsync();
+        using (s)
+        using (r)
+        {
+            byte[] key = RandomKey();
+            using var k1 = new PreSharedKey(key);
+            using var k2 = new PreSharedKey(key);
+            var receiverVersion = new ProtocolVersion(rMajor, rMinor);
+            Task<HandshakeResult> receiver = Handshake.RunReceiverAsync(r.Reader, r.Writer, new ReceiverHandshakeOptions
+            {
+                Version = receiverVersion,
+                SupportedOptions = receiverVersion.Minor >= 3 ? HelloOptions.All : HelloOptions.All & ~HelloOptions.TreeDigest,
+            }, k2, Ct);
+            HelloOptions offer = HelloOptions.ZeroPages | (sMinor >= 3 ? HelloOptions.TreeDigest : HelloOptions.None);
+            HandshakeResult result = await Handshake.RunSenderAsync(s.Reader, s.Writer, Offer(options: offer) with { Version = new(sMajor, sMinor) }, k1, Ct);
+            Assert.Equal(accepted, (result.Options & HelloOptions.TreeDigest) != 0);
+            Assert.Equal(result.Options, (await receiver).Options);
+        }
+    }
+
+    [Fact]
+    public async Task A_1_3_receiver_strips_TreeDigest_from_a_session_that_runs_at_1_2()
+    {
+        (Connection s, Connection r) = await ConnectAsync();
+        using (s)
+        using (r)
+        {
+            byte[] key = RandomKey();
+            using var k1 = new PreSharedKey(key);
+            using var k2 = new PreSharedKey(key);
+            // A (misbehaving) 1.2 sender that sets the 1.3 bit anyway: the receiver accepts it only at minor >= 3.
+            Task<HandshakeResult> receiver = Handshake.RunReceiverAsync(r.Reader, r.Writer, new ReceiverHandshakeOptions(), k2, Ct);
+            HandshakeResult result = await Handshake.RunSenderAsync(s.Reader, s.Writer,
+                Offer(options: HelloOptions.ZeroPages | HelloOptions.TreeDigest) with { Version = new(1, 2) }, k1, Ct);
+            Assert.Equal(new ProtocolVersion(1, 2), result.Version);
+            Assert.Equal(HelloOptions.ZeroPages, result.Options);
+            Assert.Equal(HelloOptions.ZeroPages, (await receiver).Options);
+        }
+    }
+
     [Fact]
     public async Task Major_version_mismatch_is_answered_with_abort_on_both_sides()
     {
