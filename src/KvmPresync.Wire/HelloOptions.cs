@@ -23,6 +23,12 @@ public enum HelloOptions : uint
     /// </summary>
     DeferredHandover = 1u << 3,
 
+    /// <summary>
+    /// Protocol 1.3: a PageBatch may carry its Full payloads compressed (<see cref="PageCodec"/> in the batch's codec field,
+    /// then compressed and raw lengths). Only accepted at minor ≥ 3.
+    /// </summary>
+    CompressedPages = 1u << 4,
+
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover,
+    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | CompressedPages,
 }

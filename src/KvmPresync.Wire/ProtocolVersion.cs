@@ -8,13 +8,16 @@ namespace KvmPresync.Wire;
 public readonly record struct ProtocolVersion(ushort Major, ushort Minor)
 {
     /// <summary>The version this code speaks.</summary>
-    public static ProtocolVersion Current => new(1, 2);
+    public static ProtocolVersion Current => new(1, 3);
 
     /// <summary>The first version with <see cref="HelloOptions.Resumable"/> and its frames (SessionStart, SessionState, PageHashes).</summary>
     public static ProtocolVersion Resumable => new(1, 1);
 
     /// <summary>The first version with <see cref="HelloOptions.DeferredHandover"/> and its frame (DestinationReady).</summary>
     public static ProtocolVersion DeferredHandover => new(1, 2);
+
+    /// <summary>The first version with <see cref="HelloOptions.CompressedPages"/> (the PageBatch codec field).</summary>
+    public static ProtocolVersion CompressedPages => new(1, 3);
 
     /// <summary>The version a session runs at when this side (<paramref name="local"/>) meets <paramref name="offered"/>; null when majors differ.</summary>
     public static ProtocolVersion? Negotiate(ProtocolVersion local, ProtocolVersion offered) =>
