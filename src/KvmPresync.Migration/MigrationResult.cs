@@ -1,5 +1,6 @@
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -55,6 +56,9 @@ public sealed record MigrationResult
 
     /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
     public ZeroCopyStats? ZeroCopy { get; init; }
+
+    /// <summary>What payload compression did (bytes before/after, codec use); null when the run ended before sync.</summary>
+    public CompressionStats? Compression { get; init; }
 
     /// <summary>Where the downtime went (null when the migration failed).</summary>
     public DowntimeBreakdown? Downtime { get; init; }

@@ -1,6 +1,7 @@
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Memory;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -23,9 +24,11 @@ internal sealed class PageBatchEncoder
     private readonly List<ReadOnlyMemory<byte>> _payloads;
     private readonly long[] _pageList;
     private readonly (long Page, ulong Hash)[] _batchHashes;
+    private readonly BatchCompressor? _compressor;
 
-    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages)
+    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, BatchCompressor? compressor = null)
     {
+        _compressor = compressor;
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
         _memory = memory;
         _writer = writer;
@@ -126,7 +129,8 @@ internal sealed class PageBatchEncoder
 
     private async Task FlushAsync(ulong round, int count, (long Page, ulong Hash)[] hashes, CancellationToken ct)
     {
-        await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
+        if (_compressor is null) await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
+        else await _compressor.WriteAsync(_writer, round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
         for (int i = 0; i < count; i++) _lastSentHash[hashes[i].Page] = hashes[i].Hash;
         _payloads.Clear();
     }

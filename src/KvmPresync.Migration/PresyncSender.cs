@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -82,7 +83,7 @@ public sealed class PresyncSender
                 Socket socket = await reconnect.Connect(cancellationToken).ConfigureAwait(false);
                 _ownedSockets.Add(socket);
                 channel = await SenderChannel.OpenAsync(socket, _options, NowNs, cancellationToken).ConfigureAwait(false);
-                session = await HandshakeAsync(channel, Offer(resumable: false), cancellationToken).ConfigureAwait(false);
+                session = await HandshakeAsync(channel, Offer(resumable: false, compressed: false), cancellationToken).ConfigureAwait(false);
                 Notice?.Invoke("the receiver does not support resumable sessions (protocol 1.0): a lost connection will fail the migration");
             }
             catch (Exception again) when (again is (ProtocolException and not AuthenticationFailedException) or IOException or SocketException)
@@ -180,6 +181,7 @@ public sealed class PresyncSender
                 ProgressRateDuringSync = run.SyncProgressRate,
                 ProgressRateFirstSeconds = run.EarlyProgressRate,
                 ZeroCopy = run.Channel.ZeroCopy?.Stats,
+                Compression = run.Compressor.Stats(),
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
                     SenderRun.TicksToMs(t.StateSentAt - t.DigestAt), SenderRun.TicksToMs(resumedAt - t.StateSentAt)),
                 Rounds = run.Rounds,
@@ -232,9 +234,11 @@ public sealed class PresyncSender
     /// <summary>Things worth telling the user that are not failures (e.g. the receiver cannot resume sessions).</summary>
     public event Action<string>? Notice;
 
-    private SenderHandshakeOptions Offer(bool resumable) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
+    /// <param name="compressed">Offer CompressedPages when the options ask for it (false: the fallback for a receiver older than 1.1).</param>
+    private SenderHandshakeOptions Offer(bool resumable, bool compressed = true) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
         HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None)
-        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None));
+        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None)
+        | (compressed && CompressionSetup.Offered(_options) ? HelloOptions.CompressedPages : HelloOptions.None));
 
     private static bool Resumable(HandshakeResult session) => (session.Options & HelloOptions.Resumable) != 0;
 
@@ -356,6 +360,7 @@ public sealed class PresyncSender
         Convergence = convergence,
         SyncBytes = run.SyncBytes,
         FinalLiveRounds = run.FinalLiveRounds,
+        Compression = run.Compressor.Stats(),
         Rounds = run.Rounds,
         SessionId = run.SessionId is null ? null : Convert.ToHexStringLower(run.SessionId),
         Reconnects = [.. run.Reconnects],

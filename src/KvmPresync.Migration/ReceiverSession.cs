@@ -253,7 +253,7 @@ internal sealed class ReceiverSession
     {
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
-            SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
+            SupportedOptions = HelloOptions.ZeroPages | HelloOptions.CompressedPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
                 | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None),
             HashAlgorithms = [PageHashAlgorithm.PageHasher],
             ValidateLayout = ValidateLayout,
