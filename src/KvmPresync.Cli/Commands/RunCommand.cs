@@ -23,6 +23,12 @@ internal static class RunCommand
         var noPresync = new Option<bool>("--no-presync") { Description = "Classic pre-copy: send nothing before launch, then iterate over all memory (the baseline the paper compares with)" };
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
+        var compression = new Option<string>("--compression")
+        {
+            Description = "With --presync-to: compress page batches — auto (default: per batch raw, LZ4 or zstd, whichever the measured ratio, compress speed and link rate say is fastest; raw when the CPU is the bottleneck or pages do not compress), off, lz4, zstd. Zero-copy sends stay raw",
+            DefaultValueFactory = _ => "auto",
+        };
+        compression.AcceptOnlyFromAmong("auto", "off", "lz4", "zstd");
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
@@ -38,6 +44,7 @@ internal static class RunCommand
         cmd.Options.Add(noPresync);
         cmd.Options.Add(maxFinal);
         cmd.Options.Add(zeroCopy);
+        cmd.Options.Add(compression);
         cmd.Options.Add(json);
         tls.AddTo(cmd);
         cmd.Options.Add(reconnectFor);
@@ -50,7 +57,9 @@ internal static class RunCommand
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 MigrationOptions.ParseLivePolicy(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
             if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
-            settings = settings with { Tls = tls.Load(r) };
+            settings = settings with { Tls = tls.Load(r), Compression = MigrationOptions.ParseCompression(r.GetValue(compression)!) };
+            if (settings.ZeroCopy && settings.Compression is Migration.Compression.CompressionMode.Lz4 or Migration.Compression.CompressionMode.Zstd)
+                throw new ArgumentException(Migration.PresyncOptions.CompressionWithZeroCopyRefused);
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);

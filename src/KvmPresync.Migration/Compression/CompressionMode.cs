@@ -1,6 +1,9 @@
+using System.Text.Json.Serialization;
+
 namespace KvmPresync.Migration.Compression;
 
 /// <summary>How the sender compresses PageBatch payloads (CLI <c>--compression</c>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<CompressionMode>))]
 public enum CompressionMode
 {
     /// <summary>Never: every batch raw, and CompressedPages is not offered.</summary>
