@@ -94,6 +94,7 @@ public class CompressionBenchmarks
     {
         public Columns()
         {
+            AddColumn(StatisticColumn.Median);
             AddColumn(new RatioColumn());
             AddColumn(new ChoiceColumn(1e9), new ChoiceColumn(10e9));
         }
@@ -122,7 +123,7 @@ public class CompressionBenchmarks
     private sealed class RatioColumn : IColumn
     {
         public string Id => "CompressionRatio";
-        public string ColumnName => "Ratio";
+        public string ColumnName => "Compressed/raw";
         public bool AlwaysShow => true;
         public ColumnCategory Category => ColumnCategory.Custom;
         public int PriorityInCategory => 0;
