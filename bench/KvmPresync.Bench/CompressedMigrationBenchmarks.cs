@@ -13,7 +13,7 @@ namespace KvmPresync.Bench;
 /// <summary>
 /// A whole migration of a guest whose memory holds real pages — 32 MiB tiled from one corpus of <c>make page-corpus</c>, each
 /// 256-page stretch a seeded shuffle of the corpus — over loopback with the sender paced at 1 Gbit/s (the in-process token
-/// bucket), to a receiver in the same process: classic pre-copy launched at once (everything is sent, then the pause, the
+/// bucket; <see cref="Link"/> = none: unpaced), to a receiver in the same process: classic pre-copy launched at once (everything is sent, then the pause, the
 /// digest, the state, the resume). One operation = one migration; <c>--compression off</c> (the baseline) against
 /// <c>auto</c>, side by side per corpus. The sender's and receiver's CPU work (compress, decompress) share this host's
 /// cores, as on a loopback run.
@@ -30,6 +30,10 @@ public class CompressedMigrationBenchmarks
     public string Corpus { get; set; } = "";
 
     public static IEnumerable<string> Corpora() => CompressionBenchmarks.Corpora();
+
+    /// <summary>The sender's in-process link limit: "1gbit", or "none" (loopback as fast as the cores move it: the CPU-bound case).</summary>
+    [Params("1gbit", "none")]
+    public string Link { get; set; } = "1gbit";
 
     [GlobalSetup]
     public void Setup()
@@ -69,6 +73,7 @@ public class CompressedMigrationBenchmarks
         var sender = new PresyncSender(source, socket, _key, new PresyncOptions
         {
             Engine = new SyncEngineOptions { Policy = SyncPolicy.None, LinkBitsPerSecond = 1e9 },
+            RateLimitBitsPerSecond = Link == "none" ? 0 : 1e9,
             SyncBeforeLaunch = false,
             Compression = mode,
         });

@@ -41,6 +41,7 @@ public sealed class PresyncSender
         _key = key ?? throw new ArgumentNullException(nameof(key));
         _options = options ?? new PresyncOptions();
         _options.Validate();
+        if (CompressionSetup.Offered(_options)) _ = PageCompression.Warm(); // the codecs' JIT in the background, from now
         if (_source.Memory.PageSize != _source.DirtyLog.PageSize || _source.Memory.PageCount != _source.DirtyLog.PageCount)
             throw new ArgumentException("the source's dirty log and memory disagree on the page layout", nameof(source));
     }

@@ -55,6 +55,7 @@ public sealed class FrameReader
         ArgumentNullException.ThrowIfNull(layout);
         Layout = layout;
         Options = options;
+        if (options.HasFlag(HelloOptions.CompressedPages)) _ = PageCompression.Warm(); // the decoders' JIT, before the first batch
     }
 
     /// <summary>Reads and validates the next frame header.</summary>

@@ -28,6 +28,7 @@ internal sealed class BatchCompressor : IDisposable
         _mode = mode;
         _disabled = mode == CompressionMode.Off ? null : disabledBecause;
         _chooser = new CompressionChooser(_disabled is null ? mode : CompressionMode.Off, linkBytesPerSecond);
+        if (Offered) _ = PageCompression.Warm(); // the codecs' JIT now, while the handshake runs, not in the first batches
     }
 
     public CompressionChooser Chooser => _chooser;
@@ -47,7 +48,10 @@ internal sealed class BatchCompressor : IDisposable
             return;
         }
         _negotiated = writer.Options.HasFlag(HelloOptions.CompressedPages);
-        PageCodec codec = _negotiated && rawBytes <= WireLimits.MaxCompressedBatchBytes ? _chooser.Choose(rawBytes) : PageCodec.None;
+        // auto: raw until the codecs are JIT-warm (PageCompression.Warm, started with the sender), so that neither the
+        // batches nor the chooser's estimates pay a cold codec
+        bool ready = _mode != CompressionMode.Auto || PageCompression.Warm().IsCompleted;
+        PageCodec codec = _negotiated && ready && rawBytes <= WireLimits.MaxCompressedBatchBytes ? _chooser.Choose(rawBytes) : PageCodec.None;
         int compressed = 0;
         if (codec != PageCodec.None)
         {

@@ -7,8 +7,8 @@ namespace KvmPresync.Migration.Compression;
 /// so it is tested alone and the benchmark asks it the same question the sender does.
 /// <para>
 /// It keeps running estimates (exponentially weighted, weight <see cref="Weight"/> for the newest batch) of each codec's
-/// ratio (compressed / raw) and compress throughput (raw bytes per second of gathering + compressing, as measured on this
-/// host under its current load), and of the link rate: the configured rate when the sender paces itself, else the measured
+/// ratio (compressed / raw) and compress cost (seconds per raw byte of gathering + compressing, as measured on this host
+/// under its current load — averaged as a cost, not as a speed, so a batch that took ten times as long counts ten times), and of the link rate: the configured rate when the sender paces itself, else the measured
 /// send rate (wire bytes / time the transport took). The sender compresses a batch and then writes it (no overlap), so a
 /// batch of <c>B</c> raw bytes is expected to take
 /// <code>
@@ -40,7 +40,9 @@ public sealed class CompressionChooser
     private sealed class Estimate
     {
         public double? Ratio;
-        public double? BytesPerSecond;
+        /// <summary>Seconds per raw byte: averaged as a cost, so one slow batch (a preempted or loaded CPU) weighs what it cost.</summary>
+        public double? SecondsPerByte;
+        public double? BytesPerSecond => SecondsPerByte is { } c ? 1 / c : null;
         public long LastBatch = -1;
     }
 
@@ -69,7 +71,7 @@ public sealed class CompressionChooser
     {
         Estimate e = _estimates[(int)Check(codec)];
         e.Ratio = ratio;
-        e.BytesPerSecond = bytesPerSecond;
+        e.SecondsPerByte = 1 / bytesPerSecond;
     }
 
     /// <summary>Expected seconds for a batch of <paramref name="rawBytes"/> sent with <paramref name="codec"/>; null when not yet estimable.</summary>
@@ -128,9 +130,9 @@ public sealed class CompressionChooser
         Estimate e = _estimates[(int)Check(codec)];
         if (rawBytes <= 0) return;
         double ratio = Math.Min(1.0, (double)compressedBytes / rawBytes); // not smaller: it goes raw, so at worst 1
-        double speed = rawBytes / Math.Max(seconds, 1e-7);
+        double cost = Math.Max(seconds, 1e-7) / rawBytes;
         e.Ratio = e.Ratio is { } r ? r + Weight * (ratio - r) : ratio;
-        e.BytesPerSecond = e.BytesPerSecond is { } s ? s + Weight * (speed - s) : speed;
+        e.SecondsPerByte = e.SecondsPerByte is { } s ? s + Weight * (cost - s) : cost;
         e.LastBatch = _batch;
         if (_probing == codec && _mode == CompressionMode.Auto)
         {
