@@ -19,10 +19,11 @@ head -c 32 /dev/urandom > "$work/psk"
 chmod 600 "$work/psk"
 one() { # WORKLOAD MODE I -> appends a JSON summary line to $work/WORKLOAD-MODE.jsonl
   local w=$1 mode=$2 i=$3 port=$((17000 + RANDOM % 20000))
-  "$cli" receive --once --listen "127.0.0.1:$port" --psk-file "$work/psk" --run-seconds 2 > "$work/rx.log" 2>&1 &
+  shift 3
+  timeout 120 "$cli" receive --once --listen "127.0.0.1:$port" --psk-file "$work/psk" --run-seconds 2 > "$work/rx.log" 2>&1 &
   local rx=$!
   sleep 1
-  "$cli" run --workload "$w" --memory 256M --presync-to "127.0.0.1:$port" --psk-file "$work/psk" --launch-after "$seconds" \
+  timeout 120 "$cli" run --workload "$w" --memory 256M --presync-to "127.0.0.1:$port" --psk-file "$work/psk" --launch-after "$seconds" \
       --compression "$mode" --json "$work/r.json" "$@" < /dev/null > "$work/run.log" 2>&1 || true
   wait "$rx" || true
   if ! grep -q '^migrated:' "$work/run.log"; then echo "$w $mode run $i: FAILED"; tail -3 "$work/run.log"; return; fi
