@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt traces
+.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt traces page-corpus
 
 all: build cli
 
@@ -48,6 +48,11 @@ run: cli
 # captures a subset.
 traces: cli
 	tools/make-traces.sh
+
+# The real-page corpus the compression benchmark reads (bench/corpus/pages/: 256 sampled written pages per program, from the
+# same five programs as `make traces`, 20 s each; tools/page-corpus.sh).
+page-corpus: cli
+	tools/page-corpus.sh
 
 # AFL++ over the SharpFuzz harness (fuzz/README.md): FUZZ_SECONDS per target (default 60), FUZZ_TARGET=frames|handshake|receiver
 # (default all three). Prints executions and crashes per target; fails when a crash was found.

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using KvmPresync.Core;
 using KvmPresync.Memory;
 using KvmPresync.Migration;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Fuzz;
@@ -23,14 +24,17 @@ public static class SeedRecorder
         Directory.CreateDirectory(Path.Combine(directory, "frames"));
         var recordings = new List<(string Name, byte[] Bytes)>();
         // one Full page, launched at the first harvest; three Full pages and a rewrite over three rounds; a page zeroed later
-        foreach ((string name, int[][] script, int launchAfter) in new[]
+        // and (protocol 1.3) the three rounds with every batch compressed, once per codec
+        foreach ((string name, int[][] script, int launchAfter, CompressionMode compression) in new[]
         {
-            ("one-page", new[] { new[] { 1 } }, 0),
-            ("three-rounds", new[] { new[] { 0, 5 }, new[] { 5 }, new[] { 2, 7 } }, 1),
-            ("zeroed-page", new[] { new[] { 3, 6 }, new[] { -3 } }, 0),
+            ("one-page", new[] { new[] { 1 } }, 0, CompressionMode.Off),
+            ("three-rounds", new[] { new[] { 0, 5 }, new[] { 5 }, new[] { 2, 7 } }, 1, CompressionMode.Off),
+            ("three-rounds-lz4", new[] { new[] { 0, 5 }, new[] { 5 }, new[] { 2, 7 } }, 1, CompressionMode.Lz4),
+            ("three-rounds-zstd", new[] { new[] { 0, 5 }, new[] { 5 }, new[] { 2, 7 } }, 1, CompressionMode.Zstd),
+            ("zeroed-page", new[] { new[] { 3, 6 }, new[] { -3 } }, 0, CompressionMode.Off),
         })
         {
-            (byte[] bytes, ReceiveResult received, MigrationResult sent) = await RecordAsync(script, launchAfter);
+            (byte[] bytes, ReceiveResult received, MigrationResult sent) = await RecordAsync(script, launchAfter, compression);
             if (!sent.Succeeded || !received.Resumed)
             {
                 Console.Error.WriteLine($"record {name}: the migration failed (sender: {sent.Failure}; receiver: {received.Failure})");
@@ -44,6 +48,12 @@ public static class SeedRecorder
             File.WriteAllBytes(Path.Combine(directory, "receiver", name + ".bin"), bytes);
             List<(FrameType Type, int Offset, int Length)> frames = Split(bytes);
             Console.WriteLine($"{name}: {bytes.Length} bytes, frames {string.Join(" ", frames.Select(f => f.Type))}");
+            if (name.StartsWith("three-rounds-", StringComparison.Ordinal))
+            {
+                // frames: the first compressed PageBatch (codec field ≠ 0)
+                (FrameType _, int offset, int length) = frames.First(f => f.Type == FrameType.PageBatch && bytes[f.Offset + FrameHeader.Size + 12] != 0);
+                File.WriteAllBytes(Path.Combine(directory, "frames", "pagebatch-" + name["three-rounds-".Length..] + ".bin"), bytes.AsSpan(offset, length).ToArray());
+            }
             if (name != "one-page") continue;
             // handshake: the Hello alone, Hello + AuthProof, and the authenticated prefix + the first memory frame
             int afterHello = frames[0].Offset + frames[0].Length, afterProof = frames[1].Offset + frames[1].Length;
@@ -81,7 +91,7 @@ public static class SeedRecorder
         return frames;
     }
 
-    private static async Task<(byte[], ReceiveResult, MigrationResult)> RecordAsync(int[][] script, int launchAfter)
+    private static async Task<(byte[], ReceiveResult, MigrationResult)> RecordAsync(int[][] script, int launchAfter, CompressionMode compression)
     {
         using var key = new PreSharedKey(FuzzSession.KeyBytes());
         using Socket listener = MigrationSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0));
@@ -102,7 +112,7 @@ public static class SeedRecorder
         });
         using var source = new ScriptedSource(script, launchAfter);
         using Socket socket = await MigrationSocket.ConnectAsync(listener.LocalEndPoint!);
-        var sender = new PresyncSender(source, socket, key, new PresyncOptions { RateLimitBitsPerSecond = 0 });
+        var sender = new PresyncSender(source, socket, key, new PresyncOptions { RateLimitBitsPerSecond = 0, Compression = compression });
         source.Sender = sender;
         MigrationResult sent = await sender.RunAsync();
         ReceiveResult received = await receive;

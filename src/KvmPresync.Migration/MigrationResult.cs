@@ -1,5 +1,6 @@
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -67,6 +68,9 @@ public sealed record MigrationResult
 
     /// <summary>The readiness estimate published last before launch against the actual switchover (null when launch came before the first estimate, or on failure).</summary>
     public ReadinessCheck? ReadinessAtLaunch { get; init; }
+
+    /// <summary>What payload compression did (bytes before/after, codec use); null when the run ended before sync.</summary>
+    public CompressionStats? Compression { get; init; }
 
     /// <summary>Where the downtime went (null when the migration failed).</summary>
     public DowntimeBreakdown? Downtime { get; init; }

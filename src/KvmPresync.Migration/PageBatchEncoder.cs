@@ -1,6 +1,7 @@
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Memory;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -30,13 +31,16 @@ internal sealed class PageBatchEncoder
     private readonly List<ReadOnlyMemory<byte>> _payloads;
     private readonly long[] _pageList;
     private readonly (long Page, ulong Hash)[] _batchHashes;
+    private readonly BatchCompressor? _compressor;
 
+    /// <param name="compressor">Compresses batches where it pays (null: every batch raw).</param>
     /// <param name="sharedHashes">
     /// The last-sent hash tree shared with the encoders of the other streams of a MultiStream migration (each sends only its
     /// own pages; a batch's hashes go in under the tree's lock); null: a tree of its own.
     /// </param>
-    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, PageHashTree? sharedHashes = null)
+    public PageBatchEncoder(GuestMemoryMap memory, FrameWriter writer, int batchPages, BatchCompressor? compressor = null, PageHashTree? sharedHashes = null)
     {
+        _compressor = compressor;
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPages, 1);
         _memory = memory;
         _writer = writer;
@@ -177,7 +181,8 @@ internal sealed class PageBatchEncoder
 
     private async Task FlushAsync(ulong round, int count, (long Page, ulong Hash)[] hashes, CancellationToken ct)
     {
-        await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
+        if (_compressor is null) await _writer.WritePageBatchAsync(round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
+        else await _compressor.WriteAsync(_writer, round, _descriptors.AsMemory(0, count), _payloads, ct).ConfigureAwait(false);
         lock (_lastSentHash) // shared by the streams' encoders (the tree's stale-node lists are not thread-safe)
             for (int i = 0; i < count; i++) _lastSentHash.Set(hashes[i].Page, hashes[i].Hash);
         for (int i = 0; i < count; i++)

@@ -1,6 +1,7 @@
 using KvmPresync.Wire;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Migration.Compression;
 namespace KvmPresync.Migration;
 
 /// <summary>What a <see cref="PresyncSender"/> does besides the per-round policy.</summary>
@@ -40,6 +41,18 @@ public sealed record PresyncOptions
 
     /// <summary>Device-state handover: how long after Resumed the handover itself (libvirt's Finish/Confirm) may take.</summary>
     public TimeSpan HandoverTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// PageBatch payload compression (protocol 1.3, CompressedPages): Off (the library default), Auto (per batch raw / LZ4 /
+    /// zstd by measured ratio, compress speed and link rate; the CLI default) or a fixed codec. With <see cref="ZeroCopy"/>
+    /// every batch stays raw (a compressed batch is a copy); a fixed codec with zero-copy is refused.
+    /// </summary>
+    public CompressionMode Compression { get; init; } = CompressionMode.Off;
+
+    /// <summary>What a user is told when a fixed codec and <see cref="ZeroCopy"/> are both asked for.</summary>
+    public const string CompressionWithZeroCopyRefused =
+        "--compression lz4/zstd cannot be combined with --zero-copy: a compressed batch is built in a buffer of its own, so no guest page " +
+        "is left to send in place; use --compression auto or off with --zero-copy (zero-copy sends stay raw)";
 
     /// <summary>Use MSG_ZEROCOPY-capable gather sends (where available); otherwise plain gather sends.</summary>
     public bool ZeroCopy { get; init; }
@@ -91,6 +104,7 @@ public sealed record PresyncOptions
         if (Streams < 1 || Streams > WireLimits.MaxStreams)
             throw new ArgumentOutOfRangeException(nameof(Streams), Streams, $"streams must be between 1 and {WireLimits.MaxStreams} (the main connection included)");
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
+        if (ZeroCopy && Compression is CompressionMode.Lz4 or CompressionMode.Zstd) throw new ArgumentException(CompressionWithZeroCopyRefused, nameof(Compression));
         Tls?.Validate();
         if (SwitchoverCost < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SwitchoverCost), SwitchoverCost, "the switchover cost must not be negative");
         if (Engine.LaunchTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LaunchTarget), Engine.LaunchTarget, "the launch target must be positive");

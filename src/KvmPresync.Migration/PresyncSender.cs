@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Migration;
@@ -42,6 +43,7 @@ public sealed class PresyncSender
         _options = options ?? new PresyncOptions();
         _options.Validate();
         _connectStream = _options.Streams > 1 ? SenderStreams.SameAddressAs(connected) : (_, _) => throw new InvalidOperationException("one stream");
+        if (CompressionSetup.Offered(_options)) _ = PageCompression.Warm(); // the codecs' JIT in the background, from now
         if (_source.Memory.PageSize != _source.DirtyLog.PageSize || _source.Memory.PageCount != _source.DirtyLog.PageCount)
             throw new ArgumentException("the source's dirty log and memory disagree on the page layout", nameof(source));
     }
@@ -223,6 +225,7 @@ public sealed class PresyncSender
                 ProgressRateDuringSync = run.SyncProgressRate,
                 ProgressRateFirstSeconds = run.EarlyProgressRate,
                 ZeroCopy = run.Channel.ZeroCopy?.Stats,
+                Compression = run.Compressor.Stats(),
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
                     SenderRun.TicksToMs(t.StateSentAt - t.DigestAt), SenderRun.TicksToMs(resumedAt - t.StateSentAt)),
                 Rounds = run.Rounds,
@@ -279,7 +282,8 @@ public sealed class PresyncSender
 
     private SenderHandshakeOptions Offer(bool resumable, bool multiStream = false) => new(MigrationLayout.Of(_source.Memory), PageHashAlgorithm.PageHasher,
         HelloOptions.ZeroPages | (resumable ? HelloOptions.Resumable : HelloOptions.None) | (multiStream ? HelloOptions.MultiStream : HelloOptions.None)
-        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest);
+        | (_source is IDeviceStateHandoverSource ? HelloOptions.DeferredHandover : HelloOptions.None) | HelloOptions.TreeDigest
+        | (CompressionSetup.Offered(_options) ? HelloOptions.CompressedPages : HelloOptions.None));
 
     /// <summary>The option bits a 1.2 receiver knows (it refuses any other in Hello).</summary>
     private const HelloOptions KnownTo12 = HelloOptions.ZeroPages | HelloOptions.UnchangedPages | HelloOptions.Resumable | HelloOptions.DeferredHandover;
@@ -422,6 +426,7 @@ public sealed class PresyncSender
         Convergence = convergence,
         SyncBytes = run.SyncBytes,
         FinalLiveRounds = run.FinalLiveRounds,
+        Compression = run.Compressor.Stats(),
         Rounds = run.Rounds,
         SessionId = run.SessionId is null ? null : Convert.ToHexStringLower(run.SessionId),
         Reconnects = [.. run.Reconnects],

@@ -287,7 +287,7 @@ internal sealed partial class ReceiverSession
         _hello = await Handshake.AnswerHelloAsync(_reader!, _writer!, header, new ReceiverHandshakeOptions
         {
             Version = _options.Version ?? ProtocolVersion.Current,
-            SupportedOptions = HelloOptions.ZeroPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
+            SupportedOptions = HelloOptions.ZeroPages | HelloOptions.CompressedPages | (_store is not null ? HelloOptions.Resumable : HelloOptions.None)
                 | (_options.DeviceStateHandover ? HelloOptions.DeferredHandover : HelloOptions.None)
                 | (_joins is not null ? HelloOptions.MultiStream : HelloOptions.None) | HelloOptions.TreeDigest,
             HashAlgorithms = [PageHashAlgorithm.PageHasher],

@@ -3,6 +3,7 @@ using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
 using KvmPresync.Memory;
+using KvmPresync.Migration.Compression;
 
 namespace KvmPresync.Migration;
 
@@ -32,7 +33,8 @@ internal sealed class SenderRun
         // zero pages are priced at a header, not a page: the receiver's fresh memory already holds them
         Engine = new SyncEngine(Memory.PageCount, Memory.PageSize, options.Engine with { HeaderBytesPerPage = Wire.PageDescriptor.WireLength },
             NonZeroPages.Scan(Memory));
-        Encoder = new PageBatchEncoder(Memory, channel.Writer, options.BatchPages);
+        Compressor = CompressionSetup.For(options);
+        Encoder = new PageBatchEncoder(Memory, channel.Writer, options.BatchPages, Compressor);
         NeverSent = new DirtyBitmap(Memory.PageCount);
         NeverSent.SetAll();
         Harvest = new DirtyBitmap(Memory.PageCount);
@@ -51,6 +53,9 @@ internal sealed class SenderRun
     public Stopwatch Clock { get; }
     public SyncEngine Engine { get; }
     public PageBatchEncoder Encoder { get; }
+
+    /// <summary>Raw / LZ4 / zstd per batch (<see cref="PresyncOptions.Compression"/>).</summary>
+    public BatchCompressor Compressor { get; }
 
     /// <summary>Scratch bitmap each harvest is read into (then merged into the engine's pending set).</summary>
     public DirtyBitmap Harvest { get; }

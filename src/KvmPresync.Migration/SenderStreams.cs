@@ -42,7 +42,7 @@ internal sealed class SenderStreams
         Count = data.Length + 1;
         _encoders = new PageBatchEncoder[Count];
         _encoders[0] = mainEncoder;
-        for (int i = 1; i < Count; i++) _encoders[i] = new PageBatchEncoder(memory, data[i - 1].Writer, batchPages, mainEncoder.SentHashes);
+        for (int i = 1; i < Count; i++) _encoders[i] = new PageBatchEncoder(memory, data[i - 1].Writer, batchPages, compressor: null, sharedHashes: mainEncoder.SentHashes);
         _parts = new DirtyBitmap[Count];
         for (int i = 0; i < Count; i++) _parts[i] = new DirtyBitmap(memory.PageCount);
     }

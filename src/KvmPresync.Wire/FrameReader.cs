@@ -27,6 +27,10 @@ public sealed class FrameReader
     private int _payloadsLeft;
     private int _payloadsRead;
     private int _nextDescriptor;              // scan position for the next Full descriptor
+    private PageCodec _batchCodec;            // the current batch's payloads come from _decompressed, not the stream
+    private byte[] _compressed = [];          // ≤ WireLimits.MaxCompressedBatchBytes, grown on need
+    private byte[] _decompressed = [];        // ≤ WireLimits.MaxCompressedBatchBytes, grown on need
+    private PageCompression? _codecs;
 
     public FrameReader(Stream stream)
     {
@@ -51,6 +55,7 @@ public sealed class FrameReader
         ArgumentNullException.ThrowIfNull(layout);
         Layout = layout;
         Options = options;
+        if (options.HasFlag(HelloOptions.CompressedPages)) _ = PageCompression.Warm(); // the decoders' JIT, before the first batch
     }
 
     /// <summary>Reads and validates the next frame header.</summary>
@@ -120,15 +125,13 @@ public sealed class FrameReader
         byte[] prefix = ArrayPool<byte>.Shared.Rent(PageBatch.FixedLength);
         ulong roundId;
         uint count;
+        PageCodec codec;
         try
         {
             await FillAsync(prefix.AsMemory(0, PageBatch.FixedLength), "PageBatch body", frameBoundary: false, cancellationToken).ConfigureAwait(false);
             roundId = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
             count = BinaryPrimitives.ReadUInt32LittleEndian(prefix.AsSpan(8));
-            uint reserved = BinaryPrimitives.ReadUInt32LittleEndian(prefix.AsSpan(12));
-            if (reserved != 0)
-                throw new ProtocolException(ProtocolError.UnknownFlags, "PageBatch.reserved", reserved,
-                    $"PageBatch: reserved field is 0x{reserved:x8}, must be 0");
+            codec = CompressedBatch.ReadCodec(BinaryPrimitives.ReadUInt32LittleEndian(prefix.AsSpan(12)), Options);
         }
         finally
         {
@@ -159,15 +162,52 @@ public sealed class FrameReader
             _descriptors[i] = d;
             if (d.Kind == PageKind.Full) full++;
         }
-        ulong expected = PageBatch.BodyLength(n, full, layout.PageSize);
-        if (header.BodyLength != expected)
-            throw new ProtocolException(ProtocolError.BodyLengthMismatch, "FrameHeader.bodyLength", header.BodyLength,
-                $"PageBatch round {roundId}: body is {header.BodyLength} bytes, {n} descriptors with {full} Full pages of {layout.PageSize} bytes imply {expected}");
+        int compressedLength = 0;
+        if (codec == PageCodec.None)
+        {
+            ulong expected = PageBatch.BodyLength(n, full, layout.PageSize);
+            if (header.BodyLength != expected)
+                throw new ProtocolException(ProtocolError.BodyLengthMismatch, "FrameHeader.bodyLength", header.BodyLength,
+                    $"PageBatch round {roundId}: body is {header.BodyLength} bytes, {n} descriptors with {full} Full pages of {layout.PageSize} bytes imply {expected}");
+        }
+        else
+        {
+            compressedLength = await ReadCompressedPayloadAsync(header, roundId, n, full, codec, layout.PageSize, cancellationToken).ConfigureAwait(false);
+        }
 
+        _batchCodec = codec;
         _payloadsLeft = full;
         _payloadsRead = 0;
         _nextDescriptor = 0;
-        return new PageBatch(roundId, _descriptors.AsMemory(0, n), full);
+        return new PageBatch(roundId, _descriptors.AsMemory(0, n), full, codec, compressedLength);
+    }
+
+    /// <summary>
+    /// A compressed batch's tail: its two lengths, validated field by field against the descriptors and the caps before
+    /// anything is read, then the compressed bytes, decompressed at once into a bounded buffer the payload reads copy from —
+    /// so a batch that does not decompress to exactly its Full pages fails before any page is written.
+    /// </summary>
+    private async ValueTask<int> ReadCompressedPayloadAsync(FrameHeader header, ulong roundId, int count, int full, PageCodec codec,
+        int pageSize, CancellationToken cancellationToken)
+    {
+        byte[] fields = ArrayPool<byte>.Shared.Rent(PageBatch.CompressedFieldsLength);
+        int compressedLength, rawLength;
+        try
+        {
+            CompressedBatch.CheckShape(header.BodyLength, roundId, count, full, pageSize);
+            await FillAsync(fields.AsMemory(0, PageBatch.CompressedFieldsLength), "PageBatch compressed lengths", frameBoundary: false, cancellationToken).ConfigureAwait(false);
+            (compressedLength, rawLength) = CompressedBatch.ReadLengths(fields, header.BodyLength, roundId, count, full, pageSize, codec);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(fields);
+        }
+        if (_compressed.Length < compressedLength) _compressed = new byte[compressedLength];
+        if (_decompressed.Length < rawLength) _decompressed = new byte[rawLength];
+        await FillAsync(_compressed.AsMemory(0, compressedLength), "PageBatch compressed payload", frameBoundary: false, cancellationToken).ConfigureAwait(false);
+        _codecs ??= new PageCompression();
+        _codecs.Decompress(codec, _compressed.AsSpan(0, compressedLength), _decompressed.AsSpan(0, rawLength), $"PageBatch round {roundId}");
+        return compressedLength;
     }
 
     /// <summary>The descriptor whose payload the next <see cref="ReadPayload"/> delivers.</summary>
@@ -187,6 +227,12 @@ public sealed class FrameReader
     public void ReadPayload(Span<byte> destination)
     {
         BeginPayload(destination.Length);
+        if (_batchCodec != PageCodec.None)
+        {
+            DecompressedPayload().CopyTo(destination);
+            EndPayload();
+            return;
+        }
         int got = 0;
         while (got < destination.Length)
         {
@@ -215,7 +261,10 @@ public sealed class FrameReader
     public async ValueTask ReadPayloadAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
     {
         BeginPayload(destination.Length);
-        await FillAsync(destination, null, frameBoundary: false, cancellationToken).ConfigureAwait(false);
+        if (_batchCodec != PageCodec.None)
+            DecompressedPayload().CopyTo(destination.Span);
+        else
+            await FillAsync(destination, null, frameBoundary: false, cancellationToken).ConfigureAwait(false);
         EndPayload();
     }
 
@@ -241,6 +290,13 @@ public sealed class FrameReader
         if (length != pageSize)
             throw new ArgumentException($"a payload destination must be exactly one page ({pageSize} bytes), not {length}", "destination");
         AdvanceToFull();
+    }
+
+    /// <summary>The current payload's page inside the decompressed batch.</summary>
+    private ReadOnlySpan<byte> DecompressedPayload()
+    {
+        int pageSize = Layout!.PageSize;
+        return _decompressed.AsSpan(_payloadsRead * pageSize, pageSize);
     }
 
     /// <summary>What is being read when <c>what</c> is null: the current payload.</summary>

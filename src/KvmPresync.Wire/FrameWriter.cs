@@ -86,7 +86,42 @@ public sealed class FrameWriter
         }
     }
 
-    private int CheckBatch(MemoryLayout layout, ReadOnlySpan<PageDescriptor> descriptors, IReadOnlyList<ReadOnlyMemory<byte>> payloads)
+    /// <summary>
+    /// Writes a compressed PageBatch (protocol 1.3, <see cref="HelloOptions.CompressedPages"/> negotiated): the descriptors,
+    /// then <paramref name="compressed"/>, which must decompress with <paramref name="codec"/> to the Full pages' payloads
+    /// concatenated in descriptor order, and be smaller than them (else send the batch raw). Checked like the reader checks.
+    /// </summary>
+    public async ValueTask WriteCompressedPageBatchAsync(ulong roundId, ReadOnlyMemory<PageDescriptor> descriptors, PageCodec codec,
+        ReadOnlyMemory<byte> compressed, CancellationToken cancellationToken = default)
+    {
+        MemoryLayout layout = Layout ?? throw new InvalidOperationException("no session: run the handshake before sending pages");
+        if (!Options.HasFlag(HelloOptions.CompressedPages))
+            throw new InvalidOperationException($"this session did not negotiate CompressedPages (options {Options})");
+        if (codec is not (PageCodec.Lz4 or PageCodec.Zstd))
+            throw new ArgumentOutOfRangeException(nameof(codec), codec, "a compressed batch needs codec Lz4 or Zstd");
+        int full = CheckBatch(layout, descriptors.Span, null);
+        long raw = (long)full * layout.PageSize;
+        if (full == 0 || raw > WireLimits.MaxCompressedBatchBytes)
+            throw new ArgumentException($"a compressed batch stands for 1 … {WireLimits.MaxCompressedBatchBytes} bytes of Full pages, this one for {raw}", nameof(descriptors));
+        if (compressed.Length == 0 || compressed.Length >= raw)
+            throw new ArgumentException($"compressed payload of {compressed.Length} bytes for {raw} raw bytes: must be smaller (send it raw)", nameof(compressed));
+
+        int prefixLength = FrameHeader.Size + PageBatch.FixedLength + descriptors.Length * PageDescriptor.WireLength + PageBatch.CompressedFieldsLength;
+        byte[] prefix = ArrayPool<byte>.Shared.Rent(prefixLength);
+        try
+        {
+            new FrameHeader(FrameType.PageBatch, 0, PageBatch.CompressedBodyLength(descriptors.Length, compressed.Length)).Write(prefix);
+            PageBatch.WritePrefix(prefix.AsSpan(FrameHeader.Size), roundId, descriptors.Span, codec);
+            CompressedBatch.WriteLengths(prefix.AsSpan(prefixLength - PageBatch.CompressedFieldsLength), compressed.Length, (int)raw);
+            await SendAsync(prefix.AsMemory(0, prefixLength), [compressed], cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(prefix);
+        }
+    }
+
+    private int CheckBatch(MemoryLayout layout, ReadOnlySpan<PageDescriptor> descriptors, IReadOnlyList<ReadOnlyMemory<byte>>? payloads)
     {
         if (descriptors.Length > WireLimits.MaxPagesPerBatch)
             throw new ArgumentException($"a PageBatch holds at most {WireLimits.MaxPagesPerBatch} descriptors, got {descriptors.Length}", nameof(descriptors));
@@ -107,12 +142,12 @@ public sealed class FrameWriter
                 throw new ArgumentException($"descriptor {i}: page {d.PageNumber} is outside the layout ({layout.TotalPages} pages)", nameof(descriptors));
             if (d.Kind == PageKind.Full)
             {
-                if (full < payloads.Count && payloads[full].Length != layout.PageSize)
+                if (payloads is not null && full < payloads.Count && payloads[full].Length != layout.PageSize)
                     throw new ArgumentException($"payload {full} (descriptor {i}) is {payloads[full].Length} bytes, a page is {layout.PageSize}", nameof(payloads));
                 full++;
             }
         }
-        if (payloads.Count != full)
+        if (payloads is not null && payloads.Count != full)
             throw new ArgumentException($"{full} descriptors are Full but {payloads.Count} payloads were given", nameof(payloads));
         return full;
     }

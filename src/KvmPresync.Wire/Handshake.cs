@@ -173,6 +173,7 @@ public static class Handshake
         HelloOptions accepted = hello.Options & options.SupportedOptions;
         if (version.Minor < ProtocolVersion.Resumable.Minor) accepted &= ~HelloOptions.Resumable; // a 1.0 session has no session frames
         if (version.Minor < ProtocolVersion.DeferredHandover.Minor) accepted &= ~HelloOptions.DeferredHandover; // nor DestinationReady before 1.2
+        if (version.Minor < ProtocolVersion.CompressedPages.Minor) accepted &= ~HelloOptions.CompressedPages; // the codec field was reserved before 1.3
         if (version.Minor < ProtocolVersion.MultiStream.Minor) accepted &= ~HelloOptions.MultiStream; // nor data streams before 1.3
         if (version.Minor < ProtocolVersion.TreeDigest.Minor) accepted &= ~HelloOptions.TreeDigest; // nor the tree digest before 1.3
         byte[] receiverNonce = options.NonceSource?.Invoke() ?? RandomNumberGenerator.GetBytes(WireLimits.NonceBytes);

@@ -24,6 +24,13 @@ public enum HelloOptions : uint
     DeferredHandover = 1u << 3,
 
     /// <summary>
+    /// Protocol 1.3: a PageBatch may carry its Full payloads compressed (<see cref="PageCodec"/> in the batch's codec field,
+    /// then compressed and raw lengths). Only accepted at minor ≥ 3.
+    /// </summary>
+    CompressedPages = 1u << 4,
+
+
+    /// <summary>
     /// Protocol 1.3: after AuthOk (and SessionStart) the sender may open more TCP connections that join this session
     /// (<see cref="FrameType.StreamSetup"/> on this connection, then <see cref="FrameType.StreamJoin"/> on each new one) and
     /// carry page batches; control frames stay on this connection. Only accepted at minor ≥ 3.
@@ -39,5 +46,5 @@ public enum HelloOptions : uint
     TreeDigest = 1u << 6,
 
     /// <summary>Every bit this version defines.</summary>
-    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | MultiStream | TreeDigest,
+    All = ZeroPages | UnchangedPages | Resumable | DeferredHandover | CompressedPages | MultiStream | TreeDigest,
 }

@@ -22,6 +22,9 @@ public readonly record struct ProtocolVersion(ushort Major, ushort Minor)
     /// <summary>The first version with <see cref="HelloOptions.TreeDigest"/> (the hash-tree memory digest in FinalState).</summary>
     public static ProtocolVersion TreeDigest => new(1, 3);
 
+    /// <summary>The first version with <see cref="HelloOptions.CompressedPages"/> (the PageBatch codec field).</summary>
+    public static ProtocolVersion CompressedPages => new(1, 3);
+
     /// <summary>The version a session runs at when this side (<paramref name="local"/>) meets <paramref name="offered"/>; null when majors differ.</summary>
     public static ProtocolVersion? Negotiate(ProtocolVersion local, ProtocolVersion offered) =>
         local.Major != offered.Major ? null : new ProtocolVersion(local.Major, Math.Min(local.Minor, offered.Minor));

@@ -20,6 +20,12 @@ public static class WireLimits
     /// <summary>Descriptors in one PageBatch.</summary>
     public const int MaxPagesPerBatch = 8192;
 
+    /// <summary>
+    /// Raw payload bytes (Full pages × page size) one compressed PageBatch may stand for: 4 MiB. Bounds the receiver's
+    /// decompression buffers; a larger batch is sent raw.
+    /// </summary>
+    public const int MaxCompressedBatchBytes = 4 * 1024 * 1024;
+
     /// <summary>vCPU + device state blob in FinalState: 16 MiB.</summary>
     public const int MaxDeviceStateBytes = 16 * 1024 * 1024;
 

@@ -1,6 +1,7 @@
 # Shared by tools/traces/*.sh (sourced). Each app script captures one real program with `kvmpresync trace capture`
 # while driving it as a person would, into the trace file given as $1, for $2 seconds (default 60).
 # KPTRACE_DRY=1 runs the program and its driver without capture (to try a driver).
+# KPTRACE_SAMPLE_PAGES=FILE also samples the written pages' contents into FILE (trace capture --sample-pages; tools/page-corpus.sh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,7 +22,8 @@ capture_command() {
   if [ "${KPTRACE_DRY:-0}" = 1 ]; then
     cmd=(timeout --foreground --signal=TERM "$limit" "$@")
   else
-    cmd=("$CLI" trace capture ${KPTRACE_QUIET:+--quiet} --workload "$workload" --interval 100ms --seconds "$limit" -o "$out" -- "$@")
+    cmd=("$CLI" trace capture ${KPTRACE_QUIET:+--quiet} --workload "$workload" --interval 100ms --seconds "$limit" -o "$out"
+      ${KPTRACE_SAMPLE_PAGES:+--sample-pages "$KPTRACE_SAMPLE_PAGES"} -- "$@")
   fi
 }
 capture() { local cmd; capture_command "$@"; "${cmd[@]}"; }

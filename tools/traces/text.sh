@@ -11,7 +11,7 @@ cat >"$work/run" <<RUN
 #!/usr/bin/env bash
 $(declare -f capture_command capture)
 KPTRACE_QUIET=1
-out='$out' CLI='$CLI' KPTRACE_DRY='${KPTRACE_DRY:-0}'
+out='$out' CLI='$CLI' KPTRACE_DRY='${KPTRACE_DRY:-0}' KPTRACE_SAMPLE_PAGES='${KPTRACE_SAMPLE_PAGES:-}'
 capture text $((seconds + 30)) vim -N -i NONE -u DEFAULTS '+set noswapfile' '$work/notes.txt' 2>'$work/capture.log'
 echo \$? >'$work/exit'
 RUN

@@ -20,6 +20,13 @@ internal static class CaptureCommand
         var grace = new Option<string>("--grace") { Description = "Time between SIGTERM and SIGKILL when the capture ends the tree", DefaultValueFactory = _ => "5s" };
         var workload = new Option<string?>("--workload", "-w") { Description = "Workload name in the trace header (default: the command's file name)" };
         var output = new Option<string>("--output", "-o") { Description = "Trace file to write", Required = true };
+        var samplePages = new Option<string?>("--sample-pages")
+        {
+            Description = "Also sample the contents of the written pages into FILE (a uniform sample of the pages each interval reports, " +
+                          "read from /proc/PID/mem right after the interval; all-zero pages left out) and a summary into FILE.txt: a page-content " +
+                          "corpus for the compression benchmark",
+        };
+        var sampleCount = new Option<int>("--sample-count") { Description = "With --sample-pages: pages to keep", DefaultValueFactory = _ => 256 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress line on standard error (e.g. when the command draws on the same terminal)" };
         var command = new Argument<string[]>("command") { Description = "The program and its arguments, after --", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("capture",
@@ -28,14 +35,15 @@ internal static class CaptureCommand
             "this terminal (stdin, stdout, tty). Ends when the program exits, after --seconds, or on Ctrl-C / SIGTERM; the trace is written in " +
             "every case. Statically linked and setuid programs cannot be tracked (reported).")
         {
-            interval, seconds, grace, workload, output, quiet, command,
+            interval, seconds, grace, workload, output, samplePages, sampleCount, quiet, command,
         };
         cmd.SetAction(r => Run(new Settings(r.GetValue(command)!, Units.ParseDuration(r.GetValue(interval)!), r.GetValue(seconds),
-            Units.ParseDuration(r.GetValue(grace)!), r.GetValue(workload), r.GetValue(output)!, r.GetValue(quiet))));
+            Units.ParseDuration(r.GetValue(grace)!), r.GetValue(workload), r.GetValue(output)!, r.GetValue(quiet), r.GetValue(samplePages), r.GetValue(sampleCount))));
         return cmd;
     }
 
-    private sealed record Settings(string[] Command, TimeSpan Interval, double Seconds, TimeSpan Grace, string? Workload, string Output, bool Quiet);
+    private sealed record Settings(string[] Command, TimeSpan Interval, double Seconds, TimeSpan Grace, string? Workload, string Output, bool Quiet,
+        string? SamplePages = null, int SampleCount = 256);
 
     private static int Run(Settings s)
     {
@@ -65,10 +73,12 @@ internal static class CaptureCommand
         var view = new LiveView(Console.Error, !Console.IsErrorRedirected);
         var resident = new List<long>();
         ProcessTreeCapture capture;
+        if (s.SampleCount < 1) throw new ArgumentException("--sample-count must be at least 1");
+        using var sampler = s.SamplePages is null ? null : new PageSampler(s.SampleCount, Environment.SystemPageSize);
         using (Process child = TrackedCommand.Start(s.Command, tracker, statusPath))
         {
             capture = new ProcessTreeCapture(child.Id, status);
-            Loop(capture, child, spool, resident, view, s, stop.Token, ref end);
+            Loop(capture, child, spool, resident, view, s, sampler, stop.Token, ref end);
             view.Done();
             int killed = capture.Terminate(s.Grace);
             if (killed > 0) Console.Error.WriteLine($"kvmpresync: {killed} process(es) needed SIGKILL after {s.Grace.TotalSeconds:0.#} s");
@@ -78,6 +88,11 @@ internal static class CaptureCommand
         var summary = new CapturedTrace.Summary(s.Command, s.Interval, s.Workload ?? Path.GetFileName(s.Command[0]), end, resident, status.Errors);
         (long intervals, long pages) = CapturedTrace.Write(output, capture, spool, summary);
         File.Delete(statusPath);
+        if (sampler is not null)
+        {
+            sampler.Write(Path.GetFullPath(s.SamplePages!), summary.Workload);
+            Console.Error.WriteLine($"sampled {sampler.Count} written pages into {s.SamplePages} (of {sampler.Offered} offered; {sampler.ZeroPages} all-zero and {sampler.Unreadable} unreadable left out)");
+        }
         int untracked = capture.Processes.Count(p => p.Untracked);
         Console.Error.WriteLine($"wrote {s.Output}: {intervals} intervals of {s.Interval.TotalMilliseconds:0} ms, {pages} distinct pages written by " +
                                 $"{capture.Processes.Count} process(es){(untracked > 0 ? $" ({untracked} untracked)" : "")}, {Units.FormatBytes(new FileInfo(output).Length)}; ended: {end}");
@@ -85,7 +100,7 @@ internal static class CaptureCommand
     }
 
     private static void Loop(ProcessTreeCapture capture, Process child, IntervalSpool spool, List<long> resident, LiveView view,
-        Settings s, CancellationToken stop, ref string end)
+        Settings s, PageSampler? sampler, CancellationToken stop, ref string end)
     {
         var clock = Stopwatch.StartNew();
         TimeSpan next = s.Interval, nextSample = TimeSpan.Zero;
@@ -95,6 +110,7 @@ internal static class CaptureCommand
             bool stopping = stop.WaitHandle.WaitOne(Max(TimeSpan.Zero, next - clock.Elapsed)) || stop.IsCancellationRequested;
             CaptureInterval iv = capture.Harvest(); // also the last one when stopping: nothing written so far is dropped
             spool.Add(iv.Time, iv.Pages);
+            sampler?.Offer(capture, iv.Pages);
             pagesThisSecond += iv.Pages.Length;
             foreach (string notice in iv.Notices)
             {

@@ -87,5 +87,15 @@ internal static class MigrationOptions
         throw new ArgumentException($"{option}: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:7700)");
     }
 
+    /// <summary><c>--compression auto|off|lz4|zstd</c>.</summary>
+    public static Migration.Compression.CompressionMode ParseCompression(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "auto" => Migration.Compression.CompressionMode.Auto,
+        "off" or "none" => Migration.Compression.CompressionMode.Off,
+        "lz4" => Migration.Compression.CompressionMode.Lz4,
+        "zstd" => Migration.Compression.CompressionMode.Zstd,
+        _ => throw new ArgumentException($"--compression: '{text}' is not auto, off, lz4 or zstd"),
+    };
+
     public static PreSharedKey LoadKey(string path) => Wire.PskFile.Load(path);
 }

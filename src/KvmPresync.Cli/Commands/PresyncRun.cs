@@ -8,6 +8,7 @@ using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
 using KvmPresync.Migration;
+using KvmPresync.Migration.Compression;
 using KvmPresync.Trace;
 using KvmPresync.Vmm;
 using KvmPresync.Vmm.Migration;
@@ -20,7 +21,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1, VerifyMode Verify = VerifyMode.Delta)
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1, VerifyMode Verify = VerifyMode.Delta, CompressionMode Compression = CompressionMode.Auto)
     {
         /// <summary>The launch-to-resume target the hold-back budget and the convergence policy follow.</summary>
         public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
@@ -58,6 +59,7 @@ internal static class PresyncRun
             },
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
+            Compression = s.Compression,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
             Tls = s.Tls,
             Streams = s.Streams,
@@ -118,6 +120,8 @@ internal static class PresyncRun
         if (result.ReadinessAtLaunch is { } check)
             Console.WriteLine($"readiness at launch: estimated {ReadinessText(check.Estimate)}; actual launch-to-resume {check.LaunchToResumeMs:0.0} ms, " +
                               $"downtime {check.DowntimeMs:0.0} ms, {Units.FormatBytes(check.Bytes)} (error {check.LaunchToResumeErrorMs:+0.0;-0.0} ms, {check.DowntimeErrorMs:+0.0;-0.0} ms)");
+        if (result.Compression is { } cs)
+            Console.WriteLine(cs.Summary());
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
         foreach (ReconnectRecord r in result.Reconnects)

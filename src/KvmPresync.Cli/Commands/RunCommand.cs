@@ -32,6 +32,12 @@ internal static class RunCommand
             DefaultValueFactory = _ => "delta",
         };
         verify.AcceptOnlyFromAmong("delta", "full");
+        var compression = new Option<string>("--compression")
+        {
+            Description = "With --presync-to: compress page batches — auto (default: per batch raw, LZ4 or zstd, whichever the measured ratio, compress speed and link rate say is fastest; raw when the CPU is the bottleneck or pages do not compress), off, lz4, zstd. Zero-copy sends stay raw",
+            DefaultValueFactory = _ => "auto",
+        };
+        compression.AcceptOnlyFromAmong("auto", "off", "lz4", "zstd");
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var streams = new Option<int>("--streams") { Description = "With --presync-to: TCP connections to use (1-16, the authenticated main one included); pages are striped across them, each page always on the same one (protocol 1.3; after a reconnection: one)", DefaultValueFactory = _ => DefaultStreams };
@@ -51,6 +57,7 @@ internal static class RunCommand
         cmd.Options.Add(pauseAtQuiet);
         cmd.Options.Add(zeroCopy);
         cmd.Options.Add(verify);
+        cmd.Options.Add(compression);
         cmd.Options.Add(json);
         tls.AddTo(cmd);
         cmd.Options.Add(reconnectFor);
@@ -74,7 +81,10 @@ internal static class RunCommand
                 Verify = r.GetValue(verify) == "full" ? Migration.VerifyMode.Full : Migration.VerifyMode.Delta,
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
                 QuietWait = MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
+                Compression = MigrationOptions.ParseCompression(r.GetValue(compression)!),
             };
+            if (settings.ZeroCopy && settings.Compression is Migration.Compression.CompressionMode.Lz4 or Migration.Compression.CompressionMode.Zstd)
+                throw new ArgumentException(Migration.PresyncOptions.CompressionWithZeroCopyRefused);
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);

@@ -162,7 +162,8 @@ public sealed class PresyncPiecesTests
         new DestinationReady(123456789).Write(b);
         Assert.Equal(123456789UL, DestinationReady.Read(b).ReceiverTimestampNs);
         Assert.Equal(ProtocolError.BodyLengthMismatch, Assert.Throws<ProtocolException>(() => DestinationReady.Read(b.AsSpan(0, 7))).Error);
-        Assert.True(ProtocolVersion.Current.Minor >= ProtocolVersion.DeferredHandover.Minor);
+        Assert.Equal(new ProtocolVersion(1, 2), ProtocolVersion.DeferredHandover);
+        Assert.True(ProtocolVersion.Current.Minor >= ProtocolVersion.DeferredHandover.Minor); // 1.3 (CompressedPages) speaks 1.2 too
         Assert.True(ProtocolVersion.DeferredHandover.Minor > ProtocolVersion.Resumable.Minor);
         Assert.Equal(HelloOptions.DeferredHandover, HelloOptions.All & HelloOptions.DeferredHandover);
         new FrameHeader(FrameType.DestinationReady, 0, DestinationReady.Length).Validate(4096);

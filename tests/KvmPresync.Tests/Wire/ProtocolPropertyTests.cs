@@ -43,7 +43,7 @@ public sealed class ProtocolPropertyTests
     private static readonly Gen<Mutation> GenMutation = Gen.Select(Gen.Int[0, 6], Gen.Int[0, int.MaxValue], Gen.Int[0, int.MaxValue], Gen.ULong,
         (k, a, b, c) => new Mutation(k, a, b, c));
 
-    private static readonly Gen<(int Seed, Mutation[] Mutations)> GenMutated = Gen.Select(Gen.Int[0, 2], GenMutation.Array[1, 3]);
+    private static readonly Gen<(int Seed, Mutation[] Mutations)> GenMutated = Gen.Select(Gen.Int[0, Recorded.Length - 1], GenMutation.Array[1, 3]);
 
     /// <summary>Frames of <paramref name="stream"/> as far as their headers' lengths fit; the rest as one trailing chunk.</summary>
     private static List<byte[]> Chunks(byte[] stream)
@@ -138,11 +138,17 @@ public sealed class ProtocolPropertyTests
     /// stream past its handshake frames with the seeds' layout: the only pages the receiver may write (it stops at the
     /// first error, so it applies a prefix of these batches at most).
     /// </summary>
+    /// <summary>Whether the stream opens with a Hello of minor ≥ 3 offering CompressedPages (the receiver then accepts it).</summary>
+    private static bool OffersCompression(byte[] stream) =>
+        stream.Length >= FrameHeader.Size + 20 && BinaryPrimitives.ReadUInt32LittleEndian(stream) == (uint)FrameType.Hello
+        && BinaryPrimitives.ReadUInt16LittleEndian(stream.AsSpan(FrameHeader.Size + 6)) >= ProtocolVersion.CompressedPages.Minor
+        && (BinaryPrimitives.ReadUInt32LittleEndian(stream.AsSpan(FrameHeader.Size + 16)) & (uint)HelloOptions.CompressedPages) != 0;
+
     private static HashSet<long> PagesNamedByValidDescriptors(byte[] stream)
     {
         var named = new HashSet<long>();
         var reader = new FrameReader(new MemoryStream(stream, writable: false));
-        reader.UseSession(FuzzSession.Layout, HelloOptions.ZeroPages);
+        reader.UseSession(FuzzSession.Layout, HelloOptions.ZeroPages | (OffersCompression(stream) ? HelloOptions.CompressedPages : HelloOptions.None));
         try
         {
             for (int f = 0; f < 4096; f++)
@@ -167,7 +173,7 @@ public sealed class ProtocolPropertyTests
     [Fact]
     public void Every_recorded_stream_replays_to_a_verified_resume()
     {
-        Assert.Equal(3, Recorded.Length);
+        Assert.Equal(5, Recorded.Length); // three raw streams, and three-rounds with LZ4 and with zstd batches (1.3)
         foreach (byte[] stream in Recorded)
         {
             Received r = Receive(stream);

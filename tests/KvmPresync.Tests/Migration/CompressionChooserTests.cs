@@ -1,0 +1,99 @@
+using KvmPresync.Migration.Compression;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Tests.Migration;
+
+/// <summary>The per-batch codec choice as a pure policy: raw is the baseline, a codec wins only on measured expected time.</summary>
+public sealed class CompressionChooserTests
+{
+    private const long Batch = 1 << 20; // 256 pages
+    private const double Gbit = 1e9 / 8, TenGbit = 1e10 / 8;
+
+    /// <summary>Feeds the chooser what a codec with <paramref name="ratio"/> and <paramref name="mbPerSecond"/> would measure, whenever it asks to try one.</summary>
+    private static PageCodec[] Run(CompressionChooser c, int batches, double lz4Ratio, double lz4MBps, double zstdRatio, double zstdMBps)
+    {
+        var chosen = new PageCodec[batches];
+        for (int i = 0; i < batches; i++)
+        {
+            PageCodec codec = chosen[i] = c.Choose(Batch);
+            if (codec == PageCodec.Lz4) c.Compressed(codec, Batch, (long)(Batch * lz4Ratio), Batch / (lz4MBps * 1e6));
+            if (codec == PageCodec.Zstd) c.Compressed(codec, Batch, (long)(Batch * zstdRatio), Batch / (zstdMBps * 1e6));
+        }
+        return chosen;
+    }
+
+    [Fact]
+    public void Compressible_pages_on_a_1_Gbit_link_go_compressed_with_the_faster_overall_codec()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, Gbit);
+        PageCodec[] chosen = Run(c, 200, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.28, zstdMBps: 250);
+        // lz4: 1/600 + 0.40/125 = 4.9 ms/MB; zstd: 1/250 + 0.28/125 = 6.2 ms; raw 8 ms
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        Assert.True(chosen.Skip(2).Count(x => x == PageCodec.Lz4) > 190);
+        Assert.True(c.ExpectedSeconds(PageCodec.Lz4, Batch) < c.ExpectedSeconds(PageCodec.None, Batch));
+    }
+
+    [Fact]
+    public void A_high_ratio_codec_wins_when_the_link_is_slow()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, 100e6 / 8);
+        Run(c, 50, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.25, zstdMBps: 250);
+        Assert.Equal(PageCodec.Zstd, c.Best(Batch)); // 1/250 + 0.25/12.5 = 24 ms < lz4 1/600 + 0.4/12.5 = 33.7 ms
+    }
+
+    [Fact]
+    public void On_a_10_Gbit_link_the_CPU_is_the_bottleneck_and_batches_go_raw_with_backed_off_probes()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, TenGbit);
+        PageCodec[] chosen = Run(c, 1000, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.28, zstdMBps: 250);
+        Assert.Equal(PageCodec.None, c.Best(Batch)); // raw 0.8 ms < lz4 1.7 + 0.3 ms
+        int compressed = chosen.Count(x => x != PageCodec.None);
+        Assert.InRange(compressed, 2, 1000 / CompressionChooser.MaxProbeInterval + 8); // probes back off to 1 in 64
+    }
+
+    [Fact]
+    public void Incompressible_pages_go_raw_on_any_link()
+    {
+        foreach (double link in new[] { 10e6 / 8, Gbit, TenGbit })
+        {
+            var c = new CompressionChooser(CompressionMode.Auto, link);
+            PageCodec[] chosen = Run(c, 500, lz4Ratio: 1.0, lz4MBps: 3000, zstdRatio: 1.0, zstdMBps: 900);
+            Assert.Equal(PageCodec.None, c.Best(Batch));
+            Assert.True(chosen.Count(x => x != PageCodec.None) <= 500 / CompressionChooser.MaxProbeInterval + 8);
+        }
+    }
+
+    [Fact]
+    public void A_CPU_that_slows_down_turns_compression_off_and_a_recovered_one_back_on()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, Gbit);
+        Run(c, 50, 0.40, 600, 0.28, 250);
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        Run(c, 50, 0.40, 60, 0.28, 25); // the host got loaded: 1/60 = 16.7 ms per MB alone
+        Assert.Equal(PageCodec.None, c.Best(Batch));
+        Run(c, 800, 0.40, 600, 0.28, 250); // probes (at most 1 in 64 batches) notice the recovery
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+    }
+
+    [Fact]
+    public void Without_a_configured_rate_the_first_batch_goes_raw_to_measure_the_link()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, null);
+        Assert.Equal(PageCodec.None, c.Choose(Batch));
+        Assert.Null(c.LinkBytesPerSecond);
+        c.Sent(Batch, Batch / Gbit);
+        Assert.Equal(Gbit, c.LinkBytesPerSecond!.Value, 1e-6);
+        Assert.Equal(PageCodec.Lz4, c.Choose(Batch)); // then each codec is measured once
+        c.Compressed(PageCodec.Lz4, Batch, Batch / 2, 0.002);
+        Assert.Equal(PageCodec.Zstd, c.Choose(Batch));
+    }
+
+    [Fact]
+    public void Fixed_modes_and_off_do_not_adapt()
+    {
+        Assert.All(Run(new CompressionChooser(CompressionMode.Off, Gbit), 20, 0.1, 5000, 0.1, 5000), x => Assert.Equal(PageCodec.None, x));
+        Assert.All(Run(new CompressionChooser(CompressionMode.Lz4, TenGbit), 20, 1, 10, 1, 10), x => Assert.Equal(PageCodec.Lz4, x));
+        Assert.All(Run(new CompressionChooser(CompressionMode.Zstd, TenGbit), 20, 1, 10, 1, 10), x => Assert.Equal(PageCodec.Zstd, x));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CompressionChooser(CompressionMode.Auto, 0));
+    }
+}
