@@ -18,6 +18,7 @@ internal sealed class SenderRun
     private readonly List<RoundRecord> _deferred = [];
     private readonly long _syncStartProgress;
     private readonly TimeSpan _syncStart;
+    private readonly GuestSample _syncStartSample;
 
     public SenderRun(IMigrationSource source, PresyncOptions options, SenderChannel channel, Stopwatch clock, Action<RoundRecord>? roundCompleted)
     {
@@ -35,8 +36,9 @@ internal sealed class SenderRun
         NeverSent.SetAll();
         Harvest = new DirtyBitmap(Memory.PageCount);
         Send = new DirtyBitmap(Memory.PageCount);
-        _syncStartProgress = source.ProgressTotal;
         _syncStart = clock.Elapsed;
+        _syncStartSample = GuestSample.Of(source, _syncStart);
+        _syncStartProgress = _syncStartSample.Progress;
     }
 
     public IMigrationSource Source { get; }
@@ -68,6 +70,9 @@ internal sealed class SenderRun
     public long? InitialCopyBytes { get; set; }
     public double? EarlyProgressRate { get; private set; }
     public double SyncProgressRate { get; private set; }
+
+    /// <summary>The guest's work and vCPU figures over the sync period; set at launch (<see cref="EndSyncProgress"/>).</summary>
+    public GuestWindow? SyncWindow { get; private set; }
     public int FinalLiveRounds { get; set; }
     public IReadOnlyList<RoundRecord> Rounds => _rounds;
 
@@ -163,7 +168,9 @@ internal sealed class SenderRun
     public void EndSyncProgress()
     {
         SampleEarlyProgress();
-        SyncProgressRate = (Source.ProgressTotal - _syncStartProgress) / Math.Max(1e-3, (Clock.Elapsed - _syncStart).TotalSeconds);
+        GuestSample end = GuestSample.Of(Source, Clock.Elapsed);
+        SyncWindow = GuestWindow.Between(_syncStartSample, end);
+        SyncProgressRate = (end.Progress - _syncStartProgress) / Math.Max(1e-3, (end.At - _syncStart).TotalSeconds);
     }
 
     /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>

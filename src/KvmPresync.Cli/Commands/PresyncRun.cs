@@ -20,7 +20,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, GuestWindow? Baseline = null);
 
     public static Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct) =>
         RunAsync(new MachineMigrationSource(machine), s, view, ct);
@@ -51,6 +51,7 @@ internal static class PresyncRun
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
+            Baseline = s.Baseline,
             Tls = s.Tls,
             Reconnect = s.ReconnectFor is { } reconnectFor && reconnectFor > TimeSpan.Zero
                 ? new ReconnectOptions(token => MigrationSocket.ConnectAsync(s.Target, token)) { MaxOutage = reconnectFor }
@@ -102,6 +103,7 @@ internal static class PresyncRun
         }
         Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
+        foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
         foreach (ReconnectRecord r in result.Reconnects)

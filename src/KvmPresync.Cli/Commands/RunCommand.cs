@@ -25,6 +25,7 @@ internal static class RunCommand
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
+        var baseline = new Option<string>("--baseline-seconds") { Description = "With --presync-to: let the guest run this long before connecting, nothing sent, and report its slowdown during presync against its work rate then, e.g. 5s (0 = no baseline, no slowdown figure)", DefaultValueFactory = _ => "5s" };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -41,6 +42,7 @@ internal static class RunCommand
         cmd.Options.Add(json);
         tls.AddTo(cmd);
         cmd.Options.Add(reconnectFor);
+        cmd.Options.Add(baseline);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
@@ -57,7 +59,10 @@ internal static class RunCommand
             Console.WriteLine($"booting {Replay.TraceWorkload.NameOf(config)}{(config.ReplayFeed is null ? "" : " replay")} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
-            int code = await PresyncRun.RunAsync(machine, settings, view, ct);
+            var source = new Vmm.Migration.MachineMigrationSource(machine);
+            if (Units.ParseDuration(r.GetValue(baseline)!) is { } b && b > TimeSpan.Zero)
+                settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, b, ct) };
+            int code = await PresyncRun.RunAsync(source, settings, view, ct);
             if (code != ExitCodes.Ok && !machine.Completion.IsCompleted)
                 Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
             return code;

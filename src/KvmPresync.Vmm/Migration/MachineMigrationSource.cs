@@ -6,7 +6,7 @@ using KvmPresync.Vmm.Devices;
 namespace KvmPresync.Vmm.Migration;
 
 /// <summary>A running <see cref="Machine"/> as the source of a migration.</summary>
-public sealed class MachineMigrationSource : IMigrationSource
+public sealed class MachineMigrationSource : IMigrationSource, IGuestRunStatsSource
 {
     private readonly Machine _machine;
 
@@ -23,6 +23,8 @@ public sealed class MachineMigrationSource : IMigrationSource
     public IDirtyPageSource DirtyLog { get; }
 
     public long ProgressTotal => _machine.Telemetry.ProgressTotal;
+
+    public GuestRunStats? RunStats => _machine.RunStats;
 
     public bool Stopped { get; private set; }
 
