@@ -91,6 +91,9 @@ public sealed class Machine : IDisposable
 
     public bool IsPaused => _parked.IsSet;
 
+    /// <summary>Whether the vCPU thread runs ahead of the VMM's threads (<see cref="VcpuPriority"/>; needs CAP_SYS_NICE).</summary>
+    public bool VcpuPriorityRaised { get; private set; }
+
     /// <summary>
     /// How the vCPU thread has spent its time since <see cref="Start"/>: on a CPU, waiting for one, and pace-sleeping
     /// (nothing due); null before the thread started or where the kernel keeps no per-thread schedstat.
@@ -333,6 +336,7 @@ public sealed class Machine : IDisposable
     {
         MachineExit exit;
         _threadStats = VcpuThreadStats.OpenForCurrentThread();
+        VcpuPriorityRaised = VcpuPriority.Raise();
         try
         {
             exit = Loop();
