@@ -86,6 +86,13 @@ public sealed class Machine : IDisposable
     /// <summary>For <see cref="Workload.Replay"/>: the batches handed to the guest so far and how late they were.</summary>
     public ReplayStats ReplayStats => _replay.Stats;
 
+    /// <summary>
+    /// For <see cref="Workload.Replay"/>: trace milliseconds the guest has replayed, caught up to now or to the due time of
+    /// the batch it still writes (<c>ReplayMailbox.ReplayedUpToUs</c>): its rate is the replay's pace, 1000/s when it keeps
+    /// up. Null for other workloads, before the first batch and on a restored machine (its trace stayed with the source).
+    /// </summary>
+    public long? ReplayedTraceMs => Config.ReplayFeed is null ? null : _replay.ReplayedUpToUs(_clock.NowUs) / 1000;
+
     /// <summary>Completes when the vCPU loop ends.</summary>
     public Task<MachineExit> Completion => _exit.Task;
 

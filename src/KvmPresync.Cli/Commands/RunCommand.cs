@@ -60,6 +60,8 @@ internal static class RunCommand
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
             var source = new Vmm.Migration.MachineMigrationSource(machine);
+            if (config.Workload == Workload.Replay)
+                Console.WriteLine("a replay guest's work unit is the trace millisecond replayed: 1000 units/s while it keeps up with the trace");
             if (Units.ParseDuration(r.GetValue(baseline)!) is { } b && b > TimeSpan.Zero)
                 settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, b, ct) };
             int code = await PresyncRun.RunAsync(source, settings, view, ct);

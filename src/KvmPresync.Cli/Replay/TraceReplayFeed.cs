@@ -20,7 +20,6 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
     private long _cursor, _interval = -1, _passIntervals; // _cursor: next page of the loaded interval (PageCount: none left)
     private TimeSpan _passOffset, _previousTimestamp, _start;
     private uint _progress;
-    private readonly bool _pagesAsProgress;
 
     private TraceReplayFeed(string path, TraceReader reader, bool loop)
     {
@@ -32,19 +31,7 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
         PageCount = h.PageCount;
         _pages = new DirtyBitmap(h.PageCount);
         _cursor = h.PageCount;
-        _pagesAsProgress = IsCaptured(h);
     }
-
-    /// <summary>
-    /// A captured program's trace (<c>trace capture</c>, metadata <c>source=capture</c>) records no work counter: the
-    /// program's work is not visible from outside. Its replay's work is writing the trace's pages, so its progress unit is
-    /// the trace page written (each batch reports its pages); a guest that falls behind the trace writes fewer per second.
-    /// </summary>
-    public static bool IsCaptured(TraceHeader header) =>
-        header.Metadata.TryGetValue("source", out string? source) && source == "capture";
-
-    /// <summary>What one unit of the replay guest's progress is.</summary>
-    public string ProgressUnit => _pagesAsProgress ? "trace page written" : "the trace's recorded work unit";
 
     /// <summary>Opens <paramref name="path"/> (its header is validated now; a corrupt interval fails when it is reached).</summary>
     public static TraceReplayFeed Open(string path, bool loop = true) => new(path, OpenReader(path), loop);
@@ -91,7 +78,7 @@ internal sealed class TraceReplayFeed : IReplayFeed, IDisposable
             runs[n++] = new ReplayRun((uint)first, (uint)(end - first));
             pages += end - first;
         }
-        uint progress = _pagesAsProgress ? (uint)pages : _progress; // the interval's first batch carries its recorded progress
+        uint progress = _progress; // the interval's first batch carries its progress
         _progress = 0;
         return new ReplayBatch(_interval, _start, n, pages, progress);
     }

@@ -13,8 +13,15 @@ namespace KvmPresync.Vmm.Devices;
 internal static class VcpuPriority
 {
     /// <summary>The vCPU thread's nice: 5 steps above the VMM's threads, about three times their CPU weight.</summary>
-    public const int Nice = -5;
+    public const int DefaultNice = -5;
 
-    /// <summary>Sets the calling (vCPU) thread's nice to <see cref="Nice"/>; false when not permitted.</summary>
-    public static bool Raise() => VmmLibc.SetPriority(VmmLibc.PrioProcess, VmmLibc.GetTid(), Nice) == 0;
+    /// <summary>Overrides <see cref="DefaultNice"/> (-20..19); 0 leaves the vCPU thread at the process's priority (as before).</summary>
+    public const string EnvironmentVariable = "KVMPRESYNC_VCPU_NICE";
+
+    /// <summary>The nice to give the vCPU thread: <see cref="EnvironmentVariable"/> when set to a valid value, else <see cref="DefaultNice"/>.</summary>
+    public static int Nice { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable(EnvironmentVariable), out int n) && n is >= -20 and <= 19 ? n : DefaultNice;
+
+    /// <summary>Sets the calling (vCPU) thread's nice to <see cref="Nice"/>; false when not permitted or when it is 0.</summary>
+    public static bool Raise() => Nice != 0 && VmmLibc.SetPriority(VmmLibc.PrioProcess, VmmLibc.GetTid(), Nice) == 0;
 }

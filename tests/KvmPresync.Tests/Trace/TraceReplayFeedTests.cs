@@ -13,16 +13,10 @@ public sealed class TraceReplayFeedTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private string Write(params long[][] intervals) => Write(captured: false, intervals);
-
-    private string Write(bool captured, params long[][] intervals)
+    private string Write(params long[][] intervals)
     {
         string path = Path.Combine(_dir, "t.kpt");
-        var header = new TraceHeader
-        {
-            PageSize = 4096, PageCount = 40_000, Interval = TimeSpan.FromMilliseconds(100), Workload = "",
-            Metadata = captured ? new Dictionary<string, string> { ["source"] = "capture" } : new Dictionary<string, string>(),
-        };
+        var header = new TraceHeader { PageSize = 4096, PageCount = 40_000, Interval = TimeSpan.FromMilliseconds(100), Workload = "" };
         using var w = TraceWriter.Create(path, header);
         var b = new DirtyBitmap(header.PageCount);
         for (int i = 0; i < intervals.Length; i++)
@@ -64,20 +58,6 @@ public sealed class TraceReplayFeedTests : IDisposable
         Assert.All(parts, p => Assert.Equal(TimeSpan.FromMilliseconds(200), p.Start));
         Assert.Equal([9u, 0u, 0u], parts.Select(p => p.Progress));
         Assert.Equal(1, feed.Loops);
-    }
-
-    [Fact]
-    public void CapturedTraceWithoutAWorkCounterCountsEachBatchsPagesAsProgress()
-    {
-        long[] alternate = Enumerable.Range(0, 20_000).Select(i => (long)i * 2).ToArray(); // split into 3 batches
-        string path = Write(captured: true, [1, 2, 3, 10, 39_999], [], alternate);
-        using var feed = TraceReplayFeed.Open(path, loop: false);
-        Assert.Equal("trace page written", feed.ProgressUnit);
-        var runs = new ReplayRun[GuestAbi.ReplayMaxRuns];
-        var batches = new List<ReplayBatch>();
-        while (feed.Next(runs) is { } b) batches.Add(b);
-        Assert.Equal([5u, 0u, 8_186u, 8_186u, 3_628u], batches.Select(b => b.Progress));
-        Assert.All(batches, b => Assert.Equal(b.Pages, b.Progress));
     }
 
     [Fact]
