@@ -34,6 +34,9 @@ internal static class SlowdownLines
             yield return $"guest vCPU: before presync{Vcpu(s.Baseline)}; during presync{Vcpu(s.Presync)}";
     }
 
+    /// <summary>A window's rate and vCPU figures, as one line.</summary>
+    public static string Describe(GuestWindow w) => Rate(w) + Vcpu(w);
+
     private static string Rate(GuestWindow w) =>
         $"{w.Rate.ToString("0.###", CultureInfo.InvariantCulture)} units/s ({w.Units} in {w.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)";
 
