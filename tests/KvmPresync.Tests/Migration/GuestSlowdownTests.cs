@@ -5,6 +5,7 @@ using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Vmm;
 using KvmPresync.Vmm;
 using KvmPresync.Vmm.Migration;
+using KvmPresync.Vmm.Replay;
 using KvmPresync.Wire;
 
 namespace KvmPresync.Tests.Migration;
@@ -62,6 +63,48 @@ public sealed class GuestSlowdownTests
         Assert.Equal(presync.Rate / baseline.Rate * (1.0 / baseline.Units + 1.0 / presync.Units) * 100, s.CountingUncertaintyPercent!.Value, 9);
         TestContext.Current.SendDiagnosticMessage($"slowdown {s.Percent:0.00} % ± {s.CountingUncertaintyPercent:0.00}: {presync.Rate:0.00}/s vs {baseline.Rate:0.00}/s; " +
                                                   $"vCPU on-CPU µs/unit {baseline.OnCpuUsPerUnit:0} → {presync.OnCpuUsPerUnit:0}, run-queue wait ms/s {baseline.RunQueueWaitMsPerSecond:0.0} → {presync.RunQueueWaitMsPerSecond:0.0}");
+    }
+
+    /// <summary>Every <c>step</c>, the same <c>pages</c> pages from page 0: a trace with a steady load.</summary>
+    private sealed class SteadyFeed(long pageCount, int pages, TimeSpan step) : IReplayFeed
+    {
+        private long _interval;
+
+        public long PageCount => pageCount;
+
+        public ReplayBatch? Next(Span<ReplayRun> runs)
+        {
+            runs[0] = new ReplayRun(0, (uint)pages);
+            long i = _interval++;
+            return new ReplayBatch(i, step * i, 1, pages, 0);
+        }
+    }
+
+    [Theory]
+    [InlineData(50, 20, true)]       // 2,500 pages/s: keeps up
+    [InlineData(20_000, 2, false)]   // 10,000,000 pages/s (40 GB/s): far more than a vCPU writes
+    public async Task ReplayGuestsProgressIsTheTracesPaceThousandMillisecondsPerSecondWhileItKeepsUp(int pagesPerStep, int stepMs, bool keepsUp)
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        var config = new MachineConfig
+        {
+            Workload = Workload.Replay, MemorySize = 128L << 20, HeartbeatMs = 50, GuestImage = KvmRequirement.GuestImageOrFail(),
+            ReplayFeed = new SteadyFeed(20_000, pagesPerStep, TimeSpan.FromMilliseconds(stepMs)),
+        };
+        using var machine = Machine.Boot(kvm, config);
+        machine.Start();
+        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready && machine.ReplayedTraceMs is not null, "the replay's first batch");
+        var source = new MachineMigrationSource(machine);
+        GuestWindow w = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1.5), ct);
+        TestContext.Current.SendDiagnosticMessage($"{pagesPerStep} pages every {stepMs} ms: {w.Rate:0.0} trace ms/s, {machine.ReplayStats.LateIntervals} late intervals");
+        if (keepsUp)
+            Assert.InRange(w.Rate, 900, 1010); // one trace ms per ms, less a batch's writing time at the window's ends
+        else
+        {
+            Assert.InRange(w.Rate, 0, 500); // falls behind the trace: the pace shows it
+            Assert.True(machine.ReplayStats.LateIntervals > 0);
+        }
     }
 
     [Fact]
