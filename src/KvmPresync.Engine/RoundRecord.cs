@@ -70,6 +70,9 @@ public sealed record RoundRecord
     /// <summary>After launch: the convergence policy's decision after this round's harvest (null before launch).</summary>
     public ConvergenceDecision? Convergence { get; init; }
 
+    /// <summary>Live sender, sync rounds: "if launched now" — the switchover <see cref="ReadinessEstimator"/> predicts after this round.</summary>
+    public ReadinessEstimate? Readiness { get; init; }
+
     /// <summary>Live sender only: the first round after a reconnection carries the outage it followed, ms.</summary>
     public double? ReconnectOutageMs { get; init; }
 

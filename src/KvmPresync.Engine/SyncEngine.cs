@@ -13,7 +13,10 @@ public sealed record SyncEngineOptions
 
     public double LinkBitsPerSecond { get; init; } = 1e9;
 
-    /// <summary>Held-back pages must be movable within this time at the link rate.</summary>
+    /// <summary>
+    /// Launch-to-resume target: held-back pages must be movable within <see cref="LaunchBudget.HeldShare"/> of it at the link rate,
+    /// and the convergence policy pauses the guest in time to meet it where it can.
+    /// </summary>
     public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
 
     /// <summary>Round interval when there is no adaptive window.</summary>
@@ -84,7 +87,8 @@ public sealed class SyncEngine
             _nonZero.CopyFrom(nonZeroPages);
         }
         Cost = new PageCost(pageSize, Options.HeaderBytesPerPage, _nonZero);
-        Budget = LaunchBudget.FromLink(Options.LinkBitsPerSecond, Options.LaunchTarget);
+        DirtyRate = new DirtyRateMeter(Cost.FullPageBytes);
+        Budget = LaunchBudget.ForTarget(Options.LinkBitsPerSecond, Options.LaunchTarget);
         _planner = new HoldBackPlanner(Options.HoldBack);
         Predictor = Options.Policy is SyncPolicy.None or SyncPolicy.SlowStart or SyncPolicy.Oracle ? null : new ChangePredictor(pageCount, Options.Predictor);
         if (Options.Policy is SyncPolicy.PredictSlowStart or SyncPolicy.SlowStart)
@@ -106,6 +110,9 @@ public sealed class SyncEngine
     public LaunchBudget Budget { get; }
 
     public PageCost Cost { get; }
+
+    /// <summary>The guest's dirty rate over the sync rounds (<see cref="PlanSyncRound(DirtyBitmap, in DirtyHarvest, DirtyBitmap, long?)"/> feeds it).</summary>
+    public DirtyRateMeter DirtyRate { get; }
 
     /// <summary>Pages held back by the last plan.</summary>
     public DirtyBitmap Held => _held;
@@ -150,6 +157,15 @@ public sealed class SyncEngine
     public RoundPlan PlanSyncRound(DirtyBitmap harvest, DirtyBitmap send, long? windowBytes = null)
     {
         Absorb(harvest);
+        return Plan(send, holdBack: true, windowBytes);
+    }
+
+    /// <summary>A sync round's step with the harvest's clock and count (<paramref name="harvested"/>), which also feed <see cref="DirtyRate"/>.</summary>
+    public RoundPlan PlanSyncRound(DirtyBitmap harvest, in DirtyHarvest harvested, DirtyBitmap send, long? windowBytes = null)
+    {
+        long pendingBefore = Pending.Count();
+        Absorb(harvest);
+        DirtyRate.Note(harvested, Pending.Count() - pendingBefore);
         return Plan(send, holdBack: true, windowBytes);
     }
 

@@ -65,6 +65,9 @@ public sealed record MigrationResult
     /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
     public ZeroCopyStats? ZeroCopy { get; init; }
 
+    /// <summary>The readiness estimate published last before launch against the actual switchover (null when launch came before the first estimate, or on failure).</summary>
+    public ReadinessCheck? ReadinessAtLaunch { get; init; }
+
     /// <summary>Where the downtime went (null when the migration failed).</summary>
     public DowntimeBreakdown? Downtime { get; init; }
 

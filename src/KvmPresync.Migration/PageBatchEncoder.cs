@@ -79,7 +79,11 @@ internal sealed class PageBatchEncoder
     /// ran may have reached the receiver torn (different from what was hashed), and a page that later returns to
     /// the hashed content must then still be sent.
     /// </param>
-    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true)
+    /// <param name="stopEarly">
+    /// Asked before each batch: true stops the send there (a launch came); the pages not sent are removed from
+    /// <paramref name="pages"/>, so what is left in it is exactly what the transport took or the receiver already holds.
+    /// </param>
+    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true, Func<bool>? stopEarly = null)
     {
         long sent = 0, unchanged = 0, zero = 0;
         int n = 0;
@@ -87,6 +91,11 @@ internal sealed class PageBatchEncoder
         int listed = List(pages);
         for (int i = 0; i < listed; i++)
         {
+            if (n == 0 && stopEarly is not null && stopEarly())
+            {
+                for (int j = i; j < listed; j++) pages[_pageList[j]] = false;
+                break;
+            }
             long page = _pageList[i];
             ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
             if (skipUnchanged && hash == _lastSentHash[page])

@@ -21,6 +21,14 @@ public sealed record PresyncOptions
     /// </summary>
     public bool SyncBeforeLaunch { get; init; } = true;
 
+    /// <summary>
+    /// The readiness estimate's fixed switchover cost besides the RTT and the bytes: pausing the vCPUs, saving their state,
+    /// the destination's verification, restore and start. The default is what this switchover measures on a 2-core
+    /// software-virtualized host (docs/POLICIES.md, "Readiness"); <c>estimate</c> against <c>actual</c> in every result
+    /// (<see cref="MigrationResult.ReadinessAtLaunch"/>) shows whether it fits a host.
+    /// </summary>
+    public TimeSpan SwitchoverCost { get; init; } = TimeSpan.FromMilliseconds(3);
+
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init; } = 256;
 
@@ -74,6 +82,8 @@ public sealed record PresyncOptions
             throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
         Tls?.Validate();
+        if (SwitchoverCost < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SwitchoverCost), SwitchoverCost, "the switchover cost must not be negative");
+        if (Engine.LaunchTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LaunchTarget), Engine.LaunchTarget, "the launch target must be positive");
         if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
         if (DestinationReadyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DestinationReadyTimeout), DestinationReadyTimeout, "the destination-ready timeout must be positive");
         if (HandoverTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandoverTimeout), HandoverTimeout, "the handover timeout must be positive");

@@ -44,6 +44,14 @@ public sealed class PresyncSender
             throw new ArgumentException("the source's dirty log and memory disagree on the page layout", nameof(source));
     }
 
+    /// <summary>
+    /// "If launched now": the switchover estimated from the last sync round, with what the guest dirtied since (null before
+    /// the first sync round). Any thread may read it; each sync round also carries its estimate (<see cref="RoundRecord.Readiness"/>).
+    /// </summary>
+    public ReadinessEstimate? Readiness => Volatile.Read(ref _run)?.ReadinessNow();
+
+    private SenderRun? _run;
+
     /// <summary>Raised after every round (sync, final live, paused), on the sender's thread: the one progress channel.</summary>
     public event Action<RoundRecord>? RoundCompleted;
 
@@ -112,6 +120,7 @@ public sealed class PresyncSender
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
+        Volatile.Write(ref _run, run);
         bool resumable = Resumable(session) && _options.Reconnect is not null;
         if (Resumable(session)) run.SessionId = _sessionId;
         channel.StartReading(stop.Token, resumable ? _options.Reconnect!.LivenessTimeout : null);
@@ -136,6 +145,7 @@ public sealed class PresyncSender
             }
             run.CloseResend(caughtUp: false);
             run.EndSyncProgress();
+            ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(); // as the API would have answered at the launch request
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
             launchBytesStart = run.Channel.Writer.BytesWritten;
             if (handover is not null)
@@ -165,15 +175,18 @@ public sealed class PresyncSender
             if (handover is not null) await AwaitHandoverAsync(handover, stop.Token).ConfigureAwait(false);
             _source.Stop();
             run.Phase = SenderPhase.Done;
+            double launchToResume = SenderRun.TicksToMs(resumedAt - launchStart), downtime = SenderRun.TicksToMs(resumedAt - t.PausedAt);
+            long launchBytes = run.Channel.Writer.BytesWritten - launchBytesStart;
             return new MigrationResult
             {
                 Succeeded = true,
                 Verified = true,
-                LaunchToResumeMs = SenderRun.TicksToMs(resumedAt - launchStart),
-                DowntimeMs = SenderRun.TicksToMs(resumedAt - t.PausedAt),
+                LaunchToResumeMs = launchToResume,
+                DowntimeMs = downtime,
                 SyncBytes = run.SyncBytes,
                 InitialCopyBytes = run.InitialCopyBytes,
-                LaunchBytes = run.Channel.Writer.BytesWritten - launchBytesStart,
+                LaunchBytes = launchBytes,
+                ReadinessAtLaunch = estimateAtLaunch is null ? null : new ReadinessCheck(estimateAtLaunch, launchToResume, downtime, launchBytes),
                 FinalLiveRounds = run.FinalLiveRounds,
                 FinalDeltaPages = t.DeltaPages,
                 Convergence = convergence,

@@ -143,10 +143,10 @@ internal sealed class SenderChannel : IDisposable
         return done.Task;
     }
 
-    /// <summary>Waits for the ack of a round for at most <paramref name="timeout"/>; null when it did not come.</summary>
-    public async Task<RoundAck?> WaitAckAsync(Task<RoundAck> ack, TimeSpan timeout, CancellationToken ct)
+    /// <summary>Waits for the ack of a round for at most <paramref name="timeout"/>, or until <paramref name="orUntil"/> completes; null when it did not come.</summary>
+    public async Task<RoundAck?> WaitAckAsync(Task<RoundAck> ack, TimeSpan timeout, CancellationToken ct, Task? orUntil = null)
     {
-        await Task.WhenAny(ack, _ackLoop, Task.Delay(timeout, ct)).ConfigureAwait(false);
+        await Task.WhenAny(ack, _ackLoop, Task.Delay(timeout, ct), orUntil ?? ack).ConfigureAwait(false);
         return ack.IsCompletedSuccessfully ? ack.Result : null;
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 using KvmPresync.Memory;
 
 namespace KvmPresync.Migration;
@@ -65,6 +66,44 @@ internal sealed class SenderRun
 
     /// <summary>RTT of the last acknowledged sync round.</summary>
     public TimeSpan? LastRtt { get; set; }
+
+    /// <summary>What one harvest costs (running mean): a live round's overhead besides its bytes.</summary>
+    public TimeSpan HarvestCost { get; private set; }
+
+    /// <summary>The last readiness estimate published (after a sync round); null before the first sync round.</summary>
+    public ReadinessEstimate? Readiness { get; private set; }
+
+    /// <summary>The last round's estimate inputs and the run-clock time of that round's harvest.</summary>
+    private sealed record ReadinessBasis(ReadinessInputs Inputs, TimeSpan HarvestedAt);
+
+    private ReadinessBasis? _readinessBasis;
+    private TimeSpan _harvestedAt; // run clock at the last harvest
+
+    /// <summary>Estimates the switchover as if launched right after this round, <paramref name="pendingBytes"/> left to move; published as <see cref="Readiness"/>.</summary>
+    public ReadinessEstimate EstimateReadiness(long pendingBytes)
+    {
+        var basis = new ReadinessBasis(new ReadinessInputs
+        {
+            PendingBytes = pendingBytes,
+            DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
+            NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
+            LinkBitsPerSecond = Engine.Options.LinkBitsPerSecond,
+            LaunchTarget = Engine.Options.LaunchTarget,
+            Rtt = LastRtt,
+            RoundOverhead = HarvestCost,
+            SwitchoverCost = Options.SwitchoverCost,
+        }, _harvestedAt);
+        Volatile.Write(ref _readinessBasis, basis);
+        return Readiness = ReadinessNow()!;
+    }
+
+    /// <summary>
+    /// "If launched now": the last round's estimate with what the guest dirtied since that round's harvest; null before the
+    /// first sync round. Any thread may call it (it reads only the last round's inputs and the clock).
+    /// </summary>
+    public ReadinessEstimate? ReadinessNow() => Volatile.Read(ref _readinessBasis) is { } b
+        ? ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with { SinceHarvest = Clock.Elapsed - b.HarvestedAt })
+        : null;
 
     public long SyncBytes { get; set; }
     public long? InitialCopyBytes { get; set; }
@@ -176,16 +215,21 @@ internal sealed class SenderRun
     /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>
     public DirtyHarvest HarvestNow()
     {
+        long start = Clock.ElapsedTicks;
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
         LastHarvestTime = h.Time;
+        _harvestedAt = Clock.Elapsed;
+        TimeSpan took = TimeSpan.FromTicks((long)((Clock.ElapsedTicks - start) * (TimeSpan.TicksPerSecond / (double)Stopwatch.Frequency)));
+        HarvestCost = HarvestCost == TimeSpan.Zero ? took : HarvestCost + (took - HarvestCost) / 8;
         return h;
     }
 
     /// <summary>Sends the planned pages (<see cref="Send"/>); a page leaves the pending set only once the transport took it.</summary>
-    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct)
+    /// <param name="stopEarly">Asked before each batch: true ends the send there (the unsent pages stay pending).</param>
+    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct, Func<bool>? stopEarly = null)
     {
-        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged).ConfigureAwait(false);
+        SendCounts counts = await Encoder.SendAsync((ulong)Round, Send, ct, skipUnchanged, stopEarly).ConfigureAwait(false);
         Engine.MarkSent(Send);
         return counts;
     }

@@ -5,7 +5,7 @@ using KvmPresync.Wire;
 namespace KvmPresync.Migration;
 
 /// <summary>
-/// Pre-synchronization until launch is requested. Each round: harvest → <see cref="SyncEngine.PlanSyncRound"/>
+/// Pre-synchronization until launch is requested. Each round: harvest → <see cref="SyncEngine.PlanSyncRound(KvmPresync.Memory.DirtyBitmap, in KvmPresync.Core.DirtyHarvest, KvmPresync.Memory.DirtyBitmap, long?)"/>
 /// (pending |= dirty, predictor, hold-back within the launch budget, window) → PageBatches from guest memory →
 /// RoundEnd → the receiver's Ack (RTT, applied bytes) → the window's feedback → wait out the interval.
 /// Classic pre-copy (<see cref="PresyncOptions.SyncBeforeLaunch"/> false) sends nothing and only keeps the connection.
@@ -70,8 +70,9 @@ internal static class SyncPhase
             long before = run.Channel.Writer.BytesWritten;
             var h = run.HarvestNow();
             long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
-            RoundPlan plan = engine.PlanSyncRound(run.Harvest, run.Send);
-            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
+            RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
+            // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
+            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
             await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
                 (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
             long sent = run.Channel.Writer.BytesWritten - before;
@@ -85,7 +86,7 @@ internal static class SyncPhase
 
             // The round's ack carries the RTT (queueing on the path and at the receiver) and what was applied.
             TimeSpan ackWait = engine.Interval > MinAckWait ? engine.Interval : MinAckWait;
-            SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct).ConfigureAwait(false);
+            SenderChannel.RoundAck? ack = await run.Channel.WaitAckAsync(ackOfRound, ackWait, ct, orUntil: launch).ConfigureAwait(false);
             TimeSpan elapsed = run.Clock.Elapsed - lastTime;
             lastTime = run.Clock.Elapsed;
             long progress = run.Source.ProgressTotal;
@@ -111,6 +112,7 @@ internal static class SyncPhase
                 ProgressRate = progressRate,
                 WindowReason = decision?.Reason,
                 IntervalReason = decision?.IntervalReason,
+                Readiness = run.EstimateReadiness(plan.RemainingBytes),
             });
             run.Round++;
             await WaitAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);

@@ -70,13 +70,14 @@ internal static class LibvirtCommand
         var policy = MigrationOptions.Policy();
         var launchAfter = new Option<string?>("--launch-after") { Description = "Launch after this long, e.g. 60s (default: on Enter or SIGUSR1)" };
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the domain is suspended", DefaultValueFactory = _ => "300ms" };
+        var launchTarget = MigrationOptions.LaunchTarget();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "Reconnect for up to this long when the connection drops during sync (the session id also names the memory to the destination's hook; must be > 0)", DefaultValueFactory = _ => "2m" };
         var json = new Option<string?>("--json") { Description = "Write the migration result to this file" };
         var tls = new TlsOptionsBinding();
         var cmd = new Command("presync", "Keep a running domain's RAM in sync with a receiver on the destination host; at launch suspend it, send the last delta, " +
                                          "verify, and let libvirt migrate only the device state (x-ignore-shared). Any failure before the destination runs resumes the domain here")
         {
-            domain, connect, to, destConnect, migrateUri, qmpDir, destXml, psk, link, bandwidth, policy, launchAfter, maxFinal, reconnectFor, json,
+            domain, connect, to, destConnect, migrateUri, qmpDir, destXml, psk, link, bandwidth, policy, launchAfter, maxFinal, launchTarget, reconnectFor, json,
         };
         tls.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
@@ -86,7 +87,11 @@ internal static class LibvirtCommand
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(r.GetValue(to)!, "--to"), r.GetValue(psk)!, MigrationOptions.ParseLinkRate(r.GetValue(link)!),
                 Wire.LinkRate.Parse(r.GetValue(bandwidth)!), MigrationOptions.ParseLivePolicy(r.GetValue(policy)!),
                 r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json),
-                MaxFinalDuration: Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: reconnect) { Tls = tls.Load(r) };
+                MaxFinalDuration: Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: reconnect)
+            {
+                Tls = tls.Load(r),
+                LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
+            };
             string name = r.GetValue(domain)!;
             using LibvirtMigrationSource source = LibvirtMigrationSource.Open(r.GetValue(connect)!, name, new LibvirtHandoverOptions
             {

@@ -26,6 +26,39 @@ internal static class MigrationOptions
         DefaultValueFactory = _ => "1gbit",
     };
 
+    /// <summary>The launch-to-resume target (parse it with <see cref="ParseLaunchTarget"/>).</summary>
+    public static Option<string> LaunchTarget() => new("--launch-target")
+    {
+        Description = "Launch-to-resume target, e.g. 100ms, 50ms: the predictor holds back at most what the link moves in 80 % of it, " +
+                      "and the convergence policy pauses the guest in time to meet it where the guest's dirty rate allows. Lower = faster " +
+                      "launch, more sync traffic (docs/POLICIES.md, \"The launch target\")",
+        DefaultValueFactory = _ => "100ms",
+    };
+
+    public static TimeSpan ParseLaunchTarget(string text)
+    {
+        TimeSpan target = Units.ParseDuration(text);
+        if (target <= TimeSpan.Zero) throw new ArgumentException($"--launch-target: '{text}' must be a positive duration, e.g. 100ms");
+        return target;
+    }
+
+    /// <summary>Pause at a quiet moment (parse it with <see cref="ParseQuietWait"/>).</summary>
+    public static Option<string> PauseAtQuiet() => new("--pause-at-quiet")
+    {
+        Description = "For guests that write in bursts (a frame every 40 ms): when the guest is about to be paused in the middle of a burst, " +
+                      "keep copying live for at most this long (about one burst period, e.g. 40ms), never past --launch-target, and pause in the " +
+                      "quiet right after the burst; 'off' = pause at once",
+        DefaultValueFactory = _ => "off",
+    };
+
+    public static TimeSpan? ParseQuietWait(string text)
+    {
+        if (text.Trim().Equals("off", StringComparison.OrdinalIgnoreCase)) return null;
+        TimeSpan wait = Units.ParseDuration(text);
+        if (wait <= TimeSpan.Zero) throw new ArgumentException($"--pause-at-quiet: '{text}' must be a positive duration (about one burst period, e.g. 40ms) or off");
+        return wait;
+    }
+
     /// <summary>The sync policy of a live migration, as <see cref="SyncPolicyNames"/> spells it (parse it with <see cref="ParseLivePolicy"/>).</summary>
     public static Option<string> Policy() => new("--policy", "-p")
     {

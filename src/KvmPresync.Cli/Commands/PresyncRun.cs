@@ -20,7 +20,14 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, GuestWindow? Baseline = null);
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, GuestWindow? Baseline = null)
+    {
+        /// <summary>The launch-to-resume target the hold-back budget and the convergence policy follow.</summary>
+        public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
+
+        /// <summary>Pause at a quiet moment: the longest wait for the end of a burst (null = off).</summary>
+        public TimeSpan? QuietWait { get; init; }
+    }
 
     public static Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct) =>
         RunAsync(new MachineMigrationSource(machine), s, view, ct);
@@ -46,7 +53,8 @@ internal static class PresyncRun
             {
                 Policy = s.Policy,
                 LinkBitsPerSecond = s.LinkBitsPerSecond > 0 ? s.LinkBitsPerSecond : s.Bandwidth,
-                Convergence = new DowntimeTargetConvergence { MaxLiveDuration = s.MaxFinalDuration ?? TimeSpan.FromMilliseconds(300) },
+                LaunchTarget = s.LaunchTarget,
+                Convergence = new DowntimeTargetConvergence { MaxLiveDuration = s.MaxFinalDuration ?? TimeSpan.FromMilliseconds(300), QuietWait = s.QuietWait },
             },
             RateLimitBitsPerSecond = s.LinkBitsPerSecond, // 0 = no in-process limit
             ZeroCopy = s.ZeroCopy,
@@ -72,7 +80,8 @@ internal static class PresyncRun
         {
             if (r.Phase != RoundPhase.Sync || r.Round % 5 == 0 || !Console.IsOutputRedirected)
                 view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s r{r.Round,-4} {PhaseName(r.Phase),-6} dirty {r.DirtyPages,6} sent {r.SentPages,6} ({Units.FormatBytes(r.SentBytes),9}) held {r.HeldPages,5} " +
-                            $"rtt {(r.RttMs is { } rtt ? $"{rtt:0.0}ms" : "-"),7} goodput {(r.GoodputMbps is { } g ? $"{g:0}Mb/s" : "-"),8} progress {(r.ProgressRate is { } p ? $"{p:0.0}/s" : "-")}");
+                            $"rtt {(r.RttMs is { } rtt ? $"{rtt:0.0}ms" : "-"),7} goodput {(r.GoodputMbps is { } g ? $"{g:0}Mb/s" : "-"),8} progress {(r.ProgressRate is { } p ? $"{p:0.0}/s" : "-")}" +
+                            (r.Readiness is { } e ? $" | if launched now: {ReadinessText(e)}" : ""));
         };
         using PosixSignalRegistration usr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx => { ctx.Cancel = true; sender.Launch(); });
         if (s.LaunchAfterSeconds is { } after)
@@ -103,6 +112,9 @@ internal static class PresyncRun
         }
         Console.WriteLine($"migrated: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, " +
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
+        if (result.ReadinessAtLaunch is { } check)
+            Console.WriteLine($"readiness at launch: estimated {ReadinessText(check.Estimate)}; actual launch-to-resume {check.LaunchToResumeMs:0.0} ms, " +
+                              $"downtime {check.DowntimeMs:0.0} ms, {Units.FormatBytes(check.Bytes)} (error {check.LaunchToResumeErrorMs:+0.0;-0.0} ms, {check.DowntimeErrorMs:+0.0;-0.0} ms)");
         foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
@@ -113,6 +125,11 @@ internal static class PresyncRun
             Console.WriteLine($"MSG_ZEROCOPY sends: {zc.Issued} issued, {zc.Completed} completed, {zc.Copied} reported copied by the kernel, {zc.Fallbacks} fell back to copying");
         return ExitCodes.Ok;
     }
+
+    /// <summary>"launch-to-resume ≈ X ms, downtime ≈ Y ms, Z" (or that the policy would give up).</summary>
+    internal static string ReadinessText(ReadinessEstimate e) => e.GivesUp
+        ? $"the convergence policy would give up after {e.LaunchToResumeMs:0} ms"
+        : $"launch-to-resume ≈ {e.LaunchToResumeMs:0.0} ms, downtime ≈ {e.DowntimeMs:0.0} ms, {Units.FormatBytes(e.Bytes)}";
 
     private static string PhaseName(RoundPhase phase) => phase switch
     {

@@ -22,6 +22,8 @@ internal static class RunCommand
         var launchAfter = new Option<string?>("--launch-after") { Description = "With --presync-to: launch the migration after this long, e.g. 60s, 1.5m (a bare number is seconds); default: launch on Enter (when stdin is a terminal) or SIGUSR1" };
         var noPresync = new Option<bool>("--no-presync") { Description = "Classic pre-copy: send nothing before launch, then iterate over all memory (the baseline the paper compares with)" };
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
+        var launchTarget = MigrationOptions.LaunchTarget();
+        var pauseAtQuiet = MigrationOptions.PauseAtQuiet();
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
@@ -38,6 +40,8 @@ internal static class RunCommand
         cmd.Options.Add(launchAfter);
         cmd.Options.Add(noPresync);
         cmd.Options.Add(maxFinal);
+        cmd.Options.Add(launchTarget);
+        cmd.Options.Add(pauseAtQuiet);
         cmd.Options.Add(zeroCopy);
         cmd.Options.Add(json);
         tls.AddTo(cmd);
@@ -52,7 +56,12 @@ internal static class RunCommand
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 MigrationOptions.ParseLivePolicy(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
             if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
-            settings = settings with { Tls = tls.Load(r) };
+            settings = settings with
+            {
+                Tls = tls.Load(r),
+                LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
+                QuietWait = MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
+            };
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);

@@ -34,10 +34,11 @@ internal static class SimulateCommand
         };
         var warmup = new Option<string>("--warmup") { Description = "Replay this long first (initial copy, learning) outside the measured period", DefaultValueFactory = _ => "10s" };
         var duration = new Option<string>("--duration") { Description = "Measured sync period after the warm-up; 'rest' = to the end of the trace", DefaultValueFactory = _ => "50s" };
+        var launchTarget = MigrationOptions.LaunchTarget();
         var json = new Option<string?>("--json") { Description = "Write every trace's table, saturation test and per-policy results (rounds included) as JSON to this file" };
         var cmd = new Command("simulate", "Replay dirty-page traces through the policies over a modelled link: bytes, reduction vs none, fraction of the oracle's reduction")
         {
-            trace, link, policy, warmup, duration, json,
+            trace, link, policy, warmup, duration, launchTarget, json,
         };
         cmd.SetAction(r =>
         {
@@ -47,6 +48,7 @@ internal static class SimulateCommand
             {
                 LinkBitsPerSecond = LinkRate.Parse(r.GetValue(link)!),
                 WarmUp = Units.ParseDuration(r.GetValue(warmup)!),
+                LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
                 Duration = durationText.Trim().Equals("rest", StringComparison.OrdinalIgnoreCase) ? null : Units.ParseDuration(durationText),
             };
             var results = new List<PolicyComparisonResult>();

@@ -38,6 +38,15 @@ internal static class ReproCommand
         string? Json, string? Plots, string Target = KvmTarget, IReadOnlyList<string>? ModeList = null,
         IReadOnlyDictionary<string, string>? WorkloadArgs = null, bool Oracle = true)
     {
+        /// <summary>The launch-to-resume target of the sync modes' runs (null: run's default).</summary>
+        public TimeSpan? LaunchTarget { get; init; }
+
+        /// <summary>The launch-target sweep: extra predict+slowstart runs, one per target (<see cref="ReproLaunchTargets"/>).</summary>
+        public IReadOnlyList<TimeSpan> LaunchTargets { get; init; } = [];
+
+        /// <summary>Every mode run per workload and run: the table's modes, then the sweep's.</summary>
+        public IEnumerable<string> RunModes => ModeNames.Concat(LaunchTargets.Select(ReproLaunchTargets.ModeFor));
+
         /// <summary>The <c>run --workload</c> argument for workload <paramref name="name"/>.</summary>
         public string WorkloadArg(string name) => WorkloadArgs is not null && WorkloadArgs.TryGetValue(name, out string? arg) ? arg : name;
 
@@ -72,10 +81,18 @@ internal static class ReproCommand
             Description = $"Comma-separated modes (default: all of the target's). kvm: {string.Join(", ", Modes)}; libvirt: {string.Join(", ", Libvirt.LibvirtReproModes.Known.Select(k => k.Name))}",
         };
         var noOracle = new Option<bool>("--no-oracle") { Description = "Do not record each workload's dirty trace nor simulate the policies and the future-knowledge bound (oracle) on it (--target kvm)" };
+        var launchTarget = Commands.MigrationOptions.LaunchTarget();
+        launchTarget.DefaultValueFactory = null;
+        launchTarget.Description = "The launch-to-resume target of the slowstart and predict+slowstart runs (default: run's, 100ms)";
+        var launchTargets = new Option<string?>("--launch-targets")
+        {
+            Description = "A sweep of launch targets, e.g. 10ms,25ms,50ms,100ms,200ms: per workload and run, one more predict+slowstart run at each; " +
+                          "reported as the trade-off between sync traffic and launch-to-resume (table, JSON, and with --plots a curve per workload; --target kvm)",
+        };
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
         var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle,
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -94,7 +111,13 @@ internal static class ReproCommand
                 foreach (string a in args.Values) Replay.TraceWorkload.CheckMemory(a[Replay.TraceWorkload.Prefix.Length..], memoryBytes);
             var s = new Settings(names, memoryBytes, linkKind, Wire.LinkRate.Parse(r.GetValue(rate)!),
                 r.GetValue(runs) ?? (q ? 1 : 3), r.GetValue(sync) ?? (q ? 15 : 60), r.GetValue(json), r.GetValue(plots), targetKind, modeList, args,
-                Oracle: !r.GetValue(noOracle) && targetKind == KvmTarget);
+                Oracle: !r.GetValue(noOracle) && targetKind == KvmTarget)
+            {
+                LaunchTarget = r.GetValue(launchTarget) is { } lt ? Commands.MigrationOptions.ParseLaunchTarget(lt) : null,
+                LaunchTargets = r.GetValue(launchTargets) is { } list ? ReproLaunchTargets.ParseList(list) : [],
+            };
+            if (targetKind == LibvirtTarget && (s.LaunchTarget is not null || s.LaunchTargets.Count > 0))
+                throw new ArgumentException("--launch-target and --launch-targets apply to --target kvm runs");
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
             if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
             if (targetKind == LibvirtTarget)
@@ -151,13 +174,13 @@ internal static class ReproCommand
         var total = Stopwatch.StartNew();
         try
         {
-            int n = 0, count = s.Workloads.Length * s.ModeNames.Count * s.Runs;
+            int n = 0, count = s.Workloads.Length * s.RunModes.Count() * s.Runs;
             foreach (string workload in s.Workloads)
             {
                 if (s.Oracle && await SimulateAsync(exe, traceDir ?? work, traceDir is not null, s, workload, total, ct) is { } sim)
                     simulated[workload] = sim;
                 for (int run = 1; run <= s.Runs; run++)
-                    foreach (string mode in s.ModeNames)
+                    foreach (string mode in s.RunModes)
                     {
                         n++;
                         Console.WriteLine(mode == "precopy"
@@ -167,7 +190,8 @@ internal static class ReproCommand
                         results.Add(r);
                         MigrationResult m = r.Result;
                         Console.WriteLine(m.Succeeded
-                            ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms, sync {Units.FormatBytes(m.SyncBytes)}, after launch {Units.FormatBytes(m.LaunchBytes)}, verified"
+                            ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms, sync {Units.FormatBytes(m.SyncBytes)}, after launch {Units.FormatBytes(m.LaunchBytes)}, verified" +
+                              (m.ReadinessAtLaunch is { } e ? $"; estimated before launch {Commands.PresyncRun.ReadinessText(e.Estimate)}" : "")
                             : $"        FAILED: {m.Failure}");
                     }
             }
@@ -295,8 +319,12 @@ internal static class ReproCommand
         txArgs.AddRange(mode switch
         {
             "precopy" => ["--no-presync", "--policy", "none", "--max-final-duration", "60s"],
+            _ when ReproLaunchTargets.TryParse(mode, out TimeSpan swept) =>
+                ["--policy", ReproLaunchTargets.SweptPolicy, "--launch-target", $"{swept.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"],
             _ => ["--policy", mode], // the other modes are named after the policy they run
         });
+        if (mode != "precopy" && !ReproLaunchTargets.TryParse(mode, out _) && s.LaunchTarget is { } target)
+            txArgs.AddRange(["--launch-target", $"{target.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"]);
         using Process rx = Start(netns?.Wrap(NetnsLink.DestinationNamespace, exe, rxArgs) ?? (exe, rxArgs), Path.Combine(work, tag + ".rx.log"));
         await Task.Delay(300, ct); // the receiver binds in well under this; run also retries a refused connect
         using Process tx = Start(netns?.Wrap(NetnsLink.SourceNamespace, exe, txArgs) ?? (exe, txArgs), Path.Combine(work, tag + ".tx.log"));

@@ -21,9 +21,11 @@ public static class ReproPlots
     private static readonly string[] KnownModes = ["precopy", "slowstart", "predict+slowstart"];
 
     /// <summary>Creates <paramref name="directory"/>, writes every figure into it and returns the files written.</summary>
-    public static IReadOnlyList<string> Write(string directory, IReadOnlyList<ReproModeRun> runs)
+    public static IReadOnlyList<string> Write(string directory, IReadOnlyList<ReproModeRun> all)
     {
-        ArgumentNullException.ThrowIfNull(runs);
+        ArgumentNullException.ThrowIfNull(all);
+        // the launch-target sweep's runs have a figure of their own (the trade-off curve), not a mode's place in the others
+        IReadOnlyList<ReproModeRun> runs = all.Where(r => !ReproLaunchTargets.TryParse(r.Mode, out _)).ToList();
         if (runs.Count == 0)
             throw new ArgumentException("no runs to plot; run at least one workload in one mode first", nameof(runs));
         string font = PickFont();
@@ -41,8 +43,33 @@ public static class ReproPlots
             written.Add(Save(PerRound(font, workload, firstRuns, "Pages held back per round", "held pages (4 KiB pages)", r => r.HeldPages, skipZeros: false),
                 directory, $"held-pages-{stem}.png"));
         }
-        written.Add(Save(LaunchToResume(font, runs), directory, "launch-to-resume.png"));
+        if (runs.Count > 0) written.Add(Save(LaunchToResume(font, runs), directory, "launch-to-resume.png"));
+        foreach (string workload in Distinct(all.Select(r => r.Workload)))
+            if (ReproLaunchTargets.Curve(all, workload) is { Count: > 0 } curve)
+                written.Add(Save(TradeOff(font, workload, curve), directory, $"trade-off-{FileStem(workload)}.png"));
         return written;
+    }
+
+    /// <summary>The launch-target sweep of one workload: steady sync traffic against launch-to-resume, one point per target.</summary>
+    private static Plot TradeOff(string font, string workload, IReadOnlyList<ReproLaunchTargets.Point> curve)
+    {
+        var plot = NewPlot(font, $"Sync traffic against launch time - {workload}", "launch to resume (ms, median)", "steady sync traffic (MiB, median)");
+        double[] xs = curve.Select(p => p.LaunchToResumeMs).ToArray(), ys = curve.Select(p => p.SteadyBytes / MiB).ToArray();
+        var line = plot.Add.Scatter(xs, ys, ModeColor("predict+slowstart"));
+        line.LineWidth = 2;
+        line.MarkerSize = 8;
+        line.LegendText = "predict+slowstart, one point per --launch-target";
+        foreach (ReproLaunchTargets.Point p in curve)
+        {
+            var label = plot.Add.Text($"target {p.TargetMs:0.#} ms", p.LaunchToResumeMs, p.SteadyBytes / MiB);
+            label.LabelFontSize = 13;
+            label.LabelOffsetX = 6;
+            label.LabelOffsetY = -6;
+        }
+        plot.Axes.SetLimitsX(0, Math.Max(1, xs.Max()) * 1.15);
+        plot.Axes.SetLimitsY(0, Math.Max(0.01, ys.Max()) * 1.15);
+        plot.ShowLegend(Edge.Bottom);
+        return plot;
     }
 
     private static Plot PerRound(string font, string workload, IReadOnlyList<ReproModeRun> modeRuns, string what, string yLabel,

@@ -159,6 +159,8 @@ internal sealed class ReproReport
             if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
                 ReproOracle.WriteBlock(o, new string(' ', 9), sim, AgainstOracle(w)!);
         }
+        ReproLaunchTargets.WriteTable(o, _runs, _s.Workloads);
+        ReproReadiness.WriteTable(o, _runs, _s.Workloads);
     }
 
     private static string Fmt((double Median, double Min, double Max)? s, string f = "0.0") =>
@@ -194,6 +196,14 @@ internal sealed class ReproReport
                         ["syncBytes"] = r.Result.SyncBytes,
                         ["initialCopyBytes"] = r.Result.InitialCopyBytes,
                         ["launchBytes"] = r.Result.LaunchBytes,
+                        ["readinessAtLaunch"] = r.Result.ReadinessAtLaunch is { } e ? new JsonObject
+                        {
+                            ["estimatedLaunchToResumeMs"] = e.Estimate.LaunchToResumeMs,
+                            ["estimatedDowntimeMs"] = e.Estimate.DowntimeMs,
+                            ["estimatedBytes"] = e.Estimate.Bytes,
+                            ["launchToResumeErrorMs"] = e.LaunchToResumeErrorMs,
+                            ["downtimeErrorMs"] = e.DowntimeErrorMs,
+                        } : null,
                         ["progressRateDuringSync"] = r.ProgressRateDuringSync,
                         ["progressRateFirstSeconds"] = r.Result.ProgressRateFirstSeconds,
                         ["guestSlowdown"] = ReproSlowdown.RunJson(r),
@@ -208,6 +218,8 @@ internal sealed class ReproReport
             wj["paperReductionPercent"] = PaperReduction.TryGetValue(w, out double paperPercent) ? paperPercent : null;   // none for database
             if (_simulated.TryGetValue(w, out ReproOracle.Simulated? sim))
                 wj["simulated"] = ReproOracle.ToJson(sim, AgainstOracle(w)!);
+            if (_s.LaunchTargets.Count > 0) wj["launchTargetSweep"] = ReproLaunchTargets.ToJson(_runs, w);
+            wj["readiness"] = ReproReadiness.ToJson(_runs, w);
             workloads[w] = wj;
         }
         return new JsonObject

@@ -40,6 +40,12 @@ public enum ConvergenceReason
 
     /// <summary>First decision after launch with something to send.</summary>
     FirstLiveRound = 6,
+
+    /// <summary>Another live round (and what the guest dirties during it) would take launch-to-resume past the launch target.</summary>
+    LaunchTargetReached = 7,
+
+    /// <summary>The guest is in a burst of writes: a live round more, to pause in the quiet right after it (bounded by the quiet wait and the launch target).</summary>
+    WaitingForQuiet = 8,
 }
 
 /// <summary>A convergence policy's answer.</summary>

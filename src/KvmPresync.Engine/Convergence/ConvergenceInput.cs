@@ -12,6 +12,15 @@ public readonly record struct ConvergenceInput
     /// <summary>Bytes the guest dirtied per second over the last harvest interval.</summary>
     public required double DirtyBytesPerSecond { get; init; }
 
+    /// <summary>
+    /// The guest's usual dirty rate, bytes per second: the mean over the sync period's last rounds (0 when unknown). A last
+    /// interval far above it is a burst; far below it, a quiet moment.
+    /// </summary>
+    public double MeanDirtyBytesPerSecond { get; init; }
+
+    /// <summary>Harvest clock since the policy first waited for a quiet moment (null when it has not waited).</summary>
+    public TimeSpan? WaitingForQuietFor { get; init; }
+
     /// <summary>The link's rate, bits per second.</summary>
     public required double LinkBitsPerSecond { get; init; }
 
@@ -28,5 +37,8 @@ public readonly record struct ConvergenceInput
     public required int LiveRounds { get; init; }
 
     /// <summary>Time the link needs to move <see cref="PendingBytes"/>.</summary>
-    public TimeSpan PendingTransferTime => TimeSpan.FromSeconds(PendingBytes * 8 / LinkBitsPerSecond);
+    public TimeSpan PendingTransferTime => TransferTime(PendingBytes);
+
+    /// <summary>Time the link needs to move <paramref name="bytes"/>.</summary>
+    public TimeSpan TransferTime(double bytes) => TimeSpan.FromSeconds(bytes * 8 / LinkBitsPerSecond);
 }

@@ -1,20 +1,27 @@
 namespace KvmPresync.Engine.Convergence;
 
 /// <summary>
-/// The default convergence policy, as QEMU and Cloud Hypervisor decide it, plus a shrink test:
+/// The default convergence policy: QEMU's and Cloud Hypervisor's downtime test, bounded by the launch-to-resume target.
+/// After each post-launch harvest, in order:
 /// <list type="number">
-/// <item>pause when what is pending moves within <see cref="DowntimeTarget"/> at the link rate;</item>
-/// <item>pause when the delta no longer shrinks: pending &gt; <see cref="ShrinkRatio"/> × the previous round's pending
-/// (the guest dirties as fast as the link drains; another live round only delays the pause);</item>
-/// <item>when live copying has run for <see cref="MaxLiveDuration"/>: pause, or give up when
-/// <see cref="MaxDowntime"/> is set and the rest would take longer than that;</item>
+/// <item>pause when what is pending moves within <see cref="DowntimeTarget"/> at the link rate (the paused delta is then
+/// as small as a live round would leave it);</item>
+/// <item>when live copying has run for <see cref="MaxLiveDuration"/>: pause, or give up when <see cref="MaxDowntime"/> is
+/// set and the rest would take longer than that;</item>
+/// <item>pause when another live round — moving what is pending, then what the guest dirties meanwhile — would end past the
+/// launch target (<see cref="ConvergenceInput.LaunchTarget"/>); pausing now is the last moment that meets it;</item>
+/// <item>pause when the delta no longer shrinks: pending &gt; <see cref="ShrinkRatio"/> × the previous round's (the guest
+/// dirties as fast as the link drains; another live round only delays the pause);</item>
 /// <item>otherwise copy another live round.</item>
 /// </list>
+/// With <see cref="QuietWait"/> set, a pause chosen by rule 3 or 4 while the guest is in a burst (the last interval's dirty
+/// rate above <see cref="BurstRatio"/> × its usual rate) waits with more live rounds for the quiet right after the burst,
+/// for at most <see cref="QuietWait"/> and never past the launch target: the burst's pages then move live, not paused.
 /// </summary>
 public sealed record DowntimeTargetConvergence : IConvergencePolicy
 {
     /// <summary>Pause once what is pending can move within this time at the link rate.</summary>
-    public TimeSpan DowntimeTarget { get; init; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan DowntimeTarget { get; init; } = TimeSpan.FromMilliseconds(1);
 
     /// <summary>After launch, live rounds continue for at most this long (harvest clock).</summary>
     public TimeSpan MaxLiveDuration { get; init; } = TimeSpan.FromMilliseconds(300);
@@ -24,6 +31,12 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
 
     /// <summary>Give up instead of pausing when the time is up and the rest would take longer than this; null = always pause.</summary>
     public TimeSpan? MaxDowntime { get; init; }
+
+    /// <summary>Pause at a quiet moment: wait at most this long for the end of a burst of writes (about one period of a bursty guest); null = off.</summary>
+    public TimeSpan? QuietWait { get; init; }
+
+    /// <summary>A last interval's dirty rate above this multiple of the usual rate is a burst (with <see cref="QuietWait"/>).</summary>
+    public double BurstRatio { get; init; } = 1.0;
 
     public ConvergenceDecision Decide(in ConvergenceInput input)
     {
@@ -35,12 +48,26 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
                 ? new(ConvergenceAction.GiveUp, ConvergenceReason.DowntimeWouldExceedLimit)
                 : new(ConvergenceAction.Pause, ConvergenceReason.LiveTimeUp);
         }
-        if (input.PreviousPendingBytes is not { } previous)
+        ConvergenceDecision? pause = null;
+        double dirtiedMeanwhile = input.DirtyBytesPerSecond * input.PendingTransferTime.TotalSeconds;
+        if (input.SinceLaunch + input.PendingTransferTime + input.TransferTime(Math.Min(dirtiedMeanwhile, input.PendingBytes)) > input.LaunchTarget)
+            pause = new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
+        else if (input.PreviousPendingBytes is not { } previous)
             return new(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound);
-        return input.PendingBytes > previous * ShrinkRatio
-            ? new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking)
-            : new(ConvergenceAction.ContinueLive, ConvergenceReason.Shrinking);
+        else if (input.PendingBytes > previous * ShrinkRatio)
+            pause = new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
+        else
+            return new(ConvergenceAction.ContinueLive, ConvergenceReason.Shrinking);
+        return WaitForQuiet(input) ? new(ConvergenceAction.ContinueLive, ConvergenceReason.WaitingForQuiet) : pause.Value;
     }
+
+    /// <summary>With <see cref="QuietWait"/>: the guest is in a burst, and waiting for its end stays within the wait and the launch target.</summary>
+    private bool WaitForQuiet(in ConvergenceInput input) =>
+        QuietWait is { } wait
+        && input.MeanDirtyBytesPerSecond > 0
+        && input.DirtyBytesPerSecond > BurstRatio * input.MeanDirtyBytesPerSecond
+        && (input.WaitingForQuietFor ?? TimeSpan.Zero) < wait
+        && input.SinceLaunch + input.PendingTransferTime < input.LaunchTarget;
 
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
@@ -49,5 +76,7 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         if (MaxLiveDuration < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxLiveDuration), MaxLiveDuration, "maximum live duration must not be negative");
         if (!(ShrinkRatio > 0 && ShrinkRatio <= 1)) throw new ArgumentOutOfRangeException(nameof(ShrinkRatio), ShrinkRatio, "shrink ratio must be in (0, 1]");
         if (MaxDowntime is { } d && d <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxDowntime), d, "maximum downtime must be positive");
+        if (QuietWait is { } q && q <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(QuietWait), q, "quiet wait must be positive (null = off)");
+        if (!(BurstRatio > 0) || double.IsInfinity(BurstRatio)) throw new ArgumentOutOfRangeException(nameof(BurstRatio), BurstRatio, "burst ratio must be positive and finite");
     }
 }

@@ -15,6 +15,7 @@ public sealed class LaunchConvergence
     private TimeSpan _previousHarvest;
     private TimeSpan? _firstHarvest;
     private long? _previousPending;
+    private TimeSpan? _waitingForQuietSince;
 
     /// <param name="engine">The run's engine (its pending set, cost model, options and convergence policy).</param>
     /// <param name="lastSyncHarvest">Harvest-clock time of the last harvest before launch (the dirty rate's first interval).</param>
@@ -43,11 +44,14 @@ public sealed class LaunchConvergence
             DirtyBytesPerSecond = interval > TimeSpan.Zero ? harvested.DirtyPages * _engine.Cost.FullPageBytes / interval.TotalSeconds : 0,
             LinkBitsPerSecond = _engine.Options.LinkBitsPerSecond,
             Rtt = rtt,
+            MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
+            WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,
             LaunchTarget = _engine.Options.LaunchTarget,
             LiveRounds = LiveRounds,
         };
         ConvergenceDecision decision = _engine.Convergence.Decide(input);
+        if (decision.Reason == ConvergenceReason.WaitingForQuiet) _waitingForQuietSince ??= harvested.Time;
         if (decision.Action == ConvergenceAction.Invalid)
             throw new InvalidOperationException($"the convergence policy {_engine.Convergence.GetType().Name} returned no action");
         if (decision.Action == ConvergenceAction.ContinueLive) LiveRounds++;

@@ -57,7 +57,7 @@ public static class Simulator
 
             TimeSpan interval = engine.Interval;
             long windowBytes = engine.Window?.Window ?? link.Capacity(interval);
-            plan = engine.PlanSyncRound(harvest, send, windowBytes);
+            plan = engine.PlanSyncRound(harvest, h, send, windowBytes);
             engine.MarkSent(send);
             link.Send(plan.SendBytes);
             if (t < options.WarmUp)

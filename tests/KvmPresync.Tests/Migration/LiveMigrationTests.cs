@@ -1,5 +1,6 @@
 using KvmPresync.Core;
 using KvmPresync.Engine;
+using KvmPresync.Engine.Convergence;
 using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Vmm;
@@ -51,6 +52,15 @@ public sealed class LiveMigrationTests
             Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
         }
         Assert.True(result.SyncBytes > 0 && result.Rounds.Count > 3);
+        // "if launched now" is published every sync round, and the last one before launch is set against the actual switchover
+        Assert.All(result.Rounds.Where(r => r.Phase == RoundPhase.Sync), r => Assert.NotNull(r.Readiness));
+        ReadinessCheck check = Assert.IsType<ReadinessCheck>(result.ReadinessAtLaunch);
+        Assert.NotNull(sender.Readiness);
+        Assert.True(check.Estimate.LaunchToResumeMs >= check.Estimate.DowntimeMs && check.Estimate.DowntimeMs > 0 && check.Estimate.Bytes >= 0);
+        Assert.Equal(result.LaunchToResumeMs, check.LaunchToResumeMs);
+        Assert.Equal(result.DowntimeMs, check.DowntimeMs);
+        Assert.Equal(check.Estimate.LaunchToResumeMs - result.LaunchToResumeMs, check.LaunchToResumeErrorMs, 9);
+        TestContext.Current.SendDiagnosticMessage($"readiness: estimated {check.Estimate}, actual {check.LaunchToResumeMs:0.0} / {check.DowntimeMs:0.0} ms");
         if (zeroCopy)
         {
             // MSG_ZEROCOPY: every send completed before the digest was taken; loopback reports them as copied.

@@ -85,7 +85,7 @@ public sealed class ZeroPageWindowTests
         Assert.True(result.Succeeded, result.Failure);
         Assert.True(received.Verified, received.Failure);
         // before the fix: the window went to zero pages, skipped as unchanged — a few hundred bytes of frames in all
-        long data = DataPages * GuestMemory.HostPageSize, budget = LaunchBudget.FromLink(100e6, LaunchBudget.DefaultTarget).Bytes;
+        long data = DataPages * GuestMemory.HostPageSize, budget = LaunchBudget.ForTarget(100e6, LaunchBudget.DefaultTarget).Bytes;
         Assert.True(result.SyncBytes >= (data - budget) / 2, $"sync sent {result.SyncBytes} B of {data} B of data before launch");
         Assert.NotNull(result.InitialCopyBytes); // the first pass over memory completed
         Assert.True(result.Rounds.Where(r => r.Phase == RoundPhase.Sync).Sum(r => r.SkippedUnchangedPages) >= ZeroPages,

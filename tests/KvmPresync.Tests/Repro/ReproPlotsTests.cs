@@ -103,6 +103,21 @@ public sealed class ReproPlotsTests : IDisposable
     }
 
     [Fact]
+    public void A_launch_target_sweep_gets_a_trade_off_curve_per_workload_and_stays_out_of_the_mode_figures()
+    {
+        var runs = SyntheticRuns();
+        foreach (var (target, launch, sync) in new[] { (10, 11.0, 300_000_000L), (50, 40.0, 230_000_000L), (100, 75.0, 210_000_000L) })
+            runs.Add(new() { Workload = "text", Mode = ReproLaunchTargets.ModeFor(TimeSpan.FromMilliseconds(target)), Run = 1,
+                Result = new MigrationResult { Succeeded = true, LaunchToResumeMs = launch, SyncBytes = sync, InitialCopyBytes = 200_000_000 } });
+        IReadOnlyList<string> paths = ReproPlots.Write(_dir, runs);
+        Assert.Contains(Path.Combine(_dir, "trade-off-text.png"), paths);
+        Assert.DoesNotContain(paths, p => p.Contains("trade-off-audio"));
+        Assert.Equal(Workloads.Length * 3 + 2, paths.Count); // the sweep adds one figure, no mode of its own
+        using SKBitmap bitmap = SKBitmap.Decode(Path.Combine(_dir, "trade-off-text.png"));
+        Assert.True(CountPixels(bitmap, 0, bitmap.Height, c => c == SKColor.Parse("#2ca02c")) > 100, "the curve is drawn");
+    }
+
+    [Fact]
     public void No_runs_is_refused_with_a_message_saying_what_to_do()
     {
         var e = Assert.Throws<ArgumentException>(() => ReproPlots.Write(_dir, []));

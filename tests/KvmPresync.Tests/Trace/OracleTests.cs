@@ -9,8 +9,11 @@ public sealed class OracleTests
 {
     private const long Full = 4096 + 16;
 
-    /// <summary>A launch target whose budget at 1 Gbit/s (12.5 B per 100 ns tick) holds exactly <paramref name="pages"/> pages.</summary>
-    private static TimeSpan BudgetOf(int pages) => TimeSpan.FromTicks((long)Math.Ceiling(pages * Full / 12.5));
+    /// <summary>
+    /// A launch target whose budget at 1 Gbit/s (12.5 B per 100 ns tick, in <see cref="LaunchBudget.HeldShare"/> of the target)
+    /// holds exactly <paramref name="pages"/> pages.
+    /// </summary>
+    private static TimeSpan BudgetOf(int pages) => TimeSpan.FromTicks((long)Math.Ceiling(pages * Full / 12.5 / LaunchBudget.HeldShare));
 
     private static SimulationOptions Options(int budgetPages, int rounds) => new()
     {
@@ -30,7 +33,7 @@ public sealed class OracleTests
     [Fact]
     public void Budget_helper_holds_exactly_the_pages_asked()
     {
-        Assert.Equal(2, LaunchBudget.FromLink(1e9, BudgetOf(2)).Pages(Full));
+        Assert.Equal(2, LaunchBudget.ForTarget(1e9, BudgetOf(2)).Pages(Full));
     }
 
     [Fact]

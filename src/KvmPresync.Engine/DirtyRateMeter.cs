@@ -1,0 +1,54 @@
+using KvmPresync.Core;
+
+namespace KvmPresync.Engine;
+
+/// <summary>
+/// The guest's dirty rate over the sync period, from the harvests themselves: the last interval's rate and a running mean
+/// (exponentially weighted over about <see cref="Rounds"/> harvests). The convergence policy reads the mean to tell a burst
+/// from a quiet moment; the readiness estimate reads it as what the guest dirties while the launch's pages move.
+/// </summary>
+public sealed class DirtyRateMeter
+{
+    /// <summary>Harvests the running mean spans (its weight is 2 / (Rounds + 1)).</summary>
+    public const int Rounds = 10;
+
+    private const double Weight = 2.0 / (Rounds + 1);
+    private readonly long _bytesPerPage;
+    private TimeSpan? _last;
+
+    public DirtyRateMeter(long bytesPerPage)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytesPerPage);
+        _bytesPerPage = bytesPerPage;
+    }
+
+    /// <summary>Bytes per second dirtied over the last harvest interval (0 before two harvests).</summary>
+    public double LastBytesPerSecond { get; private set; }
+
+    /// <summary>Running mean of the dirty rate, bytes per second (0 before two harvests).</summary>
+    public double MeanBytesPerSecond { get; private set; }
+
+    /// <summary>
+    /// Running mean of the rate at which pages become newly pending (dirtied and not already pending: held or deferred pages
+    /// written again do not count), bytes per second: what the pending set grows by between a harvest and a launch.
+    /// </summary>
+    public double MeanNewlyPendingBytesPerSecond { get; private set; }
+
+    /// <summary>Harvest clock of the last harvest noted.</summary>
+    public TimeSpan? LastHarvestTime => _last;
+
+    /// <summary>Takes one harvest: its time on the harvest clock, the pages it found dirty and how many of them were not pending yet.</summary>
+    public void Note(in DirtyHarvest harvest, long newlyPending = 0)
+    {
+        if (_last is { } last && harvest.Time > last)
+        {
+            double seconds = (harvest.Time - last).TotalSeconds;
+            bool first = MeanBytesPerSecond == 0 && MeanNewlyPendingBytesPerSecond == 0;
+            LastBytesPerSecond = harvest.DirtyPages * _bytesPerPage / seconds;
+            double fresh = newlyPending * _bytesPerPage / seconds;
+            MeanBytesPerSecond = first ? LastBytesPerSecond : MeanBytesPerSecond + Weight * (LastBytesPerSecond - MeanBytesPerSecond);
+            MeanNewlyPendingBytesPerSecond = first ? fresh : MeanNewlyPendingBytesPerSecond + Weight * (fresh - MeanNewlyPendingBytesPerSecond);
+        }
+        _last = harvest.Time;
+    }
+}
