@@ -63,6 +63,15 @@ public sealed record MigrationResult
     /// </summary>
     public double? ProgressRateFirstSeconds { get; init; }
 
+    /// <summary>The guest's work and vCPU figures over the sync period (connect to launch); null when the sync phase did not end.</summary>
+    public GuestWindow? PresyncWindow { get; init; }
+
+    /// <summary>
+    /// Guest slowdown during presync: <see cref="PresyncWindow"/> against the baseline measured just before presync
+    /// (<see cref="PresyncOptions.Baseline"/>); null without a baseline.
+    /// </summary>
+    public GuestSlowdown? GuestSlowdown { get; init; }
+
     /// <summary>MSG_ZEROCOPY accounting when the zero-copy transport was used (loopback reports every send as copied).</summary>
     public ZeroCopyStats? ZeroCopy { get; init; }
 

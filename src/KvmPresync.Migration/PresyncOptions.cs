@@ -90,6 +90,13 @@ public sealed record PresyncOptions
     /// </summary>
     public VerifyMode Verify { get; init; } = VerifyMode.Delta;
 
+    /// <summary>
+    /// The guest's work over a window just before presync, measured by the caller with nothing sent
+    /// (<see cref="GuestWindow.MeasureAsync"/>); when given, the result reports the guest's slowdown during presync
+    /// against it (<see cref="MigrationResult.GuestSlowdown"/>).
+    /// </summary>
+    public GuestWindow? Baseline { get; init; }
+
     /// <summary>Throws naming the first invalid option.</summary>
     public void Validate()
     {

@@ -131,7 +131,7 @@ public sealed class PresyncSender
         SourceDigest.Warm(_source.Memory); // JIT and warm the digest path now, not during the downtime
         JitWarmup.Prepare(typeof(FinalLivePhase), typeof(PausedPhase), typeof(SourceDigest), typeof(StandbyCall), typeof(LaunchConvergence),
             _options.Engine.Convergence.GetType(),
-            typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender)); // the switchover's code, compiled now
+            typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender), typeof(GuestWindow)); // the switchover's code, compiled now
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
@@ -224,6 +224,8 @@ public sealed class PresyncSender
                 Convergence = convergence,
                 ProgressRateDuringSync = run.SyncProgressRate,
                 ProgressRateFirstSeconds = run.EarlyProgressRate,
+                PresyncWindow = run.SyncWindow,
+                GuestSlowdown = GuestSlowdown.Of(_options.Baseline, run.SyncWindow),
                 ZeroCopy = run.Channel.ZeroCopy?.Stats,
                 Compression = run.Compressor.Stats(),
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
@@ -427,6 +429,7 @@ public sealed class PresyncSender
         SyncBytes = run.SyncBytes,
         FinalLiveRounds = run.FinalLiveRounds,
         Compression = run.Compressor.Stats(),
+        PresyncWindow = run.SyncWindow,
         Rounds = run.Rounds,
         SessionId = run.SessionId is null ? null : Convert.ToHexStringLower(run.SessionId),
         Reconnects = [.. run.Reconnects],

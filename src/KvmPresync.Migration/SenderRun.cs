@@ -21,6 +21,7 @@ internal sealed class SenderRun
     private readonly long _syncStartProgress;
     private readonly TimeSpan _syncStart;
     private readonly byte[] _digestScratch = new byte[PageHashTree.Size];
+    private readonly GuestSample _syncStartSample;
 
     public SenderRun(IMigrationSource source, PresyncOptions options, SenderChannel channel, Stopwatch clock, Action<RoundRecord>? roundCompleted)
     {
@@ -39,8 +40,9 @@ internal sealed class SenderRun
         NeverSent.SetAll();
         Harvest = new DirtyBitmap(Memory.PageCount);
         Send = new DirtyBitmap(Memory.PageCount);
-        _syncStartProgress = source.ProgressTotal;
         _syncStart = clock.Elapsed;
+        _syncStartSample = GuestSample.Of(source, _syncStart);
+        _syncStartProgress = _syncStartSample.Progress;
     }
 
     /// <summary>The paused source's state is saved on this thread while the final delta goes out (<see cref="PausedPhase"/>).</summary>
@@ -125,6 +127,9 @@ internal sealed class SenderRun
     public TimeSpan SyncStarted => _syncStart;
     public double? EarlyProgressRate { get; private set; }
     public double SyncProgressRate { get; private set; }
+
+    /// <summary>The guest's work and vCPU figures over the sync period; set at launch (<see cref="EndSyncProgress"/>).</summary>
+    public GuestWindow? SyncWindow { get; private set; }
     public int FinalLiveRounds { get; set; }
     public IReadOnlyList<RoundRecord> Rounds => _rounds;
 
@@ -240,7 +245,9 @@ internal sealed class SenderRun
     public void EndSyncProgress()
     {
         SampleEarlyProgress();
-        SyncProgressRate = (Source.ProgressTotal - _syncStartProgress) / Math.Max(1e-3, (Clock.Elapsed - _syncStart).TotalSeconds);
+        GuestSample end = GuestSample.Of(Source, Clock.Elapsed);
+        SyncWindow = GuestWindow.Between(_syncStartSample, end);
+        SyncProgressRate = (end.Progress - _syncStartProgress) / Math.Max(1e-3, (end.At - _syncStart).TotalSeconds);
     }
 
     /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using KvmPresync.Core;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
 using KvmPresync.Vmm.Boot;
@@ -39,6 +40,8 @@ public sealed class Machine : IDisposable
     private volatile bool _stopRequested;
     private long _paceDeadlineUs;
     private long _latchedClockUs;
+    private long _paceIdleTicks;
+    private VcpuThreadStats? _threadStats;
 
     private Machine(MachineConfig config, Vm vm, GuestMemoryMap memory, IReadOnlyList<MemorySlot> slots, Vcpu vcpu, GuestClock clock, GuestTelemetry telemetry)
     {
@@ -86,10 +89,29 @@ public sealed class Machine : IDisposable
     /// <summary>For <see cref="Workload.Replay"/>: the batches handed to the guest so far and how late they were.</summary>
     public ReplayStats ReplayStats => _replay.Stats;
 
+    /// <summary>
+    /// For <see cref="Workload.Replay"/>: trace milliseconds the guest has replayed, caught up to now or to the due time of
+    /// the batch it still writes (<c>ReplayMailbox.ReplayedUpToUs</c>): its rate is the replay's pace, 1000/s when it keeps
+    /// up. Null for other workloads, before the first batch and on a restored machine (its trace stayed with the source).
+    /// </summary>
+    public long? ReplayedTraceMs => Config.ReplayFeed is null ? null : _replay.ReplayedUpToUs(_clock.NowUs) / 1000;
+
     /// <summary>Completes when the vCPU loop ends.</summary>
     public Task<MachineExit> Completion => _exit.Task;
 
     public bool IsPaused => _parked.IsSet;
+
+    /// <summary>Whether the vCPU thread runs ahead of the VMM's threads (<see cref="VcpuPriority"/>; needs CAP_SYS_NICE).</summary>
+    public bool VcpuPriorityRaised { get; private set; }
+
+    /// <summary>
+    /// How the vCPU thread has spent its time since <see cref="Start()"/>: on a CPU, waiting for one, and pace-sleeping
+    /// (nothing due); null before the thread started or where the kernel keeps no per-thread schedstat.
+    /// </summary>
+    public GuestRunStats? RunStats =>
+        _threadStats?.Read() is { } s
+            ? new GuestRunStats(s.OnCpuNs, s.WaitNs, (long)(Interlocked.Read(ref _paceIdleTicks) * (1e9 / System.Diagnostics.Stopwatch.Frequency)))
+            : null;
 
     /// <summary>Creates a VM, loads the workload guest and its boot info; call <see cref="Start()"/> to run it.</summary>
     public static Machine Boot(KvmSystem kvm, MachineConfig config)
@@ -327,6 +349,8 @@ public sealed class Machine : IDisposable
     private void RunLoop()
     {
         MachineExit exit;
+        _threadStats = VcpuThreadStats.OpenForCurrentThread();
+        VcpuPriorityRaised = VcpuPriority.Raise();
         try
         {
             exit = Loop();
@@ -386,7 +410,9 @@ public sealed class Machine : IDisposable
             long remaining = Volatile.Read(ref _paceDeadlineUs) - _clock.NowUs;
             if (remaining <= 0) return true;
             if (_pauseRequested || _stopRequested) return false;
+            long slept = System.Diagnostics.Stopwatch.GetTimestamp();
             _wake.Wait(TimeSpan.FromMicroseconds(Math.Min(remaining, 50_000)));
+            Interlocked.Add(ref _paceIdleTicks, System.Diagnostics.Stopwatch.GetTimestamp() - slept);
         }
     }
 
@@ -455,5 +481,6 @@ public sealed class Machine : IDisposable
         _parked.Dispose();
         _resume.Dispose();
         _wake.Dispose();
+        _threadStats?.Dispose();
     }
 }

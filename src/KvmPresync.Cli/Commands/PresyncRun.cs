@@ -21,7 +21,7 @@ internal static class PresyncRun
 {
     private const int SigUsr1 = 10;
 
-    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1, VerifyMode Verify = VerifyMode.Delta, CompressionMode Compression = CompressionMode.Auto)
+    public sealed record Settings(IPEndPoint Target, string PskFile, double LinkBitsPerSecond, double Bandwidth, SyncPolicy Policy, double? LaunchAfterSeconds, string? Json, bool ZeroCopy = false, bool SyncBeforeLaunch = true, TimeSpan? MaxFinalDuration = null, TlsOptions? Tls = null, TimeSpan? ReconnectFor = null, int Streams = 1, VerifyMode Verify = VerifyMode.Delta, CompressionMode Compression = CompressionMode.Auto, GuestWindow? Baseline = null)
     {
         /// <summary>The launch-to-resume target the hold-back budget and the convergence policy follow.</summary>
         public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
@@ -61,6 +61,7 @@ internal static class PresyncRun
             ZeroCopy = s.ZeroCopy,
             Compression = s.Compression,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
+            Baseline = s.Baseline,
             Tls = s.Tls,
             Streams = s.Streams,
             Verify = s.Verify,
@@ -122,6 +123,7 @@ internal static class PresyncRun
                               $"downtime {check.DowntimeMs:0.0} ms, {Units.FormatBytes(check.Bytes)} (error {check.LaunchToResumeErrorMs:+0.0;-0.0} ms, {check.DowntimeErrorMs:+0.0;-0.0} ms)");
         if (result.Compression is { } cs)
             Console.WriteLine(cs.Summary());
+        foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
         foreach (ReconnectRecord r in result.Reconnects)

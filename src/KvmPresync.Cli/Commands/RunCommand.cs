@@ -41,6 +41,7 @@ internal static class RunCommand
         var tls = new TlsOptionsBinding();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var streams = new Option<int>("--streams") { Description = "With --presync-to: TCP connections to use (1-16, the authenticated main one included); pages are striped across them, each page always on the same one (protocol 1.3; after a reconnection: one)", DefaultValueFactory = _ => DefaultStreams };
+        var baseline = new Option<string>("--baseline-seconds") { Description = "With --presync-to: let the guest run this long before connecting, nothing sent, and report its slowdown during presync against its work rate then, e.g. 5s (0 = no baseline, no slowdown figure)", DefaultValueFactory = _ => "5s" };
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -62,6 +63,7 @@ internal static class RunCommand
         tls.AddTo(cmd);
         cmd.Options.Add(reconnectFor);
         cmd.Options.Add(streams);
+        cmd.Options.Add(baseline);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
@@ -91,7 +93,12 @@ internal static class RunCommand
             Console.WriteLine($"booting {Replay.TraceWorkload.NameOf(config)}{(config.ReplayFeed is null ? "" : " replay")} guest: {Units.FormatBytes(config.MemorySize)} in {string.Join(", ", machine.Slots)}, seed {config.Seed}");
             machine.Start();
             if (!GuestRun.WaitReady(machine, view, ct)) return GuestRun.Report(machine, view);
-            int code = await PresyncRun.RunAsync(machine, settings, view, ct);
+            var source = new Vmm.Migration.MachineMigrationSource(machine);
+            if (config.Workload == Workload.Replay)
+                Console.WriteLine("a replay guest's work unit is the trace millisecond replayed: 1000 units/s while it keeps up with the trace");
+            if (Units.ParseDuration(r.GetValue(baseline)!) is { } b && b > TimeSpan.Zero)
+                settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, b, ct) };
+            int code = await PresyncRun.RunAsync(source, settings, view, ct);
             if (code != ExitCodes.Ok && !machine.Completion.IsCompleted)
                 Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
             return code;

@@ -120,10 +120,12 @@ internal sealed class ReproReport
                     "pre-copy sends only non-zero pages, so its own bound (shown beside it) is its after-launch bytes at the link rate");
         o.WriteLine();
         o.WriteLine("sync MiB = all bytes sent before launch; steady MiB = of those, after the initial full copy (what prediction can save)");
+        o.WriteLine("slowdown % = the guest's work rate over the sync period against the same guest's just before presync (nothing sent; in precopy, a null test); " +
+                    "vs precopy % = its first 5 s against the same seed's precopy run");
         if (libvirt)
             o.WriteLine("libvirt target: downtime = libvirt's job stats; console stall = the same seen on the serial console (host gap − guest gap between " +
                         "the last source and first destination heartbeat, ±10 ms); verified = the KPHB chain continues on the destination console");
-        o.WriteLine($"{"workload",-8} {"mode",-18} {"launch→resume ms",-24} {"downtime ms",-20} {(libvirt ? $"{"console stall ms",-20} " : "")}{"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-11} {"verified",-9} paper");
+        o.WriteLine($"{"workload",-8} {"mode",-18} {"launch→resume ms",-24} {"downtime ms",-20} {(libvirt ? $"{"console stall ms",-20} " : "")}{"sync MiB",-10} {"steady MiB",-11} {"after launch MiB",-17} {"slowdown %",-18} {"vs precopy %",-13} {"verified",-9} paper");
         foreach (string w in _s.Workloads)
         {
             foreach (string mode in _s.ModeNames)
@@ -141,7 +143,7 @@ internal sealed class ReproReport
                 bool baseline = mode == _s.BaselineMode;
                 string paper = baseline ? $"{PaperPrecopy} (bound {bound} ms)" : mode is "predict+slowstart" or "presync+predict" ? PaperPresync : "";
                 string stall = libvirt ? $"{Fmt(Stats(ok.Select(r => r.Libvirt?.Heartbeats.StallMs).OfType<double>())),-20} " : "";
-                o.WriteLine($"{w,-8} {mode,-18} {Fmt(l2r),-24} {Fmt(down),-20} {stall}{Fmt(sync, "0.0"),-10} {(baseline ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {(baseline ? "baseline" : Fmt(slow, "0.0")),-11} {verified,-9} {paper}");
+                o.WriteLine($"{w,-8} {mode,-18} {Fmt(l2r),-24} {Fmt(down),-20} {stall}{Fmt(sync, "0.0"),-10} {(baseline ? "-" : Fmt(steady, "0.00")),-11} {Fmt(after, "0.0"),-17} {Fmt(Stats(ReproSlowdown.Percents(ok)), "0.00"),-18} {(baseline ? "baseline" : Fmt(slow, "0.0")),-13} {verified,-9} {paper}");
                 foreach (ReproModeRun failed in Of(w, mode).Where(r => !r.Result.Succeeded))
                     o.WriteLine($"{"",-8} {"",-18} run {failed.Run} failed: {failed.Result.Failure}");
             }
@@ -182,6 +184,7 @@ internal sealed class ReproReport
                     ["steadySyncBytes"] = Json(Stats(SteadyOf(ok))),
                     ["launchBytes"] = Json(Stats(ok.Select(r => (double)r.Result.LaunchBytes))),
                     ["slowdownPercent"] = mode == _s.BaselineMode ? Json((0, 0, 0)) : Json(Stats(Slowdowns(w, mode))),
+                    ["guestSlowdownPercent"] = Json(Stats(ReproSlowdown.Percents(ok))),
                     ["verified"] = ok.Count == Of(w, mode).Count() && ok.Count > 0 && ok.All(r => r.Result.Verified),
                     ["runs"] = new JsonArray(Of(w, mode).Select(r => (JsonNode)new JsonObject
                     {
@@ -203,6 +206,7 @@ internal sealed class ReproReport
                         } : null,
                         ["progressRateDuringSync"] = r.ProgressRateDuringSync,
                         ["progressRateFirstSeconds"] = r.Result.ProgressRateFirstSeconds,
+                        ["guestSlowdown"] = ReproSlowdown.RunJson(r),
                         ["rounds"] = r.Result.Rounds.Count,
                         ["libvirt"] = r.Libvirt is { } l ? LibvirtJson(l) : null,
                     }).ToArray()),

@@ -6,7 +6,7 @@ using KvmPresync.Vmm.Devices;
 namespace KvmPresync.Vmm.Migration;
 
 /// <summary>A running <see cref="Machine"/> as the source of a migration.</summary>
-public sealed class MachineMigrationSource : IMigrationSource
+public sealed class MachineMigrationSource : IMigrationSource, IGuestRunStatsSource
 {
     private readonly Machine _machine;
 
@@ -22,7 +22,14 @@ public sealed class MachineMigrationSource : IMigrationSource
 
     public IDirtyPageSource DirtyLog { get; }
 
-    public long ProgressTotal => _machine.Telemetry.ProgressTotal;
+    /// <summary>
+    /// The guest's work units: what it reports through its progress port; for a replay guest, the trace milliseconds it has
+    /// replayed (<see cref="Machine.ReplayedTraceMs"/>) — a trace's own work counter (none at all for a captured program)
+    /// follows the trace's bursts, while the replay's pace shows only whether the guest keeps up.
+    /// </summary>
+    public long ProgressTotal => _machine.ReplayedTraceMs ?? _machine.Telemetry.ProgressTotal;
+
+    public GuestRunStats? RunStats => _machine.RunStats;
 
     public bool Stopped { get; private set; }
 

@@ -23,6 +23,7 @@ internal sealed class ReplayMailbox(GuestMemory lowMemory, DirtyBitmap vmmWrites
     private readonly Lock _statsLock = new();
     private long? _originUs;
     private long _lastInterval = -1;
+    private long _pendingDueUs = long.MaxValue; // due time of the batch the guest holds (long.MaxValue: none yet, or ended)
     private ReplayStats _stats = new(0, 0, 0, 0, 0, false);
 
     public ReplayStats Stats
@@ -42,11 +43,13 @@ internal sealed class ReplayMailbox(GuestMemory lowMemory, DirtyBitmap vmmWrites
             BinaryPrimitives.WriteUInt32LittleEndian(box[GuestAbi.ReplayBatch.Flags..], GuestAbi.ReplayBatch.FlagEnd);
             Mark(GuestAbi.ReplayBatch.Size);
             lock (_statsLock) _stats = _stats with { Ended = true };
+            Volatile.Write(ref _pendingDueUs, long.MaxValue);
             return;
         }
         if (b.RunCount < 0 || b.RunCount > _runs.Length)
             throw new InvalidOperationException($"replay feed: batch of interval {b.Interval} has {b.RunCount} runs; a batch holds 0..{_runs.Length}");
         long origin = _originUs ??= nowUs;
+        Interlocked.Exchange(ref _originForReaders, origin);
         long dueUs = origin + (long)(b.Start.Ticks / TimeSpan.TicksPerMicrosecond);
         BinaryPrimitives.WriteUInt64LittleEndian(box[GuestAbi.ReplayBatch.Interval..], (ulong)b.Interval);
         BinaryPrimitives.WriteUInt64LittleEndian(box[GuestAbi.ReplayBatch.DueUs..], (ulong)dueUs);
@@ -60,6 +63,7 @@ internal sealed class ReplayMailbox(GuestMemory lowMemory, DirtyBitmap vmmWrites
             BinaryPrimitives.WriteUInt32LittleEndian(runs[(i * GuestAbi.ReplayRun.Size + GuestAbi.ReplayRun.Count)..], _runs[i].Count);
         }
         Mark(GuestAbi.ReplayBatch.Size + b.RunCount * GuestAbi.ReplayRun.Size);
+        Volatile.Write(ref _pendingDueUs, dueUs);
 
         bool first = b.Interval != _lastInterval;
         _lastInterval = b.Interval;
@@ -74,6 +78,20 @@ internal sealed class ReplayMailbox(GuestMemory lowMemory, DirtyBitmap vmmWrites
                 MaxLateUs = Math.Max(_stats.MaxLateUs, late),
             };
     }
+
+    /// <summary>
+    /// How far the guest has replayed the trace at guest time <paramref name="nowUs"/>, in trace µs since the replay began:
+    /// the guest has written every batch before the one it holds, so it is caught up to that batch's due time, or to now
+    /// while it waits for it. A guest keeping up advances this one µs per µs; one that falls behind, slower — so its rate
+    /// is the replay's pace, whatever the trace's burstiness. Null before the first batch; after the end, now.
+    /// </summary>
+    public long? ReplayedUpToUs(long nowUs)
+    {
+        long origin = Interlocked.Read(ref _originForReaders);
+        return origin == long.MinValue ? null : Math.Min(nowUs, Volatile.Read(ref _pendingDueUs)) - origin;
+    }
+
+    private long _originForReaders = long.MinValue;
 
     /// <summary>Marks the mailbox pages holding the first <paramref name="bytes"/> bytes (region 0: linear index = GPA / 4096).</summary>
     private void Mark(int bytes)

@@ -1,0 +1,119 @@
+using KvmPresync.Core;
+using KvmPresync.Engine;
+using KvmPresync.Migration;
+using KvmPresync.Tests.Kvm;
+using KvmPresync.Tests.Vmm;
+using KvmPresync.Vmm;
+using KvmPresync.Vmm.Migration;
+using KvmPresync.Vmm.Replay;
+using KvmPresync.Wire;
+
+namespace KvmPresync.Tests.Migration;
+
+/// <summary>
+/// The guest-slowdown figure a presync reports: the guest's own work counter over the sync period against a baseline
+/// window measured on the same guest just before, nothing sent. Asserts how the figure is made from measured rates, not a
+/// bound (which depends on the machine).
+/// </summary>
+public sealed class GuestSlowdownTests
+{
+    [Fact]
+    public async Task SlowdownIsThePresyncRateAgainstTheBaselineRateBothMeasuredOnTheRunningGuest()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var key = MigrationHarness.Key();
+        var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
+        using var machine = Machine.Boot(kvm, MigrationHarness.Config(Workload.Audio)); // 50 periods/s, paced
+        machine.Start();
+        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready, "the initial fill");
+        var source = new MachineMigrationSource(machine);
+
+        long before = machine.Telemetry.ProgressTotal;
+        GuestWindow baseline = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1.5), ct);
+        long after = machine.Telemetry.ProgressTotal;
+        Assert.InRange(baseline.Seconds, 1.5, 3);
+        Assert.InRange(baseline.Units, 1, after - before); // the guest's own counter, read at both ends of the window
+        Assert.Equal(baseline.Units / baseline.Seconds, baseline.Rate, 9);
+        // the vCPU thread's scheduler figures: it ran, and a paced guest mostly sleeps until its next period
+        GuestRunStats run = Assert.NotNull(baseline.Run);
+        Assert.True(run.OnCpuNs > 0 && run.PaceIdleNs > 0 && run.RunQueueWaitNs >= 0, $"{run}");
+        Assert.InRange(baseline.BusyPercent!.Value, 0, 100);
+
+        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
+        var sender = new PresyncSender(source, socket, key, new PresyncOptions
+        {
+            Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 1e9 },
+            Baseline = baseline,
+        });
+        long atConnect = machine.Telemetry.ProgressTotal;
+        var (result, _, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(3), ct);
+        target.Dispose();
+
+        Assert.NotNull(result.GuestSlowdown);
+        GuestSlowdown s = result.GuestSlowdown!;
+        Assert.Same(baseline, s.Baseline);
+        Assert.Equal(result.PresyncWindow, s.Presync);
+        GuestWindow presync = s.Presync;
+        Assert.InRange(presync.Seconds, 1, 10); // the sync period: after the handshake, to launch (within the 3 s)
+        Assert.InRange(presync.Units, 1, machine.Telemetry.ProgressTotal - atConnect);
+        Assert.Equal(result.ProgressRateDuringSync, presync.Rate, 3);
+        Assert.NotNull(presync.Run);
+        Assert.Equal((1 - presync.Rate / baseline.Rate) * 100, s.Percent!.Value, 9);
+        Assert.Equal(presync.Rate / baseline.Rate * (1.0 / baseline.Units + 1.0 / presync.Units) * 100, s.CountingUncertaintyPercent!.Value, 9);
+        TestContext.Current.SendDiagnosticMessage($"slowdown {s.Percent:0.00} % ± {s.CountingUncertaintyPercent:0.00}: {presync.Rate:0.00}/s vs {baseline.Rate:0.00}/s; " +
+                                                  $"vCPU on-CPU µs/unit {baseline.OnCpuUsPerUnit:0} → {presync.OnCpuUsPerUnit:0}, run-queue wait ms/s {baseline.RunQueueWaitMsPerSecond:0.0} → {presync.RunQueueWaitMsPerSecond:0.0}");
+    }
+
+    /// <summary>Every <c>step</c>, the same <c>pages</c> pages from page 0: a trace with a steady load.</summary>
+    private sealed class SteadyFeed(long pageCount, int pages, TimeSpan step) : IReplayFeed
+    {
+        private long _interval;
+
+        public long PageCount => pageCount;
+
+        public ReplayBatch? Next(Span<ReplayRun> runs)
+        {
+            runs[0] = new ReplayRun(0, (uint)pages);
+            long i = _interval++;
+            return new ReplayBatch(i, step * i, 1, pages, 0);
+        }
+    }
+
+    [Theory]
+    [InlineData(50, 20, true)]       // 2,500 pages/s: keeps up
+    [InlineData(20_000, 2, false)]   // 10,000,000 pages/s (40 GB/s): far more than a vCPU writes
+    public async Task ReplayGuestsProgressIsTheTracesPaceThousandMillisecondsPerSecondWhileItKeepsUp(int pagesPerStep, int stepMs, bool keepsUp)
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        var config = new MachineConfig
+        {
+            Workload = Workload.Replay, MemorySize = 128L << 20, HeartbeatMs = 50, GuestImage = KvmRequirement.GuestImageOrFail(),
+            ReplayFeed = new SteadyFeed(20_000, pagesPerStep, TimeSpan.FromMilliseconds(stepMs)),
+        };
+        using var machine = Machine.Boot(kvm, config);
+        machine.Start();
+        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready && machine.ReplayedTraceMs is not null, "the replay's first batch");
+        var source = new MachineMigrationSource(machine);
+        GuestWindow w = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1.5), ct);
+        TestContext.Current.SendDiagnosticMessage($"{pagesPerStep} pages every {stepMs} ms: {w.Rate:0.0} trace ms/s, {machine.ReplayStats.LateIntervals} late intervals");
+        if (keepsUp)
+            Assert.InRange(w.Rate, 900, 1010); // one trace ms per ms, less a batch's writing time at the window's ends
+        else
+        {
+            Assert.InRange(w.Rate, 0, 500); // falls behind the trace: the pace shows it
+            Assert.True(machine.ReplayStats.LateIntervals > 0);
+        }
+    }
+
+    [Fact]
+    public void WithoutWorkInTheBaselineThereIsNoFigure()
+    {
+        var s = new GuestSlowdown(new GuestWindow(5, 0, null), new GuestWindow(10, 40, null));
+        Assert.Null(s.Percent);
+        Assert.Null(s.CountingUncertaintyPercent);
+        Assert.Null(GuestSlowdown.Of(null, new GuestWindow(10, 40, null)));
+        Assert.Equal(-100, new GuestSlowdown(new GuestWindow(5, 20, null), new GuestWindow(10, 80, null)).Percent!.Value, 9); // did more: negative
+    }
+}
