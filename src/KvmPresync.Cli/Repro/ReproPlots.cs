@@ -50,24 +50,28 @@ public static class ReproPlots
         return written;
     }
 
-    /// <summary>The launch-target sweep of one workload: steady sync traffic against launch-to-resume, one point per target.</summary>
+    /// <summary>
+    /// The launch-target sweep of one workload: sync traffic before launch against launch-to-resume, one point per target. All
+    /// of it, not the steady part: a larger budget holds more of the first pass, which then counts as "steady" when released,
+    /// so the steady figure is not comparable across targets.
+    /// </summary>
     private static Plot TradeOff(string font, string workload, IReadOnlyList<ReproLaunchTargets.Point> curve)
     {
-        var plot = NewPlot(font, $"Sync traffic against launch time - {workload}", "launch to resume (ms, median)", "steady sync traffic (MiB, median)");
-        double[] xs = curve.Select(p => p.LaunchToResumeMs).ToArray(), ys = curve.Select(p => p.SteadyBytes / MiB).ToArray();
+        var plot = NewPlot(font, $"Sync traffic against launch time - {workload}", "launch to resume (ms, median)", "sync traffic before launch (MiB, median)");
+        double[] xs = curve.Select(p => p.LaunchToResumeMs).ToArray(), ys = curve.Select(p => p.SyncBytes / MiB).ToArray();
         var line = plot.Add.Scatter(xs, ys, ModeColor("predict+slowstart"));
         line.LineWidth = 2;
         line.MarkerSize = 8;
         line.LegendText = "predict+slowstart, one point per --launch-target";
         foreach (ReproLaunchTargets.Point p in curve)
         {
-            var label = plot.Add.Text($"target {p.TargetMs:0.#} ms", p.LaunchToResumeMs, p.SteadyBytes / MiB);
+            var label = plot.Add.Text($"target {p.TargetMs:0.#} ms", p.LaunchToResumeMs, p.SyncBytes / MiB);
             label.LabelFontSize = 13;
             label.LabelOffsetX = 6;
             label.LabelOffsetY = -6;
         }
         plot.Axes.SetLimitsX(0, Math.Max(1, xs.Max()) * 1.15);
-        plot.Axes.SetLimitsY(0, Math.Max(0.01, ys.Max()) * 1.15);
+        plot.Axes.SetLimitsY(Math.Max(0, ys.Min() - (ys.Max() - ys.Min()) * 0.5 - 1), ys.Max() + (ys.Max() - ys.Min()) * 0.15 + 1);
         plot.ShowLegend(Edge.Bottom);
         return plot;
     }
