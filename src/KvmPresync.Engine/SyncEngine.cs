@@ -163,9 +163,9 @@ public sealed class SyncEngine
     /// <summary>A sync round's step with the harvest's clock and count (<paramref name="harvested"/>), which also feed <see cref="DirtyRate"/>.</summary>
     public RoundPlan PlanSyncRound(DirtyBitmap harvest, in DirtyHarvest harvested, DirtyBitmap send, long? windowBytes = null)
     {
-        long pendingBefore = Pending.Count();
+        long newlyPending = harvest.CountAndNot(Pending); // before the harvest joins the pending set
         Absorb(harvest);
-        DirtyRate.Note(harvested, Pending.Count() - pendingBefore);
+        DirtyRate.Note(harvested, newlyPending);
         return Plan(send, holdBack: true, windowBytes);
     }
 

@@ -81,6 +81,18 @@ public sealed class DirtyBitmap
     public void Clear() => Array.Clear(_words);
 
     /// <summary>Number of set bits.</summary>
+    /// <summary>Pages set here and not in <paramref name="other"/> (one pass, nothing changed).</summary>
+    public long CountAndNot(DirtyBitmap other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.PageCount != PageCount) throw new ArgumentException($"bitmap covers {other.PageCount} pages, this one {PageCount}", nameof(other));
+        ReadOnlySpan<ulong> theirs = other.ReadOnlyWords;
+        long n = 0;
+        for (int w = 0; w < _words.Length; w++)
+            if (_words[w] != 0) n += BitOperations.PopCount(_words[w] & ~theirs[w]);
+        return n;
+    }
+
     public long Count()
     {
         long n = 0;

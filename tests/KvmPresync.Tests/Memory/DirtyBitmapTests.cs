@@ -33,4 +33,16 @@ public sealed class DirtyBitmapTests
         Assert.Equal(0, new DirtyBitmap(0).NextRun(0, out end));
         Assert.Equal(0, end);
     }
+
+    [Fact]
+    public void CountAndNot_counts_the_pages_set_here_and_not_there()
+    {
+        var a = new DirtyBitmap(200);
+        var b = new DirtyBitmap(200);
+        foreach (long p in new long[] { 1, 63, 64, 130, 199 }) a.Set(p);
+        foreach (long p in new long[] { 63, 130, 150 }) b.Set(p);
+        Assert.Equal(3, a.CountAndNot(b));
+        Assert.Equal(1, b.CountAndNot(a));
+        Assert.Throws<ArgumentException>(() => a.CountAndNot(new DirtyBitmap(100)));
+    }
 }
