@@ -45,7 +45,9 @@ public sealed record GuestWindow(double Seconds, long Units, GuestRunStats? Run)
         ArgumentNullException.ThrowIfNull(source);
         var clock = Stopwatch.StartNew();
         GuestSample start = GuestSample.Of(source, clock.Elapsed);
-        await Task.Delay(length, ct).ConfigureAwait(false);
+        // the timer may fire a little before the window's own clock has run the whole length: wait out the rest
+        for (TimeSpan left = length; left > TimeSpan.Zero; left = length - clock.Elapsed)
+            await Task.Delay(left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left, ct).ConfigureAwait(false);
         return Between(start, GuestSample.Of(source, clock.Elapsed));
     }
 }
