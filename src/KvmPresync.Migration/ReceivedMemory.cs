@@ -185,16 +185,16 @@ internal sealed class ReceivedMemory
                 "memory digest mismatch: the destination's memory differs from the source's");
     }
 
-    /// <summary>
-    /// Hashes again, from its bytes, every page the write tracker reports written since its previous scan (the scan
-    /// write-protects them again in the same call, so a later write shows in the next one). No-op without a tracker.
-    /// </summary>
     /// <summary>Records a page's hash: under the tree's lock, since several data streams (protocol 1.3 MultiStream) apply batches at once.</summary>
     private void SetHash(long index, ulong hash)
     {
         lock (_digest) _digest.Set(index, hash);
     }
 
+    /// <summary>
+    /// Hashes again, from its bytes, every page the write tracker reports written since its previous scan (the scan
+    /// write-protects them again in the same call, so a later write shows in the next one). No-op without a tracker.
+    /// </summary>
     private void RehashWritten()
     {
         if (_writes is null) return;

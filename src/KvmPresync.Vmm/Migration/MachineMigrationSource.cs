@@ -16,6 +16,7 @@ public sealed class MachineMigrationSource : IMigrationSource, IGuestRunStatsSou
         Memory = machine.Memory;
         DirtyLog = new KvmDirtyPageSource(machine.Vm, machine.Slots, machine.VmmWrites, () => (ulong)machine.Telemetry.ProgressTotal);
         MachineSnapshotCodec.Warm();
+        WarmStateSave(machine.Vm);
     }
 
     public GuestMemoryMap Memory { get; }
@@ -38,6 +39,20 @@ public sealed class MachineMigrationSource : IMigrationSource, IGuestRunStatsSou
     public void Resume() => _machine.Resume();
 
     public byte[] SaveState() => MachineSnapshotCodec.Encode(_machine.SaveState());
+
+    /// <summary>
+    /// Runs the state save's code once on a scratch VM made like the guest's (same in-kernel devices), before any downtime:
+    /// the first save in a process binds every KVM_GET_* entry point and compiles the save path — 2–3 ms on kvm_pvm, which
+    /// sat in the downtime as the "state" step (a warm save takes 0.1–0.3 ms). The guest's own vCPU is not touched.
+    /// </summary>
+    private static void WarmStateSave(Vm like)
+    {
+        using Vm scratch = like.System.CreateVm(like.Options);
+        using Vcpu vcpu = scratch.CreateVcpu(0);
+        _ = vcpu.SaveState();
+        _ = scratch.SaveState();
+        JitWarmup.Prepare(typeof(Machine), typeof(MachineMigrationSource));
+    }
 
     public void Stop()
     {

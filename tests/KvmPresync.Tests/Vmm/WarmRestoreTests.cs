@@ -89,4 +89,34 @@ public sealed class WarmRestoreTests
         Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
         Assert.True(compiled == 0, $"resuming into a warmed destination JIT-compiled {compiled} method(s) inside the downtime");
     }
+
+    /// <summary>
+    /// The source's side: once a <see cref="MachineMigrationSource"/> exists (it runs the save path on a scratch VM), saving
+    /// the paused guest's state — what the downtime waits for — JIT-compiles nothing on the saving thread (meaningful when
+    /// this is the process's first save: run the class alone), and the scratch VM did not touch the guest.
+    /// </summary>
+    [Fact]
+    public void A_migration_source_saves_state_without_compiling_anything()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        MachineConfig config = Guest(64L << 20, RamLayout.DefaultLowMemoryTop);
+        using var machine = Machine.Boot(kvm, config);
+        machine.Start();
+        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready && machine.Telemetry.HeartbeatCount >= 3, "the fill and 3 heartbeats", 60);
+        var source = new MachineMigrationSource(machine);
+        long beats = machine.Telemetry.HeartbeatCount;
+        MachineTests.WaitFor(machine, () => machine.Telemetry.HeartbeatCount >= beats + 3, "3 heartbeats after the warm-up");
+        source.Pause();
+
+        _ = JitInfo.GetCompiledMethodCount(currentThread: true);
+        long before = JitInfo.GetCompiledMethodCount(currentThread: true);
+        byte[] state = source.SaveState();
+        long compiled = JitInfo.GetCompiledMethodCount(currentThread: true) - before;
+
+        Assert.NotEmpty(state);
+        source.Resume();
+        Assert.Equal(0, machine.Telemetry.ContinuityErrors);
+        Assert.Equal(0, machine.Telemetry.SelfCheckErrors);
+        Assert.True(compiled == 0, $"the first state save after the source was set up JIT-compiled {compiled} method(s) inside the downtime");
+    }
 }
