@@ -28,6 +28,13 @@ internal static class OptionGuard
     public static double Fraction(double value, string owner, [CallerMemberName] string option = "") =>
         Require(value, value > 0 && value < 1, owner, "must be in (0, 1)", option);
 
+    /// <summary>An absolute path (null passes: "not set").</summary>
+    public static string? Absolute(string? value, string owner, [CallerMemberName] string option = "") =>
+        value is null || Path.IsPathRooted(value) ? value : throw new ArgumentException($"{owner}.{option} must be an absolute path, got '{value}'", option);
+
+    public static string NotBlank(string? value, string owner, [CallerMemberName] string option = "") =>
+        string.IsNullOrWhiteSpace(value) ? throw new ArgumentException($"{owner}.{option} must not be empty", option) : value;
+
     public static string Show<T>(T value) => value switch
     {
         null => "null",

@@ -1,5 +1,6 @@
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Libvirt.Presync;
 using KvmPresync.Trace;
 using KvmPresync.Migration;
 using KvmPresync.Migration.Compression;
@@ -111,6 +112,19 @@ public sealed class OptionValidationTests
         { "MachineConfig.Params", () => new MachineConfig { Params = new ulong[1] } },
         { "MachineConfig.Params", () => new MachineConfig { Params = null! } },
         { "MachineConfig.PatternPages", () => new MachineConfig { PatternPages = null! } },
+        { "ZeroCopyWriterOptions.ZeroCopyThreshold", () => new ZeroCopyWriterOptions { ZeroCopyThreshold = -1 } },
+        { "ReceiverHandshakeOptions.HashAlgorithms", () => new ReceiverHandshakeOptions { HashAlgorithms = [] } },
+        { "ReceiverHandshakeOptions.HashAlgorithms", () => new ReceiverHandshakeOptions { HashAlgorithms = null! } },
+        { "LibvirtDestinationOptions.ConnectUri", () => new LibvirtDestinationOptions { ConnectUri = " " } },
+        { "LibvirtDestinationOptions.RamDirectory", () => new LibvirtDestinationOptions { RamDirectory = "relative/ram" } },
+        { "LibvirtDestinationOptions.MemoryBackingDirectory", () => new LibvirtDestinationOptions { MemoryBackingDirectory = "ram" } },
+        { "LibvirtDestinationOptions.HookSocket", () => new LibvirtDestinationOptions { HookSocket = "hook.sock" } },
+        { "LibvirtDestinationOptions.QmpDirectory", () => new LibvirtDestinationOptions { QmpDirectory = null! } },
+        { "LibvirtDestinationOptions.HoldTimeout", () => new LibvirtDestinationOptions { HoldTimeout = TimeSpan.Zero } },
+        { "LibvirtDestinationOptions.RunTimeout", () => new LibvirtDestinationOptions { RunTimeout = Negative } },
+        { "LibvirtHandoverOptions.DestinationUri", () => new LibvirtHandoverOptions { DestinationUri = "" } },
+        { "LibvirtHandoverOptions.MigrateUri", () => new LibvirtHandoverOptions { DestinationUri = "qemu:///system", MigrateUri = "host:49152" } },
+        { "LibvirtHandoverOptions.QmpDirectory", () => new LibvirtHandoverOptions { DestinationUri = "qemu:///system", QmpDirectory = "qmp" } },
         { "TlsOptions.Trusted", () => new TestCertificates().Side("sender") with { Trusted = [] } },
         { "TlsOptions.Certificate", () => new TestCertificates().Side("sender") with { Certificate = null! } },
         { "TlsOptions.Intermediates", () => new TestCertificates().Side("sender") with { Intermediates = null! } },
