@@ -1,6 +1,7 @@
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
 using KvmPresync.Libvirt.Presync;
+using KvmPresync.Libvirt.Testbed;
 using KvmPresync.Trace;
 using KvmPresync.Migration;
 using KvmPresync.Migration.Compression;
@@ -125,6 +126,8 @@ public sealed class OptionValidationTests
         { "LibvirtHandoverOptions.DestinationUri", () => new LibvirtHandoverOptions { DestinationUri = "" } },
         { "LibvirtHandoverOptions.MigrateUri", () => new LibvirtHandoverOptions { DestinationUri = "qemu:///system", MigrateUri = "host:49152" } },
         { "LibvirtHandoverOptions.QmpDirectory", () => new LibvirtHandoverOptions { DestinationUri = "qemu:///system", QmpDirectory = "qmp" } },
+        { "PrivateLibvirtDaemonOptions.StartTimeout", () => new PrivateLibvirtDaemonOptions { StartTimeout = TimeSpan.Zero } },
+        { "PrivateLibvirtDaemonOptions.MemoryBackingDirectory", () => new PrivateLibvirtDaemonOptions { MemoryBackingDirectory = "ram" } },
         { "TlsOptions.Trusted", () => new TestCertificates().Side("sender") with { Trusted = [] } },
         { "TlsOptions.Certificate", () => new TestCertificates().Side("sender") with { Certificate = null! } },
         { "TlsOptions.Intermediates", () => new TestCertificates().Side("sender") with { Intermediates = null! } },
