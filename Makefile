@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt traces page-corpus
+.PHONY: all deps native build cli test run bench fuzz clean api guest-image many-guests soak install-libvirt traces page-corpus
 
 all: build cli
 
@@ -88,3 +88,8 @@ install-libvirt: native
 	install -m 0755 native/build/kvmpresync-libvirt-hook $(LIBVIRT_LIBDIR)/
 	@echo "source hosts: add to each domain what 'build/kvmpresync libvirt check DOMAIN' prints"
 	@echo "destination hosts: install -D -m 0755 $(LIBVIRT_LIBDIR)/kvmpresync-libvirt-hook /etc/libvirt/hooks/qemu (or into hooks/qemu.d/), restart libvirtd, run 'kvmpresync receive --libvirt'"
+
+# Accepts the current public API of every library into api/<Assembly>.txt (Api/PublicApiTests fails with a diff until then).
+api:
+	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
+	KVMPRESYNC_ACCEPT_API=1 tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests -noColor -class KvmPresync.Tests.Api.PublicApiTests

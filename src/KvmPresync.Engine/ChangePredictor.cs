@@ -57,7 +57,6 @@ public sealed class ChangePredictor
     {
         ArgumentOutOfRangeException.ThrowIfNegative(pageCount);
         options ??= new ChangePredictorOptions();
-        options.Validate();
         if (pageCount > Array.MaxLength)
             throw new ArgumentOutOfRangeException(nameof(pageCount), pageCount, $"the predictor supports at most {Array.MaxLength} pages");
         PageCount = pageCount;

@@ -18,9 +18,9 @@ public sealed record HoldBackOptions
     /// A pending page is a hold-back candidate when its score (as a fraction) is at least this. The default 1/8 holds a
     /// page expected to be rewritten within the predictor's 8-round horizon (soon score ≥ 1/8).
     /// </summary>
-    public double Threshold { get; init; } = 0.125;
+    public double Threshold { get; init => field = OptionGuard.Require(value, value >= 0 && value <= 1, nameof(HoldBackOptions), "must be a probability in [0, 1]"); } = 0.125;
 
-    public HoldRanking Ranking { get; init; } = HoldRanking.Soon;
+    public HoldRanking Ranking { get; init => field = OptionGuard.Require(value, value is HoldRanking.Soon or HoldRanking.NextRound, nameof(HoldBackOptions), "must be Soon or NextRound"); } = HoldRanking.Soon;
 
     /// <summary>
     /// Whether budget left over after the pages above <see cref="Threshold"/> is filled with other pending pages that were
@@ -30,12 +30,4 @@ public sealed record HoldBackOptions
     /// irregular clock) saves a send. Default true.
     /// </summary>
     public bool FillBudgetByRecency { get; init; } = true;
-
-    public void Validate()
-    {
-        if (!(Threshold >= 0 && Threshold <= 1))
-            throw new ArgumentOutOfRangeException(nameof(Threshold), Threshold, "hold-back threshold must be a probability in [0, 1]");
-        if (Ranking is not (HoldRanking.Soon or HoldRanking.NextRound))
-            throw new ArgumentOutOfRangeException(nameof(Ranking), Ranking, "unknown hold ranking");
-    }
 }

@@ -36,7 +36,6 @@ public sealed class HoldBackPlanner
     public HoldBackPlanner(HoldBackOptions? options = null)
     {
         Options = options ?? new HoldBackOptions();
-        Options.Validate();
     }
 
     public HoldBackOptions Options { get; }

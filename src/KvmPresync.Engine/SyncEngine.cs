@@ -9,33 +9,33 @@ public sealed record SyncEngineOptions
 {
     /// <summary>none = send every pending page (window = link capacity); predict = hold hot pages back within the launch budget; predict+slowstart = plus the adaptive window;
     /// oracle = as predict, ranked by future knowledge (needs an <see cref="INextWriteOracle"/>; simulation only).</summary>
-    public SyncPolicy Policy { get; init; } = SyncPolicy.PredictSlowStart;
+    public SyncPolicy Policy { get; init => field = OptionGuard.Require(value, Enum.IsDefined(value), nameof(SyncEngineOptions), "must be a defined SyncPolicy"); } = SyncPolicy.PredictSlowStart;
 
-    public double LinkBitsPerSecond { get; init; } = 1e9;
+    public double LinkBitsPerSecond { get; init => field = OptionGuard.Require(value, value > 0 && !double.IsInfinity(value), nameof(SyncEngineOptions), "must be a positive, finite number of bits per second"); } = 1e9;
 
     /// <summary>
     /// Launch-to-resume target: held-back pages must be movable within <see cref="LaunchBudget.HeldShare"/> of it at the link rate,
     /// and the convergence policy pauses the guest in time to meet it where it can.
     /// </summary>
-    public TimeSpan LaunchTarget { get; init; } = LaunchBudget.DefaultTarget;
+    public TimeSpan LaunchTarget { get; init => field = OptionGuard.NotNegative(value, nameof(SyncEngineOptions)); } = LaunchBudget.DefaultTarget;
 
     /// <summary>Round interval when there is no adaptive window.</summary>
-    public TimeSpan RoundInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan RoundInterval { get; init => field = OptionGuard.Positive(value, nameof(SyncEngineOptions)); } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Wire bytes per page beyond its payload (descriptor).</summary>
-    public int HeaderBytesPerPage { get; init; } = 24;
+    public int HeaderBytesPerPage { get; init => field = OptionGuard.Require(value, value >= 0, nameof(SyncEngineOptions), "must not be negative"); } = 24;
 
     /// <summary>Whether every page starts pending (the receiver holds nothing yet). False: only harvested pages become pending.</summary>
     public bool InitiallyPending { get; init; } = true;
 
-    public ChangePredictorOptions Predictor { get; init; } = new();
+    public ChangePredictorOptions Predictor { get; init => field = OptionGuard.NotNull(value, nameof(SyncEngineOptions)); } = new();
 
-    public HoldBackOptions HoldBack { get; init; } = new();
+    public HoldBackOptions HoldBack { get; init => field = OptionGuard.NotNull(value, nameof(SyncEngineOptions)); } = new();
 
-    public SyncWindowOptions Window { get; init; } = new();
+    public SyncWindowOptions Window { get; init => field = OptionGuard.NotNull(value, nameof(SyncEngineOptions)); } = new();
 
     /// <summary>After launch: when to pause the guest and when to give up (<see cref="DowntimeTargetConvergence"/> by default).</summary>
-    public IConvergencePolicy Convergence { get; init; } = new DowntimeTargetConvergence();
+    public IConvergencePolicy Convergence { get; init => field = OptionGuard.NotNull(value, nameof(SyncEngineOptions)); } = new DowntimeTargetConvergence();
 }
 
 /// <summary>

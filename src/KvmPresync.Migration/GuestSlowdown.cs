@@ -40,14 +40,14 @@ public sealed record GuestWindow(double Seconds, long Units, GuestRunStats? Run)
     /// Lets the guest run for <paramref name="length"/> and measures its work over that window: the caller sends nothing
     /// meanwhile, so this is the guest's undisturbed rate (the baseline of <see cref="GuestSlowdown"/>).
     /// </summary>
-    public static async Task<GuestWindow> MeasureAsync(IMigrationSource source, TimeSpan length, CancellationToken ct)
+    public static async Task<GuestWindow> MeasureAsync(IMigrationSource source, TimeSpan length, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         var clock = Stopwatch.StartNew();
         GuestSample start = GuestSample.Of(source, clock.Elapsed);
         // the timer may fire a little before the window's own clock has run the whole length: wait out the rest
         for (TimeSpan left = length; left > TimeSpan.Zero; left = length - clock.Elapsed)
-            await Task.Delay(left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left, ct).ConfigureAwait(false);
+            await Task.Delay(left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left, cancellationToken).ConfigureAwait(false);
         return Between(start, GuestSample.Of(source, clock.Elapsed));
     }
 }

@@ -7,7 +7,7 @@ namespace KvmPresync.Migration;
 /// now, less what sessions already admitted but not yet filled have reserved. A reservation is held from admission
 /// (after authentication) to the end of its session. Thread-safe.
 /// </summary>
-public sealed class MemoryAdmission
+internal sealed class MemoryAdmission
 {
     private readonly object _lock = new();
     private readonly long _capBytes;

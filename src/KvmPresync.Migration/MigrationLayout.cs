@@ -4,7 +4,7 @@ using KvmPresync.Wire;
 namespace KvmPresync.Migration;
 
 /// <summary>Between a guest's <see cref="GuestMemoryMap"/> and the <see cref="MemoryLayout"/> the wire announces.</summary>
-public static class MigrationLayout
+internal static class MigrationLayout
 {
     /// <summary>The layout announcing <paramref name="memory"/>'s regions, in the map's order (so linear page indices agree).</summary>
     public static MemoryLayout Of(GuestMemoryMap memory)

@@ -7,7 +7,7 @@ using KvmPresync.Wire;
 namespace KvmPresync.Migration;
 
 /// <summary>What one send of a page set did.</summary>
-public readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
+internal readonly record struct SendCounts(long Sent, long Unchanged, long Zero);
 
 /// <summary>
 /// Turns a set of pages into PageBatch frames: hashes each page straight from guest memory, skips a page

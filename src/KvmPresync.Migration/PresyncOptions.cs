@@ -7,13 +7,13 @@ namespace KvmPresync.Migration;
 /// <summary>What a <see cref="PresyncSender"/> does besides the per-round policy.</summary>
 public sealed record PresyncOptions
 {
-    public SyncEngineOptions Engine { get; init; } = new();
+    public SyncEngineOptions Engine { get; init => field = OptionGuard.NotNull(value, nameof(PresyncOptions)); } = new();
 
     /// <summary>
     /// In-process token-bucket limit on what the sender writes, bits/s: null = the engine's link rate
     /// (<see cref="SyncEngineOptions.LinkBitsPerSecond"/>), 0 = none (the network itself shapes, e.g. tc tbf).
     /// </summary>
-    public double? RateLimitBitsPerSecond { get; init; }
+    public double? RateLimitBitsPerSecond { get; init => field = OptionGuard.Require(value, value is not { } r || r >= 0 && !double.IsInfinity(r), nameof(PresyncOptions), "must be 0 (none), positive and finite, or null (the engine's link rate)"); }
 
     /// <summary>
     /// False = classic pre-copy: nothing is sent before <see cref="PresyncSender.Launch"/>; at launch the sender
@@ -28,26 +28,26 @@ public sealed record PresyncOptions
     /// software-virtualized host (docs/POLICIES.md, "Readiness"); <c>estimate</c> against <c>actual</c> in every result
     /// (<see cref="MigrationResult.ReadinessAtLaunch"/>) shows whether it fits a host.
     /// </summary>
-    public TimeSpan SwitchoverCost { get; init; } = TimeSpan.FromMilliseconds(3);
+    public TimeSpan SwitchoverCost { get; init => field = OptionGuard.NotNegative(value, nameof(PresyncOptions)); } = TimeSpan.FromMilliseconds(3);
 
     /// <summary>Pages per PageBatch frame.</summary>
-    public int BatchPages { get; init; } = 256;
+    public int BatchPages { get; init => field = OptionGuard.Require(value, value is >= 1 and <= WireLimits.MaxPagesPerBatch, nameof(PresyncOptions), $"must be between 1 and {WireLimits.MaxPagesPerBatch}"); } = 256;
 
     /// <summary>How long to wait for the destination's "resumed" before resuming the source.</summary>
-    public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan ResumeTimeout { get; init => field = OptionGuard.Positive(value, nameof(PresyncOptions)); } = TimeSpan.FromSeconds(15);
 
     /// <summary>Device-state handover (libvirt sources): how long after launch the destination may take to be ready for it.</summary>
-    public TimeSpan DestinationReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan DestinationReadyTimeout { get; init => field = OptionGuard.Positive(value, nameof(PresyncOptions)); } = TimeSpan.FromSeconds(60);
 
     /// <summary>Device-state handover: how long after Resumed the handover itself (libvirt's Finish/Confirm) may take.</summary>
-    public TimeSpan HandoverTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan HandoverTimeout { get; init => field = OptionGuard.Positive(value, nameof(PresyncOptions)); } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// PageBatch payload compression (protocol 1.3, CompressedPages): Off (the library default), Auto (per batch raw / LZ4 /
     /// zstd by measured ratio, compress speed and link rate; the CLI default) or a fixed codec. With <see cref="ZeroCopy"/>
     /// every batch stays raw (a compressed batch is a copy); a fixed codec with zero-copy is refused.
     /// </summary>
-    public CompressionMode Compression { get; init; } = CompressionMode.Off;
+    public CompressionMode Compression { get; init => field = OptionGuard.Require(value, Enum.IsDefined(value), nameof(PresyncOptions), "must be a defined CompressionMode"); } = CompressionMode.Off;
 
     /// <summary>What a user is told when a fixed codec and <see cref="ZeroCopy"/> are both asked for.</summary>
     public const string CompressionWithZeroCopyRefused =
@@ -81,14 +81,14 @@ public sealed record PresyncOptions
     /// the receiver must accept MultiStream (a receive service does), otherwise the sender uses one stream and says so.
     /// After a reconnection (<see cref="Reconnect"/>) the migration continues on one stream.
     /// </summary>
-    public int Streams { get; init; } = 1;
+    public int Streams { get; init => field = OptionGuard.Require(value, value is >= 1 and <= WireLimits.MaxStreams, nameof(PresyncOptions), $"must be between 1 and {WireLimits.MaxStreams} (the main connection included)"); } = 1;
 
     /// <summary>
     /// How the source's memory digest is computed at the switchover: <see cref="VerifyMode.Delta"/> (default) from the hashes
     /// of what was sent, O(delta), trusting the dirty log; <see cref="VerifyMode.Full"/> re-hashes all paused memory, O(memory),
     /// and so also re-verifies the dirty tracking itself.
     /// </summary>
-    public VerifyMode Verify { get; init; } = VerifyMode.Delta;
+    public VerifyMode Verify { get; init => field = OptionGuard.Require(value, Enum.IsDefined(value), nameof(PresyncOptions), "must be Delta or Full"); } = VerifyMode.Delta;
 
     /// <summary>
     /// The guest's work over a window just before presync, measured by the caller with nothing sent
@@ -97,28 +97,18 @@ public sealed record PresyncOptions
     /// </summary>
     public GuestWindow? Baseline { get; init; }
 
-    /// <summary>Throws naming the first invalid option.</summary>
+    /// <summary>
+    /// Checks across options (each option alone is checked when it is set): zero-copy with TLS or a fixed codec, and the
+    /// nested options' own cross checks. <see cref="PresyncSender"/> runs it.
+    /// </summary>
     public void Validate()
     {
-        ArgumentNullException.ThrowIfNull(Engine, nameof(Engine));
-        ArgumentNullException.ThrowIfNull(Engine.Convergence, nameof(SyncEngineOptions.Convergence));
-        if (!(Engine.LinkBitsPerSecond > 0) || double.IsInfinity(Engine.LinkBitsPerSecond))
-            throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LinkBitsPerSecond), Engine.LinkBitsPerSecond, "the engine's link rate must be a positive, finite number of bits per second");
-        if (RateLimitBitsPerSecond is { } r && (r < 0 || double.IsNaN(r)))
-            throw new ArgumentOutOfRangeException(nameof(RateLimitBitsPerSecond), r, "rate limit must be 0 (none) or positive");
-        if (BatchPages < 1 || BatchPages > WireLimits.MaxPagesPerBatch)
-            throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, $"pages per batch must be between 1 and {WireLimits.MaxPagesPerBatch}");
-        if (Streams < 1 || Streams > WireLimits.MaxStreams)
-            throw new ArgumentOutOfRangeException(nameof(Streams), Streams, $"streams must be between 1 and {WireLimits.MaxStreams} (the main connection included)");
+        if (Engine.LaunchTarget <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LaunchTarget), Engine.LaunchTarget,
+                $"PresyncOptions.Engine.LaunchTarget must be positive for a live migration (zero is for simulation only), got {OptionGuard.Show(Engine.LaunchTarget)}");
         if (ZeroCopy && Tls is not null) throw new ArgumentException(ZeroCopyWithTlsRefused, nameof(ZeroCopy));
         if (ZeroCopy && Compression is CompressionMode.Lz4 or CompressionMode.Zstd) throw new ArgumentException(CompressionWithZeroCopyRefused, nameof(Compression));
-        Tls?.Validate();
-        if (SwitchoverCost < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SwitchoverCost), SwitchoverCost, "the switchover cost must not be negative");
-        if (Engine.LaunchTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SyncEngineOptions.LaunchTarget), Engine.LaunchTarget, "the launch target must be positive");
-        if (ResumeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ResumeTimeout), ResumeTimeout, "resume timeout must be positive");
-        if (DestinationReadyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DestinationReadyTimeout), DestinationReadyTimeout, "the destination-ready timeout must be positive");
-        if (HandoverTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandoverTimeout), HandoverTimeout, "the handover timeout must be positive");
+        Engine.Window.Validate();
         Reconnect?.Validate();
-        if (!Enum.IsDefined(Verify)) throw new ArgumentOutOfRangeException(nameof(Verify), Verify, "verify must be Delta or Full");
     }
 }

@@ -56,8 +56,44 @@ public sealed class PresyncSender
 
     private SenderRun? _run;
 
-    /// <summary>Raised after every round (sync, final live, paused), on the sender's thread: the one progress channel.</summary>
+    /// <summary>
+    /// Raised after every round (sync, final live, paused), on the sender's thread: a handler runs inside the migration
+    /// and must return at once. <see cref="ReadRoundsAsync"/> is the same stream for a reader that may be slow.
+    /// </summary>
     public event Action<RoundRecord>? RoundCompleted;
+
+    private readonly RoundFeed _roundFeed = new();
+
+    /// <summary>Rounds a <see cref="ReadRoundsAsync"/> reader may fall behind by before its oldest unread round is dropped.</summary>
+    public const int RoundStreamCapacity = 1024;
+
+    /// <summary>
+    /// Every round (sync, final live, paused) from this call until the run ends, as an asynchronous stream: the stream
+    /// completes when <see cref="RunAsync"/> returns or throws (at once when it already has). Each call is one reader with
+    /// its own buffer of <see cref="RoundStreamCapacity"/> rounds, filled from the moment of the call (call it before
+    /// <see cref="RunAsync"/> to see every round); a reader that falls further behind loses its oldest unread rounds —
+    /// a reader never slows the migration. Enumerate the result once; cancelling <paramref name="cancellationToken"/> ends
+    /// that reader's enumeration (with <see cref="OperationCanceledException"/>), not the migration.
+    /// </summary>
+    public IAsyncEnumerable<RoundRecord> ReadRoundsAsync(CancellationToken cancellationToken = default)
+    {
+        System.Threading.Channels.Channel<RoundRecord> channel = _roundFeed.Subscribe(RoundStreamCapacity);
+        return Read(channel, cancellationToken);
+
+        async IAsyncEnumerable<RoundRecord> Read(System.Threading.Channels.Channel<RoundRecord> channel,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            try
+            {
+                await foreach (RoundRecord round in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                    yield return round;
+            }
+            finally
+            {
+                _roundFeed.Unsubscribe(channel);
+            }
+        }
+    }
 
     /// <summary>Requests the switchover. Safe to call from any thread, any number of times.</summary>
     public void Launch()
@@ -73,6 +109,18 @@ public sealed class PresyncSender
     /// Throws <see cref="AuthenticationFailedException"/> when the peer cannot be authenticated (do not retry).
     /// </summary>
     public async Task<MigrationResult> RunAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await RunCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _roundFeed.End(); // ReadRoundsAsync streams complete with the run
+        }
+    }
+
+    private async Task<MigrationResult> RunCoreAsync(CancellationToken cancellationToken)
     {
         SenderChannel? channel = null;
         HandshakeResult session;
@@ -134,7 +182,11 @@ public sealed class PresyncSender
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender), typeof(GuestWindow)); // the switchover's code, compiled now
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var run = new SenderRun(_source, _options, channel, _clock, r => RoundCompleted?.Invoke(r));
+        var run = new SenderRun(_source, _options, channel, _clock, r =>
+        {
+            _roundFeed.Publish(r);
+            RoundCompleted?.Invoke(r);
+        });
         Volatile.Write(ref _run, run);
         run.TreeDigest = TreeDigest(session);
         if (multiStream && (session.Options & HelloOptions.MultiStream) == 0)

@@ -9,28 +9,20 @@ namespace KvmPresync.Migration;
 public sealed record ReceiveServiceOptions
 {
     /// <summary>Each session's receiver options (memory cap checked at Hello, timeouts, ack rate).</summary>
-    public ReceiverOptions Receiver { get; init; } = new();
+    public ReceiverOptions Receiver { get; init => field = OptionGuard.NotNull(value, nameof(ReceiveServiceOptions)); } = new();
 
     /// <summary>Sessions served at the same time; a connection beyond this gets Abort(Busy) and is closed.</summary>
-    public int MaxConcurrentSessions { get; init; } = 4;
+    public int MaxConcurrentSessions { get; init => field = OptionGuard.Require(value, value >= 1, nameof(ReceiveServiceOptions), "must be at least 1"); } = 4;
 
     /// <summary>What the host can allocate now; admission refuses guests beyond it (less what admitted sessions reserved).</summary>
-    public Func<long> HostAvailableBytes { get; init; } = () => HostMemory.AvailableBytes();
+    public Func<long> HostAvailableBytes { get; init => field = OptionGuard.NotNull(value, nameof(ReceiveServiceOptions)); } = () => HostMemory.AvailableBytes();
 
     /// <summary>
     /// How long the destination of a resumable session (protocol 1.1) whose connection failed during sync is kept, memory
     /// reservation included, for the sender to reconnect and resume; then it is released. Zero: sessions are not resumable.
     /// </summary>
-    public TimeSpan ParkFor { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan ParkFor { get; init => field = OptionGuard.NotNegative(value, nameof(ReceiveServiceOptions)); } = TimeSpan.FromMinutes(5);
 
-    public void Validate()
-    {
-        ArgumentNullException.ThrowIfNull(Receiver, nameof(Receiver));
-        Receiver.Validate();
-        if (MaxConcurrentSessions < 1) throw new ArgumentOutOfRangeException(nameof(MaxConcurrentSessions), MaxConcurrentSessions, "at least one session must be allowed");
-        ArgumentNullException.ThrowIfNull(HostAvailableBytes, nameof(HostAvailableBytes));
-        if (ParkFor < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ParkFor), ParkFor, "the park time must be zero (off) or positive");
-    }
 }
 
 /// <summary>How one session of a <see cref="ReceiveService"/> ended.</summary>
@@ -72,7 +64,6 @@ public sealed class ReceiveService
         _key = key ?? throw new ArgumentNullException(nameof(key));
         _createTarget = createTarget ?? throw new ArgumentNullException(nameof(createTarget));
         _options = options ?? new ReceiveServiceOptions();
-        _options.Validate();
         _log = log ?? throw new ArgumentNullException(nameof(log));
         _admission = new MemoryAdmission(_options.Receiver.MaxMemoryBytes, _options.HostAvailableBytes);
         _parked = _options.ParkFor > TimeSpan.Zero ? new ParkedSessions(_options.ParkFor, _log) : null;
@@ -93,23 +84,23 @@ public sealed class ReceiveService
     }
 
     /// <summary>
-    /// Accepts connections on <paramref name="listener"/> until <paramref name="stop"/>; then aborts the sessions in
+    /// Accepts connections on <paramref name="listener"/> until <paramref name="cancellationToken"/>; then aborts the sessions in
     /// progress and returns when they have ended. Never throws for a peer's doing.
     /// </summary>
-    public async Task RunAsync(Socket listener, CancellationToken stop)
+    public async Task RunAsync(Socket listener, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(listener);
         _log.Info("service.listening", null, ("address", listener.LocalEndPoint), ("max_sessions", _options.MaxConcurrentSessions),
             ("max_memory_bytes", _options.Receiver.MaxMemoryBytes));
         using var sessions = new CancellationTokenSource();
-        while (!stop.IsCancellationRequested)
+        while (!cancellationToken.IsCancellationRequested)
         {
             Socket connection;
             try
             {
-                connection = await MigrationSocket.AcceptAsync(listener, stop).ConfigureAwait(false);
+                connection = await MigrationSocket.AcceptAsync(listener, cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 break;
             }
@@ -134,7 +125,7 @@ public sealed class ReceiveService
     }
 
     /// <summary>Serves exactly one connection (the one-shot mode) and returns how it ended.</summary>
-    public async Task<ReceiveSessionEnded> RunOnceAsync(Socket listener, CancellationToken cancellationToken)
+    public async Task<ReceiveSessionEnded> RunOnceAsync(Socket listener, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(listener);
         _log.Info("service.listening", null, ("address", listener.LocalEndPoint), ("once", true), ("max_memory_bytes", _options.Receiver.MaxMemoryBytes));

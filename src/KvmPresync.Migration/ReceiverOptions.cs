@@ -8,16 +8,16 @@ namespace KvmPresync.Migration;
 public sealed record ReceiverOptions
 {
     /// <summary>Largest guest memory a sender may announce (checked at Hello, before authentication).</summary>
-    public long MaxMemoryBytes { get; init; } = 64L << 30;
+    public long MaxMemoryBytes { get; init => field = OptionGuard.Require(value, value > 0, nameof(ReceiverOptions), "must be positive"); } = 64L << 30;
 
     /// <summary>Rate limit on what the receiver sends (acks), bits/s; 0 = none.</summary>
-    public double LinkBitsPerSecond { get; init; }
+    public double LinkBitsPerSecond { get; init => field = OptionGuard.Require(value, value >= 0 && !double.IsInfinity(value), nameof(ReceiverOptions), "must be 0 (none) or a positive, finite number of bits per second"); }
 
     /// <summary>The whole handshake (Hello through AuthProof) must arrive within this time of the connection (slow peers are dropped).</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan HandshakeTimeout { get; init => field = OptionGuard.Positive(value, nameof(ReceiverOptions)); } = TimeSpan.FromSeconds(10);
 
     /// <summary>After the handshake, each frame must arrive (whole) within this time of the previous one; the guest is not resumed otherwise.</summary>
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan IdleTimeout { get; init => field = OptionGuard.Positive(value, nameof(ReceiverOptions)); } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Mutual TLS 1.3 (null = plaintext): the sender must open TLS and present a certificate this side trusts, before
@@ -52,12 +52,4 @@ public sealed record ReceiverOptions
     /// <summary>Test seam: the protocol version this receiver speaks (null: <see cref="ProtocolVersion.Current"/>), to act as an older peer.</summary>
     internal ProtocolVersion? Version { get; init; }
 
-    /// <summary>Throws naming the first invalid option.</summary>
-    public void Validate()
-    {
-        if (MaxMemoryBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxMemoryBytes), MaxMemoryBytes, "the memory cap must be positive");
-        if (LinkBitsPerSecond < 0 || double.IsNaN(LinkBitsPerSecond)) throw new ArgumentOutOfRangeException(nameof(LinkBitsPerSecond), LinkBitsPerSecond, "the link rate must be 0 (none) or positive");
-        if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "the handshake timeout must be positive");
-        if (IdleTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(IdleTimeout), IdleTimeout, "the idle timeout must be positive");
-    }
 }

@@ -6,32 +6,36 @@ namespace KvmPresync.Migration;
 /// <param name="Connect">Opens a new connection to the receiver (the same address as the first one).</param>
 public sealed record ReconnectOptions(Func<CancellationToken, Task<Socket>> Connect)
 {
-    /// <summary>The wait after the first failed attempt; doubled after each failure up to <see cref="MaxBackoff"/>.</summary>
-    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>Opens a new connection to the receiver (the same address as the first one).</summary>
+    public Func<CancellationToken, Task<Socket>> Connect { get; init => field = OptionGuard.NotNull(value, nameof(ReconnectOptions)); }
+        = OptionGuard.NotNull(Connect, nameof(ReconnectOptions), nameof(Connect));
 
-    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>The wait after the first failed attempt; doubled after each failure up to <see cref="MaxBackoff"/>.</summary>
+    public TimeSpan InitialBackoff { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromMilliseconds(250);
+
+    public TimeSpan MaxBackoff { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromSeconds(5);
 
     /// <summary>Give up when the connection could not be re-established for this long; the source keeps running.</summary>
-    public TimeSpan MaxOutage { get; init; } = TimeSpan.FromMinutes(2);
+    public TimeSpan MaxOutage { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// During sync every round is acked: nothing from the receiver for this long means the link is dead (a few seconds of a
     /// downed link do not break TCP by themselves, so waiting for TCP to notice could take minutes).
     /// </summary>
-    public TimeSpan LivenessTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan LivenessTimeout { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromSeconds(3);
 
     /// <summary>One connect attempt.</summary>
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan ConnectTimeout { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromSeconds(3);
 
     /// <summary>Handshake, SessionStart and the receiver's page hashes, after connecting.</summary>
-    public TimeSpan ResumeHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ResumeHandshakeTimeout { get; init => field = OptionGuard.Positive(value, nameof(ReconnectOptions)); } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Checks across options (each alone is checked when it is set): the backoff cap is not below the first wait.</summary>
     public void Validate()
     {
-        ArgumentNullException.ThrowIfNull(Connect, nameof(Connect));
-        foreach ((string name, TimeSpan value) in new[] { (nameof(InitialBackoff), InitialBackoff), (nameof(MaxBackoff), MaxBackoff), (nameof(MaxOutage), MaxOutage),
-                     (nameof(LivenessTimeout), LivenessTimeout), (nameof(ConnectTimeout), ConnectTimeout), (nameof(ResumeHandshakeTimeout), ResumeHandshakeTimeout) })
-            if (value <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive");
+        if (MaxBackoff < InitialBackoff)
+            throw new ArgumentOutOfRangeException(nameof(MaxBackoff), MaxBackoff,
+                $"ReconnectOptions.MaxBackoff must be at least InitialBackoff ({OptionGuard.Show(InitialBackoff)}), got {OptionGuard.Show(MaxBackoff)}");
     }
 }
 

@@ -122,8 +122,6 @@ public sealed class Machine : IDisposable
         if (!File.Exists(imagePath))
             throw new FileNotFoundException($"workload guest image {imagePath} not found; build it with 'make -C native'", imagePath);
         byte[] image = File.ReadAllBytes(imagePath);
-        if (config.MemorySize > LongModeSetup.MaxMemory)
-            throw new ArgumentException($"memory {config.MemorySize} bytes: the VMM's guests support at most {LongModeSetup.MaxMemory >> 30} GiB");
 
         GuestMemoryMap memory = RamLayout.Allocate(config.RamSlots, config.HugePages);
         MachineShell? shell = null;

@@ -6,13 +6,13 @@ public sealed record MachineConfig
     public Workload Workload { get; init; } = Workload.Idle;
 
     /// <summary>Guest memory in bytes (default 256 MiB).</summary>
-    public long MemorySize { get; init; } = 256L << 20;
+    public long MemorySize { get; init => field = OptionGuard.Require(value, value > 0 && value % 4096 == 0 && value <= Boot.LongModeSetup.MaxMemory, nameof(MachineConfig), $"must be a positive multiple of 4096 bytes, at most {Boot.LongModeSetup.MaxMemory >> 30} GiB (what the boot page tables map)"); } = 256L << 20;
 
     /// <summary>
     /// RAM up to here goes in slot 0 at GPA 0, the rest in slot 1 from 4 GiB (<see cref="RamLayout"/>);
     /// default 3 GiB. Tests set a small top (e.g. 64 MiB) to get two slots cheaply.
     /// </summary>
-    public long LowMemoryTop { get; init; } = RamLayout.DefaultLowMemoryTop;
+    public long LowMemoryTop { get; init => field = OptionGuard.Require(value, value >= RamLayout.MinLowMemoryTop && value % (2L << 20) == 0 && (ulong)value <= GuestAbi.HighMemoryGpa, nameof(MachineConfig), $"must be 2 MiB aligned, at least {RamLayout.MinLowMemoryTop >> 20} MiB and at most 4 GiB"); } = RamLayout.DefaultLowMemoryTop;
 
     /// <summary>The KVM slots this guest's RAM is laid out in.</summary>
     public IReadOnlyList<RamSlot> RamSlots => RamLayout.Plan(MemorySize, LowMemoryTop);
@@ -23,18 +23,18 @@ public sealed record MachineConfig
     /// Bytes of heap the guest fills with data at start; null = 80 % of the heap (≈ 200 MB of 256 MiB), or none for
     /// <see cref="Workload.Replay"/> (its replay region is written once at setup instead).
     /// </summary>
-    public long? FillBytes { get; init; }
+    public long? FillBytes { get; init => field = OptionGuard.Require(value, value is not { } f || f >= 0, nameof(MachineConfig), "must not be negative, or null (the workload's default)"); }
 
     /// <summary>Of the filled pages, how many per 1000 stay zero (like a real guest's free pages).</summary>
-    public uint ZeroPermille { get; init; } = 50;
+    public uint ZeroPermille { get; init => field = OptionGuard.Require(value, value <= 1000, nameof(MachineConfig), "must be at most 1000 (per mille)"); } = 50;
 
     public uint HeartbeatMs { get; init; } = 100;
 
     /// <summary>Workload parameters (docs/WORKLOADS.md); 0 = the guest's default.</summary>
-    public ulong[] Params { get; init; } = new ulong[GuestAbi.BootInfo.ParamCount];
+    public ulong[] Params { get; init => field = OptionGuard.Require(OptionGuard.NotNull(value, nameof(MachineConfig)), value.Length == GuestAbi.BootInfo.ParamCount, nameof(MachineConfig), $"must hold exactly {GuestAbi.BootInfo.ParamCount} values (the guest ABI's parameter count)"); } = new ulong[GuestAbi.BootInfo.ParamCount];
 
     /// <summary>For <see cref="Workload.Pattern"/>: guest page numbers the guest writes once after READY.</summary>
-    public long[] PatternPages { get; init; } = [];
+    public long[] PatternPages { get; init => field = OptionGuard.NotNull(value, nameof(MachineConfig)); } = [];
 
     /// <summary>
     /// For <see cref="Workload.Replay"/>: the batches the guest writes (required to boot one). Not part of a snapshot: a

@@ -9,7 +9,7 @@ namespace KvmPresync.Wire;
 /// frame (measured: ~2 ms for the sender's first Resumed read, ~1.5 ms for the receiver's write of it, both inside the
 /// downtime). Both sides await <see cref="SwitchoverAsync"/> once per connection, after the handshake.
 /// </summary>
-public static class FrameWarmup
+internal static class FrameWarmup
 {
     /// <summary>Writes and reads back one Launch, FinalState, Resumed and DestinationReady frame, in memory (completes without waiting).</summary>
     public static async Task SwitchoverAsync()

@@ -13,7 +13,12 @@ public sealed record ReceiverHandshakeOptions
     public ProtocolVersion Version { get; init; } = ProtocolVersion.Current;
 
     /// <summary>Hash algorithms this receiver can verify.</summary>
-    public IReadOnlyCollection<PageHashAlgorithm> HashAlgorithms { get; init; } = [PageHashAlgorithm.XxHash64, PageHashAlgorithm.XxHash3, PageHashAlgorithm.PageHasher];
+    public IReadOnlyCollection<PageHashAlgorithm> HashAlgorithms
+    {
+        get;
+        init => field = (value ?? throw new ArgumentNullException(nameof(HashAlgorithms), "ReceiverHandshakeOptions.HashAlgorithms must not be null")).Count > 0 ? value
+            : throw new ArgumentException("ReceiverHandshakeOptions.HashAlgorithms must name at least one algorithm (a receiver that verifies none refuses every sender)", nameof(HashAlgorithms));
+    } = [PageHashAlgorithm.XxHash64, PageHashAlgorithm.XxHash3, PageHashAlgorithm.PageHasher];
 
     /// <summary>Options this receiver supports; the session uses the intersection with what the sender offers.</summary>
     public HelloOptions SupportedOptions { get; init; } = HelloOptions.All;

@@ -11,7 +11,7 @@ namespace KvmPresync.Wire;
 /// other side's fresh challenge (a replay fails), and the labels differ per direction (a reflected proof fails).
 /// The transcript also binds the layout, options and version, so none can be altered without failing the proof.
 /// </summary>
-public static class HandshakeTranscript
+internal static class HandshakeTranscript
 {
     private static readonly ReadOnlyMemory<byte> ReceiverLabel = "KPSY v1 receiver proof\0"u8.ToArray();
     private static readonly ReadOnlyMemory<byte> SenderLabel = "KPSY v1 sender proof\0"u8.ToArray();

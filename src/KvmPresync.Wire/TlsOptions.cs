@@ -13,16 +13,31 @@ namespace KvmPresync.Wire;
 public sealed record TlsOptions
 {
     /// <summary>This side's certificate; must carry its private key.</summary>
-    public required X509Certificate2 Certificate { get; init; }
+    public required X509Certificate2 Certificate
+    {
+        get;
+        init => field = (value ?? throw new ArgumentNullException(nameof(Certificate), "TlsOptions.Certificate must not be null")).HasPrivateKey ? value
+            : throw new ArgumentException($"TlsOptions.Certificate {value.Subject} has no private key attached", nameof(Certificate));
+    }
 
     /// <summary>Intermediate CA certificates sent along with <see cref="Certificate"/> (may be empty).</summary>
-    public X509Certificate2Collection Intermediates { get; init; } = [];
+    public X509Certificate2Collection Intermediates { get; init => field = value ?? throw new ArgumentNullException(nameof(Intermediates), "TlsOptions.Intermediates must not be null"); } = [];
 
     /// <summary>CA certificates (trust anchors) and/or pinned peer certificates. At least one.</summary>
-    public required X509Certificate2Collection Trusted { get; init; }
+    public required X509Certificate2Collection Trusted
+    {
+        get;
+        init => field = (value ?? throw new ArgumentNullException(nameof(Trusted), "TlsOptions.Trusted must not be null")).Count > 0 ? value
+            : throw new ArgumentException("TlsOptions.Trusted must hold at least one trusted CA or pinned peer certificate", nameof(Trusted));
+    }
 
     /// <summary>How long the TLS handshake may take.</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan HandshakeTimeout
+    {
+        get;
+        init => field = value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), value, $"TlsOptions.HandshakeTimeout must be positive, got {value.TotalMilliseconds} ms");
+    } = TimeSpan.FromSeconds(15);
 
     /// <summary>Where the trust came from, for error messages (e.g. the --tls-ca file).</summary>
     public string TrustSource { get; init; } = "the trusted CA";
@@ -89,19 +104,6 @@ public sealed record TlsOptions
         var intermediates = new X509Certificate2Collection();
         for (int i = 1; i < chain.Count; i++) intermediates.Add(chain[i]);
         return new TlsOptions { Certificate = leaf, Intermediates = intermediates, Trusted = trusted, TrustSource = $"the CA file {trustedPath}" };
-    }
-
-    /// <summary>Throws naming the first unusable setting.</summary>
-    public void Validate()
-    {
-        ArgumentNullException.ThrowIfNull(Certificate, nameof(Certificate));
-        ArgumentNullException.ThrowIfNull(Trusted, nameof(Trusted));
-        if (!Certificate.HasPrivateKey)
-            throw new ArgumentException($"the TLS certificate {Certificate.Subject} has no private key attached", nameof(Certificate));
-        if (Trusted.Count == 0)
-            throw new ArgumentException("at least one trusted CA or pinned peer certificate is required", nameof(Trusted));
-        if (HandshakeTimeout <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "the TLS handshake timeout must be positive");
     }
 
     private static void RequireFile(string path, string what)

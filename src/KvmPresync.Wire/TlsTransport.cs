@@ -46,7 +46,7 @@ public static class TlsTransport
     /// Waits (at most <paramref name="timeout"/>) for the peer's first bytes and classifies them without consuming
     /// them (MSG_PEEK), so the receiver can tell a plaintext peer from a TLS one before choosing how to read.
     /// </summary>
-    public static async Task<FirstBytes> PeekAsync(Socket socket, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<FirstBytes> PeekAsync(Socket socket, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(socket);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -66,7 +66,7 @@ public static class TlsTransport
     }
 
     /// <summary>The sender's side: TLS client with its certificate; verifies the receiver's certificate.</summary>
-    public static Task<SslStream> ConnectAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken) =>
+    public static Task<SslStream> ConnectAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken = default) =>
         HandshakeAsync(inner, options, side: "sender", peer: "receiver", (ssl, verifier, ct) => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
             TargetHost = TargetHost,
@@ -79,7 +79,7 @@ public static class TlsTransport
             "a plaintext receiver drops a TLS connection) and that its CA trusts this side's certificate", cancellationToken);
 
     /// <summary>The receiver's side: TLS server with its certificate; requires and verifies the sender's certificate.</summary>
-    public static Task<SslStream> AcceptAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken) =>
+    public static Task<SslStream> AcceptAsync(Stream inner, TlsOptions options, CancellationToken cancellationToken = default) =>
         HandshakeAsync(inner, options, side: "receiver", peer: "sender", (ssl, verifier, ct) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
         {
             EnabledSslProtocols = SslProtocols.Tls13,
@@ -96,7 +96,6 @@ public static class TlsTransport
     {
         ArgumentNullException.ThrowIfNull(inner);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
         var verifier = new PeerVerifier(options, peer);
         var ssl = new SslStream(inner, leaveInnerStreamOpen: true);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -16,7 +16,12 @@ public sealed record ZeroCopyWriterOptions
     public bool ZeroCopy { get; init; }
 
     /// <summary>A stretch of adjacent native-memory runs is sent with MSG_ZEROCOPY only when it holds at least this many bytes.</summary>
-    public int ZeroCopyThreshold { get; init; } = DefaultZeroCopyThreshold;
+    public int ZeroCopyThreshold
+    {
+        get;
+        init => field = value >= 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(ZeroCopyThreshold), value, $"ZeroCopyWriterOptions.ZeroCopyThreshold must not be negative, got {value}");
+    } = DefaultZeroCopyThreshold;
 
     /// <summary>Optional link rate: each frame reserves tokens for all its bytes before its first send.</summary>
     public TokenBucket? RateLimit { get; init; }

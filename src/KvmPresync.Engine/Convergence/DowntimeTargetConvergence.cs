@@ -21,22 +21,22 @@ namespace KvmPresync.Engine.Convergence;
 public sealed record DowntimeTargetConvergence : IConvergencePolicy
 {
     /// <summary>Pause once what is pending can move within this time at the link rate.</summary>
-    public TimeSpan DowntimeTarget { get; init; } = TimeSpan.FromMilliseconds(1);
+    public TimeSpan DowntimeTarget { get; init => field = OptionGuard.NotNegative(value, nameof(DowntimeTargetConvergence)); } = TimeSpan.FromMilliseconds(1);
 
     /// <summary>After launch, live rounds continue for at most this long (harvest clock).</summary>
-    public TimeSpan MaxLiveDuration { get; init; } = TimeSpan.FromMilliseconds(300);
+    public TimeSpan MaxLiveDuration { get; init => field = OptionGuard.NotNegative(value, nameof(DowntimeTargetConvergence)); } = TimeSpan.FromMilliseconds(300);
 
     /// <summary>A live round pays only when the delta falls below this fraction of the previous one.</summary>
-    public double ShrinkRatio { get; init; } = 0.8;
+    public double ShrinkRatio { get; init => field = OptionGuard.Require(value, value > 0 && value <= 1, nameof(DowntimeTargetConvergence), "must be in (0, 1]"); } = 0.8;
 
     /// <summary>Give up instead of pausing when the time is up and the rest would take longer than this; null = always pause.</summary>
-    public TimeSpan? MaxDowntime { get; init; }
+    public TimeSpan? MaxDowntime { get; init => field = OptionGuard.Require(value, value is not { } d || d > TimeSpan.Zero, nameof(DowntimeTargetConvergence), "must be positive, or null (no limit)"); }
 
     /// <summary>Pause at a quiet moment: wait at most this long for the end of a burst of writes (about one period of a bursty guest); null = off.</summary>
-    public TimeSpan? QuietWait { get; init; }
+    public TimeSpan? QuietWait { get; init => field = OptionGuard.Require(value, value is not { } q || q > TimeSpan.Zero, nameof(DowntimeTargetConvergence), "must be positive, or null (off)"); }
 
     /// <summary>A last interval's dirty rate above this multiple of the usual rate is a burst (with <see cref="QuietWait"/>).</summary>
-    public double BurstRatio { get; init; } = 1.0;
+    public double BurstRatio { get; init => field = OptionGuard.Require(value, value > 0 && !double.IsInfinity(value), nameof(DowntimeTargetConvergence), "must be positive and finite"); } = 1.0;
 
     public ConvergenceDecision Decide(in ConvergenceInput input)
     {
@@ -68,15 +68,4 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         && input.DirtyBytesPerSecond > BurstRatio * input.MeanDirtyBytesPerSecond
         && (input.WaitingForQuietFor ?? TimeSpan.Zero) < wait
         && input.SinceLaunch + input.PendingTransferTime < input.LaunchTarget;
-
-    /// <summary>Throws naming the first invalid option.</summary>
-    public void Validate()
-    {
-        if (DowntimeTarget < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(DowntimeTarget), DowntimeTarget, "downtime target must not be negative");
-        if (MaxLiveDuration < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxLiveDuration), MaxLiveDuration, "maximum live duration must not be negative");
-        if (!(ShrinkRatio > 0 && ShrinkRatio <= 1)) throw new ArgumentOutOfRangeException(nameof(ShrinkRatio), ShrinkRatio, "shrink ratio must be in (0, 1]");
-        if (MaxDowntime is { } d && d <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxDowntime), d, "maximum downtime must be positive");
-        if (QuietWait is { } q && q <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(QuietWait), q, "quiet wait must be positive (null = off)");
-        if (!(BurstRatio > 0) || double.IsInfinity(BurstRatio)) throw new ArgumentOutOfRangeException(nameof(BurstRatio), BurstRatio, "burst ratio must be positive and finite");
-    }
 }

@@ -49,7 +49,6 @@ public sealed class LibvirtDestination : IDisposable
     public static LibvirtDestination Start(LibvirtDestinationOptions options, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
         if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("libvirt presync destinations run on Linux");
         Directory.CreateDirectory(options.RamDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         PrepareQmpDirectory(options.QmpDirectory);

@@ -8,36 +8,28 @@ public sealed record LibvirtDestinationOptions
     public const string DefaultRamDirectory = "/dev/shm/kvmpresync";
 
     /// <summary>The local libvirt daemon, to see the destination domain run.</summary>
-    public string ConnectUri { get; init; } = "qemu:///system";
+    public string ConnectUri { get; init => field = OptionGuard.NotBlank(value, nameof(LibvirtDestinationOptions)); } = "qemu:///system";
 
     /// <summary>
     /// Where each session's RAM file is written during presync. It must be on the filesystem of libvirt's
     /// <c>memory_backing_dir</c>: the hook hard-links the file into QEMU's memory directory (no copy).
     /// </summary>
-    public string RamDirectory { get; init; } = DefaultRamDirectory;
+    public string RamDirectory { get; init => field = OptionGuard.Absolute(OptionGuard.NotNull(value, nameof(LibvirtDestinationOptions)), nameof(LibvirtDestinationOptions))!; } = DefaultRamDirectory;
 
     /// <summary>libvirt's <c>memory_backing_dir</c> (qemu.conf); null: read from /etc/libvirt/qemu.conf, else libvirt's default.</summary>
-    public string? MemoryBackingDirectory { get; init; }
+    public string? MemoryBackingDirectory { get; init => field = OptionGuard.Absolute(value, nameof(LibvirtDestinationOptions)); }
 
     /// <summary>The unix socket the hook (kvmpresync-libvirt-hook) asks.</summary>
-    public string HookSocket { get; init; } = DefaultHookSocket;
+    public string HookSocket { get; init => field = OptionGuard.Absolute(OptionGuard.NotNull(value, nameof(LibvirtDestinationOptions)), nameof(LibvirtDestinationOptions))!; } = DefaultHookSocket;
 
     /// <summary>Where the destination QEMU's extra monitor socket appears (the source's --dest-qmp-dir must match).</summary>
-    public string QmpDirectory { get; init; } = DefaultQmpDirectory;
+    public string QmpDirectory { get; init => field = OptionGuard.Absolute(OptionGuard.NotNull(value, nameof(LibvirtDestinationOptions)), nameof(LibvirtDestinationOptions))!; } = DefaultQmpDirectory;
 
     /// <summary>How long the hook may hold a started QEMU for its memory to be verified.</summary>
-    public TimeSpan HoldTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    public TimeSpan HoldTimeout { get; init => field = OptionGuard.Positive(value, nameof(LibvirtDestinationOptions)); } = TimeSpan.FromMinutes(2);
 
     /// <summary>How long after the release the destination domain may take to run.</summary>
-    public TimeSpan RunTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    public void Validate()
-    {
-        foreach ((string name, string? path) in new[] { (nameof(RamDirectory), RamDirectory), (nameof(HookSocket), HookSocket), (nameof(QmpDirectory), QmpDirectory), (nameof(MemoryBackingDirectory), MemoryBackingDirectory) })
-            if (path is not null && !Path.IsPathRooted(path)) throw new ArgumentException($"{name} '{path}' is not an absolute path", name);
-        if (HoldTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HoldTimeout), HoldTimeout, "must be positive");
-        if (RunTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RunTimeout), RunTimeout, "must be positive");
-    }
+    public TimeSpan RunTimeout { get; init => field = OptionGuard.Positive(value, nameof(LibvirtDestinationOptions)); } = TimeSpan.FromSeconds(30);
 
     /// <summary>memory_backing_dir as libvirt uses it: the option, else qemu.conf's setting, else /var/lib/libvirt/qemu/ram.</summary>
     public string ResolveMemoryBackingDirectory(string qemuConf = "/etc/libvirt/qemu.conf")

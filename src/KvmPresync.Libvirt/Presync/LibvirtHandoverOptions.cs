@@ -4,13 +4,13 @@ namespace KvmPresync.Libvirt.Presync;
 public sealed record LibvirtHandoverOptions
 {
     /// <summary>The destination's libvirt URI (as for <c>virsh migrate DOMAIN DESTURI</c>), opened by this process.</summary>
-    public required string DestinationUri { get; init; }
+    public required string DestinationUri { get; init => field = OptionGuard.NotBlank(value, nameof(LibvirtHandoverOptions)); }
 
     /// <summary>QEMU's migration stream address (<c>tcp://HOST:PORT</c>); null: libvirt picks one.</summary>
-    public string? MigrateUri { get; init; }
+    public string? MigrateUri { get; init => field = value is null || value.Contains("://", StringComparison.Ordinal) ? value : throw new ArgumentException($"LibvirtHandoverOptions.MigrateUri must be of the form tcp://HOST:PORT, got '{value}'", nameof(MigrateUri)); }
 
     /// <summary>The destination host's directory for the extra QMP monitor (must match its receiver's <c>--qmp-dir</c>).</summary>
-    public string QmpDirectory { get; init; } = LibvirtDestinationOptions.DefaultQmpDirectory;
+    public string QmpDirectory { get; init => field = OptionGuard.Absolute(OptionGuard.NotNull(value, nameof(LibvirtHandoverOptions)), nameof(LibvirtHandoverOptions))!; } = LibvirtDestinationOptions.DefaultQmpDirectory;
 
     /// <summary>
     /// Edits the domain's migratable XML into the destination's (as <c>virsh migrate --xml</c>: e.g. other paths on the
@@ -18,11 +18,4 @@ public sealed record LibvirtHandoverOptions
     /// </summary>
     public Func<string, string>? EditDestinationXml { get; init; }
 
-    public void Validate()
-    {
-        if (string.IsNullOrWhiteSpace(DestinationUri)) throw new ArgumentException("the destination libvirt URI is empty", nameof(DestinationUri));
-        if (MigrateUri is not null && !MigrateUri.Contains("://", StringComparison.Ordinal))
-            throw new ArgumentException($"the migration URI '{MigrateUri}' is not of the form tcp://HOST:PORT", nameof(MigrateUri));
-        if (!Path.IsPathRooted(QmpDirectory)) throw new ArgumentException($"the QMP directory '{QmpDirectory}' is not absolute", nameof(QmpDirectory));
-    }
 }

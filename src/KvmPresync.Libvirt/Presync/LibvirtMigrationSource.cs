@@ -52,7 +52,6 @@ public sealed class LibvirtMigrationSource : IDeviceStateHandoverSource, IDispos
     public static LibvirtMigrationSource Open(string connectUri, string domainName, LibvirtHandoverOptions handover)
     {
         ArgumentNullException.ThrowIfNull(handover);
-        handover.Validate();
         LibvirtConnection connection = LibvirtConnection.Open(connectUri);
         LibvirtDomain? domain = null;
         DomainRam? ram = null;

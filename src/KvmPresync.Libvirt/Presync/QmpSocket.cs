@@ -23,17 +23,17 @@ public sealed class QmpSocket : IDisposable
     }
 
     /// <summary>Connects, reads the greeting and leaves capabilities negotiation mode.</summary>
-    public static async Task<QmpSocket> ConnectAsync(string path, CancellationToken ct)
+    public static async Task<QmpSocket> ConnectAsync(string path, CancellationToken cancellationToken = default)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
             var qmp = new QmpSocket(socket);
-            string? greeting = await qmp._reader.ReadLineAsync(ct).ConfigureAwait(false);
+            string? greeting = await qmp._reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
             if (greeting is null || !greeting.Contains("\"QMP\"", StringComparison.Ordinal))
                 throw new IOException($"{path} is not a QEMU monitor (greeting: {greeting ?? "none"})");
-            await qmp.ExecuteAsync("qmp_capabilities", null, ct).ConfigureAwait(false);
+            await qmp.ExecuteAsync("qmp_capabilities", null, cancellationToken).ConfigureAwait(false);
             return qmp;
         }
         catch (SocketException e)
@@ -49,16 +49,16 @@ public sealed class QmpSocket : IDisposable
     }
 
     /// <summary>Runs one command; returns its "return" value, throws <see cref="InvalidOperationException"/> with QEMU's error.</summary>
-    public async Task<JsonElement> ExecuteAsync(string command, object? arguments, CancellationToken ct)
+    public async Task<JsonElement> ExecuteAsync(string command, object? arguments, CancellationToken cancellationToken = default)
     {
         string request = JsonSerializer.Serialize(arguments is null
             ? new Dictionary<string, object> { ["execute"] = command }
             : new Dictionary<string, object> { ["execute"] = command, ["arguments"] = arguments });
         byte[] bytes = Encoding.UTF8.GetBytes(request + "\n");
-        await _stream.WriteAsync(bytes, ct).ConfigureAwait(false);
+        await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
         while (true)
         {
-            string line = await _reader.ReadLineAsync(ct).ConfigureAwait(false)
+            string line = await _reader.ReadLineAsync(cancellationToken).ConfigureAwait(false)
                 ?? throw new IOException($"QEMU closed its monitor during {command}");
             using JsonDocument reply = JsonDocument.Parse(line);
             if (reply.RootElement.TryGetProperty("return", out JsonElement ret)) return ret.Clone();
@@ -69,11 +69,11 @@ public sealed class QmpSocket : IDisposable
     }
 
     /// <summary>Sets one migration capability (e.g. x-ignore-shared) on this QEMU.</summary>
-    public Task SetMigrationCapabilityAsync(string capability, bool state, CancellationToken ct) =>
+    public Task SetMigrationCapabilityAsync(string capability, bool state, CancellationToken cancellationToken = default) =>
         ExecuteAsync("migrate-set-capabilities", new Dictionary<string, object>
         {
             ["capabilities"] = new[] { new Dictionary<string, object> { ["capability"] = capability, ["state"] = state } },
-        }, ct);
+        }, cancellationToken);
 
     public void Dispose()
     {

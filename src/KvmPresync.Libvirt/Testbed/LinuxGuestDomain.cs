@@ -140,8 +140,8 @@ public sealed class LinuxGuestDomain : IDisposable
     /// <see cref="InvalidOperationException"/> when the workload ended or the source domain stopped first (unless
     /// <paramref name="sourceMayStop"/>: after a migration the source is expected to be gone).
     /// </summary>
-    public async Task WaitAsync(Func<LinuxGuestConsole, bool> done, TimeSpan timeout, string what, CancellationToken ct,
-        bool sourceMayStop = false, TimeSpan? interval = null)
+    public async Task WaitAsync(Func<LinuxGuestConsole, bool> done, TimeSpan timeout, string what,
+        bool sourceMayStop = false, TimeSpan? interval = null, CancellationToken cancellationToken = default)
     {
         var watch = Stopwatch.StartNew();
         while (true)
@@ -154,7 +154,7 @@ public sealed class LinuxGuestDomain : IDisposable
                 throw new InvalidOperationException($"the source domain is {state} before {what}; QEMU's log:\n{PrivateLibvirtDaemon.Tail(_testbed.Source.QemuLogPath(Name), 10)}\n{ConsoleTail()}");
             if (watch.Elapsed > timeout)
                 throw new TimeoutException($"no {what} within {timeout.TotalSeconds:0} s\n{ConsoleTail()}");
-            await Task.Delay(interval ?? TimeSpan.FromMilliseconds(50), ct);
+            await Task.Delay(interval ?? TimeSpan.FromMilliseconds(50), cancellationToken);
         }
     }
 

@@ -16,7 +16,7 @@ public sealed record PrivateLibvirtDaemonOptions
     /// /dev/shm (<see cref="PrivateLibvirtDaemon.MemoryBackingDirectory"/>), removed on dispose; a directory given
     /// here is created if missing and left in place (libvirt removes each domain's files when the domain stops).
     /// </summary>
-    public string? MemoryBackingDirectory { get; init; }
+    public string? MemoryBackingDirectory { get; init => field = OptionGuard.Absolute(value, nameof(PrivateLibvirtDaemonOptions)); }
 
     /// <summary>
     /// Run QEMU as root with its capabilities (qemu.conf <c>user = "root"</c>, <c>group = "root"</c>,
@@ -34,5 +34,5 @@ public sealed record PrivateLibvirtDaemonOptions
     public string? NetworkNamespace { get; init; }
 
     /// <summary>How long to wait for libvirtd to answer on its socket.</summary>
-    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(20);
+    public TimeSpan StartTimeout { get; init => field = OptionGuard.Positive(value, nameof(PrivateLibvirtDaemonOptions)); } = TimeSpan.FromSeconds(20);
 }

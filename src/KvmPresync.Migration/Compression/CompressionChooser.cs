@@ -22,7 +22,7 @@ namespace KvmPresync.Migration.Compression;
 /// to <see cref="MaxProbeInterval"/> while probes keep losing, so a losing probe costs at most 1/64 of the batches.
 /// </para>
 /// </summary>
-public sealed class CompressionChooser
+internal sealed class CompressionChooser
 {
     public const double Weight = 0.25;
     public const int MinProbeInterval = 8;

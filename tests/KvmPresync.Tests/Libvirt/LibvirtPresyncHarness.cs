@@ -164,7 +164,7 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
     {
         try
         {
-            await Guest.WaitAsync(done, timeout, what, ct, sourceMayStop);
+            await Guest.WaitAsync(done, timeout, what, sourceMayStop, cancellationToken: ct);
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException)
         {

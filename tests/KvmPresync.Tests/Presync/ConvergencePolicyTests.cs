@@ -76,7 +76,7 @@ public sealed class ConvergencePolicyTests
         // waited one period already, or the round would end past the target: pause
         Assert.Equal(ConvergenceAction.Pause, quiet.Decide(burst with { WaitingForQuietFor = TimeSpan.FromMilliseconds(40) }).Action);
         Assert.Equal(ConvergenceAction.Pause, quiet.Decide(burst with { SinceLaunch = TimeSpan.FromMilliseconds(95) }).Action);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new DowntimeTargetConvergence { QuietWait = TimeSpan.Zero }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DowntimeTargetConvergence { QuietWait = TimeSpan.Zero });
     }
 
     [Fact]

@@ -91,10 +91,10 @@ internal static class LibvirtRepro
         double bootMs;
         try
         {
-            await guest.WaitAsync(c => c.Heartbeats.Count > 0, BootTimeout, "first heartbeat", ct);
+            await guest.WaitAsync(c => c.Heartbeats.Count > 0, BootTimeout, "first heartbeat", cancellationToken: ct);
             bootMs = guest.SinceStart.Elapsed.TotalMilliseconds;
             Say($"first heartbeat {bootMs / 1000:0.0} s after start; waiting for the workload to be ready (KPREADY) …");
-            await guest.WaitAsync(c => c.FirstHeartbeatAfterReady is not null, BootTimeout, "KPREADY and a heartbeat after it", ct);
+            await guest.WaitAsync(c => c.FirstHeartbeatAfterReady is not null, BootTimeout, "KPREADY and a heartbeat after it", cancellationToken: ct);
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException)
         {
@@ -136,8 +136,8 @@ internal static class LibvirtRepro
             try
             {
                 await guest.WaitAsync(c => c.Arrivals.Count(a => a.File == guest.DestinationConsolePath) >= DestinationHeartbeats
-                    || c.Gaps.Count > 0, TimeSpan.FromSeconds(60), $"{DestinationHeartbeats} heartbeats on the destination console", ct,
-                    sourceMayStop: true, interval: ConsolePollInterval);
+                    || c.Gaps.Count > 0, TimeSpan.FromSeconds(60), $"{DestinationHeartbeats} heartbeats on the destination console",
+                    sourceMayStop: true, interval: ConsolePollInterval, cancellationToken: ct);
             }
             catch (Exception e) when (e is TimeoutException or InvalidOperationException) { } // the verdict below says what is missing
         }
