@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean guest-image many-guests soak install-libvirt traces page-corpus
+.PHONY: all deps native build cli pack test run bench fuzz clean guest-image many-guests soak install-libvirt traces page-corpus
 
 all: build cli
 
@@ -23,6 +23,13 @@ build: native
 cli: native
 	$(DOTNET) publish src/KvmPresync.Cli/KvmPresync.Cli.csproj -c $(CONFIG) -o $(BUILD)/cli -nologo -v:q -clp:ErrorsOnly
 	ln -sfn cli/kvmpresync $(CLI)
+
+# The NuGet packages -> build/packages/ (docs/ARCHITECTURE.md, "Packages"; docs/EMBEDDING.md): KvmPresync (add this one:
+# it depends on one package per engine layer), KvmPresync.Vmm, KvmPresync.Libvirt; version from Directory.Build.props.
+pack: native
+	rm -rf $(BUILD)/packages
+	$(DOTNET) pack KvmPresync.sln -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
+	@ls $(BUILD)/packages/*.nupkg
 
 # The Linux guest image (Debian kernel + busybox initramfs + our static workload) -> build/guest-image/.
 # Installs its Debian packages when missing (~80 s once), then ~4 s. make test builds it first. docs/WORKLOADS.md, "Linux guest".
