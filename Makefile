@@ -38,9 +38,11 @@ guest-image:
 
 # Every test (unit + real /dev/kvm + a real libvirtd + the Linux guest under QEMU TCG); ends with one line
 # "N passed, N failed, N skipped". The image is built first; if that fails (no root to install its packages), the
-# Linux guest tests skip with the reason.
+# Linux guest tests skip with the reason. The packages are built first too (make pack): tests/…/Packaging checks them
+# and builds samples/HypervisorManager from them.
 test: native
 	@tools/ensure-test-deps.sh
+	@$(MAKE) -s pack
 	@$(MAKE) -s guest-image || echo "make test: the Linux guest image could not be built; its tests will skip" >&2
 	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
 	tools/run-tests.sh tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests

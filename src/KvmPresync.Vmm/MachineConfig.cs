@@ -50,9 +50,11 @@ public sealed record MachineConfig
 
     /// <summary>
     /// guests/workload.bin where the app's native files are (<see cref="KvmPresync.Core.NativeAssets"/>): next to the app
-    /// (this repository's build, a RID-specific publish) or under runtimes/linux-x64/native (the KvmPresync.Vmm package);
-    /// when none has it, the path next to the app (the error names it).
+    /// (this repository's build) or under runtimes/linux-x64/native (the KvmPresync.Vmm package, portable build); a
+    /// publish for linux-x64 flattens it to workload.bin next to the app. When none has it, the path next to the app
+    /// (the error names it).
     /// </summary>
     public static string DefaultGuestImage =>
-        KvmPresync.Core.NativeAssets.Find(Path.Combine("guests", "workload.bin")) ?? Path.Combine(AppContext.BaseDirectory, "guests", "workload.bin");
+        KvmPresync.Core.NativeAssets.Find(Path.Combine("guests", "workload.bin")) ?? KvmPresync.Core.NativeAssets.Find("workload.bin") ??
+            Path.Combine(AppContext.BaseDirectory, "guests", "workload.bin");
 }
