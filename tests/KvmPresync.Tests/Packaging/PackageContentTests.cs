@@ -40,6 +40,28 @@ public sealed class PackageContentTests
     [MemberData(nameof(Packages))]
     public void A_package_has_the_one_version_its_readme_xml_docs_and_its_native_files(string id, string[] nativeFiles)
     {
+        List<string> entries = CheckMetadata(id);
+        Assert.Equal(nativeFiles.Order(StringComparer.Ordinal), entries.Where(e => e.StartsWith("runtimes/", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Every_package_make_pack_wrote_has_the_one_version_a_readme_and_xml_docs()
+    {
+        // a project made packable later (one property: IsPackable) is held to the same rules without being listed here
+        string[] packages = Directory.GetFiles(Repository.PackageDirectory, "*.nupkg");
+        Assert.True(packages.Length >= Packages.Count, $"{packages.Length} packages in {Repository.PackageDirectory}: run make pack");
+        string suffix = $".{Repository.Version}.nupkg";
+        foreach (string nupkg in packages)
+        {
+            string file = Path.GetFileName(nupkg);
+            Assert.True(file.EndsWith(suffix, StringComparison.Ordinal), $"{file} does not carry the version {Repository.Version} (make pack empties build/packages first)");
+            CheckMetadata(file[..^suffix.Length]);
+        }
+    }
+
+    /// <summary>Id, version, README, XML docs beside every assembly, KvmPresync dependencies on the same version; returns the entries.</summary>
+    private static List<string> CheckMetadata(string id)
+    {
         (XElement metadata, List<string> entries) = Open(id);
         Assert.Equal(id, Field(metadata, "id"));
         Assert.Equal(Repository.Version, Field(metadata, "version"));
@@ -47,10 +69,9 @@ public sealed class PackageContentTests
         Assert.Contains("README.md", entries);
         foreach (string dll in entries.Where(e => e.StartsWith("lib/net10.0/", StringComparison.Ordinal) && e.EndsWith(".dll", StringComparison.Ordinal)))
             Assert.Contains(Path.ChangeExtension(dll, ".xml"), entries);
-        Assert.Equal(nativeFiles.Order(StringComparer.Ordinal), entries.Where(e => e.StartsWith("runtimes/", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
-        // every dependency on another KvmPresync package is on this very version
         foreach (XElement dependency in metadata.Descendants().Where(e => e.Name.LocalName == "dependency" && ((string?)e.Attribute("id"))!.StartsWith("KvmPresync", StringComparison.Ordinal)))
             Assert.Equal(Repository.Version, (string?)dependency.Attribute("version"));
+        return entries;
     }
 
     [Fact]
