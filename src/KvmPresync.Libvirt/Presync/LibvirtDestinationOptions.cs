@@ -12,7 +12,8 @@ public sealed record LibvirtDestinationOptions
 
     /// <summary>
     /// The hook shipped with this app (next to it, or runtimes/linux-x64/native from the KvmPresync.Libvirt package:
-    /// <see cref="KvmPresync.Core.NativeAssets"/>), to install as /etc/libvirt/hooks/qemu; null when not shipped.
+    /// <see cref="KvmPresync.Core.NativeAssets"/>), to install as /etc/libvirt/hooks/qemu with mode 0755 (a package does not
+    /// keep the executable bit); null when not shipped.
     /// </summary>
     public static string? FindHook() => KvmPresync.Core.NativeAssets.Find(HookFileName);
 
