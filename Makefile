@@ -6,7 +6,7 @@ CONFIG ?= Release
 BUILD := build
 CLI := $(BUILD)/kvmpresync
 
-.PHONY: all deps native build cli test run bench fuzz clean api guest-image many-guests soak install-libvirt traces page-corpus
+.PHONY: all deps native build cli pack test run bench fuzz clean api guest-image many-guests soak install-libvirt traces page-corpus
 
 all: build cli
 
@@ -24,6 +24,13 @@ cli: native
 	$(DOTNET) publish src/KvmPresync.Cli/KvmPresync.Cli.csproj -c $(CONFIG) -o $(BUILD)/cli -nologo -v:q -clp:ErrorsOnly
 	ln -sfn cli/kvmpresync $(CLI)
 
+# The NuGet packages -> build/packages/ (docs/ARCHITECTURE.md, "Packages"; docs/EMBEDDING.md): KvmPresync (add this one:
+# it depends on one package per engine layer), KvmPresync.Vmm, KvmPresync.Libvirt; version from Directory.Build.props.
+pack: native
+	rm -rf $(BUILD)/packages
+	$(DOTNET) pack KvmPresync.sln -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
+	@ls $(BUILD)/packages/*.nupkg
+
 # The Linux guest image (Debian kernel + busybox initramfs + our static workload) -> build/guest-image/.
 # Installs its Debian packages when missing (~80 s once), then ~4 s. make test builds it first. docs/WORKLOADS.md, "Linux guest".
 guest-image:
@@ -31,9 +38,11 @@ guest-image:
 
 # Every test (unit + real /dev/kvm + a real libvirtd + the Linux guest under QEMU TCG); ends with one line
 # "N passed, N failed, N skipped". The image is built first; if that fails (no root to install its packages), the
-# Linux guest tests skip with the reason.
+# Linux guest tests skip with the reason. The packages are built first too (make pack): tests/…/Packaging checks them
+# and builds samples/HypervisorManager from them.
 test: native
 	@tools/ensure-test-deps.sh
+	@$(MAKE) -s pack
 	@$(MAKE) -s guest-image || echo "make test: the Linux guest image could not be built; its tests will skip" >&2
 	$(DOTNET) build tests/KvmPresync.Tests/KvmPresync.Tests.csproj -c $(CONFIG) -nologo -v:q -clp:ErrorsOnly
 	tools/run-tests.sh tests/KvmPresync.Tests/bin/$(CONFIG)/net10.0/KvmPresync.Tests

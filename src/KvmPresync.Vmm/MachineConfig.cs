@@ -43,10 +43,18 @@ public sealed record MachineConfig
     /// </summary>
     public Replay.IReplayFeed? ReplayFeed { get; init; }
 
-    /// <summary>Path of workload.bin; null = guests/workload.bin next to this assembly.</summary>
+    /// <summary>Path of workload.bin; null = <see cref="DefaultGuestImage"/>.</summary>
     public string? GuestImage { get; init; }
 
     public bool HugePages { get; init; }
 
-    public static string DefaultGuestImage => Path.Combine(AppContext.BaseDirectory, "guests", "workload.bin");
+    /// <summary>
+    /// guests/workload.bin where the app's native files are (<see cref="KvmPresync.Core.NativeAssets"/>): next to the app
+    /// (this repository's build) or under runtimes/linux-x64/native (the KvmPresync.Vmm package, portable build); a
+    /// publish for linux-x64 flattens it to workload.bin next to the app. When none has it, the path next to the app
+    /// (the error names it).
+    /// </summary>
+    public static string DefaultGuestImage =>
+        KvmPresync.Core.NativeAssets.Find(Path.Combine("guests", "workload.bin")) ?? KvmPresync.Core.NativeAssets.Find("workload.bin") ??
+            Path.Combine(AppContext.BaseDirectory, "guests", "workload.bin");
 }

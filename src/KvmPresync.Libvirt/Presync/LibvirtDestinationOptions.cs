@@ -7,6 +7,16 @@ public sealed record LibvirtDestinationOptions
     public const string DefaultQmpDirectory = "/run/kvmpresync/qmp";
     public const string DefaultRamDirectory = "/dev/shm/kvmpresync";
 
+    /// <summary>libvirt's qemu hook for destinations (native/libvirt-hook), shipped beside the library.</summary>
+    public const string HookFileName = "kvmpresync-libvirt-hook";
+
+    /// <summary>
+    /// The hook shipped with this app (next to it, or runtimes/linux-x64/native from the KvmPresync.Libvirt package:
+    /// <see cref="KvmPresync.Core.NativeAssets"/>), to install as /etc/libvirt/hooks/qemu with mode 0755 (a package does not
+    /// keep the executable bit); null when not shipped.
+    /// </summary>
+    public static string? FindHook() => KvmPresync.Core.NativeAssets.Find(HookFileName);
+
     /// <summary>The local libvirt daemon, to see the destination domain run.</summary>
     public string ConnectUri { get; init => field = OptionGuard.NotBlank(value, nameof(LibvirtDestinationOptions)); } = "qemu:///system";
 

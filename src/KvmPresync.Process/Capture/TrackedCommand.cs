@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using KvmPresync.Core;
 
 namespace KvmPresync.ProcessMemory.Capture;
 
@@ -39,11 +40,16 @@ public static class TrackedCommand
         }
     }
 
-    /// <summary>The preload library beside <paramref name="assemblyDirectory"/>, else in native/build above it; null when neither exists.</summary>
+    /// <summary>
+    /// The preload library: beside <paramref name="assemblyDirectory"/>, where the app's native files are
+    /// (<see cref="NativeAssets"/>: a NuGet package's runtimes/linux-x64/native), else in native/build above
+    /// <paramref name="assemblyDirectory"/> (this repository); null when none has it.
+    /// </summary>
     public static string? FindTracker(string assemblyDirectory)
     {
         string beside = Path.Combine(assemblyDirectory, TrackerFileName);
         if (File.Exists(beside)) return beside;
+        if (NativeAssets.Find(TrackerFileName) is { } installed) return installed;
         for (DirectoryInfo? d = new(assemblyDirectory); d is not null; d = d.Parent)
         {
             string candidate = Path.Combine(d.FullName, "native", "build", TrackerFileName);
@@ -51,4 +57,7 @@ public static class TrackedCommand
         }
         return null;
     }
+
+    /// <summary>The preload library shipped with this app (<see cref="FindTracker(string)"/> from the app's directory).</summary>
+    public static string? FindTracker() => FindTracker(AppContext.BaseDirectory);
 }

@@ -114,8 +114,7 @@ public sealed class PresyncMode : ILibvirtReproMode, IDisposable
     private static string Beside(string file)
     {
         string path = Path.Combine(AppContext.BaseDirectory, file);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing: build it with `make -C native`", path);
-        return path;
+        return KvmPresync.Core.NativeAssets.Find(file) ?? throw new FileNotFoundException($"{path} is missing: build it with `make -C native`", path);
     }
 
     public void Dispose()
