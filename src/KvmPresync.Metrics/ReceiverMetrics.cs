@@ -33,7 +33,7 @@ public sealed class ReceiverMetrics
             "Sessions ended since the service started, by outcome: resumed (guest running here, verified), failed, parked (connection lost during sync, waiting for the sender), cancelled (service stopping).",
             new CounterConfiguration { LabelNames = ["outcome"] });
         _refused = f.CreateCounter("kvmpresync_receive_sessions_refused_total",
-            "Connections refused before a session was admitted, by reason: busy (session cap), authentication_failed (wrong key), version_mismatch, protocol_violation (garbage), " +
+            "Connections refused before a session was admitted, by reason (the Abort either side sent): busy (session cap), authentication_failed (the two sides hold different keys), version_mismatch, protocol_violation (garbage), " +
             "layout_rejected, insufficient_memory, timeout (silent in the handshake), closed (the peer left without a valid Hello), and the other Abort reasons.",
             new CounterConfiguration { LabelNames = ["reason"] });
         _receivedBytes = f.CreateCounter("kvmpresync_receive_received_bytes_total", "Bytes received by sessions that ended (counted when a session ends).");
@@ -80,7 +80,7 @@ public sealed class ReceiverMetrics
         _receivedBytes.Inc(r.BytesReceived);
         if (!wasActive && !r.Resumed && r.FailedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof)
         {
-            Refused(r.AbortSent, r.Cancelled);
+            Refused(r.AbortSent ?? r.AbortReceived, r.Cancelled);
             return;
         }
         _ended.WithLabels(r.Resumed ? "resumed" : r.Parked ? "parked" : r.Cancelled ? "cancelled" : "failed").Inc();
