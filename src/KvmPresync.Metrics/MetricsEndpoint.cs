@@ -19,7 +19,7 @@ public sealed record MetricsEndpointOptions
 }
 
 /// <summary>
-/// A minimal HTTP/1.1 server for one registry: <c>GET /metrics</c> (or HEAD) answers the Prometheus text format, any
+/// A minimal HTTP/1.1 server for one registry: <c>GET /metrics</c> (or HEAD) answers the Prometheus text format (500 if a collector throws), any
 /// other path 404, any other method 405; one request per connection (<c>Connection: close</c>). Built on a socket
 /// rather than <see cref="HttpListener"/> so that port 0 works and the bound port is known (<see cref="LocalEndpoint"/>).
 /// A scraper that sends garbage, too much, or nothing is answered 400/431 or dropped at <see cref="MetricsEndpointOptions.RequestTimeout"/>;
@@ -76,7 +76,7 @@ public sealed class MetricsEndpoint : IAsyncDisposable, IDisposable
         var listener = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true); // restart while old connections sit in TIME_WAIT
+            // no ReuseAddress: on Linux .NET maps it to SO_REUSEPORT as well, and a second exporter would share the port silently
             listener.Bind(at);
             listener.Listen(32);
         }
@@ -185,27 +185,36 @@ public sealed class MetricsEndpoint : IAsyncDisposable, IDisposable
 
     private async Task AnswerAsync(Socket connection, int status, bool head, CancellationToken ct)
     {
-        byte[] body;
-        string contentType;
+        byte[] body = [];
+        string contentType = ContentType;
+        string? collectFailure = null;
         if (status == 200)
         {
-            using var text = new MemoryStream();
-            await _registry.CollectAndExportAsTextAsync(text, ct).ConfigureAwait(false);
-            body = text.ToArray();
-            contentType = ContentType;
+            try
+            {
+                using var text = new MemoryStream();
+                await _registry.CollectAndExportAsTextAsync(text, ct).ConfigureAwait(false);
+                body = text.ToArray();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                status = 500; // a collector's failure is the scraper's answer, never the process's problem
+                collectFailure = $"collecting the metrics failed: {e.GetType().Name}: {e.Message}\n";
+            }
         }
-        else
+        if (status != 200)
         {
             body = Encoding.ASCII.GetBytes(status switch
             {
                 404 => "not found: metrics are at /metrics\n",
                 405 => "method not allowed: GET /metrics\n",
                 431 => "request head too large\n",
+                500 => collectFailure!,
                 _ => "bad request\n",
             });
             contentType = "text/plain; charset=utf-8";
         }
-        string reason = status switch { 200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", 431 => "Request Header Fields Too Large", _ => "Bad Request" };
+        string reason = status switch { 200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", 431 => "Request Header Fields Too Large", 500 => "Internal Server Error", _ => "Bad Request" };
         var header = new StringBuilder();
         header.Append("HTTP/1.1 ").Append(status).Append(' ').Append(reason).Append("\r\n");
         header.Append("Content-Type: ").Append(contentType).Append("\r\n");

@@ -39,6 +39,10 @@ public sealed class ReceiverMetrics
         _receivedBytes = f.CreateCounter("kvmpresync_receive_received_bytes_total", "Bytes received by sessions that ended (counted when a session ends).");
         _lastResume = f.CreateGauge("kvmpresync_receive_last_resume_seconds", "The last resumed session's FinalState-to-Resumed time (verify, restore, start), seconds.",
             new GaugeConfiguration { SuppressInitialValue = true });
+        // every label value known up front is published at 0, so rate() and increase() see the first increment
+        foreach (string outcome in new[] { "resumed", "failed", "parked", "cancelled" }) _ended.WithLabels(outcome).Publish();
+        foreach (AbortReason reason in Enum.GetValues<AbortReason>().Where(r => r != AbortReason.Invalid)) _refused.WithLabels(ReasonLabel(reason)).Publish();
+        _refused.WithLabels("closed").Publish();
         registry.AddBeforeCollectCallback(() =>
         {
             if (Volatile.Read(ref _service) is { } service) _parked.Set(service.ParkedSessions);

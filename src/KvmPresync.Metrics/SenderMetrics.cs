@@ -68,6 +68,15 @@ public sealed class SenderMetrics
         _downtime = f.CreateGauge("kvmpresync_migration_downtime_seconds", "After a successful migration: time the guest was paused, seconds.", absentUntilSet);
         _syncBytes = f.CreateGauge("kvmpresync_migration_sync_bytes", "After the migration ended: bytes sent before launch.", absentUntilSet);
         _launchBytes = f.CreateGauge("kvmpresync_migration_launch_bytes", "After the migration ended: bytes sent after launch.", absentUntilSet);
+        // every label value known up front is published at 0, so rate() and increase() see the first increment
+        foreach (RoundPhase phase in new[] { RoundPhase.Sync, RoundPhase.FinalLive, RoundPhase.Paused })
+        {
+            _sentBytes.WithLabels(PhaseLabel(phase)).Publish();
+            _sentPages.WithLabels(PhaseLabel(phase)).Publish();
+            _rounds.WithLabels(PhaseLabel(phase)).Publish();
+        }
+        _reconnects.WithLabels("resumed").Publish();
+        _reconnects.WithLabels("restarted").Publish();
     }
 
     /// <summary>Subscribes to <paramref name="sender"/>'s rounds and connection events; call before it runs.</summary>
