@@ -34,7 +34,7 @@ public sealed class ReceiverMetrics
             new CounterConfiguration { LabelNames = ["outcome"] });
         _refused = f.CreateCounter("kvmpresync_receive_sessions_refused_total",
             "Connections refused before a session was admitted, by reason (the Abort either side sent): busy (session cap), authentication_failed (the two sides hold different keys), version_mismatch, protocol_violation (garbage), " +
-            "layout_rejected, insufficient_memory, timeout (silent in the handshake), closed (the peer left without a valid Hello), and the other Abort reasons.",
+            "layout_rejected, insufficient_memory, timeout (silent in the handshake), closed (the peer left without sending a byte), and the other Abort reasons.",
             new CounterConfiguration { LabelNames = ["reason"] });
         _receivedBytes = f.CreateCounter("kvmpresync_receive_received_bytes_total", "Bytes received by sessions that ended (counted when a session ends).");
         _lastResume = f.CreateGauge("kvmpresync_receive_last_resume_seconds", "The last resumed session's FinalState-to-Resumed time (verify, restore, start), seconds.",
@@ -84,7 +84,9 @@ public sealed class ReceiverMetrics
         _receivedBytes.Inc(r.BytesReceived);
         if (!wasActive && !r.Resumed && r.FailedIn is ReceiverPhase.AwaitHello or ReceiverPhase.AwaitAuthProof)
         {
-            Refused(r.AbortSent ?? r.AbortReceived, r.Cancelled);
+            // connected and left without a byte (a port scan, a health check): not a protocol violation
+            bool leftSilently = r.BytesReceived == 0 && r.AbortReceived is null && r.AbortSent is null or AbortReason.ProtocolViolation;
+            Refused(leftSilently ? null : r.AbortSent ?? r.AbortReceived, r.Cancelled);
             return;
         }
         _ended.WithLabels(r.Resumed ? "resumed" : r.Parked ? "parked" : r.Cancelled ? "cancelled" : "failed").Inc();

@@ -90,7 +90,8 @@ public sealed class ReceiveServiceMetricsTests
             Assert.Contains($"peer=\"{socket.LocalEndPoint}\"", session.Key);
             Assert.Equal(1, during["kvmpresync_receive_sessions_refused_total{reason=\"authentication_failed\"}"]);
             Assert.Equal(1, during["kvmpresync_receive_sessions_refused_total{reason=\"busy\"}"]);
-            Assert.Equal(3, during.Sum("kvmpresync_receive_sessions_refused_total")); // and the silent peer, by what ended it
+            Assert.Equal(1, during["kvmpresync_receive_sessions_refused_total{reason=\"closed\"}"]); // the silent peer: left without a byte
+            Assert.Equal(3, during.Sum("kvmpresync_receive_sessions_refused_total"));
             Assert.False(during.Has("kvmpresync_receive_sessions_ended_total{outcome=\"failed\"}") && during["kvmpresync_receive_sessions_ended_total{outcome=\"failed\"}"] > 0,
                 "a refusal is not a failed session");
 
