@@ -14,8 +14,8 @@ internal static class MetricsOption
 {
     public static Option<string?> Create(string what) => new("--metrics")
     {
-        Description = $"Serve Prometheus metrics of {what} at http://ADDRESS:PORT/metrics, e.g. 127.0.0.1:9477 (port 0: any free port, printed at start); " +
-                      "names and meanings in docs/METRICS.md",
+        Description = $"Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9477; port 0: any free port, printed at start) of {what}. " +
+                      "Names and meanings: docs/METRICS.md",
     };
 
     /// <summary>The endpoint and its registry, or null when <paramref name="text"/> is null; prints where it serves.</summary>

@@ -51,7 +51,7 @@ internal static class ReceiveCommand
         var backingDir = new Option<string?>("--memory-backing-dir") { Description = "With --libvirt: libvirt's memory_backing_dir (default: read from /etc/libvirt/qemu.conf)" };
         var hookSocket = new Option<string>("--hook-socket") { Description = "With --libvirt: the socket kvmpresync-libvirt-hook asks", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultHookSocket };
         var qmpDir = new Option<string>("--qmp-dir") { Description = "With --libvirt: where destination QEMUs open their extra monitor (the source's --dest-qmp-dir)", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultQmpDirectory };
-        var metrics = MetricsOption.Create("the service: sessions active (one series per session), ended by outcome, refused by reason, bytes received");
+        var metrics = MetricsOption.Create("the service — sessions active (one series per session), ended by outcome, refused by reason, bytes received");
         var cmd = new Command("receive",
             "Receive pre-synchronized migrations until stopped: authenticate each sender, admit its memory, fill it, verify, resume the guest; " +
             "one log line per event on standard error. SIGTERM/SIGINT: stop accepting and abort migrations in progress; resumed guests keep running " +

@@ -42,7 +42,7 @@ internal static class RunCommand
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var streams = new Option<int>("--streams") { Description = "With --presync-to: TCP connections to use (1-16, the authenticated main one included); pages are striped across them, each page always on the same one (protocol 1.3; after a reconnection: one)", DefaultValueFactory = _ => DefaultStreams };
         var baseline = new Option<string>("--baseline-seconds") { Description = "With --presync-to: let the guest run this long before connecting, nothing sent, and report its slowdown during presync against its work rate then, e.g. 5s (0 = no baseline, no slowdown figure)", DefaultValueFactory = _ => "5s" };
-        var metrics = MetricsOption.Create("the presync (with --presync-to): dirty rate, pending/held/deferred bytes, window, RTT, bytes sent, rounds, readiness, guest progress");
+        var metrics = MetricsOption.Create("the presync (with --presync-to) — dirty rate, pending/held/deferred bytes, window, RTT, bytes sent, rounds, readiness, guest progress");
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
