@@ -157,7 +157,7 @@ public sealed class MetricsEndpoint : IAsyncDisposable, IDisposable
         byte[] buffer = new byte[_options.MaxRequestBytes];
         int filled = 0;
         int end;
-        while ((end = buffer.AsSpan(0, filled).IndexOf(HeadEnd)) < 0)
+        while ((end = HeadLength(buffer.AsSpan(0, filled))) < 0)
         {
             if (filled == buffer.Length) return (431, false);
             int n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
@@ -167,11 +167,19 @@ public sealed class MetricsEndpoint : IAsyncDisposable, IDisposable
         return Classify(Encoding.ASCII.GetString(buffer, 0, end));
     }
 
+    /// <summary>Where the head ends (the blank line: CRLF CRLF, or LF LF from a lenient client), or -1 when not yet.</summary>
+    private static int HeadLength(ReadOnlySpan<byte> received)
+    {
+        int crlf = received.IndexOf(HeadEnd);
+        int lf = received.IndexOf("\n\n"u8);
+        return crlf < 0 ? lf : lf < 0 ? crlf : Math.Min(crlf, lf);
+    }
+
     /// <summary>The status for a request head (request line first); pure, for tests.</summary>
     internal static (int Status, bool Head) Classify(string head)
     {
-        int lineEnd = head.IndexOf("\r\n", StringComparison.Ordinal);
-        string line = lineEnd < 0 ? head : head[..lineEnd];
+        int lineEnd = head.IndexOf('\n');
+        string line = (lineEnd < 0 ? head : head[..lineEnd]).TrimEnd('\r');
         string[] parts = line.Split(' ');
         if (parts.Length != 3 || parts[0].Length == 0 || !parts[1].StartsWith('/') || parts[2] is not ("HTTP/1.1" or "HTTP/1.0"))
             return (400, false);

@@ -71,6 +71,8 @@ public sealed class MetricsEndpointTests
         Assert.EndsWith("\r\n\r\n", head); // no body on HEAD
         string query = await RawAsync(endpoint.LocalEndpoint, Ascii("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), ct);
         Assert.Contains("kvmpresync_test_value 42", query);
+        string bareLf = await RawAsync(endpoint.LocalEndpoint, Ascii("GET /metrics HTTP/1.1\nHost: x\n\n"), ct); // e.g. printf | nc
+        Assert.Contains("kvmpresync_test_value 42", bareLf);
     }
 
     [Theory]
