@@ -25,6 +25,9 @@ public sealed record ReceiveResult
     /// <summary>The reason of the Abort frame this side sent (best effort: the peer may be gone); null when none was sent (success, or the sender aborted).</summary>
     public AbortReason? AbortSent { get; init; }
 
+    /// <summary>The reason of the Abort frame the sender sent, when the receive failed because the sender aborted (e.g. it found this side's key proof wrong); else null.</summary>
+    public AbortReason? AbortReceived { get; init; }
+
     /// <summary>The receive was stopped through its cancellation token.</summary>
     public bool Cancelled { get; init; }
 

@@ -32,6 +32,15 @@ public sealed record ReceiveServiceOptions
 /// <param name="ResumedTarget">The destination, running, when <see cref="ReceiveResult.Resumed"/>: the event's handler owns it from then on.</param>
 public sealed record ReceiveSessionEnded(string SessionId, EndPoint? Peer, ReceiveResult Result, IMigrationTarget? ResumedTarget);
 
+/// <summary>A connection a <see cref="ReceiveService"/> refused before serving it (today: the session cap, <see cref="AbortReason.Busy"/>).</summary>
+/// <param name="SessionId">The id the refusal's log line carries.</param>
+/// <param name="Peer">The refused peer's address.</param>
+/// <param name="Reason">The Abort reason the peer was sent.</param>
+public sealed record ReceiveSessionRefused(string SessionId, EndPoint? Peer, AbortReason Reason);
+
+/// <summary>A session a <see cref="ReceiveService"/> admitted: authenticated, memory reserved, destination created.</summary>
+public sealed record ReceiveSessionAdmitted(string SessionId, EndPoint? Peer, long MemoryBytes);
+
 /// <summary>Counters of a <see cref="ReceiveService"/> since it started.</summary>
 public sealed record ReceiveServiceStats(long Accepted, long RefusedBusy, long Failed, long Resumed, int Active);
 
@@ -74,6 +83,16 @@ public sealed class ReceiveService
 
     /// <summary>Raised once per session when it ends (on the session's task). A resumed target is the handler's to own.</summary>
     public event Action<ReceiveSessionEnded>? SessionEnded;
+
+    /// <summary>
+    /// Raised when a session is admitted: its sender authenticated, its memory was reserved and its destination created
+    /// (a resumed reconnection continues a parked session and is not admitted again). <see cref="SessionEnded"/> follows
+    /// for the same id. For observers (metrics): a throwing handler is logged and ignored.
+    /// </summary>
+    public event Action<ReceiveSessionAdmitted>? SessionAdmitted;
+
+    /// <summary>Raised when a connection is refused before it is served (the session cap). For observers, like <see cref="SessionAdmitted"/>.</summary>
+    public event Action<ReceiveSessionRefused>? SessionRefused;
 
     public ReceiveServiceStats Stats
     {
@@ -213,7 +232,9 @@ public sealed class ReceiveService
             _log.Info("session.admitted", id, ("slots", layout.Slots.Count), ("memory_bytes", layout.TotalBytes), ("reserved_bytes", _admission.ReservedBytes));
             try
             {
-                return (_createTarget(layout), reservation);
+                IMigrationTarget target = _createTarget(layout);
+                Raise(SessionAdmitted, new ReceiveSessionAdmitted(id, peer, (long)layout.TotalBytes));
+                return (target, reservation);
             }
             catch
             {
@@ -259,7 +280,9 @@ public sealed class ReceiveService
     private async Task RefuseBusyAsync(string id, Socket connection, int active)
     {
         using Socket owned = connection;
-        _log.Warn("session.refused", id, ("peer", SafePeer(connection)), ("reason", AbortReason.Busy), ("active", active));
+        EndPoint? peer = SafePeer(connection);
+        _log.Warn("session.refused", id, ("peer", peer), ("reason", AbortReason.Busy), ("active", active));
+        Raise(SessionRefused, new ReceiveSessionRefused(id, peer, AbortReason.Busy));
         try
         {
             using var timeout = new CancellationTokenSource(RefusalWriteTimeout);
@@ -272,6 +295,13 @@ public sealed class ReceiveService
         {
             // the peer is gone already
         }
+    }
+
+    /// <summary>Tells observers; a throwing observer is logged and ignored (it must not fail a session).</summary>
+    private void Raise<T>(Action<T>? handler, T value) where T : notnull
+    {
+        try { handler?.Invoke(value); }
+        catch (Exception e) { _log.Warn("service.observer_failed", null, ("event", value.GetType().Name), ("error", $"{e.GetType().Name}: {e.Message}")); }
     }
 
     private string NextId() => $"s{Interlocked.Increment(ref _nextSession)}";

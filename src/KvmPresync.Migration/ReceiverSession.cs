@@ -482,6 +482,12 @@ internal sealed partial class ReceiverSession
             Failure = text,
             FailedIn = failedIn,
             AbortSent = sent ? failure.Abort : null,
+            AbortReceived = error switch
+            {
+                AuthenticationFailedException { FromPeerAbort: true } => AbortReason.AuthenticationFailed,
+                ProtocolException { FromPeerAbort: true } p => p.AbortReason,
+                _ => null,
+            },
             Cancelled = failure.Cancelled,
             Stream = _streamIndex > 0 ? _streamIndex : null,
             PagesApplied = _memory?.PagesApplied ?? 0,

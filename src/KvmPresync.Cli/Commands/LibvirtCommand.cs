@@ -73,11 +73,12 @@ internal static class LibvirtCommand
         var launchTarget = MigrationOptions.LaunchTarget();
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "Reconnect for up to this long when the connection drops during sync (the session id also names the memory to the destination's hook; must be > 0)", DefaultValueFactory = _ => "2m" };
         var json = new Option<string?>("--json") { Description = "Write the migration result to this file" };
+        var metrics = MetricsOption.Create("the presync — dirty rate, pending/held/deferred bytes, window, RTT, bytes sent, rounds, readiness (no guest progress: a libvirt domain reports no work units)");
         var tls = new TlsOptionsBinding();
         var cmd = new Command("presync", "Keep a running domain's RAM in sync with a receiver on the destination host; at launch suspend it, send the last delta, " +
                                          "verify, and let libvirt migrate only the device state (x-ignore-shared). Any failure before the destination runs resumes the domain here")
         {
-            domain, connect, to, destConnect, migrateUri, qmpDir, destXml, psk, link, bandwidth, policy, launchAfter, maxFinal, launchTarget, reconnectFor, json,
+            domain, connect, to, destConnect, migrateUri, qmpDir, destXml, psk, link, bandwidth, policy, launchAfter, maxFinal, launchTarget, reconnectFor, json, metrics,
         };
         tls.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
@@ -92,6 +93,8 @@ internal static class LibvirtCommand
                 Tls = tls.Load(r),
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
             };
+            await using MetricsServing? serving = MetricsOption.Start(r.GetValue(metrics)); // before the domain is touched: a bad --metrics fails at once
+            settings = settings with { Metrics = serving?.Registry, GuestReportsProgress = false };
             string name = r.GetValue(domain)!;
             using LibvirtMigrationSource source = LibvirtMigrationSource.Open(r.GetValue(connect)!, name, new LibvirtHandoverOptions
             {

@@ -28,6 +28,12 @@ internal static class PresyncRun
 
         /// <summary>Pause at a quiet moment: the longest wait for the end of a burst (null = off).</summary>
         public TimeSpan? QuietWait { get; init; }
+
+        /// <summary>--metrics: the registry the sender's metrics go to (the endpoint is the caller's; null = none).</summary>
+        public Prometheus.CollectorRegistry? Metrics { get; init; }
+
+        /// <summary>Whether the source counts guest work units (our workload guests; not a libvirt domain).</summary>
+        public bool GuestReportsProgress { get; init; } = true;
     }
 
     public static Task<int> RunAsync(Machine machine, Settings s, LiveView view, CancellationToken ct) =>
@@ -79,6 +85,8 @@ internal static class PresyncRun
             : $"reconnected after {r.OutageMs / 1000:0.0} s ({r.Attempts} attempts): starting over, all {r.PagesToResend} pages pending");
         sender.Notice += text => Console.WriteLine(text);
         prepare?.Invoke(sender);
+        KvmPresync.Metrics.SenderMetrics? metrics = s.Metrics is { } registry ? new(registry, source.Memory.PageSize, s.GuestReportsProgress) : null;
+        metrics?.Bind(sender);
         var clock = Stopwatch.StartNew();
         sender.RoundCompleted += r =>
         {
@@ -107,6 +115,7 @@ internal static class PresyncRun
             return ExitCodes.AuthenticationFailed;
         }
         view.Done();
+        metrics?.Complete(result);
         if (s.Json is not null)
             await File.WriteAllTextAsync(s.Json, JsonSerializer.Serialize(result, JsonOptions), ct);
         if (!result.Succeeded)

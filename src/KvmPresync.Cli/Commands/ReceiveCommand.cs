@@ -27,7 +27,7 @@ internal static class ReceiveCommand
     private static readonly JsonSerializerOptions JsonIndented = new(Json) { WriteIndented = true };
 
     public sealed record Settings(IPEndPoint Listen, string PskFile, double LinkRate, long MaxMemory, int MaxSessions, TimeSpan HandshakeTimeout,
-        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once, TlsOptions? Tls, LibvirtDestinationOptions? Libvirt = null);
+        TimeSpan IdleTimeout, double? RunSeconds, string? Json, bool Once, TlsOptions? Tls, LibvirtDestinationOptions? Libvirt = null, string? Metrics = null);
 
     public static Command Create()
     {
@@ -51,12 +51,13 @@ internal static class ReceiveCommand
         var backingDir = new Option<string?>("--memory-backing-dir") { Description = "With --libvirt: libvirt's memory_backing_dir (default: read from /etc/libvirt/qemu.conf)" };
         var hookSocket = new Option<string>("--hook-socket") { Description = "With --libvirt: the socket kvmpresync-libvirt-hook asks", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultHookSocket };
         var qmpDir = new Option<string>("--qmp-dir") { Description = "With --libvirt: where destination QEMUs open their extra monitor (the source's --dest-qmp-dir)", DefaultValueFactory = _ => LibvirtDestinationOptions.DefaultQmpDirectory };
+        var metrics = MetricsOption.Create("the service — sessions active (one series per session), ended by outcome, refused by reason, bytes received");
         var cmd = new Command("receive",
             "Receive pre-synchronized migrations until stopped: authenticate each sender, admit its memory, fill it, verify, resume the guest; " +
             "one log line per event on standard error. SIGTERM/SIGINT: stop accepting and abort migrations in progress; resumed guests keep running " +
             "until --run-seconds or a second signal. Notifies systemd (Type=notify) when NOTIFY_SOCKET is set")
         {
-            listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once, libvirt, libvirtConnect, ramDir, backingDir, hookSocket, qmpDir,
+            listen, psk, link, maxMemory, maxSessions, handshakeTimeout, idleTimeout, runFor, json, once, libvirt, libvirtConnect, ramDir, backingDir, hookSocket, qmpDir, metrics,
         };
         var tls = new TlsOptionsBinding(); // --tls-cert/--tls-key/--tls-ca
         tls.AddTo(cmd);
@@ -68,13 +69,14 @@ internal static class ReceiveCommand
             {
                 ConnectUri = r.GetValue(libvirtConnect)!, RamDirectory = r.GetValue(ramDir)!, MemoryBackingDirectory = r.GetValue(backingDir),
                 HookSocket = r.GetValue(hookSocket)!, QmpDirectory = r.GetValue(qmpDir)!,
-            } : null)));
+            } : null, r.GetValue(metrics))));
         return cmd;
     }
 
     private static async Task<int> RunAsync(Settings s)
     {
         using PreSharedKey key = MigrationOptions.LoadKey(s.PskFile);
+        await using MetricsServing? serving = MetricsOption.Start(s.Metrics); // before anything else starts: a bad --metrics fails at once
         var log = new ServiceLog(line => Console.Error.WriteLine(line));
         using LibvirtDestination? libvirt = s.Libvirt is { } lv ? LibvirtDestination.Start(lv, line => log.Info("libvirt.hook", null, ("answer", line))) : null;
         using KvmSystem? kvm = libvirt is null ? KvmSystem.Open() : null;
@@ -98,6 +100,7 @@ internal static class ReceiveCommand
         };
         var service = new ReceiveService(key, layout => libvirt is not null ? LibvirtReceive.CreateTarget(libvirt, layout) : new MachineMigrationTarget(kvm!,
             layout.Slots.Select(slot => new RamSlot(slot.SlotId, slot.GuestPhysicalAddress, (long)slot.SizeBytes))), options, log);
+        if (serving is not null) new KvmPresync.Metrics.ReceiverMetrics(serving.Registry).Bind(service);
         using Socket listener = MigrationSocket.Listen(s.Listen);
         Console.WriteLine($"listening on {listener.LocalEndPoint} (guests up to {Units.FormatBytes(s.MaxMemory)}{(s.Once ? ", one migration" : $", {s.MaxSessions} at a time")}{(s.Tls is null ? "" : "; mutual TLS 1.3 required")})");
         if (libvirt is null && !trackWrites)

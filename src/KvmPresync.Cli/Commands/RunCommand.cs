@@ -42,6 +42,7 @@ internal static class RunCommand
         var reconnectFor = new Option<string>("--reconnect-for") { Description = "With --presync-to: when the connection is lost during sync, keep the guest running and reconnect for up to this long, resuming the receiver's session (0 = off)", DefaultValueFactory = _ => "2m" };
         var streams = new Option<int>("--streams") { Description = "With --presync-to: TCP connections to use (1-16, the authenticated main one included); pages are striped across them, each page always on the same one (protocol 1.3; after a reconnection: one)", DefaultValueFactory = _ => DefaultStreams };
         var baseline = new Option<string>("--baseline-seconds") { Description = "With --presync-to: let the guest run this long before connecting, nothing sent, and report its slowdown during presync against its work rate then, e.g. 5s (0 = no baseline, no slowdown figure)", DefaultValueFactory = _ => "5s" };
+        var metrics = MetricsOption.Create("the presync (with --presync-to) — dirty rate, pending/held/deferred bytes, window, RTT, bytes sent, rounds, readiness, guest progress");
         var json = new Option<string?>("--json") { Description = "With --presync-to: write the migration result (launchToResumeMs, downtimeMs, syncBytes, launchBytes, verified, rounds) to this file" };
         var cmd = new Command("run", "Run a workload guest on KVM and show its progress and dirty-page rates; with --presync-to, pre-synchronize it to a receiver and migrate it at launch");
         guest.AddTo(cmd);
@@ -64,11 +65,15 @@ internal static class RunCommand
         cmd.Options.Add(reconnectFor);
         cmd.Options.Add(streams);
         cmd.Options.Add(baseline);
+        cmd.Options.Add(metrics);
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
             if (r.GetValue(presyncTo) is not { } to)
+            {
+                if (r.GetValue(metrics) is not null) throw new ArgumentException("--metrics needs --presync-to: it serves the presync's metrics");
                 return Run(config, TimeSpan.FromSeconds(r.GetValue(seconds)), ct);
+            }
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
                 MigrationOptions.ParseLivePolicy(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
@@ -87,6 +92,8 @@ internal static class RunCommand
             };
             if (settings.ZeroCopy && settings.Compression is Migration.Compression.CompressionMode.Lz4 or Migration.Compression.CompressionMode.Zstd)
                 throw new ArgumentException(Migration.PresyncOptions.CompressionWithZeroCopyRefused);
+            await using MetricsServing? serving = MetricsOption.Start(r.GetValue(metrics)); // before the guest boots: a bad --metrics fails at once
+            settings = settings with { Metrics = serving?.Registry };
             var view = LiveView.ForConsole();
             using var kvm = KvmSystem.Open();
             using var machine = Machine.Boot(kvm, config);

@@ -145,11 +145,12 @@ internal sealed class LibvirtPresyncHarness : IAsyncDisposable
 
     /// <summary>Presyncs, launches after <paramref name="launchAfter"/> (or when <paramref name="launch"/> completes), returns the result.</summary>
     public async Task<MigrationResult> PresyncAsync(LibvirtMigrationSource source, TimeSpan launchAfter, CancellationToken ct,
-        TimeSpan? reconnectFor = null, Func<Task>? duringSync = null)
+        TimeSpan? reconnectFor = null, Func<Task>? duringSync = null, Action<PresyncSender>? prepare = null)
     {
         using Socket socket = await MigrationSocket.ConnectAsync(Endpoint, ct);
         var sender = new PresyncSender(source, socket, Key, Options(reconnectFor));
         source.SessionId = sender.SessionIdHex();
+        prepare?.Invoke(sender);
         Task<MigrationResult> run = sender.RunAsync(ct);
         if (duringSync is not null) await duringSync();
         Task done = await Task.WhenAny(run, Task.Delay(launchAfter, ct));

@@ -23,6 +23,7 @@ public sealed class PackageContentTests
         { "KvmPresync.Process", [Native + "libkvmpresync-track.so"] },
         { "KvmPresync.Vmm", [Native + "guests/workload.bin"] },
         { "KvmPresync.Libvirt", [Native + "kvmpresync-libvirt-hook"] },
+        { "KvmPresync.Metrics", [] },
     };
 
     private static (XElement Metadata, List<string> Entries) Open(string id)
