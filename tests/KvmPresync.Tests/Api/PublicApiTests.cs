@@ -55,11 +55,16 @@ public sealed class PublicApiTests
 
     private static bool Accepting => Environment.GetEnvironmentVariable(AcceptVariable) is "1" or "true";
 
-    /// <summary>The libraries: every src/KvmPresync.*/KvmPresync.*.csproj that does not build an executable.</summary>
+    /// <summary>
+    /// The libraries: every src/KvmPresync*/ project that builds an assembly of its own — not an executable, and not a
+    /// package of dependencies only (<c>IncludeBuildOutput</c> false: src/KvmPresync, the package an embedder adds).
+    /// </summary>
     private static IEnumerable<string> LibraryNames() =>
         Directory.EnumerateDirectories(Path.Combine(RepoRoot(), "src"), "KvmPresync.*")
             .Select(d => (Name: Path.GetFileName(d), Project: Path.Combine(d, Path.GetFileName(d) + ".csproj")))
-            .Where(p => File.Exists(p.Project) && !File.ReadAllText(p.Project).Contains("<OutputType>Exe</OutputType>", StringComparison.OrdinalIgnoreCase))
+            .Where(p => File.Exists(p.Project) && File.ReadAllText(p.Project) is var text
+                && !text.Contains("<OutputType>Exe</OutputType>", StringComparison.OrdinalIgnoreCase)
+                && !text.Contains("<IncludeBuildOutput>false</IncludeBuildOutput>", StringComparison.OrdinalIgnoreCase))
             .Select(p => p.Name)
             .Order(StringComparer.Ordinal);
 
