@@ -9,13 +9,13 @@ namespace KvmPresync.Metrics;
 public sealed record MetricsEndpointOptions
 {
     /// <summary>A request's head (request line and headers) must arrive, and the answer be written, within this time.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan RequestTimeout { get; init => field = OptionGuard.Positive(value, nameof(MetricsEndpointOptions)); } = TimeSpan.FromSeconds(5);
 
     /// <summary>The largest request head read; a larger one gets 431 and the connection is closed.</summary>
-    public int MaxRequestBytes { get; init; } = 8192;
+    public int MaxRequestBytes { get; init => field = OptionGuard.Require(value, value is >= 256 and <= 1 << 20, nameof(MetricsEndpointOptions), "must be between 256 and 1048576 bytes"); } = 8192;
 
     /// <summary>Connections served at the same time; one more is closed at once.</summary>
-    public int MaxConnections { get; init; } = 16;
+    public int MaxConnections { get; init => field = OptionGuard.Require(value, value is >= 1 and <= 1024, nameof(MetricsEndpointOptions), "must be between 1 and 1024"); } = 16;
 }
 
 /// <summary>
