@@ -17,9 +17,7 @@ public sealed class FpuFromXsaveTests
     public void Fpu_filled_from_xsave_equals_KVM_GET_FPU()
     {
         using var kvm = KvmRequirement.OpenOrSkip();
-        using var m = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-        m.Start();
-        MachineTests.WaitFor(m, () => m.Telemetry.Ready, "the initial fill");
+        using var m = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
         for (int i = 0; i < 10; i++)
         {
             Thread.Sleep(15);

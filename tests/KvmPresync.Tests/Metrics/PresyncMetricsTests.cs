@@ -27,9 +27,7 @@ public sealed class PresyncMetricsTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (receiverAt, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Movie));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Movie));
 
         CollectorRegistry registry = Prometheus.Metrics.NewCustomRegistry();
         await using var endpoint = MetricsEndpoint.Start(new IPEndPoint(IPAddress.Loopback, 0), registry);

@@ -49,9 +49,7 @@ public sealed class ReceiveServiceMetricsTests
             Assert.False(idle.Has("kvmpresync_receive_session_memory_bytes"));
 
             // a real guest presyncing into the service
-            using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-            source.Start();
-            MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+            using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
             using Socket socket = await MigrationSocket.ConnectAsync(serviceAt, ct);
             var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
             {

@@ -34,9 +34,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
         using var receiver = CliProcess.Start("receive", "--once", "--listen", $"127.0.0.1:{port}", "--psk-file", psk, "--run-seconds", "2", "--link-rate", "1gbit");
         receiver.WaitForOutput("listening on", TimeSpan.FromSeconds(30));
 
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(workload, 256L << 20) with { HeartbeatMs = 100 });
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(workload, 256L << 20) with { HeartbeatMs = 100 });
         using var key = KvmPresync.Wire.PskFile.Load(psk);
         using var socket = await MigrationSocket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions { Engine = new SyncEngineOptions { LinkBitsPerSecond = 1e9 } });

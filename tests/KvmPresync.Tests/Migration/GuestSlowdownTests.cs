@@ -24,9 +24,7 @@ public sealed class GuestSlowdownTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
-        using var machine = Machine.Boot(kvm, MigrationHarness.Config(Workload.Audio)); // 50 periods/s, paced
-        machine.Start();
-        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready, "the initial fill");
+        using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Audio)); // 50 periods/s, paced
         var source = new MachineMigrationSource(machine);
 
         long before = machine.Telemetry.ProgressTotal;

@@ -27,9 +27,7 @@ public sealed class LiveMigrationTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(workload));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(workload));
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions

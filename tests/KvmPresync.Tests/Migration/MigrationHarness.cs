@@ -44,6 +44,23 @@ internal static class MigrationHarness
         GuestImage = KvmRequirement.GuestImageOrFail(),
     };
 
+    /// <summary>Boots <paramref name="config"/>'s guest, starts its vCPU and waits until its memory is filled (disposed if that fails).</summary>
+    public static Machine BootFilled(KvmSystem kvm, MachineConfig config)
+    {
+        Machine machine = Machine.Boot(kvm, config);
+        try
+        {
+            machine.Start();
+            Vmm.MachineTests.WaitFor(machine, () => machine.Telemetry.Ready, "the initial fill");
+            return machine;
+        }
+        catch
+        {
+            machine.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The announced slots, as the VMM creates them.</summary>
     public static IEnumerable<RamSlot> SlotsOf(MemoryLayout layout) =>
         layout.Slots.Select(s => new RamSlot(s.SlotId, s.GuestPhysicalAddress, (long)s.SizeBytes));

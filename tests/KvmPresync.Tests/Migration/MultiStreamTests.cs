@@ -119,9 +119,7 @@ public sealed class MultiStreamTests
         using var kvm = KvmRequirement.OpenOrSkip();
         var kept = new TaskCompletionSource<IMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var service = new Service(layout => new MachineMigrationTarget(kvm, MigrationHarness.SlotsOf(layout))) { Keep = kept };
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text));
 
         using Socket socket = await MigrationSocket.ConnectAsync(service.Endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, Key, Options(3) with

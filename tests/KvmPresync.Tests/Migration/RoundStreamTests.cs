@@ -18,9 +18,7 @@ public sealed class RoundStreamTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
-        using var machine = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text));
-        machine.Start();
-        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready, "the initial fill");
+        using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text));
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(machine), socket, key, new PresyncOptions
         {
@@ -62,9 +60,7 @@ public sealed class RoundStreamTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
-        using var machine = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text));
-        machine.Start();
-        MachineTests.WaitFor(machine, () => machine.Telemetry.Ready, "the initial fill");
+        using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text));
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(machine), socket, key, new PresyncOptions());
 

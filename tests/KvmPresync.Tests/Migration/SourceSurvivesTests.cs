@@ -24,9 +24,7 @@ public sealed class SourceSurvivesTests
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
         using var proxy = new ChaosProxy(endpoint, cutAt, count);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Audio, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Audio, 64L << 20));
 
         using var socket = await MigrationSocket.ConnectAsync(proxy.Endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);

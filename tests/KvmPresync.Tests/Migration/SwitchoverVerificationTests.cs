@@ -33,9 +33,7 @@ public sealed class SwitchoverVerificationTests
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, receiver12 ? Receiver12 : null, ct);
         using var proxy = new CorruptingProxy(endpoint, ImagePage);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
 
         using var socket = await MigrationSocket.ConnectAsync(proxy.Endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions { Verify = verify });
@@ -54,9 +52,7 @@ public sealed class SwitchoverVerificationTests
         using var key = MigrationHarness.Key();
         var created = new TaskCompletionSource<MachineMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
         var (endpoint, received) = StartTrackedReceiver(kvm, key, created, ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);
@@ -85,9 +81,7 @@ public sealed class SwitchoverVerificationTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, Receiver12, ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);
         var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(2), ct);
@@ -103,9 +97,7 @@ public sealed class SwitchoverVerificationTests
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, Receiver12, ct);
         using var old = new Receiver12Proxy(endpoint);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
         using var socket = await MigrationSocket.ConnectAsync(old.Endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
         {
@@ -126,9 +118,7 @@ public sealed class SwitchoverVerificationTests
         using var key = MigrationHarness.Key();
         var created = new TaskCompletionSource<MachineMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
         var (endpoint, received) = StartTrackedReceiver(kvm, key, created, ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Audio, 64L << 20));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Audio, 64L << 20));
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);

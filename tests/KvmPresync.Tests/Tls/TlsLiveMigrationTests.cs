@@ -26,9 +26,7 @@ public sealed class TlsLiveMigrationTests : IDisposable
         using var key = MigrationHarness.Key();
         var pki = new TestCertificates();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, new ReceiverOptions { Tls = pki.Side("receiver") }, ct);
-        using var source = Machine.Boot(kvm, MigrationHarness.Config(Workload.Text));
-        source.Start();
-        MachineTests.WaitFor(source, () => source.Telemetry.Ready, "the initial fill");
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text));
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions

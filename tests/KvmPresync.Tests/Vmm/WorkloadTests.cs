@@ -1,3 +1,4 @@
+using KvmPresync.Tests.Migration;
 using System.Diagnostics;
 using KvmPresync.Kvm;
 using KvmPresync.Memory;
@@ -26,9 +27,7 @@ public sealed class WorkloadTests
     public void PacedWorkloadHoldsItsRateWithinFivePercent(Workload workload, double unitsPerSecond)
     {
         using var kvm = KvmRequirement.OpenOrSkip();
-        using var m = Machine.Boot(kvm, Config(workload));
-        m.Start();
-        MachineTests.WaitFor(m, () => m.Telemetry.Ready, "the initial fill");
+        using var m = MigrationHarness.BootFilled(kvm, Config(workload));
         Thread.Sleep(500);
         long p0 = m.Telemetry.ProgressTotal, t0 = m.GuestTimeUs;
         var wall = Stopwatch.StartNew();
@@ -49,9 +48,7 @@ public sealed class WorkloadTests
     public void RecordedTraceOfARealGuestReadsBackToTheSameBitmaps(Workload workload)
     {
         using var kvm = KvmRequirement.OpenOrSkip();
-        using var m = Machine.Boot(kvm, Config(workload));
-        m.Start();
-        MachineTests.WaitFor(m, () => m.Telemetry.Ready, "the initial fill");
+        using var m = MigrationHarness.BootFilled(kvm, Config(workload));
         var source = new KvmDirtyPageSource(m.Vm, m.Slots, m.VmmWrites, () => (ulong)m.Telemetry.ProgressTotal);
         var bitmap = new DirtyBitmap(source.PageCount);
         source.Harvest(bitmap);
