@@ -44,7 +44,10 @@ internal static class FinalLivePhase
             long before = run.BytesWritten;
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
             long bytes = run.BytesWritten - before;
-            run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision });
+            // Launch-to-resume is the critical path: the round's event (a console line, metrics) waits for FinalState,
+            // unless the destination is still starting (then rounds are slow and progress should show).
+            run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision },
+                deferEvent: !waitingForDestination);
             run.Round++;
             if (waitingForDestination)
             {

@@ -35,8 +35,17 @@ public sealed class LiveMigrationTests
             Engine = new SyncEngineOptions { Policy = policy, LinkBitsPerSecond = 1e9 },
             ZeroCopy = zeroCopy,
         });
+        // Launch-to-resume is the critical path: the events of the rounds after launch (a console line, metrics) wait until
+        // the source is paused and FinalState is on the wire, so each must find the source guest paused (or stopped).
+        var afterLaunchRaisedLive = new List<long>();
+        sender.RoundCompleted += r =>
+        {
+            if (r.Phase != RoundPhase.Sync && !source.IsPaused && !source.Completion.IsCompleted) lock (afterLaunchRaisedLive) afterLaunchRaisedLive.Add(r.Round);
+        };
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(4), ct);
+        Assert.Contains(result.Rounds, r => r.Phase == RoundPhase.FinalLive);
+        Assert.True(afterLaunchRaisedLive.Count == 0, $"rounds {string.Join(", ", afterLaunchRaisedLive)} raised their event while the source still ran after launch");
         using (target)
         {
             Machine dest = target!.Machine!;
