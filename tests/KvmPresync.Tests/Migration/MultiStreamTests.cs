@@ -90,9 +90,9 @@ public sealed class MultiStreamTests
         Assert.True(guest.Stopped);
         Assert.NotNull(result.InitialCopyBytes);
         Assert.NotNull(result.InitialCopyMs);
-        await WaitForAsync(() => service.Log.Split('\n').Count(l => l.Contains("event=stream.ended")) == 3, service, ct);
-        Assert.Contains("event=session.resumed", service.Log);
-        Assert.Equal(1, service.Receiver.Stats.Resumed);
+        // The sender has its Resumed frame before the service has logged and counted the session's end: wait for both.
+        await WaitForAsync(() => service.Log.Split('\n').Count(l => l.Contains("event=stream.ended")) == 3
+                                 && service.Log.Contains("event=session.resumed") && service.Receiver.Stats.Resumed == 1, service, ct);
         Assert.Equal(0, service.Receiver.Stats.Failed);
     }
 
