@@ -1,3 +1,4 @@
+using System.Buffers;
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Memory;
@@ -111,40 +112,52 @@ internal sealed class ReceivedMemory
         _ = MemoryDigest.Matches(digest, new byte[MemoryDigest.Size]);
     }
 
-    /// <summary>Moves each page of <paramref name="batch"/> (descriptors already validated by the reader) into guest memory.</summary>
+    /// <summary>
+    /// Moves each page of <paramref name="batch"/> (descriptors already validated by the reader) into guest memory. The pages'
+    /// hashes are recorded into the tree once per batch, under one lock (several data streams apply batches at once), also
+    /// when the batch fails part-way: a page torn by a failed read is recorded with the hash of what it now holds, or a
+    /// resumed session would take it for the page the sender hashed.
+    /// </summary>
     public async ValueTask ApplyAsync(FrameReader reader, PageBatch batch, CancellationToken cancellationToken)
     {
         long bytes = 0;
-        for (int i = 0; i < batch.Descriptors.Length; i++)
+        int count = 0;
+        (long Page, ulong Hash)[] landed = ArrayPool<(long, ulong)>.Shared.Rent(batch.Descriptors.Length);
+        try
         {
-            PageDescriptor d = batch.Descriptors.Span[i];
-            long index = _layout.Locate(d.PageNumber).LinearIndex;
-            Memory<byte> page = _memory.PageMemory(index);
-            switch (d.Kind)
+            for (int i = 0; i < batch.Descriptors.Length; i++)
             {
-                case PageKind.Full:
-                    try
-                    {
-                        await reader.ReadPayloadAsync(page, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        // The page may now hold part of the new bytes: its recorded hash must say what it holds, or a
-                        // resumed session would take the torn page for the one the sender hashed.
-                        SetHash(index, PageHasher.Hash(page.Span, out _));
-                        throw;
-                    }
-                    SetHash(index, PageHasher.Hash(page.Span, out _));
-                    bytes += _memory.PageSize;
-                    break;
-                case PageKind.Zero:
-                    page.Span.Clear();
-                    SetHash(index, _zeroHash);
-                    break;
-                default:
-                    throw new ProtocolException(ProtocolError.UnknownPageKind, $"PageBatch descriptor {i}.kind", d.Kind,
-                        $"PageBatch descriptor {i}: page kind {d.Kind} was not negotiated");
+                PageDescriptor d = batch.Descriptors.Span[i];
+                long index = _layout.Locate(d.PageNumber).LinearIndex;
+                Memory<byte> page = _memory.PageMemory(index);
+                switch (d.Kind)
+                {
+                    case PageKind.Full:
+                        try
+                        {
+                            await reader.ReadPayloadAsync(page, cancellationToken).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            landed[count++] = (index, PageHasher.Hash(page.Span, out _));
+                        }
+                        bytes += _memory.PageSize;
+                        break;
+                    case PageKind.Zero:
+                        page.Span.Clear();
+                        landed[count++] = (index, _zeroHash);
+                        break;
+                    default:
+                        throw new ProtocolException(ProtocolError.UnknownPageKind, $"PageBatch descriptor {i}.kind", d.Kind,
+                            $"PageBatch descriptor {i}: page kind {d.Kind} was not negotiated");
+                }
             }
+        }
+        finally
+        {
+            lock (_digest)
+                for (int i = 0; i < count; i++) _digest.Set(landed[i].Page, landed[i].Hash);
+            ArrayPool<(long, ulong)>.Shared.Return(landed);
         }
         Interlocked.Add(ref _roundBytes, bytes);
         Interlocked.Add(ref _roundPages, batch.Descriptors.Length);
@@ -185,12 +198,6 @@ internal sealed class ReceivedMemory
                 "memory digest mismatch: the destination's memory differs from the source's");
     }
 
-    /// <summary>Records a page's hash: under the tree's lock, since several data streams (protocol 1.3 MultiStream) apply batches at once.</summary>
-    private void SetHash(long index, ulong hash)
-    {
-        lock (_digest) _digest.Set(index, hash);
-    }
-
     /// <summary>
     /// Hashes again, from its bytes, every page the write tracker reports written since its previous scan (the scan
     /// write-protects them again in the same call, so a later write shows in the next one). No-op without a tracker.
@@ -202,11 +209,12 @@ internal sealed class ReceivedMemory
         written.Clear();
         _writes.Harvest(written);
         long n = 0;
-        foreach (long page in written)
-        {
-            SetHash(page, PageHasher.Hash(_memory.Page(page), out _));
-            n++;
-        }
+        lock (_digest) // data streams may still apply batches (a catch-up between rounds)
+            foreach (long page in written)
+            {
+                _digest.Set(page, PageHasher.Hash(_memory.Page(page), out _));
+                n++;
+            }
         PagesRehashed += n;
     }
 
