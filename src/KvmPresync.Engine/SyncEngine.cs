@@ -109,6 +109,20 @@ public sealed class SyncEngine
 
     public LaunchBudget Budget { get; }
 
+    /// <summary>
+    /// How many times faster than the link rate page content moves (compression, as the sender measures it: raw seconds /
+    /// expected seconds with the codec in use); 1 = raw. Scales the link rate the convergence policy is given after launch.
+    /// </summary>
+    public double PayloadSpeedup
+    {
+        get;
+        set => field = double.IsFinite(value) && value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "the payload speed-up must be a finite number ≥ 1 (1 = raw)");
+    } = 1;
+
+    /// <summary>The link rate, bits per second, scaled by <see cref="PayloadSpeedup"/>: what pending pages move at.</summary>
+    public double EffectiveLinkBitsPerSecond => Options.LinkBitsPerSecond * PayloadSpeedup;
+
     public PageCost Cost { get; }
 
     /// <summary>The guest's dirty rate over the sync rounds (<see cref="PlanSyncRound(DirtyBitmap, in DirtyHarvest, DirtyBitmap, long?)"/> feeds it).</summary>
@@ -129,6 +143,17 @@ public sealed class SyncEngine
         _nonZero?.Or(harvest);
         Predictor?.Update(harvest);
         _harvests++;
+    }
+
+    /// <summary>
+    /// After launch: merges a harvest into the pending set without teaching the predictor. Nothing is held back from
+    /// launch on (<see cref="PlanFinalRound"/>), so the predictor's update — O(pages written in its recent rounds) — would
+    /// only lengthen the launch-to-resume, and in the paused phase the downtime.
+    /// </summary>
+    public void AbsorbAfterLaunch(DirtyBitmap harvest)
+    {
+        Pending.Or(harvest);
+        _nonZero?.Or(harvest);
     }
 
     /// <summary>Wire bytes to send every pending page now (the initial copy when nothing has been sent yet).</summary>

@@ -22,16 +22,19 @@ internal static class FinalLivePhase
         SyncEngine engine = run.Engine;
         await run.Channel.Writer.WriteAsync(new Launch((ulong)run.Round, (ulong)engine.Pending.Count(), run.NowNs()), ct).ConfigureAwait(false);
         var convergence = new LaunchConvergence(engine, run.LastHarvestTime);
+        long liveStart = run.BytesWritten;
         while (true)
         {
             run.Channel.ThrowIfPeerEnded();
             var h = run.HarvestNow();
+            run.FinalLiveHarvestTime += run.LastHarvestTook;
             ConvergenceDecision decision = convergence.AfterHarvest(run.Harvest, h, run.LastRtt);
             bool waitingForDestination = decision.Action == ConvergenceAction.Pause && destination is not null && !destination.Ready.IsCompleted;
             if (waitingForDestination) await CheckDestinationAsync(run, destination!, sinceLaunch.Elapsed).ConfigureAwait(false);
             if (decision.Action != ConvergenceAction.ContinueLive && !waitingForDestination)
             {
                 run.FinalLiveRounds = convergence.LiveRounds;
+                run.FinalLiveBytes = run.BytesWritten - liveStart;
                 run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, default, default, 0, 0, 0) with
                 {
                     PendingPages = engine.Pending.Count(),

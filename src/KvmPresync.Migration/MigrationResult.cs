@@ -84,6 +84,9 @@ public sealed record MigrationResult
     /// <summary>Where the downtime went (null when the migration failed).</summary>
     public DowntimeBreakdown? Downtime { get; init; }
 
+    /// <summary>Where the launch-to-resume went before the pause (null when the migration failed).</summary>
+    public LaunchBreakdown? Launch { get; init; }
+
     public IReadOnlyList<RoundRecord> Rounds { get; init; } = [];
 
     /// <summary>The resumable session's id (hex) when the receiver accepted resumable sessions; null otherwise.</summary>

@@ -135,39 +135,48 @@ internal sealed class PageBatchEncoder
         int n = 0;
         (long Page, ulong Hash)[] batchHashes = _batchHashes;
         int listed = List(pages);
-        for (int i = 0; i < listed; i++)
+        try
         {
-            if (n == 0 && stopEarly is not null && stopEarly())
+            for (int i = 0; i < listed; i++)
             {
-                for (int j = i; j < listed; j++) pages[_pageList[j]] = false;
-                break;
+                if (n == 0 && stopEarly is not null && stopEarly())
+                {
+                    for (int j = i; j < listed; j++) pages[_pageList[j]] = false;
+                    break;
+                }
+                long page = _pageList[i];
+                ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
+                if (skipUnchanged && hash == _lastSentHash[page] && !_maybeTorn[page])
+                {
+                    unchanged++;
+                    continue;
+                }
+                if (isZero)
+                {
+                    _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Zero, hash);
+                    zero++;
+                }
+                else
+                {
+                    _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Full, hash);
+                    _payloads.Add(_memory.PageMemory(page));
+                }
+                batchHashes[n++] = (page, hash);
+                sent++;
+                if (n == _batchPages)
+                {
+                    await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
+                    n = 0;
+                }
             }
-            long page = _pageList[i];
-            ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
-            if (skipUnchanged && hash == _lastSentHash[page] && !_maybeTorn[page])
-            {
-                unchanged++;
-                continue;
-            }
-            if (isZero)
-            {
-                _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Zero, hash);
-                zero++;
-            }
-            else
-            {
-                _descriptors[n] = new PageDescriptor(PageNumberOf(page), PageKind.Full, hash);
-                _payloads.Add(_memory.PageMemory(page));
-            }
-            batchHashes[n++] = (page, hash);
-            sent++;
-            if (n == _batchPages)
-            {
-                await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
-                n = 0;
-            }
+            if (n > 0) await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
+            if (_compressor is not null) await _compressor.DrainAsync().ConfigureAwait(false); // the last compressed batch taken too
         }
-        if (n > 0) await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
+        catch
+        {
+            _compressor?.Abandon(); // a write still in flight fails with the connection; nothing waits for it
+            throw;
+        }
         return new SendCounts(sent, unchanged, zero);
     }
 

@@ -29,7 +29,7 @@ internal static class PausedPhase
         {
             SyncEngine engine = run.Engine;
             var h = run.HarvestNow();
-            engine.Absorb(run.Harvest);
+            engine.AbsorbAfterLaunch(run.Harvest);
             RoundPlan plan = engine.PlanFinalRound(run.Send);
             long before = run.BytesWritten;
             counts = await run.SendPlannedAsync(skipUnchanged: false, ct).ConfigureAwait(false);

@@ -225,6 +225,7 @@ public sealed class PresyncSender
                         return Failed(run, gaveUp, null);
                 }
             }
+            long syncEndedAt = _clock.ElapsedTicks;
             run.CloseResend(caughtUp: false);
             run.EndSyncProgress();
             ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(); // as the API would have answered at the launch request
@@ -282,6 +283,8 @@ public sealed class PresyncSender
                 Compression = run.Compressor.Stats(),
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
                     SenderRun.TicksToMs(t.StateSentAt - t.DigestAt), SenderRun.TicksToMs(resumedAt - t.StateSentAt)),
+                Launch = new LaunchBreakdown(SenderRun.TicksToMs(Math.Max(0, syncEndedAt - launchStart)), SenderRun.TicksToMs(t.PausedAt - syncEndedAt),
+                    run.FinalLiveRounds, run.FinalLiveBytes, run.FinalLiveHarvestTime.TotalMilliseconds),
                 Rounds = run.Rounds,
                 SessionId = SessionIdHex(run),
                 Reconnects = [.. run.Reconnects],

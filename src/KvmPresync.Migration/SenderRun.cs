@@ -99,7 +99,7 @@ internal sealed class SenderRun
             PendingBytes = pendingBytes,
             DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
             NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
-            LinkBitsPerSecond = Engine.Options.LinkBitsPerSecond,
+            LinkBitsPerSecond = Engine.EffectiveLinkBitsPerSecond,
             LaunchTarget = Engine.Options.LaunchTarget,
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,
@@ -131,6 +131,13 @@ internal sealed class SenderRun
     /// <summary>The guest's work and vCPU figures over the sync period; set at launch (<see cref="EndSyncProgress"/>).</summary>
     public GuestWindow? SyncWindow { get; private set; }
     public int FinalLiveRounds { get; set; }
+
+    /// <summary>Wire bytes the final live rounds wrote, and the time their harvests took (set by <see cref="FinalLivePhase"/>).</summary>
+    public long FinalLiveBytes { get; set; }
+    public TimeSpan FinalLiveHarvestTime { get; set; }
+
+    /// <summary>How long the last <see cref="HarvestNow"/> took.</summary>
+    public TimeSpan LastHarvestTook { get; private set; }
     public IReadOnlyList<RoundRecord> Rounds => _rounds;
 
     /// <summary>Pages the first pass over memory has not dealt with yet (for <see cref="InitialCopyBytes"/>).</summary>
@@ -261,6 +268,7 @@ internal sealed class SenderRun
         LastHarvestTime = h.Time;
         _harvestedAt = Clock.Elapsed;
         TimeSpan took = TimeSpan.FromTicks((long)((Clock.ElapsedTicks - start) * (TimeSpan.TicksPerSecond / (double)Stopwatch.Frequency)));
+        LastHarvestTook = took;
         HarvestCost = HarvestCost == TimeSpan.Zero ? took : HarvestCost + (took - HarvestCost) / 8;
         return h;
     }

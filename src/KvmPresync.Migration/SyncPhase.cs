@@ -108,6 +108,8 @@ internal static class SyncPhase
                 DeferredBytes = plan.DeferredBytes,
                 ProgressRate = progressRate,
             });
+            // compressed pages move faster than the link rate: the convergence policy and the estimate count that
+            engine.PayloadSpeedup = run.Compressor.ExpectedSpeedup((long)run.Options.BatchPages * run.Memory.PageSize);
             run.Report(run.AfterSyncRound(run.Record(RoundPhase.Sync, h.DirtyPages, plan, counts, sent, windowBytes, elapsed.TotalMilliseconds), sent) with
             {
                 RttMs = rtt?.TotalMilliseconds,

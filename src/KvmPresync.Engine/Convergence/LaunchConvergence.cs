@@ -34,7 +34,7 @@ public sealed class LaunchConvergence
     /// <summary>Absorbs <paramref name="harvest"/> (reported as <paramref name="harvested"/>) and decides what comes next.</summary>
     public ConvergenceDecision AfterHarvest(DirtyBitmap harvest, DirtyHarvest harvested, TimeSpan? rtt = null)
     {
-        _engine.Absorb(harvest);
+        _engine.AbsorbAfterLaunch(harvest);
         _firstHarvest ??= harvested.Time;
         TimeSpan interval = harvested.Time - _previousHarvest;
         var input = new ConvergenceInput
@@ -42,7 +42,7 @@ public sealed class LaunchConvergence
             PendingBytes = _engine.PendingBytes(),
             PreviousPendingBytes = _previousPending,
             DirtyBytesPerSecond = interval > TimeSpan.Zero ? harvested.DirtyPages * _engine.Cost.FullPageBytes / interval.TotalSeconds : 0,
-            LinkBitsPerSecond = _engine.Options.LinkBitsPerSecond,
+            LinkBitsPerSecond = _engine.EffectiveLinkBitsPerSecond,
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,

@@ -9,11 +9,11 @@ namespace KvmPresync.Migration.Compression;
 /// It keeps running estimates (exponentially weighted, weight <see cref="Weight"/> for the newest batch) of each codec's
 /// ratio (compressed / raw) and compress cost (seconds per raw byte of gathering + compressing, as measured on this host
 /// under its current load — averaged as a cost, not as a speed, so a batch that took ten times as long counts ten times), and of the link rate: the configured rate when the sender paces itself, else the measured
-/// send rate (wire bytes / time the transport took). The sender compresses a batch and then writes it (no overlap), so a
-/// batch of <c>B</c> raw bytes is expected to take
+/// send rate (wire bytes / time the transport took). The sender compresses a batch while the previous one is on the wire
+/// (<see cref="BatchCompressor"/> pipelines them), so in a run of batches one of <c>B</c> raw bytes is expected to take
 /// <code>
 ///   raw:   B / link
-///   codec: B / throughput(codec) + B · ratio(codec) / link
+///   codec: max(B / throughput(codec), B · ratio(codec) / link)
 /// </code>
 /// and the chooser picks the smallest. Raw is the baseline: a codec wins only when its measured cost is lower, so a slow
 /// or loaded CPU (throughput falls) or a fast link (raw falls) turns compression off by itself, and incompressible pages
@@ -81,7 +81,7 @@ internal sealed class CompressionChooser
         if (codec == PageCodec.None) return rawBytes / link;
         Estimate e = _estimates[(int)codec];
         if (e.Ratio is not { } ratio || e.BytesPerSecond is not { } speed) return null;
-        return rawBytes / speed + rawBytes * ratio / link;
+        return Math.Max(rawBytes / speed, rawBytes * ratio / link); // compressing overlaps the previous batch's send
     }
 
     /// <summary>The codec expected to send <paramref name="rawBytes"/> fastest, among those measured (raw when none is).</summary>

@@ -27,7 +27,7 @@ public sealed class CompressionChooserTests
     {
         var c = new CompressionChooser(CompressionMode.Auto, Gbit);
         PageCodec[] chosen = Run(c, 200, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.28, zstdMBps: 250);
-        // lz4: 1/600 + 0.40/125 = 4.9 ms/MB; zstd: 1/250 + 0.28/125 = 6.2 ms; raw 8 ms
+        // compressing overlaps sending: lz4 max(1/600, 0.40/125) = 3.2 ms/MB; zstd max(1/250, 0.28/125) = 4 ms; raw 8 ms
         Assert.Equal(PageCodec.Lz4, c.Best(Batch));
         Assert.True(chosen.Skip(2).Count(x => x == PageCodec.Lz4) > 190);
         Assert.True(c.ExpectedSeconds(PageCodec.Lz4, Batch) < c.ExpectedSeconds(PageCodec.None, Batch));
@@ -38,7 +38,7 @@ public sealed class CompressionChooserTests
     {
         var c = new CompressionChooser(CompressionMode.Auto, 100e6 / 8);
         Run(c, 50, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.25, zstdMBps: 250);
-        Assert.Equal(PageCodec.Zstd, c.Best(Batch)); // 1/250 + 0.25/12.5 = 24 ms < lz4 1/600 + 0.4/12.5 = 33.7 ms
+        Assert.Equal(PageCodec.Zstd, c.Best(Batch)); // max(1/250, 0.25/12.5) = 20 ms < lz4 max(1/600, 0.4/12.5) = 32 ms
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public sealed class CompressionChooserTests
     {
         var c = new CompressionChooser(CompressionMode.Auto, TenGbit);
         PageCodec[] chosen = Run(c, 1000, lz4Ratio: 0.40, lz4MBps: 600, zstdRatio: 0.28, zstdMBps: 250);
-        Assert.Equal(PageCodec.None, c.Best(Batch)); // raw 0.8 ms < lz4 1.7 + 0.3 ms
+        Assert.Equal(PageCodec.None, c.Best(Batch)); // raw 0.8 ms < lz4 max(1.7, 0.3) ms: compressing is slower than the link
         int compressed = chosen.Count(x => x != PageCodec.None);
         Assert.InRange(compressed, 2, 1000 / CompressionChooser.MaxProbeInterval + 8); // probes back off to 1 in 64
     }
@@ -95,5 +95,26 @@ public sealed class CompressionChooserTests
         Assert.All(Run(new CompressionChooser(CompressionMode.Lz4, TenGbit), 20, 1, 10, 1, 10), x => Assert.Equal(PageCodec.Lz4, x));
         Assert.All(Run(new CompressionChooser(CompressionMode.Zstd, TenGbit), 20, 1, 10, 1, 10), x => Assert.Equal(PageCodec.Zstd, x));
         Assert.Throws<ArgumentOutOfRangeException>(() => new CompressionChooser(CompressionMode.Auto, 0));
+    }
+
+    [Fact]
+    public void The_expected_speedup_is_raw_time_over_the_chosen_codecs_time_and_1_when_nothing_pays()
+    {
+        using var compressor = new BatchCompressor(CompressionMode.Auto, Gbit);
+        Assert.Equal(1, compressor.ExpectedSpeedup(Batch)); // nothing measured yet
+        compressor.Chooser.Seed(PageCodec.Lz4, 0.25, 600e6);
+        compressor.Chooser.Seed(PageCodec.Zstd, 0.18, 250e6);
+        // lz4: max(1/600, 0.25/125) = 2 ms per MB against raw's 8 ms; zstd: max(4 ms, 1.44 ms) = 4 ms
+        Assert.Equal(PageCodec.Lz4, compressor.Chooser.Best(Batch));
+        Assert.Equal(4.0, compressor.ExpectedSpeedup(Batch), 6);
+
+        using var incompressible = new BatchCompressor(CompressionMode.Auto, Gbit);
+        incompressible.Chooser.Seed(PageCodec.Lz4, 1.0, 3000e6);
+        incompressible.Chooser.Seed(PageCodec.Zstd, 1.0, 900e6);
+        Assert.Equal(1, incompressible.ExpectedSpeedup(Batch));
+
+        using var off = new BatchCompressor(CompressionMode.Off, Gbit);
+        off.Chooser.Seed(PageCodec.Lz4, 0.25, 600e6);
+        Assert.Equal(1, off.ExpectedSpeedup(Batch));
     }
 }

@@ -68,6 +68,12 @@ public sealed class LiveMigrationTests
         Assert.Equal(result.DowntimeMs, check.DowntimeMs);
         Assert.Equal(check.Estimate.LaunchToResumeMs - result.LaunchToResumeMs, check.LaunchToResumeErrorMs, 9);
         TestContext.Current.SendDiagnosticMessage($"readiness: estimated {check.Estimate}, actual {check.LaunchToResumeMs:0.0} / {check.DowntimeMs:0.0} ms");
+        // the launch-to-resume is split without a gap: the sync round ending, the live rounds, the downtime
+        LaunchBreakdown launch = Assert.IsType<LaunchBreakdown>(result.Launch);
+        Assert.Equal(result.LaunchToResumeMs, launch.SyncEndMs + launch.LiveMs + result.DowntimeMs, 6);
+        Assert.Equal(result.FinalLiveRounds, launch.LiveRounds);
+        Assert.InRange(launch.LiveBytes, 0, result.LaunchBytes);
+        Assert.InRange(launch.HarvestMs, 0, launch.LiveMs);
         if (zeroCopy)
         {
             // MSG_ZEROCOPY: every send completed before the digest was taken; loopback reports them as copied.
