@@ -125,7 +125,8 @@ internal sealed class CompressionChooser
     }
 
     /// <summary>A batch of <paramref name="rawBytes"/> took <paramref name="seconds"/> to gather and compress into <paramref name="compressedBytes"/>.</summary>
-    public void Compressed(PageCodec codec, long rawBytes, long compressedBytes, double seconds)
+    /// <param name="probe">Whether the batch was a probe (<see cref="LastWasProbe"/> when it was chosen); null: the last choice's.</param>
+    public void Compressed(PageCodec codec, long rawBytes, long compressedBytes, double seconds, bool? probe = null)
     {
         Estimate e = _estimates[(int)Check(codec)];
         if (rawBytes <= 0) return;
@@ -134,7 +135,7 @@ internal sealed class CompressionChooser
         e.Ratio = e.Ratio is { } r ? r + Weight * (ratio - r) : ratio;
         e.SecondsPerByte = e.SecondsPerByte is { } s ? s + Weight * (cost - s) : cost;
         e.LastBatch = _batch;
-        if (_probing == codec && _mode == CompressionMode.Auto)
+        if ((probe ?? _probing == codec) && _mode == CompressionMode.Auto)
         {
             // a probe that would now be chosen resets the interval; a losing one backs off
             bool wins = Best(rawBytes) == codec;
