@@ -29,7 +29,7 @@ for i in $(seq 1 "$runs"); do
   a=$(sed -E 's/.*launch-to-resume ([0-9.]+) ms.*/\1/' <<<"$line"); d=$(sed -E 's/.*downtime ([0-9.]+) ms.*/\1/' <<<"$line")
   l2r+=("$a"); down+=("$d")
   echo "run $i: $line"
-  grep -E '^downtime:|^readiness at launch:|^compression|MSG_ZEROCOPY' "$work/run$i.log" | sed 's/^/       /' || true
+  grep -E '^before the pause:|^downtime:|^readiness at launch:|^compression|MSG_ZEROCOPY' "$work/run$i.log" | sed 's/^/       /' || true
   grep -E 'continuity errors' "$work/rx$i.log" | tail -1 | sed 's/^/       destination: /'
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
