@@ -44,6 +44,9 @@ internal static class ReproCommand
         /// <summary>The launch-target sweep: extra predict+slowstart runs, one per target (<see cref="ReproLaunchTargets"/>).</summary>
         public IReadOnlyList<TimeSpan> LaunchTargets { get; init; } = [];
 
+        /// <summary>The sync modes' <c>run --pause-at-quiet</c> (null: off).</summary>
+        public TimeSpan? QuietWait { get; init; }
+
         /// <summary>Every mode run per workload and run: the table's modes, then the sweep's.</summary>
         public IEnumerable<string> RunModes => ModeNames.Concat(LaunchTargets.Select(ReproLaunchTargets.ModeFor));
 
@@ -89,10 +92,12 @@ internal static class ReproCommand
             Description = "A sweep of launch targets, e.g. 10ms,25ms,50ms,100ms,200ms: per workload and run, one more predict+slowstart run at each; " +
                           "reported as the trade-off between sync traffic and launch-to-resume (table, JSON, and with --plots a curve per workload; --target kvm)",
         };
+        var pauseAtQuiet = Commands.MigrationOptions.PauseAtQuiet();
+        pauseAtQuiet.Description = "The sync modes' --pause-at-quiet (see 'kvmpresync run --help'), e.g. 40ms, or off; --target kvm";
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
         var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets,
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets, pauseAtQuiet,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -115,9 +120,10 @@ internal static class ReproCommand
             {
                 LaunchTarget = r.GetValue(launchTarget) is { } lt ? Commands.MigrationOptions.ParseLaunchTarget(lt) : null,
                 LaunchTargets = r.GetValue(launchTargets) is { } list ? ReproLaunchTargets.ParseList(list) : [],
+                QuietWait = Commands.MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
             };
-            if (targetKind == LibvirtTarget && (s.LaunchTarget is not null || s.LaunchTargets.Count > 0))
-                throw new ArgumentException("--launch-target and --launch-targets apply to --target kvm runs");
+            if (targetKind == LibvirtTarget && (s.LaunchTarget is not null || s.LaunchTargets.Count > 0 || s.QuietWait is not null))
+                throw new ArgumentException("--launch-target, --launch-targets and --pause-at-quiet apply to --target kvm runs");
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
             if (s.SyncSeconds < 0) throw new ArgumentException("--sync-seconds must not be negative");
             if (targetKind == LibvirtTarget)
@@ -325,6 +331,8 @@ internal static class ReproCommand
         });
         if (mode != "precopy" && !ReproLaunchTargets.TryParse(mode, out _) && s.LaunchTarget is { } target)
             txArgs.AddRange(["--launch-target", $"{target.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"]);
+        if (mode != "precopy" && s.QuietWait is { } quiet)
+            txArgs.AddRange(["--pause-at-quiet", $"{quiet.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"]);
         using Process rx = Start(netns?.Wrap(NetnsLink.DestinationNamespace, exe, rxArgs) ?? (exe, rxArgs), Path.Combine(work, tag + ".rx.log"));
         await Task.Delay(300, ct); // the receiver binds in well under this; run also retries a refused connect
         using Process tx = Start(netns?.Wrap(NetnsLink.SourceNamespace, exe, txArgs) ?? (exe, txArgs), Path.Combine(work, tag + ".tx.log"));

@@ -59,6 +59,18 @@ public sealed class CliHelpTests
         Assert.Contains("--link", output2);
     }
 
+    [Fact]
+    public async Task ReproTakesPauseAtQuietForItsOwnGuestsOnly()
+    {
+        Assert.Contains("--pause-at-quiet <pause-at-quiet>", (await RunAsync("repro", "--help")).Output);
+        (int code, string output) = await RunAsync("repro", "--target", "libvirt", "--pause-at-quiet", "40ms");
+        Assert.NotEqual(ExitCodes.Ok, code);
+        Assert.Contains("--pause-at-quiet apply to --target kvm runs", output);
+        (code, output) = await RunAsync("repro", "--pause-at-quiet", "0ms");
+        Assert.NotEqual(ExitCodes.Ok, code);
+        Assert.Contains("must be a positive duration", output);
+    }
+
     [Theory]
     [InlineData("run")]
     [InlineData("simulate")]
