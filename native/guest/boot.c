@@ -22,7 +22,7 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
 {
     const struct kp_boot_info *b = rt->boot;
     if (b->magic != KP_BOOT_MAGIC) bad(rt, "magic is not KP_BOOT_MAGIC 0x4942504b: write struct kp_boot_info at GPA 0x8000", b->magic);
-    if (b->version != KP_BOOT_VERSION) bad(rt, "version is not KP_BOOT_VERSION 2: rebuild the VMM and guest from the same kvmpresync_guest.h", b->version);
+    if (b->version != KP_BOOT_VERSION) bad(rt, "version is not KP_BOOT_VERSION 3: rebuild the VMM and guest from the same kvmpresync_guest.h", b->version);
     if (b->flags != 0) bad(rt, "flags are reserved and must be 0", b->flags);
     if (b->memory_size & (KP_PAGE_SIZE - 1)) bad(rt, "memory_size must be a multiple of 4096", b->memory_size);
     if (b->memory_size > MAX_MEMORY) bad(rt, "memory_size exceeds the 62 GiB the boot page tables can map", b->memory_size);

@@ -27,6 +27,12 @@ void kp_progress(struct kp_rt *rt, uint32_t units)
     kp_out32(rt, KP_PORT_PROGRESS, units);
 }
 
+void kp_schedule(struct kp_rt *rt, uint64_t due_us, uint64_t lost_us)
+{
+    rt->boot->mailbox.sched_due_us = due_us;
+    rt->boot->mailbox.sched_lost_us = lost_us;
+}
+
 void kp_ready(struct kp_rt *rt, uint64_t pages) { kp_out32(rt, KP_PORT_READY, (uint32_t)pages); }
 
 void kp_exit(struct kp_rt *rt, uint32_t code)

@@ -35,4 +35,8 @@ static inline int kp_tick(struct kp_ticker *t, uint64_t now, uint64_t keep)
     return 1;
 }
 
+/* A ticker as a paced workload's schedule (kp_schedule): the next tick is due at next_us, every dropped tick lost a
+ * period. Needs rt.h. */
+#define KP_TICKER_SCHEDULE(rt, t) kp_schedule((rt), (t)->next_us, (t)->missed * (t)->period_us)
+
 #endif

@@ -4,7 +4,8 @@
  * hot part of it (synthesis / overlap buffers), and writes one period of PCM into the ring buffer
  * the sound device plays from. Every refill interval (200 ms) the player also runs its filter chain
  * and refills its own output buffer (mpv: audio-buffer 0.2 s), rewriting those buffers. Defaults fitted
- * to mpv playing an MP3 (tests/data/traces/apps/audio-mpv.kptrace). progress = periods.
+ * to mpv playing an MP3 (tests/data/traces/apps/audio-mpv.kptrace). progress = periods; schedule (kp_schedule) = the
+ * period ticker (a period lost to an underrun loses its 20 ms).
  * Parameters: docs/WORKLOADS.md.
  */
 #include "rt.h"
@@ -31,6 +32,7 @@ static uint64_t audio_step(struct kp_rt *rt, void *ctx, uint64_t now)
     }
     if (kp_tick(&a->refill_tick, now, 1)) kp_region_write_all(rt, a->refill);
     kp_progress(rt, periods);
+    KP_TICKER_SCHEDULE(rt, &a->period);
     return a->period.next_us < a->refill_tick.next_us ? a->period.next_us : a->refill_tick.next_us;
 }
 
@@ -65,5 +67,6 @@ void kp_run_audio(struct kp_rt *rt)
     kp_region_write_all(rt, a.refill);  /* filter chain and output buffer set up */
     kp_ticker_start(&a.period, kp_clock_us(rt), period_us);
     kp_ticker_start(&a.refill_tick, kp_clock_us(rt) + refill_us, refill_us);
+    KP_TICKER_SCHEDULE(rt, &a.period);
     kp_loop(rt, audio_step, &a);
 }

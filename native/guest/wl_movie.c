@@ -6,7 +6,8 @@
  * motion-vector buffers, temporary planes: a random part of it per frame), converts the picture
  * into an RGBA output frame and copies that into the X11 image the server shows (every page of both
  * rewritten). Late frames are dropped, as players do. Defaults fitted to mpv playing 720p H.264 with
- * its X11 output (tests/data/traces/apps/video-mpv.kptrace). progress = frames shown.
+ * its X11 output (tests/data/traces/apps/video-mpv.kptrace). progress = frames shown; schedule (kp_schedule) = the
+ * frame ticker (a dropped frame loses its 40 ms).
  * Parameters: docs/WORKLOADS.md.
  */
 #include "rt.h"
@@ -34,6 +35,7 @@ static uint64_t movie_step(struct kp_rt *rt, void *ctx, uint64_t now)
     kp_region_write_all(rt, m->ximage);
     m->frames++;
     kp_progress(rt, 1);
+    KP_TICKER_SCHEDULE(rt, &m->frame);
     return m->frame.next_us;
 }
 
@@ -68,5 +70,6 @@ void kp_run_movie(struct kp_rt *rt)
     kp_region_write_all(rt, m.heap);
     for (uint64_t i = 0; i < m.nrefs; i++) kp_region_write_all(rt, m.refs[i]);
     kp_ticker_start(&m.frame, kp_clock_us(rt), frame_us);
+    KP_TICKER_SCHEDULE(rt, &m.frame);
     kp_loop(rt, movie_step, &m);
 }

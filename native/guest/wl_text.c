@@ -11,7 +11,8 @@
  * pass reads the document and updates a dictionary cache; every ~30 s an autosave writes the
  * document into the page cache. Every keystroke also rewrites the editor's per-key state (undo entry,
  * screen-line cache, terminal output and grid: KEY_STATE_PAGES). Defaults fitted to vim in a 100x40
- * terminal typing notes (tests/data/traces/apps/text-vim.kptrace). progress = keystrokes.
+ * terminal typing notes (tests/data/traces/apps/text-vim.kptrace). progress = keystrokes; schedule (kp_schedule) = the
+ * due time of the next key, and a dropped key's time to the next key of its burst counts as lost.
  * Parameters: docs/WORKLOADS.md.
  */
 #include "rt.h"
@@ -41,6 +42,7 @@ struct text {
     struct kp_ticker spell, save, blink;
     int cursor_hidden, doc_dirty;
     uint64_t keys_since_spell, keys, missed_keys, full_redraws;
+    uint64_t lost_us;              /* schedule time of the dropped keys: each from its due time to the next key's (or the burst's end) */
 };
 
 /* Rewrites every frame-buffer page that a w x h pixel rectangle at (x, y) touches, each once. */
@@ -122,16 +124,19 @@ static uint64_t text_step(struct kp_rt *rt, void *ctx, uint64_t now)
                 continue;
             }
             if (t->next_key_us > now) break;
-            if (now - t->next_key_us > MAX_KEY_LAG_US) {
+            uint64_t due = t->next_key_us;
+            int missed = now - due > MAX_KEY_LAG_US;
+            if (missed) {
                 t->missed_keys++;
             } else {
                 keystroke(rt, t);
                 keys++;
-                t->last_key_us = t->next_key_us;
+                t->last_key_us = due;
                 t->cursor_hidden = 0;
                 t->blink.next_us = now + t->blink_us;       /* the cursor stays solid while typing */
             }
             t->next_key_us += kp_rand_range(&t->rng, t->key_us / 2, t->key_us * 3 / 2);
+            if (missed) t->lost_us += min_u64(t->next_key_us, t->phase_end_us) - due;
         } else {
             if (now < t->phase_end_us) break;
             t->in_burst = 1;
@@ -141,6 +146,7 @@ static uint64_t text_step(struct kp_rt *rt, void *ctx, uint64_t now)
     }
     t->keys += keys;
     kp_progress(rt, keys);
+    kp_schedule(rt, t->in_burst ? t->next_key_us : t->phase_end_us, t->lost_us);   /* the next key's due time */
 
     if (kp_tick(&t->blink, now, 1)) {
         if (now < t->last_key_us + t->blink_timeout_us || t->cursor_hidden) {
@@ -215,6 +221,7 @@ void kp_run_text(struct kp_rt *rt)
     t.next_key_us = now;
     t.phase_end_us = now + kp_rand_range(&t.rng, t.burst_min_us, t.burst_max_us);
     t.last_key_us = now;
+    kp_schedule(rt, now, 0);            /* the first key is due now */
     kp_ticker_start(&t.blink, now + t.blink_us, t.blink_us);
     kp_ticker_start(&t.spell, now + spell_us, spell_us);
     kp_ticker_start(&t.save, now + save_us, save_us);

@@ -25,11 +25,13 @@
  *   KP_PORT_CLOCK_LO   in   latches the guest clock (microseconds since the guest first ran,
  *                           continuous across pause, save/restore and migration), returns low 32 bits
  *   KP_PORT_CLOCK_HI   in   high 32 bits of the value latched by the last CLOCK_LO read
- *   KP_PORT_PACE       out  sleep until guest clock >= mailbox.pace_deadline_us (0 = just yield)
+ *   KP_PORT_PACE       out  sleep until guest clock >= mailbox.pace_deadline_us (0 = just yield); the VMM also
+ *                           reads mailbox.sched_* (a paced workload's schedule caught up: see struct kp_mailbox)
  *   KP_PORT_PROGRESS   out  value = work units completed since the last report (keystrokes,
  *                           audio periods, video frames): the application-performance signal
  *   KP_PORT_HEARTBEAT  out  a heartbeat; the VMM reads mailbox.hb_* (see below)
- *   KP_PORT_READY      out  initial memory fill finished; value = pages filled (low 32 bits)
+ *   KP_PORT_READY      out  initial memory fill finished; value = pages filled (low 32 bits); the VMM reads
+ *                           mailbox.sched_* as at PACE
  *   KP_PORT_CONSOLE    out  one character (low byte) of diagnostic text
  *   KP_PORT_EXIT       out  guest stops; value 0 = clean, otherwise a KP_EXIT_* error code
  *   KP_PORT_REPLAY     out  replay workload: "next batch"; value = the batch's sequence number (low 32 bits);
@@ -69,7 +71,7 @@
 #define KP_PORT_REPLAY     0x530
 
 #define KP_BOOT_MAGIC      0x4942504BU /* "KPBI" little-endian */
-#define KP_BOOT_VERSION    2U
+#define KP_BOOT_VERSION    3U
 
 enum kp_workload {
     KP_WORKLOAD_IDLE  = 0,
@@ -89,7 +91,7 @@ enum kp_exit_code {
     KP_EXIT_SELF_CHECK = 4,
 };
 
-/* Written by the guest just before an OUT to PACE or HEARTBEAT. */
+/* Written by the guest just before an OUT to PACE, HEARTBEAT or READY. */
 struct kp_mailbox {
     uint64_t pace_deadline_us;
     uint64_t hb_seq;
@@ -97,6 +99,12 @@ struct kp_mailbox {
     uint64_t hb_sum;
     uint64_t hb_errors;
     uint64_t progress_total; /* all work units since boot (the PROGRESS port carries deltas) */
+    /* A paced workload's schedule (0 and 0: it keeps none), read by the VMM at READY and PACE: the guest has done every
+     * item of its schedule due before sched_due_us (the due time of the first item not yet done), so it is caught up to
+     * min(now, sched_due_us); sched_lost_us sums the schedule time of the items it dropped as too late (text: a key's
+     * time to the next key). Schedule time caught up = min(now, sched_due_us) - sched_lost_us. */
+    uint64_t sched_due_us;
+    uint64_t sched_lost_us;
 };
 
 /* Replay workload: one run of pages to write, as page indices inside the replay region. */

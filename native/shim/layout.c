@@ -61,6 +61,7 @@ static const struct kp_field kp_layout[] = {
     SIZE(kp_ram_region), OFF(kp_ram_region, gpa), OFF(kp_ram_region, size), OFF(kp_ram_region, first_pfn),
     SIZE(kp_mailbox), OFF(kp_mailbox, pace_deadline_us), OFF(kp_mailbox, hb_seq), OFF(kp_mailbox, hb_prev),
     OFF(kp_mailbox, hb_sum), OFF(kp_mailbox, hb_errors), OFF(kp_mailbox, progress_total),
+    OFF(kp_mailbox, sched_due_us), OFF(kp_mailbox, sched_lost_us),
     SIZE(kp_replay_batch), OFF(kp_replay_batch, seq), OFF(kp_replay_batch, interval), OFF(kp_replay_batch, due_us),
     OFF(kp_replay_batch, pages), OFF(kp_replay_batch, run_count), OFF(kp_replay_batch, flags),
     OFF(kp_replay_batch, progress), OFF(kp_replay_batch, reserved), OFF(kp_replay_batch, runs),

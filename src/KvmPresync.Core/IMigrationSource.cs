@@ -14,7 +14,7 @@ public interface IMigrationSource
     /// <summary>Pages dirtied since the previous harvest, indexed like <see cref="Memory"/>.</summary>
     IDirtyPageSource DirtyLog { get; }
 
-    /// <summary>The guest's total work units so far (keystrokes, frames…): the application-slowdown signal.</summary>
+    /// <summary>The guest's total work units so far (schedule milliseconds caught up, transactions…): the application-slowdown signal.</summary>
     long ProgressTotal { get; }
 
     /// <summary>Stops the vCPUs (downtime starts). Must be reversible by <see cref="Resume"/>.</summary>

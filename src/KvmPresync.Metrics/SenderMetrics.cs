@@ -54,7 +54,7 @@ public sealed class SenderMetrics
         _rounds = f.CreateCounter("kvmpresync_sender_rounds_total", "Rounds completed, by phase.", new CounterConfiguration { LabelNames = ["phase"] });
         _round = f.CreateGauge("kvmpresync_sender_round", "Number of the last completed round.");
         _progressRate = f.CreateGauge("kvmpresync_guest_progress_units_per_second",
-            "Guest work units per second during the last sync round (keystrokes, frames, trace milliseconds: the application-slowdown signal). " +
+            "Guest work units per second during the last sync round (the application-slowdown signal: for our paced and replay guests the milliseconds of their schedule or trace caught up, 1000/s while they keep up; for the database guest transactions). " +
             "Absent for libvirt guests, which report no work units: watch kvmpresync_sender_dirty_pages_per_second and the guest's own metrics instead.", absentUntilSet);
         _readinessLaunchToResume = f.CreateGauge("kvmpresync_readiness_launch_to_resume_seconds", "If launched now: estimated launch-to-resume time, seconds (from the last sync round).", absentUntilSet);
         _readinessDowntime = f.CreateGauge("kvmpresync_readiness_downtime_seconds", "If launched now: estimated downtime (guest paused), seconds.", absentUntilSet);

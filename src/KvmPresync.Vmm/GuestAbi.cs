@@ -35,7 +35,7 @@ public static class GuestAbi
     public const ushort PortReplay = 0x530;
 
     public const uint BootMagic = 0x4942504B;
-    public const uint BootVersion = 2;
+    public const uint BootVersion = 3;
 
     /// <summary>Byte offsets of <c>struct kp_boot_info</c>.</summary>
     public static class BootInfo
@@ -58,7 +58,9 @@ public static class GuestAbi
     public static class Mail
     {
         public const int PaceDeadlineUs = 0, HbSeq = 8, HbPrev = 16, HbSum = 24, HbErrors = 32, ProgressTotal = 40;
-        public const int Size = 48;
+        /// <summary>A paced workload's schedule (<see cref="Devices.GuestSchedule"/>), read at READY and PACE.</summary>
+        public const int SchedDueUs = 48, SchedLostUs = 56;
+        public const int Size = 64;
     }
 
     /// <summary>Byte offsets of <c>struct kp_replay_batch</c> (the replay mailbox header; the runs follow it).</summary>

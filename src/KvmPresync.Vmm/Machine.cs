@@ -31,6 +31,7 @@ public sealed class Machine : IDisposable
     private readonly Vcpu _vcpu;
     private readonly GuestClock _clock;
     private readonly ReplayMailbox _replay;
+    private readonly GuestSchedule _schedule = new();
     private readonly ManualResetEventSlim _parked = new(false);
     private readonly ManualResetEventSlim _resume = new(false);
     private readonly SemaphoreSlim _wake = new(0);
@@ -95,6 +96,22 @@ public sealed class Machine : IDisposable
     /// up. Null for other workloads, before the first batch and on a restored machine (its trace stayed with the source).
     /// </summary>
     public long? ReplayedTraceMs => Config.ReplayFeed is null ? null : _replay.ReplayedUpToUs(_clock.NowUs) / 1000;
+
+    /// <summary>
+    /// For a paced workload that publishes its schedule (text): the schedule milliseconds it has caught up to, less those
+    /// of the items it dropped as too late (<see cref="GuestSchedule"/>); its rate is 1000/s while the guest keeps up,
+    /// through the pauses of its schedule too. Null for workloads that keep none.
+    /// </summary>
+    public long? ScheduleMs => _schedule.CaughtUpUs(_clock.NowUs) / 1000;
+
+    /// <summary>Schedule milliseconds whose items the guest dropped as too late (<see cref="ScheduleMs"/> leaves them out); null without a schedule.</summary>
+    public long? ScheduleLostMs => _schedule.LostUs / 1000;
+
+    /// <summary>
+    /// The guest's work units for rates over a window: trace milliseconds replayed (<see cref="ReplayedTraceMs"/>), else
+    /// schedule milliseconds caught up (<see cref="ScheduleMs"/>), else the count its progress port reports.
+    /// </summary>
+    public long WorkUnits => ReplayedTraceMs ?? ScheduleMs ?? Telemetry.ProgressTotal;
 
     /// <summary>Completes when the vCPU loop ends.</summary>
     public Task<MachineExit> Completion => _exit.Task;
@@ -168,11 +185,13 @@ public sealed class Machine : IDisposable
         ArgumentNullException.ThrowIfNull(shell);
         ArgumentNullException.ThrowIfNull(snapshot);
         (GuestClock clock, GuestTelemetry telemetry) = RestoreState(shell, snapshot);
-        return new Machine(snapshot.Config, shell.Vm, shell.Memory, shell.Slots, shell.Vcpu, clock, telemetry)
+        var machine = new Machine(snapshot.Config, shell.Vm, shell.Memory, shell.Slots, shell.Vcpu, clock, telemetry)
         {
             _paceDeadlineUs = snapshot.Devices.PaceDeadlineUs,
             _latchedClockUs = snapshot.Devices.LatchedClockUs,
         };
+        machine.PublishSchedule(machine.LowMemory.Slice((long)GuestAbi.BootInfoGpa, GuestAbi.BootInfo.Size)); // the guest's mailbox came with its memory
+        return machine;
     }
 
     /// <summary>
@@ -414,6 +433,9 @@ public sealed class Machine : IDisposable
         }
     }
 
+    private void PublishSchedule(ReadOnlySpan<byte> bootInfo) =>
+        _schedule.Publish(GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.SchedDueUs), GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.SchedLostUs));
+
     private MachineExit? HandleIo(in VcpuExit e)
     {
         Span<byte> data = _vcpu.IoData(e);
@@ -434,6 +456,7 @@ public sealed class Machine : IDisposable
         {
             case GuestAbi.PortPace:
                 Volatile.Write(ref _paceDeadlineUs, (long)GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.PaceDeadlineUs));
+                PublishSchedule(bootInfo);
                 break;
             case GuestAbi.PortProgress:
                 Telemetry.AddProgress(v);
@@ -443,6 +466,7 @@ public sealed class Machine : IDisposable
                     GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbSum), GuestAbi.ReadMail(bootInfo, GuestAbi.Mail.HbErrors)));
                 break;
             case GuestAbi.PortReady:
+                PublishSchedule(bootInfo);
                 Telemetry.SetReady(v);
                 break;
             case GuestAbi.PortConsole:

@@ -103,6 +103,8 @@ internal static class RunCommand
             var source = new Vmm.Migration.MachineMigrationSource(machine);
             if (config.Workload == Workload.Replay)
                 Console.WriteLine("a replay guest's work unit is the trace millisecond replayed: 1000 units/s while it keeps up with the trace");
+            else if (machine.ScheduleMs is not null)
+                Console.WriteLine("a paced guest's work unit is the millisecond of its schedule caught up (keys, periods, frames done when due; dropped ones never): 1000 units/s while it keeps up");
             if (Units.ParseDuration(r.GetValue(baseline)!) is { } b && b > TimeSpan.Zero)
                 settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, b, ct) };
             int code = await PresyncRun.RunAsync(source, settings, view, ct);

@@ -72,7 +72,7 @@ internal static class TraceCommands
             };
         using var writer = TraceWriter.Create(path, header);
         var clock = Stopwatch.StartNew();
-        var guestStart = new Migration.GuestSample(clock.Elapsed, machine.ReplayedTraceMs ?? machine.Telemetry.ProgressTotal, machine.RunStats);
+        var guestStart = new Migration.GuestSample(clock.Elapsed, machine.WorkUnits, machine.RunStats);
         long n = 0;
         TimeSpan next = interval;
         while (clock.Elapsed < duration && !ct.IsCancellationRequested && !machine.Completion.IsCompleted)
@@ -87,7 +87,7 @@ internal static class TraceCommands
             if (n % Math.Max(1, (long)(TimeSpan.FromSeconds(1) / interval)) == 0)
                 view.Update($"{clock.Elapsed.TotalSeconds,6:0.0}s / {duration.TotalSeconds:0}s  intervals {n}  last {harvest.DirtyPages} dirty pages  file {Units.FormatBytes(writer.BytesWritten)}");
         }
-        var guest = Migration.GuestWindow.Between(guestStart, new Migration.GuestSample(clock.Elapsed, machine.ReplayedTraceMs ?? machine.Telemetry.ProgressTotal, machine.RunStats));
+        var guest = Migration.GuestWindow.Between(guestStart, new Migration.GuestSample(clock.Elapsed, machine.WorkUnits, machine.RunStats));
         writer.Complete();
         view.Done();
         Console.WriteLine($"wrote {path}: {n} intervals of {interval.TotalMilliseconds:0} ms, {Units.FormatBytes(new FileInfo(path).Length)}");

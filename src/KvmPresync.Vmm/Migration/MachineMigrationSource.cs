@@ -24,11 +24,14 @@ public sealed class MachineMigrationSource : IMigrationSource, IGuestRunStatsSou
     public IDirtyPageSource DirtyLog { get; }
 
     /// <summary>
-    /// The guest's work units: what it reports through its progress port; for a replay guest, the trace milliseconds it has
-    /// replayed (<see cref="Machine.ReplayedTraceMs"/>) — a trace's own work counter (none at all for a captured program)
-    /// follows the trace's bursts, while the replay's pace shows only whether the guest keeps up.
+    /// The guest's work units (<see cref="Machine.WorkUnits"/>): for a replay guest, the trace milliseconds it has replayed
+    /// (<see cref="Machine.ReplayedTraceMs"/>) — a trace's own work counter (none at all for a captured program) follows the
+    /// trace's bursts, while the replay's pace shows only whether the guest keeps up; for a paced guest that publishes its
+    /// schedule (text), the schedule milliseconds it has caught up to (<see cref="Machine.ScheduleMs"/>) — its keystrokes
+    /// come in bursts, so their count over a window follows the schedule, not the guest; otherwise what the guest reports
+    /// through its progress port.
     /// </summary>
-    public long ProgressTotal => _machine.ReplayedTraceMs ?? _machine.Telemetry.ProgressTotal;
+    public long ProgressTotal => _machine.WorkUnits;
 
     public GuestRunStats? RunStats => _machine.RunStats;
 

@@ -117,6 +117,8 @@ public sealed class LayoutTests
     [InlineData("hb_sum", GuestAbi.Mail.HbSum)]
     [InlineData("hb_errors", GuestAbi.Mail.HbErrors)]
     [InlineData("progress_total", GuestAbi.Mail.ProgressTotal)]
+    [InlineData("sched_due_us", GuestAbi.Mail.SchedDueUs)]
+    [InlineData("sched_lost_us", GuestAbi.Mail.SchedLostUs)]
     public void GuestMailboxOffsetsMatchC(string cField, int offset)
     {
         Assert.Equal(Native.LayoutOffsetof("kp_mailbox", cField), offset);

@@ -27,9 +27,9 @@ public sealed class GuestSlowdownTests
         using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Audio)); // 50 periods/s, paced
         var source = new MachineMigrationSource(machine);
 
-        long before = machine.Telemetry.ProgressTotal;
+        long before = machine.WorkUnits;
         GuestWindow baseline = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1.5), ct);
-        long after = machine.Telemetry.ProgressTotal;
+        long after = machine.WorkUnits;
         Assert.InRange(baseline.Seconds, 1.5, 3);
         Assert.InRange(baseline.Units, 1, after - before); // the guest's own counter, read at both ends of the window
         Assert.Equal(baseline.Units / baseline.Seconds, baseline.Rate, 9);
@@ -44,7 +44,7 @@ public sealed class GuestSlowdownTests
             Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 1e9 },
             Baseline = baseline,
         });
-        long atConnect = machine.Telemetry.ProgressTotal;
+        long atConnect = machine.WorkUnits;
         var (result, _, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(3), ct);
         target.Dispose();
 
@@ -54,7 +54,7 @@ public sealed class GuestSlowdownTests
         Assert.Equal(result.PresyncWindow, s.Presync);
         GuestWindow presync = s.Presync;
         Assert.InRange(presync.Seconds, 1, 10); // the sync period: after the handshake, to launch (within the 3 s)
-        Assert.InRange(presync.Units, 1, machine.Telemetry.ProgressTotal - atConnect);
+        Assert.InRange(presync.Units, 1, machine.WorkUnits - atConnect);
         Assert.Equal(result.ProgressRateDuringSync, presync.Rate, 3);
         Assert.NotNull(presync.Run);
         Assert.Equal((1 - presync.Rate / baseline.Rate) * 100, s.Percent!.Value, 9);
@@ -103,6 +103,84 @@ public sealed class GuestSlowdownTests
             Assert.InRange(w.Rate, 0, 500); // falls behind the trace: the pace shows it
             Assert.True(machine.ReplayStats.LateIntervals > 0);
         }
+    }
+
+    /// <summary>Text with short bursts (0.3–0.6 s) and pauses (0.3–1 s): a 1.5 s window holds a pause or two.</summary>
+    private static ulong[] ShortBurstText()
+    {
+        var p = new ulong[GuestAbi.BootInfo.ParamCount];
+        (p[2], p[3], p[4], p[5]) = (300, 600, 300, 1000);
+        return p;
+    }
+
+    public static TheoryData<Workload> PacedWorkloads => [Workload.Text, Workload.Audio, Workload.Movie];
+
+    [Theory]
+    [MemberData(nameof(PacedWorkloads))]
+    public async Task PacedGuestsProgressIsTheirScheduleCaughtUpThousandMillisecondsPerSecondWhileTheyKeepUp(Workload workload)
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        MachineConfig config = MigrationHarness.Config(workload) with { Params = workload == Workload.Text ? ShortBurstText() : new ulong[GuestAbi.BootInfo.ParamCount] };
+        using var machine = MigrationHarness.BootFilled(kvm, config);
+        var source = new MachineMigrationSource(machine);
+        long keysBefore = machine.Telemetry.ProgressTotal;
+        GuestWindow w = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1.5), ct);
+        long reported = machine.Telemetry.ProgressTotal - keysBefore;
+        TestContext.Current.SendDiagnosticMessage($"{workload}: {w.Rate:0.0} schedule ms/s; {reported} units reported by the guest in the window");
+        Assert.NotNull(machine.ScheduleMs);
+        Assert.True(reported > 0, "the guest worked in the window");
+        // one schedule ms per ms, through the text's pauses too, less an item's writing time at the window's ends
+        Assert.InRange(w.Rate, 900, 1010);
+        Assert.Equal(0, machine.ScheduleLostMs);
+    }
+
+    [Fact]
+    public async Task AStoppedGuestShowsItsLostTimeAsSlowdown()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text) with { Params = ShortBurstText() });
+        var source = new MachineMigrationSource(machine);
+        GuestWindow baseline = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(1), ct);
+        var stopFor = TimeSpan.FromSeconds(1);
+        Task<GuestWindow> window = GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(2), ct);
+        machine.Pause();
+        await Task.Delay(stopFor, ct);
+        machine.Resume();
+        GuestWindow stopped = await window;
+        GuestSlowdown s = new(baseline, stopped);
+        TestContext.Current.SendDiagnosticMessage($"stopped {stopFor.TotalSeconds} s of {stopped.Seconds:0.00} s: slowdown {s.Percent:0.0} % ({stopped.Rate:0} vs {baseline.Rate:0} ms/s)");
+        // the guest did no work while stopped: its window lost that share of its schedule, give or take an item's writing time
+        double stoppedShare = stopFor.TotalSeconds / stopped.Seconds * 100;
+        Assert.InRange(s.Percent!.Value, stoppedShare - 10, stoppedShare + 10);
+    }
+
+    [Fact]
+    public async Task ATextGuestThatCannotKeepUpFallsBehindItsScheduleAndDropsKeys()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        var p = new ulong[GuestAbi.BootInfo.ParamCount];
+        p[1] = 1;                 // a key every 0.5–1.5 ms, with pauses of 1 ms only,
+        (p[4], p[5]) = (1, 1);
+        p[6] = 970;               // nearly every one a jump, half of them far: the whole screen redrawn,
+        (p[9], p[10]) = (4096, 4096); // a 64 MiB screen (16,384 pages) — far more work than one key's time
+        using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 256L << 20) with { Params = p, FillBytes = 16L << 20 });
+        var source = new MachineMigrationSource(machine);
+        GuestWindow late = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(3), ct);
+        Assert.InRange(late.Rate, 0, 500); // late for its keys: the schedule time caught up lags the clock
+
+        // Its steps grow until one starts more than 1 s after keys were due: those are dropped, and the guest catches up
+        // with the clock by skipping them. A window over that catch-up must not count the skipped time.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        GuestSample start = GuestSample.Of(source, clock.Elapsed);
+        long lostBefore = machine.ScheduleLostMs ?? 0;
+        MachineTests.WaitFor(machine, () => machine.ScheduleLostMs > lostBefore, "the guest to drop keys", seconds: 60);
+        GuestWindow dropping = GuestWindow.Between(start, GuestSample.Of(source, clock.Elapsed));
+        TestContext.Current.SendDiagnosticMessage($"{late.Rate:0} schedule ms/s while late; {dropping.Rate:0} over {dropping.Seconds:0.0} s " +
+                                                  $"until it dropped {machine.ScheduleLostMs - lostBefore} ms of keys; {machine.Telemetry.ProgressTotal} keys typed");
+        Assert.InRange(dropping.Rate, 0, 500);
     }
 
     [Fact]
