@@ -8,7 +8,7 @@ namespace KvmPresync.Tests.Vmm;
 
 /// <summary>
 /// The guests' compressible page content (native/guest/content.c, docs/WORKLOADS.md "Page content") on real KVM: the pages the
-/// movie and text guests write compress with LZ4 to their workload's corpus ratio, <see cref="PageContent.Random"/> stays
+/// movie, text, audio and database guests write compress with LZ4 to their workload's corpus ratio, <see cref="PageContent.Random"/> stays
 /// incompressible, and the guest's self-check still catches a stale or a misplaced page — also when only the page's body is
 /// wrong and its header is right.
 /// </summary>
@@ -24,7 +24,7 @@ public sealed class PageContentTests
     private static MachineConfig Config(Workload w, PageContent? content = null) => new()
     {
         Workload = w,
-        MemorySize = 128L << 20,
+        MemorySize = w == Workload.Database ? 256L << 20 : 128L << 20,   // the database's pool is 128 MiB
         FillBytes = 32L << 20,
         HeartbeatMs = 20,
         PageContent = content,
@@ -42,6 +42,8 @@ public sealed class PageContentTests
     [Theory]
     [InlineData(Workload.Movie)]
     [InlineData(Workload.Text)]
+    [InlineData(Workload.Audio)]
+    [InlineData(Workload.Database)]
     public void PagesTheGuestWritesCompressToItsWorkloadsCorpusRatioAndPassTheSelfCheck(Workload workload)
     {
         using var kvm = KvmRequirement.OpenOrSkip();
