@@ -28,7 +28,8 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
     if (b->memory_size > MAX_MEMORY) bad(rt, "memory_size exceeds the 62 GiB the boot page tables can map", b->memory_size);
     if (b->region_count == 0 || b->region_count > KP_MAX_RAM_REGIONS)
         bad(rt, "region_count must be 1..KP_MAX_RAM_REGIONS (4): list the guest's RAM regions", b->region_count);
-    if (b->reserved != 0) bad(rt, "reserved (after region_count) must be 0", b->reserved);
+    if (b->content_lz4_permille > 1000)
+        bad(rt, "content_lz4_permille must be 0..1000 (the data pages' LZ4 compressed/raw ratio in per mille; 0 or 1000 = random, incompressible)", b->content_lz4_permille);
     uint64_t pfn = 0, end = 0;
     for (uint32_t i = 0; i < b->region_count; i++) {
         const struct kp_ram_region *r = &b->regions[i];
@@ -59,6 +60,7 @@ void kp_boot_validate(struct kp_rt *rt, uint64_t image_end)
     rt->workload = b->workload;
     rt->memory_pages = b->memory_size >> KP_PAGE_SHIFT;
     rt->zero_permille = b->zero_permille;
+    rt->content = kp_content_layout(b->content_lz4_permille);
     rt->heap_pfn = b->heap_start >> KP_PAGE_SHIFT;
     rt->fill_pages = (b->fill_bytes + KP_PAGE_SIZE - 1) >> KP_PAGE_SHIFT;  /* whole pages; fits: memory_size is page aligned */
     rt->work_pfn = rt->heap_pfn + rt->fill_pages;

@@ -15,7 +15,7 @@ void kp_fill(struct kp_rt *rt)
         if (chunk > YIELD_PAGES) chunk = YIELD_PAGES;
         for (uint64_t i = 0; i < chunk; i++, pfn++) {
             if (!kp_fill_is_zero(rt->seed, pfn, rt->zero_permille)) {
-                kp_page_data(kp_page(rt, pfn), rt->seed, pfn, 0);
+                kp_page_data(kp_page(rt, pfn), rt->seed, pfn, 0, &rt->content);
                 rt->fill_data_pages++;
                 kp_record_write(rt, pfn);
             }

@@ -2,7 +2,7 @@
 # Included by native/Makefile (which runs in native/ with BUILD=build); also usable on its own:
 #   make -f native/guest/guest.mk                 (from the repo root: native/build/guest/workload.bin)
 #   make -f native/guest/guest.mk guest-check     (hosted self-checks, ~1.5 min)
-# Targets: $(BUILD)/guest/workload.bin, guest-elf-check, guest-hosted, guest-check.
+# Targets: $(BUILD)/guest/workload.bin, guest-elf-check, guest-hosted, guest-check, guest-content.
 
 KP_GUEST_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(KP_GUEST_DIR)/../build
@@ -68,6 +68,15 @@ guest-check: guest-elf-check $(KP_GUEST_OUT)/kp-hosted
 $(KP_GUEST_OUT)/kp-kvmrun: $(KP_GUEST_DIR)/tools/kp-kvmrun.c $(KP_GUEST_DIR)/../include/kvmpresync_guest.h
 	@mkdir -p $(dir $@)
 	$(KP_GUEST_CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
+
+# Page content on the host (development tool): pages for measuring ratios, self-check, cost per page.
+$(KP_GUEST_OUT)/kp-content: $(KP_GUEST_DIR)/tools/kp-content.c $(KP_GUEST_DIR)/content.c $(KP_GUEST_HDRS)
+	@mkdir -p $(KP_GUEST_OUT)/obj
+	$(KP_GUEST_CC) $(KP_GUEST_CFLAGS) -DKP_HOSTED -c $(KP_GUEST_DIR)/content.c -o $(KP_GUEST_OUT)/obj/content-hosted.o
+	$(KP_GUEST_CC) -std=gnu11 -O2 -Wall -Wextra -Werror -DKP_HOSTED -no-pie -o $@ $< $(KP_GUEST_OUT)/obj/content-hosted.o
+
+.PHONY: guest-content
+guest-content: $(KP_GUEST_OUT)/kp-content
 
 .PHONY: guest-kvmrun guest-kvm-check
 guest-kvmrun: $(KP_GUEST_OUT)/kp-kvmrun

@@ -43,7 +43,7 @@ static void report(struct kp_rt *rt, uint64_t pfn, enum kp_expect kind, uint64_t
     kp_puts(rt, " is ");
     kp_put_hex(rt, page[word]);
     kp_puts(rt, " expected ");
-    kp_put_hex(rt, kp_expected_word(rt->seed, pfn, kind, version, word));
+    kp_put_hex(rt, kp_expected_word(rt->seed, pfn, kind, version, word, &rt->content));
     kp_puts(rt, "; page header ");
     kp_put_hex(rt, page[0]);
     kp_puts(rt, " ");
@@ -56,7 +56,7 @@ static uint64_t verify(struct kp_rt *rt, uint64_t pfn, uint64_t h)
     enum kp_expect kind;
     uint64_t version, digest = 0;
     if (!classify(rt, pfn, &kind, &version)) return h;
-    uint64_t bad = kp_page_check(kp_page(rt, pfn), rt->seed, pfn, kind, version, &digest);
+    uint64_t bad = kp_page_check(kp_page(rt, pfn), rt->seed, pfn, kind, version, &digest, &rt->content);
     if (bad) {
         rt->hb_errors++;
         if (rt->reports < KP_MAX_REPORTS) {

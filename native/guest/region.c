@@ -1,7 +1,7 @@
 /*
  * region.c — the work area after the fill: a version table (one u32 per region page), then the
  * workload's regions, handed out in order. Writing a region page bumps its version and rewrites
- * the whole page as kp_page_data(seed, pfn, version): a real store to every byte, so the page is
+ * the whole page as kp_page_data(seed, pfn, version, content): a real store to every byte, so the page is
  * dirty, and content the heartbeat can recompute.
  */
 #include "rt.h"
@@ -49,7 +49,7 @@ void kp_region_write_page(struct kp_rt *rt, struct kp_region r, uint64_t index)
 {
     uint64_t pfn = r.pfn + index % r.pages;
     uint32_t version = ++rt->versions[pfn - rt->region_pfn];
-    kp_page_data(kp_page(rt, pfn), rt->seed, pfn, version);
+    kp_page_data(kp_page(rt, pfn), rt->seed, pfn, version, &rt->content);
     kp_record_write(rt, pfn);
     rt->page_writes++;
 }

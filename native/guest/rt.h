@@ -8,10 +8,11 @@
  * regions appear one after another from virtual 0 (kvmpresync_guest.h), so pfn is the VMM's linear
  * page index, and kp_pfn_gpa gives the guest-physical address behind it. Three kinds of
  * page are "written" by the guest and can be verified:
- *   fill pages    [heap_pfn, heap_pfn + fill_done)  content = kp_page_data(seed, pfn, 0), or all
- *                                                    zero for the zero_permille chosen by kp_fill_is_zero
- *   region pages  [region_pfn, region_pfn + region_pages)  content = kp_page_data(seed, pfn, version)
- *                                                    with version[pfn - region_pfn] kept in guest memory
+ *   fill pages    [heap_pfn, heap_pfn + fill_done)  content = kp_page_data(seed, pfn, 0, content), or
+ *                                                    all zero for the zero_permille chosen by kp_fill_is_zero
+ *   region pages  [region_pfn, region_pfn + region_pages)  content = kp_page_data(seed, pfn, version,
+ *                                                    content) with version[pfn - region_pfn] kept in guest memory
+ * (content = the page layout for boot_info.content_lz4_permille, how compressible data pages are).
  *   pattern pages listed by the VMM (pattern workload): byte 0 = kp_pattern_byte(seed, pfn), rest zero
  */
 #ifndef KP_RT_H
@@ -35,6 +36,15 @@
 #define KP_PARAM_STOP_MS 14     /* stop cleanly after this many guest-ms of workload; 0 = never */
 #define KP_PARAM_SAMPLES 15     /* pages verified per heartbeat; 0 = KP_DEFAULT_SAMPLES */
 
+/* How a data page is laid out (content.c): of its 512 words, literal_words are random or text words
+ * (text_words of them text), the rest repeated runs; kp_content_layout derives it from the target
+ * LZ4 ratio. lz4_permille 1000 = all random (incompressible). */
+struct kp_content {
+    uint32_t lz4_permille;
+    uint32_t literal_words;
+    uint32_t text_words;
+};
+
 struct kp_rt {
     uintptr_t mem_base;             /* address of GPA 0: 0 in the guest, the mapping in the harness */
     void *host;                     /* harness context (NULL in the guest) */
@@ -43,6 +53,7 @@ struct kp_rt {
     uint64_t memory_pages;
     uint32_t workload;
     uint32_t zero_permille;
+    struct kp_content content;      /* data pages' layout (boot_info.content_lz4_permille) */
 
     /* initial fill */
     uint64_t heap_pfn;
@@ -121,11 +132,13 @@ static inline uint64_t kp_rand_below(uint64_t *state, uint64_t n) { return n ? k
 static inline uint64_t kp_rand_range(uint64_t *state, uint64_t lo, uint64_t hi) { return hi > lo ? lo + kp_rand_below(state, hi - lo + 1) : lo; }
 int kp_fill_is_zero(uint64_t seed, uint64_t pfn, uint32_t zero_permille);
 uint8_t kp_pattern_byte(uint64_t seed, uint64_t pfn);
-void kp_page_data(uint64_t *page, uint64_t seed, uint64_t pfn, uint64_t version);
+struct kp_content kp_content_layout(uint32_t lz4_permille);             /* 0 or 1000: all random */
+void kp_page_data(uint64_t *page, uint64_t seed, uint64_t pfn, uint64_t version, const struct kp_content *c);
 /* Compares page with what should be there; returns 0 if equal, else 1 + index of the first wrong word. */
 enum kp_expect { KP_EXPECT_ZERO, KP_EXPECT_DATA, KP_EXPECT_PATTERN };
-uint64_t kp_page_check(const uint64_t *page, uint64_t seed, uint64_t pfn, enum kp_expect kind, uint64_t version, uint64_t *digest);
-uint64_t kp_expected_word(uint64_t seed, uint64_t pfn, enum kp_expect kind, uint64_t version, uint64_t index);
+uint64_t kp_page_check(const uint64_t *page, uint64_t seed, uint64_t pfn, enum kp_expect kind, uint64_t version, uint64_t *digest,
+                       const struct kp_content *c);
+uint64_t kp_expected_word(uint64_t seed, uint64_t pfn, enum kp_expect kind, uint64_t version, uint64_t index, const struct kp_content *c);
 
 /* ---- boot info, fill, regions, heartbeat ---- */
 void kp_boot_validate(struct kp_rt *rt, uint64_t image_end);             /* boot.c: fails with a message */

@@ -71,7 +71,7 @@
 #define KP_PORT_REPLAY     0x530
 
 #define KP_BOOT_MAGIC      0x4942504BU /* "KPBI" little-endian */
-#define KP_BOOT_VERSION    3U
+#define KP_BOOT_VERSION    3U /* 3: the mailbox's schedule fields, content_lz4_permille (was reserved) */
 
 enum kp_workload {
     KP_WORKLOAD_IDLE  = 0,
@@ -152,7 +152,8 @@ struct kp_boot_info {
     uint64_t params[16];         /* workload parameters, indices documented in docs/WORKLOADS.md */
     struct kp_mailbox mailbox;
     uint32_t region_count;       /* 1..KP_MAX_RAM_REGIONS */
-    uint32_t reserved;           /* 0 */
+    uint32_t content_lz4_permille; /* data pages' LZ4 compressed/raw ratio to aim for, per mille (1..1000);
+                                    0 or 1000 = pseudo-random words, incompressible (docs/WORKLOADS.md, "Page content") */
     struct kp_ram_region regions[KP_MAX_RAM_REGIONS]; /* by address; first_pfn contiguous from 0 */
 };
 

@@ -18,7 +18,7 @@
  *
  * Settings come from the kernel command line (/proc/cmdline), or from the arguments when any are
  * given (for running it on a host): kp.workload=idle|text|audio|movie|database, kp.seed=N, kp.hb_ms=N,
- * kp.mem_mb=N (mapping size), kp.fill_mb=N, kp.zero_permille=N, kp.samples=N, kp.stop_ms=N,
+ * kp.mem_mb=N (mapping size), kp.fill_mb=N, kp.zero_permille=N, kp.content_lz4_permille=N, kp.samples=N, kp.stop_ms=N,
  * kp.pI=V (boot_info.params[I]).
  */
 #define _GNU_SOURCE
@@ -127,7 +127,7 @@ void kp_host_out32(struct kp_rt *rt, uint16_t port, uint32_t value)
 
 struct settings {
     uint32_t workload;
-    uint64_t seed, hb_ms, mem_mb, fill_mb, zero_permille, samples, stop_ms, params[16];
+    uint64_t seed, hb_ms, mem_mb, fill_mb, zero_permille, content_lz4_permille, samples, stop_ms, params[16];
 };
 
 /* indexed by enum kp_workload; pattern and replay need a VMM, so they are not offered here */
@@ -164,6 +164,7 @@ static void apply(struct settings *s, const char *tok)
     else if (!strcmp(name, "mem_mb")) s->mem_mb = strtoull(v, 0, 0);
     else if (!strcmp(name, "fill_mb")) s->fill_mb = strtoull(v, 0, 0);
     else if (!strcmp(name, "zero_permille")) s->zero_permille = strtoull(v, 0, 0);
+    else if (!strcmp(name, "content_lz4_permille")) s->content_lz4_permille = strtoull(v, 0, 0);
     else if (!strcmp(name, "samples")) s->samples = strtoull(v, 0, 0);
     else if (!strcmp(name, "stop_ms")) s->stop_ms = strtoull(v, 0, 0);
     else if (sscanf(name, "p%u", &idx) == 1 && idx < 16) s->params[idx] = strtoull(v, 0, 0);
@@ -209,6 +210,7 @@ int main(int argc, char **argv)
     h.boot->heap_start = 2 << 20;
     h.boot->fill_bytes = s.fill_mb << 20;
     h.boot->zero_permille = (uint32_t)s.zero_permille;
+    h.boot->content_lz4_permille = (uint32_t)s.content_lz4_permille;
     h.boot->heartbeat_ms = (uint32_t)s.hb_ms;
     memcpy(h.boot->params, s.params, sizeof s.params);
     emitf("KPSTART workload=%s seed=%lu hb_ms=%lu mem_mb=%lu fill_mb=%lu\n", names[s.workload],

@@ -57,7 +57,7 @@ static const struct kp_field kp_layout[] = {
     OFF(kp_boot_info, flags), OFF(kp_boot_info, memory_size), OFF(kp_boot_info, seed),
     OFF(kp_boot_info, heap_start), OFF(kp_boot_info, fill_bytes), OFF(kp_boot_info, zero_permille),
     OFF(kp_boot_info, heartbeat_ms), OFF(kp_boot_info, params), OFF(kp_boot_info, mailbox),
-    OFF(kp_boot_info, region_count), OFF(kp_boot_info, reserved), OFF(kp_boot_info, regions),
+    OFF(kp_boot_info, region_count), OFF(kp_boot_info, content_lz4_permille), OFF(kp_boot_info, regions),
     SIZE(kp_ram_region), OFF(kp_ram_region, gpa), OFF(kp_ram_region, size), OFF(kp_ram_region, first_pfn),
     SIZE(kp_mailbox), OFF(kp_mailbox, pace_deadline_us), OFF(kp_mailbox, hb_seq), OFF(kp_mailbox, hb_prev),
     OFF(kp_mailbox, hb_sum), OFF(kp_mailbox, hb_errors), OFF(kp_mailbox, progress_total),

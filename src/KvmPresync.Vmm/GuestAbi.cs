@@ -43,7 +43,7 @@ public static class GuestAbi
         public const int Magic = 0, Version = 4, Workload = 8, Flags = 12, MemorySize = 16, Seed = 24, HeapStart = 32;
         public const int FillBytes = 40, ZeroPermille = 48, HeartbeatMs = 52, Params = 56, ParamCount = 16;
         public const int Mailbox = Params + ParamCount * 8;
-        public const int RegionCount = Mailbox + Mail.Size, Reserved = RegionCount + 4, Regions = Reserved + 4;
+        public const int RegionCount = Mailbox + Mail.Size, ContentLz4Permille = RegionCount + 4, Regions = ContentLz4Permille + 4;
         public const int Size = Regions + MaxRamRegions * RamRegion.Size;
     }
 

@@ -293,6 +293,7 @@ public sealed class Machine : IDisposable
         if (map.Regions.Count > GuestAbi.MaxRamRegions)
             throw new ArgumentException($"{map.Regions.Count} RAM regions; the boot info lists at most {GuestAbi.MaxRamRegions}");
         BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.RegionCount..], (uint)map.Regions.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(bi[GuestAbi.BootInfo.ContentLz4Permille..], Config.EffectivePageContent.Lz4Permille);
         for (int r = 0; r < map.Regions.Count; r++)
         {
             Span<byte> entry = bi[(GuestAbi.BootInfo.Regions + r * GuestAbi.RamRegion.Size)..];

@@ -30,6 +30,16 @@ public sealed record MachineConfig
 
     public uint HeartbeatMs { get; init; } = 100;
 
+    /// <summary>
+    /// How compressible the guest's data pages are (<see cref="Vmm.PageContent"/>); null = the workload's default,
+    /// <see cref="Vmm.PageContent.DefaultFor"/> (fitted to the real program it models), see <see cref="EffectivePageContent"/>.
+    /// <see cref="Vmm.PageContent.Random"/> keeps the incompressible content.
+    /// </summary>
+    public PageContent? PageContent { get; init; }
+
+    /// <summary>The content the guest is booted with: <see cref="PageContent"/>, or the workload's default.</summary>
+    public PageContent EffectivePageContent => PageContent ?? Vmm.PageContent.DefaultFor(Workload);
+
     /// <summary>Workload parameters (docs/WORKLOADS.md); 0 = the guest's default.</summary>
     public ulong[] Params { get; init => field = OptionGuard.Require(OptionGuard.NotNull(value, nameof(MachineConfig)), value.Length == GuestAbi.BootInfo.ParamCount, nameof(MachineConfig), $"must hold exactly {GuestAbi.BootInfo.ParamCount} values (the guest ABI's parameter count)"); } = new ulong[GuestAbi.BootInfo.ParamCount];
 

@@ -9,14 +9,14 @@ namespace KvmPresync.Vmm;
 /// <summary>
 /// The byte form of a <see cref="MachineSnapshot"/> — what travels in the FinalState frame.
 /// <code>
-/// "KPMS" | u16 version=2 | config (incl. the low-memory top, hence the RAM slots) | vCPU state | VM state | device state     (all little-endian)
+/// "KPMS" | u16 version=3 | config (incl. the low-memory top, hence the RAM slots, and the page content) | vCPU state | VM state | device state     (all little-endian)
 /// blob   = u32 length | bytes        (each length checked against a cap before anything is allocated)
 /// </code>
 /// </summary>
 public static class MachineSnapshotCodec
 {
     private static ReadOnlySpan<byte> Magic => "KPMS"u8;
-    private const ushort Version = 2;
+    private const ushort Version = 3;
     private const int MaxBlob = 1 << 20;
     private const int MaxMsrs = 4096;
 
@@ -46,6 +46,7 @@ public static class MachineSnapshotCodec
         foreach (ulong p in c.Params) w.Write(p);
         w.Write(c.HugePages);
         w.Write(c.LowMemoryTop);
+        w.Write(c.EffectivePageContent.Lz4Permille);
 
         VcpuState v = s.Vcpu;
         w.Write(v.Id);
@@ -117,10 +118,20 @@ public static class MachineSnapshotCodec
             for (int i = 0; i < nParams; i++) parameters[i] = r.ReadUInt64();
             bool huge = r.ReadBoolean();
             long lowTop = r.ReadInt64();
+            uint contentPermille = r.ReadUInt32();
+            PageContent content;
+            try
+            {
+                content = PageContent.FromPermille(contentPermille);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new InvalidDataException($"machine state: page content {contentPermille}: {e.Message}");
+            }
             var config = new MachineConfig
             {
                 Workload = workload, MemorySize = memory, Seed = seed, FillBytes = fill < 0 ? null : fill,
-                ZeroPermille = zero, HeartbeatMs = hbMs, Params = parameters, HugePages = huge, LowMemoryTop = lowTop,
+                ZeroPermille = zero, HeartbeatMs = hbMs, Params = parameters, HugePages = huge, LowMemoryTop = lowTop, PageContent = content,
             };
             try
             {

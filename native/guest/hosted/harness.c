@@ -298,6 +298,7 @@ static void usage(void)
         "  --heap-start B       heap_start in bytes (default 2 MiB)\n"
         "  --magic N            boot_info.magic (default KP_BOOT_MAGIC)\n"
         "  --pattern-pages N    pattern: list N pages spread over the heap after the fill\n"
+        "  --content-lz4-permille N  data pages' LZ4 compressed/raw ratio, per mille (default 0 = random)\n"
         "  --corrupt newest|fill  flip a byte in a written page after --corrupt-after-ms (default 2000)\n"
         "  --expect-rate R      require R progress units/s within --tolerance-pct (default 5)\n"
         "  --expect-key-ms M    require the mean in-burst keystroke interval M ms within the tolerance\n"
@@ -312,7 +313,7 @@ int main(int argc, char **argv)
     static struct host h;
     const char *workload = NULL;
     double seconds = 10, tolerance = 5, expect_rate = 0, expect_key_ms = 0;
-    uint64_t mem_mib = 256, fill_kib = 65536, zero_permille = 100, hb_ms = 100, seed = 1;
+    uint64_t mem_mib = 256, fill_kib = 65536, zero_permille = 100, hb_ms = 100, seed = 1, content = 0;
     uint64_t heap_start = 2 << 20, magic = KP_BOOT_MAGIC, pattern_pages = 0, params[16] = { 0 };
     int expect_errors = 0, expect_exit = -1;
     h.corrupt_after_us = 2000000;
@@ -325,6 +326,7 @@ int main(int argc, char **argv)
         else if (ARG("--mem-mib")) mem_mib = strtoull(v, 0, 0);
         else if (ARG("--fill-kib")) fill_kib = strtoull(v, 0, 0);
         else if (ARG("--zero-permille")) zero_permille = strtoull(v, 0, 0);
+        else if (ARG("--content-lz4-permille")) content = strtoull(v, 0, 0);
         else if (ARG("--hb-ms")) hb_ms = strtoull(v, 0, 0);
         else if (ARG("--seed")) seed = strtoull(v, 0, 0);
         else if (ARG("--heap-start")) heap_start = strtoull(v, 0, 0);
@@ -369,6 +371,7 @@ int main(int argc, char **argv)
     h.boot->heap_start = heap_start;
     h.boot->fill_bytes = fill_kib << 10;
     h.boot->zero_permille = (uint32_t)zero_permille;
+    h.boot->content_lz4_permille = (uint32_t)content;
     h.boot->heartbeat_ms = (uint32_t)hb_ms;
     memcpy(h.boot->params, params, sizeof params);
     if (pattern_pages) {

@@ -166,7 +166,9 @@ internal static class GuestRun
             view.Update($"filling guest memory... {clock.Elapsed.TotalSeconds:0.0}s");
             Thread.Sleep(200);
         }
-        view.Update($"guest ready after {clock.Elapsed.TotalSeconds:0.0}s ({machine.Telemetry.ReadyPages} pages of data)");
+        PageContent content = machine.Config.EffectivePageContent;
+        view.Update($"guest ready after {clock.Elapsed.TotalSeconds:0.0}s ({machine.Telemetry.ReadyPages} pages of data; page content " +
+                    (content.IsRandom ? "random, incompressible)" : $"LZ4 ratio {content})"));
         view.Done();
         return true;
     }

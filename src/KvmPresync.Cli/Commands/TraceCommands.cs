@@ -58,6 +58,7 @@ internal static class TraceCommands
             {
                 ["memory"] = config.MemorySize.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["seed"] = config.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["page_content"] = config.EffectivePageContent.ToString(),
                 ["recorder"] = "kvmpresync trace record (KVM dirty log)",
             },
         };

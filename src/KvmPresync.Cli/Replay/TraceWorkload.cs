@@ -30,7 +30,8 @@ internal static class TraceWorkload
 
     /// <summary>
     /// <paramref name="config"/> turned into a replay of <paramref name="path"/>; <paramref name="memory"/> null = sized from the
-    /// trace (<see cref="ReplayLayout.AutoMemory"/>). The feed opened here is owned by the machine booted from the result.
+    /// trace (<see cref="ReplayLayout.AutoMemory"/>). The feed opened here is owned by the machine booted from the result. Without
+    /// a page content of its own the guest writes pages like the trace's application's (<see cref="PageContent.DefaultForApplication"/>).
     /// </summary>
     public static MachineConfig Configure(MachineConfig config, string path, long? memory)
     {
@@ -38,7 +39,11 @@ internal static class TraceWorkload
         TraceReplayFeed feed = TraceReplayFeed.Open(path);
         try
         {
-            return config with { Workload = Workload.Replay, MemorySize = MemoryFor(config, path, feed.PageCount, memory), ReplayFeed = feed };
+            return config with
+            {
+                Workload = Workload.Replay, MemorySize = MemoryFor(config, path, feed.PageCount, memory), ReplayFeed = feed,
+                PageContent = config.PageContent ?? PageContent.DefaultForApplication(feed.Name),
+            };
         }
         catch
         {

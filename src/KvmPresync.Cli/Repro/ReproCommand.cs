@@ -47,6 +47,12 @@ internal static class ReproCommand
         /// <summary>The sync modes' <c>run --pause-at-quiet</c> (null: off).</summary>
         public TimeSpan? QuietWait { get; init; }
 
+        /// <summary>The guests' <c>--page-content</c> (<c>random</c> or an LZ4 ratio); null = each workload's default.</summary>
+        public string? PageContent { get; init; }
+
+        /// <summary>The <c>--page-content</c> arguments every guest of this repro gets (none for the workloads' defaults).</summary>
+        public IEnumerable<string> PageContentArgs => PageContent is null ? [] : ["--page-content", PageContent];
+
         /// <summary>Every mode run per workload and run: the table's modes, then the sweep's.</summary>
         public IEnumerable<string> RunModes => ModeNames.Concat(LaunchTargets.Select(ReproLaunchTargets.ModeFor));
 
@@ -62,6 +68,20 @@ internal static class ReproCommand
 
     /// <summary>The Linux guest domain template (contrib/linux-guest-domain.xml) has 256 MiB.</summary>
     private const long LibvirtGuestMemory = 256L << 20;
+
+    /// <summary>A <c>--page-content</c> value checked now (not in every run): null for <c>auto</c>, else as given.</summary>
+    private static string? PageContentArg(string value)
+    {
+        if (value.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            return Vmm.PageContent.Parse(value).ToString();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--page-content: {e.Message}, or 'auto' (each workload's default)");
+        }
+    }
 
     public static Command Create()
     {
@@ -95,9 +115,14 @@ internal static class ReproCommand
         var pauseAtQuiet = Commands.MigrationOptions.PauseAtQuiet();
         pauseAtQuiet.Description = "The sync modes' --pause-at-quiet (see 'kvmpresync run --help'), e.g. 40ms, or off; --target kvm";
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
+        var pageContent = new Option<string>("--page-content")
+        {
+            Description = "--target kvm: how compressible the guests' data pages are, as run --page-content: auto (default: each workload's real program's), random (incompressible) or an LZ4 compressed/raw ratio, e.g. 0.25",
+            DefaultValueFactory = _ => "auto",
+        };
         var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets, pauseAtQuiet,
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets, pauseAtQuiet, pageContent,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -121,7 +146,10 @@ internal static class ReproCommand
                 LaunchTarget = r.GetValue(launchTarget) is { } lt ? Commands.MigrationOptions.ParseLaunchTarget(lt) : null,
                 LaunchTargets = r.GetValue(launchTargets) is { } list ? ReproLaunchTargets.ParseList(list) : [],
                 QuietWait = Commands.MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
+                PageContent = PageContentArg(r.GetValue(pageContent)!),
             };
+            if (targetKind == LibvirtTarget && s.PageContent is not null)
+                throw new ArgumentException("--page-content applies to --target kvm runs (our own guests); the libvirt target runs the Linux guest image");
             if (targetKind == LibvirtTarget && (s.LaunchTarget is not null || s.LaunchTargets.Count > 0 || s.QuietWait is not null))
                 throw new ArgumentException("--launch-target, --launch-targets and --pause-at-quiet apply to --target kvm runs");
             if (s.Runs < 1) throw new ArgumentException("--runs must be at least 1");
@@ -230,7 +258,7 @@ internal static class ReproCommand
         string seconds = s.SyncSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         Console.WriteLine($"[{workload}] recording the workload's dirty trace for {s.SyncSeconds:0} s (trace record), then simulating the policies and the oracle on it ({total.Elapsed.TotalSeconds:0} s elapsed)");
         using (Process rec = Start((exe, ["trace", "record", "--workload", s.WorkloadArg(workload), "--memory",
-                   s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seconds", seconds, "-o", trace]), log))
+                   s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seconds", seconds, "-o", trace, .. s.PageContentArgs]), log))
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(s.SyncSeconds + 120));
@@ -319,6 +347,7 @@ internal static class ReproCommand
         // (the slowdown baseline, sampled over its first 5 s).
         double launchAfter = mode == "precopy" ? Math.Min(s.SyncSeconds, PrecopyBaselineSeconds) : s.SyncSeconds;
         var txArgs = new List<string> { "run", "--workload", s.WorkloadArg(workload), "--memory", s.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        txArgs.AddRange(s.PageContentArgs);
         txArgs.AddRange([
             "--presync-to", listen, "--psk-file", psk, "--launch-after", launchAfter.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--json", json, "--link-rate", rate, "--bandwidth", bits]);

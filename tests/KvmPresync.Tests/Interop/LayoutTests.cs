@@ -103,7 +103,7 @@ public sealed class LayoutTests
     [InlineData("params", GuestAbi.BootInfo.Params)]
     [InlineData("mailbox", GuestAbi.BootInfo.Mailbox)]
     [InlineData("region_count", GuestAbi.BootInfo.RegionCount)]
-    [InlineData("reserved", GuestAbi.BootInfo.Reserved)]
+    [InlineData("content_lz4_permille", GuestAbi.BootInfo.ContentLz4Permille)]
     [InlineData("regions", GuestAbi.BootInfo.Regions)]
     public void GuestBootInfoOffsetsMatchC(string cField, int offset)
     {

@@ -43,6 +43,21 @@ public sealed class CliHelpTests
     }
 
     [Fact]
+    public async Task PageContentIsAnOptionOfEveryCommandThatBootsAGuestAndABadValueSaysWhatIsAccepted()
+    {
+        foreach (string[] command in new[] { new[] { "run" }, ["trace", "record"], ["repro"] })
+        {
+            (_, string output) = await RunAsync([.. command, "--help"]);
+            Assert.Contains("--page-content <page-content>", output);
+            Assert.Contains("random", output);
+        }
+        (int code, string bad) = await RunAsync("run", "--page-content", "2", "--seconds", "0");
+        Assert.Equal(ExitCodes.Error, code); // refused before any guest boots
+        Assert.Contains("--page-content", bad);
+        Assert.Contains("'random'", bad);
+    }
+
+    [Fact]
     public async Task LinkRateIsARateInEveryCommandAndRenamedOptionsAreGone()
     {
         foreach (string command in new[] { "run", "receive", "simulate", "repro" })
