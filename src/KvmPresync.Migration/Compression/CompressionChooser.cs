@@ -6,9 +6,10 @@ namespace KvmPresync.Migration.Compression;
 /// Picks, per PageBatch, how its payload travels: raw, LZ4 or zstd. A pure object over what it is told (no clock, no I/O),
 /// so it is tested alone and the benchmark asks it the same question the sender does.
 /// <para>
-/// It keeps running estimates (exponentially weighted, weight <see cref="Weight"/> for the newest batch) of each codec's
-/// ratio (compressed / raw) and compress cost (seconds per raw byte of gathering + compressing, as measured on this host
-/// under its current load — averaged as a cost, not as a speed, so a batch that took ten times as long counts ten times), and of the link rate: the configured rate when the sender paces itself, else the measured
+/// It keeps running estimates of each codec's ratio (compressed / raw) and compress cost (seconds per raw byte of gathering +
+/// compressing, as measured on this host under its current load), as decayed totals weighted by batch size (a 1 MiB batch
+/// has weight <see cref="Weight"/>; a batch of a few pages, whose fixed cost dwarfs its bytes, next to none; a batch that
+/// took ten times as long counts ten times), and of the link rate: the configured rate when the sender paces itself, else the measured
 /// send rate (wire bytes / time the transport took). The sender compresses a batch while the previous one is on the wire
 /// (<see cref="BatchCompressor"/> pipelines them), so in a run of batches one of <c>B</c> raw bytes is expected to take
 /// <code>
@@ -37,14 +38,24 @@ internal sealed class CompressionChooser
     private int _probeInterval = MinProbeInterval;
     private PageCodec? _probing;
 
+    /// <summary>
+    /// A codec's running totals of raw bytes, compressed bytes and seconds, each decayed by (1 − <see cref="Weight"/>) per
+    /// <see cref="ReferenceBatchBytes"/> of newer input: ratio and cost are totals over totals, so a batch counts by its size
+    /// (a sync round of three pages, whose fixed cost dwarfs its bytes, barely moves them) and a slow batch (a preempted or
+    /// loaded CPU) weighs what it cost.
+    /// </summary>
     private sealed class Estimate
     {
-        public double? Ratio;
-        /// <summary>Seconds per raw byte: averaged as a cost, so one slow batch (a preempted or loaded CPU) weighs what it cost.</summary>
-        public double? SecondsPerByte;
+        public double RawBytes, CompressedBytes, Seconds;
+        public double? Ratio => RawBytes > 0 ? CompressedBytes / RawBytes : null;
+        /// <summary>Seconds per raw byte.</summary>
+        public double? SecondsPerByte => RawBytes > 0 ? Seconds / RawBytes : null;
         public double? BytesPerSecond => SecondsPerByte is { } c ? 1 / c : null;
         public long LastBatch = -1;
     }
+
+    /// <summary>The input over which an estimate's older totals lose <see cref="Weight"/> of their weight: one default batch.</summary>
+    public const long ReferenceBatchBytes = 1 << 20;
 
     /// <param name="mode">Off, a fixed codec, or Auto.</param>
     /// <param name="linkBytesPerSecond">The link's rate when the sender paces to a known rate; null = measure sends.</param>
@@ -70,8 +81,9 @@ internal sealed class CompressionChooser
     public void Seed(PageCodec codec, double ratio, double bytesPerSecond)
     {
         Estimate e = _estimates[(int)Check(codec)];
-        e.Ratio = ratio;
-        e.SecondsPerByte = 1 / bytesPerSecond;
+        e.RawBytes = ReferenceBatchBytes;
+        e.CompressedBytes = ratio * ReferenceBatchBytes;
+        e.Seconds = ReferenceBatchBytes / bytesPerSecond;
     }
 
     /// <summary>Expected seconds for a batch of <paramref name="rawBytes"/> sent with <paramref name="codec"/>; null when not yet estimable.</summary>
@@ -130,10 +142,10 @@ internal sealed class CompressionChooser
     {
         Estimate e = _estimates[(int)Check(codec)];
         if (rawBytes <= 0) return;
-        double ratio = Math.Min(1.0, (double)compressedBytes / rawBytes); // not smaller: it goes raw, so at worst 1
-        double cost = Math.Max(seconds, 1e-7) / rawBytes;
-        e.Ratio = e.Ratio is { } r ? r + Weight * (ratio - r) : ratio;
-        e.SecondsPerByte = e.SecondsPerByte is { } s ? s + Weight * (cost - s) : cost;
+        double decay = Math.Pow(1 - Weight, (double)rawBytes / ReferenceBatchBytes);
+        e.RawBytes = e.RawBytes * decay + rawBytes;
+        e.CompressedBytes = e.CompressedBytes * decay + Math.Min(compressedBytes, rawBytes); // not smaller: it goes raw, so at worst 1
+        e.Seconds = e.Seconds * decay + Math.Max(seconds, 1e-9);
         e.LastBatch = _batch;
         if ((probe ?? _probing == codec) && _mode == CompressionMode.Auto)
         {

@@ -117,4 +117,16 @@ public sealed class CompressionChooserTests
         off.Chooser.Seed(PageCodec.Lz4, 0.25, 600e6);
         Assert.Equal(1, off.ExpectedSpeedup(Batch));
     }
+
+    [Fact]
+    public void Tiny_batches_whose_fixed_cost_dwarfs_their_bytes_do_not_turn_compression_off()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, Gbit);
+        Run(c, 20, lz4Ratio: 0.25, lz4MBps: 600, zstdRatio: 0.18, zstdMBps: 250);
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        // a sync round of 2 pages each: 8 KiB compressed in 0.2 ms, i.e. 40 MB/s — its fixed cost, not the codec's speed
+        for (int i = 0; i < 50; i++) c.Compressed(PageCodec.Lz4, 8192, 2048, 0.0002, probe: false);
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        Assert.True(c.BytesPerSecond(PageCodec.Lz4) > 150e6); // per-batch averaging would have fallen to the tiny batches' 40 MB/s
+    }
 }
