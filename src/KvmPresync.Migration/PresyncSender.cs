@@ -181,6 +181,8 @@ public sealed class PresyncSender
             _options.Engine.Convergence.GetType(),
             typeof(SenderRun), typeof(SenderChannel), typeof(RoundRecord), typeof(PresyncSender), typeof(GuestWindow)); // the switchover's code, compiled now
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and its frames' (generic over their body types)
+        LaunchWarmup.Rehearse(_options.Engine, _source.Memory.PageSize); // and the engine's post-launch steps
+        await LaunchWarmup.AwaitersAsync().ConfigureAwait(false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new SenderRun(_source, _options, channel, _clock, r =>
         {

@@ -167,7 +167,7 @@ internal sealed class BatchCompressor : IDisposable
     private async Task CompressAndWriteAsync(Slot slot, Task previous, FrameWriter writer, ulong round, int descriptorCount, int rawBytes,
         int pageSize, PageCodec codec, bool probe, long gatherTicks, CancellationToken ct)
     {
-        int compressed = await Task.Run(() =>
+        int Compress()
         {
             int bound = PageCompression.MaxCompressedLength(codec, rawBytes);
             if (slot.Output.Length < bound) slot.Output = new byte[bound];
@@ -180,7 +180,10 @@ internal sealed class BatchCompressor : IDisposable
             {
                 lock (_gate) Busy(-1);
             }
-        }, ct).ConfigureAwait(false);
+        }
+        // Nothing ahead of it: compress here (a hop to the thread pool would only add latency — a paused delta of a few
+        // pages is one batch). Behind another batch: on the pool, side by side with it.
+        int compressed = previous.IsCompleted ? Compress() : await Task.Run(Compress, ct).ConfigureAwait(false);
         bool smaller = compressed < rawBytes;
         lock (_gate)
         {
