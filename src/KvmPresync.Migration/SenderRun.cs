@@ -86,7 +86,7 @@ internal sealed class SenderRun
     public ReadinessEstimate? Readiness { get; private set; }
 
     /// <summary>The last round's estimate inputs and the run-clock time of that round's harvest.</summary>
-    private sealed record ReadinessBasis(ReadinessInputs Inputs, TimeSpan HarvestedAt);
+    private sealed record ReadinessBasis(ReadinessInputs Inputs, TimeSpan HarvestedAt, double PayloadSpeedup);
 
     private ReadinessBasis? _readinessBasis;
     private TimeSpan _harvestedAt; // run clock at the last harvest
@@ -104,7 +104,7 @@ internal sealed class SenderRun
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,
             SwitchoverCost = Options.SwitchoverCost,
-        }, _harvestedAt);
+        }, _harvestedAt, Engine.PayloadSpeedup);
         Volatile.Write(ref _readinessBasis, basis);
         return Readiness = ReadinessNow()!;
     }
@@ -113,9 +113,13 @@ internal sealed class SenderRun
     /// "If launched now": the last round's estimate with what the guest dirtied since that round's harvest; null before the
     /// first sync round. Any thread may call it (it reads only the last round's inputs and the clock).
     /// </summary>
-    public ReadinessEstimate? ReadinessNow() => Volatile.Read(ref _readinessBasis) is { } b
-        ? ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with { SinceHarvest = Clock.Elapsed - b.HarvestedAt })
-        : null;
+    public ReadinessEstimate? ReadinessNow()
+    {
+        if (Volatile.Read(ref _readinessBasis) is not { } b) return null;
+        ReadinessEstimate e = ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with { SinceHarvest = Clock.Elapsed - b.HarvestedAt });
+        // the estimator counts page bytes against the link rate scaled by the compression speed-up: on the wire they shrink by it
+        return e with { Bytes = (long)(e.Bytes / Math.Max(1, b.PayloadSpeedup)) };
+    }
 
     public long SyncBytes { get; set; }
     public long? InitialCopyBytes { get; set; }
