@@ -139,6 +139,7 @@ public static class Targets
                 case FrameType.SessionStart: Sync(reader.ReadBodyAsync<SessionStart>(h)); break;
                 case FrameType.SessionState: Sync(reader.ReadBodyAsync<SessionState>(h)); break;
                 case FrameType.PageHashes: Sync(reader.ReadBodyAsync<PageHashes>(h)); break;
+                case FrameType.DestinationReady: Sync(reader.ReadBodyAsync<DestinationReady>(h)); break;
                 case FrameType.StreamSetup: Sync(reader.ReadBodyAsync<StreamSetup>(h)); break;
                 case FrameType.StreamJoin: Sync(reader.ReadBodyAsync<StreamJoin>(h)); break;
                 case FrameType.StreamMark: Sync(reader.ReadBodyAsync<StreamMark>(h)); break;
