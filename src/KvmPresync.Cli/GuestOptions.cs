@@ -59,7 +59,7 @@ internal sealed class GuestOptions
             MemorySize = memory ?? Units.ParseSize(DefaultMemory),
             Seed = r.GetValue(Seed),
             GuestImage = r.GetValue(GuestImage),
-            PageContent = content.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : ParsePageContent(content),
+            PageContent = ParsePageContent(content),
         };
         if (TraceWorkload.TryParse(name, out string trace)) return TraceWorkload.Configure(config, trace, memory);
         if (!Enum.TryParse(name, ignoreCase: true, out Workload w) || w is Vmm.Workload.Pattern or Vmm.Workload.Replay || !Enum.IsDefined(w))
@@ -67,8 +67,10 @@ internal sealed class GuestOptions
         return config with { Workload = w };
     }
 
-    private static Vmm.PageContent ParsePageContent(string value)
+    /// <summary>A <c>--page-content</c> value (run, trace record, repro): null for <c>auto</c> (the workload's default), else the content it names.</summary>
+    public static Vmm.PageContent? ParsePageContent(string value)
     {
+        if (value.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase)) return null;
         try
         {
             return Vmm.PageContent.Parse(value);

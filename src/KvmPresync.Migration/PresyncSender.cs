@@ -286,7 +286,7 @@ public sealed class PresyncSender
                 Downtime = new DowntimeBreakdown(SenderRun.TicksToMs(t.DeltaSentAt - t.PausedAt), SenderRun.TicksToMs(t.DigestAt - t.DeltaSentAt),
                     SenderRun.TicksToMs(t.StateSentAt - t.DigestAt), SenderRun.TicksToMs(resumedAt - t.StateSentAt)),
                 Launch = new LaunchBreakdown(SenderRun.TicksToMs(Math.Max(0, syncEndedAt - launchStart)), SenderRun.TicksToMs(t.PausedAt - syncEndedAt),
-                    run.FinalLiveRounds, run.FinalLiveBytes, run.FinalLiveHarvestTime.TotalMilliseconds),
+                    run.FinalLiveBytes, run.FinalLiveHarvestTime.TotalMilliseconds),
                 Rounds = run.Rounds,
                 SessionId = SessionIdHex(run),
                 Reconnects = [.. run.Reconnects],

@@ -134,7 +134,7 @@ internal static class PresyncRun
             Console.WriteLine(cs.Summary());
         foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
         if (result.Launch is { } l)
-            Console.WriteLine($"before the pause: sync round ended {l.SyncEndMs:0.0} ms after the launch request, then {l.LiveRounds} live round{(l.LiveRounds == 1 ? "" : "s")} " +
+            Console.WriteLine($"before the pause: sync round ended {l.SyncEndMs:0.0} ms after the launch request, then {result.FinalLiveRounds} live round{(result.FinalLiveRounds == 1 ? "" : "s")} " +
                               $"in {l.LiveMs:0.0} ms ({Units.FormatBytes(l.LiveBytes)}, harvests {l.HarvestMs:0.0} ms)");
         if (result.Downtime is { } d)
             Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");

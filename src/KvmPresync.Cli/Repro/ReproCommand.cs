@@ -69,20 +69,6 @@ internal static class ReproCommand
     /// <summary>The Linux guest domain template (contrib/linux-guest-domain.xml) has 256 MiB.</summary>
     private const long LibvirtGuestMemory = 256L << 20;
 
-    /// <summary>A <c>--page-content</c> value checked now (not in every run): null for <c>auto</c>, else as given.</summary>
-    private static string? PageContentArg(string value)
-    {
-        if (value.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase)) return null;
-        try
-        {
-            return Vmm.PageContent.Parse(value).ToString();
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"--page-content: {e.Message}, or 'auto' (each workload's default)");
-        }
-    }
-
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "15 s sync period, 1 run (what 'make run' does)" };
@@ -146,7 +132,7 @@ internal static class ReproCommand
                 LaunchTarget = r.GetValue(launchTarget) is { } lt ? Commands.MigrationOptions.ParseLaunchTarget(lt) : null,
                 LaunchTargets = r.GetValue(launchTargets) is { } list ? ReproLaunchTargets.ParseList(list) : [],
                 QuietWait = Commands.MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
-                PageContent = PageContentArg(r.GetValue(pageContent)!),
+                PageContent = GuestOptions.ParsePageContent(r.GetValue(pageContent)!)?.ToString(), // checked now, not in every run
             };
             if (targetKind == LibvirtTarget && s.PageContent is not null)
                 throw new ArgumentException("--page-content applies to --target kvm runs (our own guests); the libvirt target runs the Linux guest image");

@@ -18,7 +18,9 @@ public sealed class GuestSchedule
     public void Publish(ulong dueUs, ulong lostUs)
     {
         if (dueUs == 0 && lostUs == 0) return;
-        Volatile.Write(ref _published, new Published((long)Math.Min(dueUs, long.MaxValue), (long)Math.Min(lostUs, long.MaxValue)));
+        long due = (long)Math.Min(dueUs, long.MaxValue), lost = (long)Math.Min(lostUs, long.MaxValue);
+        if (Volatile.Read(ref _published) is { } p && p.DueUs == due && p.LostUs == lost) return; // every PACE publishes: no new record when nothing moved
+        Volatile.Write(ref _published, new Published(due, lost));
     }
 
     /// <summary>
