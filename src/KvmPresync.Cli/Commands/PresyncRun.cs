@@ -129,7 +129,7 @@ internal static class PresyncRun
                           $"sync {Units.FormatBytes(result.SyncBytes)} before launch, {Units.FormatBytes(result.LaunchBytes)} after launch ({result.FinalDeltaPages} pages in the paused delta), memory digest verified");
         if (result.ReadinessAtLaunch is { } check)
             Console.WriteLine($"readiness at launch: estimated {ReadinessText(check.Estimate)}; actual launch-to-resume {check.LaunchToResumeMs:0.0} ms, " +
-                              $"downtime {check.DowntimeMs:0.0} ms, {Units.FormatBytes(check.Bytes)} (error {check.LaunchToResumeErrorMs:+0.0;-0.0} ms, {check.DowntimeErrorMs:+0.0;-0.0} ms)");
+                              $"downtime {check.DowntimeMs:0.0} ms, {Units.FormatBytes(check.Bytes)} (error {check.LaunchToResumeErrorMs:+0.0;-0.0;0.0} ms, {check.DowntimeErrorMs:+0.0;-0.0;0.0} ms)");
         if (result.Compression is { } cs)
             Console.WriteLine(cs.Summary());
         foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
