@@ -5,7 +5,8 @@ namespace KvmPresync.Engine;
 /// <summary>
 /// The guest's dirty rate over the sync period, from the harvests themselves: the last interval's rate and a running mean
 /// (exponentially weighted over about <see cref="Rounds"/> harvests). The convergence policy reads the mean to tell a burst
-/// from a quiet moment; the readiness estimate reads it as what the guest dirties while the launch's pages move.
+/// from a quiet moment; the readiness estimate reads <see cref="WorkingSet"/>, the mean with the short-window rate the sender
+/// probes now and then (<see cref="NoteShortWindow"/>), as what the guest dirties while the launch's pages move.
 /// </summary>
 public sealed class DirtyRateMeter
 {
@@ -34,6 +35,18 @@ public sealed class DirtyRateMeter
     /// </summary>
     public double MeanNewlyPendingBytesPerSecond { get; private set; }
 
+    /// <summary>Running mean of the harvest interval (zero before two harvests).</summary>
+    public TimeSpan MeanInterval { get; private set; }
+
+    /// <summary>Running mean of the distinct dirty rate within a short probe window (0 before the first probe), bytes per second.</summary>
+    public double MeanShortBytesPerSecond { get; private set; }
+
+    /// <summary>The probe window <see cref="MeanShortBytesPerSecond"/> is measured over (its running mean).</summary>
+    public TimeSpan ShortWindow { get; private set; }
+
+    /// <summary>The guest's working-set curve: <see cref="MeanBytesPerSecond"/> over <see cref="MeanInterval"/>, and the short window's rate.</summary>
+    public DirtyWorkingSet WorkingSet => new(MeanBytesPerSecond, MeanInterval, MeanShortBytesPerSecond, ShortWindow);
+
     /// <summary>Harvest clock of the last harvest noted.</summary>
     public TimeSpan? LastHarvestTime => _last;
 
@@ -48,7 +61,22 @@ public sealed class DirtyRateMeter
             double fresh = newlyPending * _bytesPerPage / seconds;
             MeanBytesPerSecond = first ? LastBytesPerSecond : MeanBytesPerSecond + Weight * (LastBytesPerSecond - MeanBytesPerSecond);
             MeanNewlyPendingBytesPerSecond = first ? fresh : MeanNewlyPendingBytesPerSecond + Weight * (fresh - MeanNewlyPendingBytesPerSecond);
+            TimeSpan interval = harvest.Time - last;
+            MeanInterval = MeanInterval == TimeSpan.Zero ? interval : MeanInterval + (interval - MeanInterval) * Weight;
         }
         _last = harvest.Time;
+    }
+
+    /// <summary>
+    /// Takes a short probe: <paramref name="pages"/> distinct pages were dirtied within the last <paramref name="window"/> of a
+    /// harvest interval (the sender harvests that much before the regular harvest now and then, and merges the two).
+    /// </summary>
+    public void NoteShortWindow(TimeSpan window, long pages)
+    {
+        if (window <= TimeSpan.Zero || pages < 0) return;
+        double rate = pages * _bytesPerPage / window.TotalSeconds;
+        bool first = ShortWindow == TimeSpan.Zero;
+        MeanShortBytesPerSecond = first ? rate : MeanShortBytesPerSecond + Weight * (rate - MeanShortBytesPerSecond);
+        ShortWindow = first ? window : ShortWindow + (window - ShortWindow) * Weight;
     }
 }

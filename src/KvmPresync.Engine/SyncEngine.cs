@@ -123,6 +123,16 @@ public sealed class SyncEngine
     /// <summary>The link rate, bits per second, scaled by <see cref="PayloadSpeedup"/>: what pending pages move at.</summary>
     public double EffectiveLinkBitsPerSecond => Options.LinkBitsPerSecond * PayloadSpeedup;
 
+    /// <summary>
+    /// The rate pending pages left the sender in the large sync rounds (the sender notes each round's send): below
+    /// <see cref="EffectiveLinkBitsPerSecond"/> when the CPU, not the link, bounds a send with the guest running.
+    /// </summary>
+    public SendRateMeter SendRate { get; } = new();
+
+    /// <summary>What pages move at while the guest runs, bits per second: <see cref="SendRate"/> where measured and lower, else the effective link rate.</summary>
+    public double LiveTransferBitsPerSecond =>
+        SendRate.BytesPerSecond is { } measured && measured * 8 < EffectiveLinkBitsPerSecond ? Math.Max(measured * 8, 1) : EffectiveLinkBitsPerSecond;
+
     public PageCost Cost { get; }
 
     /// <summary>The guest's dirty rate over the sync rounds (<see cref="PlanSyncRound(DirtyBitmap, in DirtyHarvest, DirtyBitmap, long?)"/> feeds it).</summary>

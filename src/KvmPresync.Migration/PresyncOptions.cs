@@ -30,6 +30,14 @@ public sealed record PresyncOptions
     /// </summary>
     public TimeSpan SwitchoverCost { get; init => field = OptionGuard.NotNegative(value, nameof(PresyncOptions)); } = TimeSpan.FromMilliseconds(3);
 
+    /// <summary>
+    /// Every other sync round, two extra harvests a short window apart (at a random moment of the round's idle time) measure
+    /// what the guest dirties at the time scale of a live round: its working-set curve, which the readiness estimate and the
+    /// convergence policy read (<see cref="DirtyRateMeter.WorkingSet"/>). The pages they take go back into the next harvest.
+    /// Off: both work from the sync rounds' rate alone, as the simulator does (it cannot probe a recorded trace).
+    /// </summary>
+    public bool ProbeWorkingSet { get; init; } = true;
+
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init => field = OptionGuard.Require(value, value is >= 1 and <= WireLimits.MaxPagesPerBatch, nameof(PresyncOptions), $"must be between 1 and {WireLimits.MaxPagesPerBatch}"); } = 256;
 

@@ -98,8 +98,10 @@ internal sealed class SenderRun
         {
             PendingBytes = pendingBytes,
             DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
+            WorkingSet = Engine.DirtyRate.WorkingSet,
             NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
             LinkBitsPerSecond = Engine.EffectiveLinkBitsPerSecond,
+            LiveTransferBitsPerSecond = Engine.LiveTransferBitsPerSecond,
             LaunchTarget = Engine.Options.LaunchTarget,
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,
@@ -261,12 +263,38 @@ internal sealed class SenderRun
         SyncProgressRate = (end.Progress - _syncStartProgress) / Math.Max(1e-3, (end.At - _syncStart).TotalSeconds);
     }
 
-    /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first).</summary>
+    private DirtyBitmap? _probe;        // pages the short-window probes harvested, merged into the next harvest
+    private ulong _probeProgress;
+
+    /// <summary>Picks where in a round the short-window probe goes (random, so a periodic guest is not always probed at one phase).</summary>
+    public Random ProbePlacement { get; } = new();
+
+    /// <summary>
+    /// A probe during sync: harvests the dirty log now into a side bitmap that the next <see cref="HarvestNow"/> merges back
+    /// (no page is lost; the round still sees its whole interval). Two probes a short window apart measure what the guest
+    /// dirties within that window: the second one's <see cref="DirtyHarvest.DirtyPages"/>.
+    /// </summary>
+    public DirtyHarvest ProbeHarvest()
+    {
+        _probe ??= new DirtyBitmap(Memory.PageCount);
+        DirtyHarvest h = Source.DirtyLog.Harvest(_probe);
+        _probeProgress += h.Progress;
+        return h;
+    }
+
+    /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first), with any probe's pages merged in.</summary>
     public DirtyHarvest HarvestNow()
     {
         long start = Clock.ElapsedTicks;
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
+        if (_probe is not null && !_probe.IsEmpty())
+        {
+            Harvest.Or(_probe);
+            _probe.Clear();
+            h = h with { DirtyPages = Harvest.Count(), Progress = h.Progress + _probeProgress };
+        }
+        _probeProgress = 0;
         Encoder.OnHarvest(Harvest);
         Streams?.OnHarvest(Harvest);
         LastHarvestTime = h.Time;

@@ -1,3 +1,4 @@
+using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Memory;
 using KvmPresync.Wire;
@@ -72,7 +73,9 @@ internal static class SyncPhase
             long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
             RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
             // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
+            TimeSpan sendStart = run.Clock.Elapsed;
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
+            engine.SendRate.Note((counts.Sent + counts.Unchanged) * engine.Cost.FullPageBytes, run.Clock.Elapsed - sendStart);
             await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
                 (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
             long sent = run.BytesWritten - before;
@@ -120,9 +123,37 @@ internal static class SyncPhase
                 Readiness = run.EstimateReadiness(plan.RemainingBytes),
             });
             run.Round++;
+            if (run.Options.ProbeWorkingSet && run.Round % ProbeEveryRounds == 0) await ProbeShortWindowAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);
             await WaitAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The short window a probe measures (about a live round of a busy guest), and how often a round probes.</summary>
+    internal static readonly TimeSpan ProbeWindow = TimeSpan.FromMilliseconds(20);
+    internal const int ProbeEveryRounds = 2;
+
+    /// <summary>
+    /// What the guest dirties within <see cref="ProbeWindow"/>, at the time scale of a live round after launch (a frame
+    /// buffer rewritten every 40 ms counts once in a 100 ms round, but once in every live round): two probe harvests that
+    /// far apart, at a random moment of the round's idle time — a fixed moment would see a periodic guest at one phase only.
+    /// The pages the probes take go back into the next harvest.
+    /// </summary>
+    private static async Task ProbeShortWindowAsync(SenderRun run, Task launch, TimeSpan roundEnd, CancellationToken ct)
+    {
+        TimeSpan now = run.Clock.Elapsed;
+        TimeSpan latest = roundEnd - ProbeWindow - ProbeMargin;
+        if (latest <= now) return; // the round's send left no idle time for it
+        await WaitAsync(run, launch, now + (latest - now) * run.ProbePlacement.NextDouble(), ct).ConfigureAwait(false);
+        if (launch.IsCompleted) return;
+        DirtyHarvest first = run.ProbeHarvest();
+        await WaitAsync(run, launch, run.Clock.Elapsed + ProbeWindow, ct).ConfigureAwait(false);
+        if (launch.IsCompleted) return;
+        DirtyHarvest second = run.ProbeHarvest();
+        run.Engine.DirtyRate.NoteShortWindow(second.Time - first.Time, second.DirtyPages);
+    }
+
+    /// <summary>Room left between the probe window's end and the round's next harvest.</summary>
+    private static readonly TimeSpan ProbeMargin = TimeSpan.FromMilliseconds(2);
 
     private static async Task WaitAsync(SenderRun run, Task launch, TimeSpan until, CancellationToken ct)
     {

@@ -18,6 +18,12 @@ public readonly record struct ConvergenceInput
     /// </summary>
     public double MeanDirtyBytesPerSecond { get; init; }
 
+    /// <summary>
+    /// The guest's working-set curve as measured during sync (<see cref="DirtyRateMeter.WorkingSet"/>, with its short-window
+    /// point); null when not measured. What <see cref="ExpectedDirtyBytes"/> reads before the last interval's rate.
+    /// </summary>
+    public DirtyWorkingSet? WorkingSet { get; init; }
+
     /// <summary>Harvest clock since the policy first waited for a quiet moment (null when it has not waited).</summary>
     public TimeSpan? WaitingForQuietFor { get; init; }
 
@@ -38,6 +44,13 @@ public readonly record struct ConvergenceInput
 
     /// <summary>Time the link needs to move <see cref="PendingBytes"/>.</summary>
     public TimeSpan PendingTransferTime => TransferTime(PendingBytes);
+
+    /// <summary>
+    /// Distinct bytes the guest is expected to dirty within <paramref name="window"/>: from its working-set curve when measured
+    /// (a burst that filled the last short interval says little about the next one), else the last interval's rate.
+    /// </summary>
+    public double ExpectedDirtyBytes(TimeSpan window) =>
+        WorkingSet is { HasShortWindow: true } curve ? curve.BytesWithin(window) : DirtyBytesPerSecond * Math.Max(0, window.TotalSeconds);
 
     /// <summary>Time the link needs to move <paramref name="bytes"/>.</summary>
     public TimeSpan TransferTime(double bytes) => TimeSpan.FromSeconds(bytes * 8 / LinkBitsPerSecond);

@@ -8,8 +8,11 @@ namespace KvmPresync.Engine.Convergence;
 /// as small as a live round would leave it);</item>
 /// <item>when live copying has run for <see cref="MaxLiveDuration"/>: pause, or give up when <see cref="MaxDowntime"/> is
 /// set and the rest would take longer than that;</item>
-/// <item>pause when another live round — moving what is pending, then what the guest dirties meanwhile — would end past the
-/// launch target (<see cref="ConvergenceInput.LaunchTarget"/>); pausing now is the last moment that meets it;</item>
+/// <item>at the first decision after launch, copy one live round (pausing there would be a stop-and-copy of all the guest
+/// dirtied since the last sync round);</item>
+/// <item>pause when another live round — moving what is pending, then what the guest dirties meanwhile
+/// (<see cref="ConvergenceInput.ExpectedDirtyBytes"/>: its working-set curve, or the last interval's rate) — would end past
+/// the launch target (<see cref="ConvergenceInput.LaunchTarget"/>); pausing now is the last moment that meets it;</item>
 /// <item>pause when the delta no longer shrinks: pending &gt; <see cref="ShrinkRatio"/> × the previous round's (the guest
 /// dirties as fast as the link drains; another live round only delays the pause);</item>
 /// <item>otherwise copy another live round.</item>
@@ -48,12 +51,14 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
                 ? new(ConvergenceAction.GiveUp, ConvergenceReason.DowntimeWouldExceedLimit)
                 : new(ConvergenceAction.Pause, ConvergenceReason.LiveTimeUp);
         }
+        // the first live round always runs: pausing at once would make the launch a stop-and-copy of everything the guest
+        // dirtied since the last sync round (downtime = launch-to-resume), whatever the target
+        if (input.PreviousPendingBytes is not { } previous)
+            return new(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound);
         ConvergenceDecision? pause = null;
-        double dirtiedMeanwhile = input.DirtyBytesPerSecond * input.PendingTransferTime.TotalSeconds;
+        double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
         if (input.SinceLaunch + input.PendingTransferTime + input.TransferTime(Math.Min(dirtiedMeanwhile, input.PendingBytes)) > input.LaunchTarget)
             pause = new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
-        else if (input.PreviousPendingBytes is not { } previous)
-            return new(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound);
         else if (input.PendingBytes > previous * ShrinkRatio)
             pause = new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
         else

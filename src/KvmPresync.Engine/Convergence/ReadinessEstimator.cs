@@ -15,11 +15,23 @@ public readonly record struct ReadinessInputs
     /// </summary>
     public TimeSpan SinceHarvest { get; init; }
 
+    /// <summary>
+    /// The guest's working-set curve (<see cref="DirtyRateMeter.WorkingSet"/>): what it dirties within a live round shorter
+    /// than a sync round. Null: <see cref="DirtyBytesPerSecond"/> at every time scale.
+    /// </summary>
+    public DirtyWorkingSet? WorkingSet { get; init; }
+
     /// <summary>The rate at which pages become newly pending (<see cref="DirtyRateMeter.MeanNewlyPendingBytesPerSecond"/>).</summary>
     public double NewlyPendingBytesPerSecond { get; init; }
 
-    /// <summary>The link's rate, bits per second.</summary>
+    /// <summary>The link's rate, bits per second (what the convergence policy is told; the paused delta moves at it).</summary>
     public required double LinkBitsPerSecond { get; init; }
+
+    /// <summary>
+    /// What the live rounds' pages actually move at, bits per second, when the sender measured it lower than the link rate (the
+    /// CPU shared by the running guest, the sender and the receiver bounds it); null = <see cref="LinkBitsPerSecond"/>.
+    /// </summary>
+    public double? LiveTransferBitsPerSecond { get; init; }
 
     /// <summary>The launch-to-resume target the convergence policy works to.</summary>
     public required TimeSpan LaunchTarget { get; init; }
@@ -39,8 +51,9 @@ public readonly record struct ReadinessInputs
 
 /// <summary>
 /// Predicts the switchover as if launch were asked for now, by running the run's own convergence policy forward over a
-/// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is pending at the link rate (plus <see cref="ReadinessInputs.RoundOverhead"/>)
-/// while the guest dirties <see cref="ReadinessInputs.DirtyBytesPerSecond"/> into the next round; when the policy pauses,
+/// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is
+/// pending at the link rate (plus <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set
+/// curve (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round; when the policy pauses,
 /// the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a few
 /// policy calls), so the sender runs it every round.
 /// </summary>
@@ -55,8 +68,16 @@ public static class ReadinessEstimator
         if (!(inputs.LinkBitsPerSecond > 0) || double.IsInfinity(inputs.LinkBitsPerSecond))
             throw new ArgumentOutOfRangeException(nameof(inputs), inputs.LinkBitsPerSecond, "the link rate must be a positive, finite number of bits per second");
         double bytesPerSecond = inputs.LinkBitsPerSecond / 8;
+        double liveBytesPerSecond = inputs.LiveTransferBitsPerSecond is { } measured && measured > 0 && double.IsFinite(measured) ? Math.Min(measured / 8, bytesPerSecond) : bytesPerSecond;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
-        double pending = Math.Max(0, inputs.PendingBytes) + Math.Max(0, inputs.NewlyPendingBytesPerSecond) * Math.Max(0, inputs.SinceHarvest.TotalSeconds);
+        DirtyWorkingSet workingSet = inputs.WorkingSet ?? DirtyWorkingSet.Steady(dirtyRate);
+        TimeSpan sinceHarvest = inputs.SinceHarvest > TimeSpan.Zero ? inputs.SinceHarvest : TimeSpan.Zero;
+        double newlyRate = Math.Max(0, inputs.NewlyPendingBytesPerSecond);
+        // of what the guest dirties since the harvest, the newly pending share adds to the launch's pages
+        double newly = dirtyRate > 0 ? Math.Min(1, newlyRate / dirtyRate) * workingSet.BytesWithin(sinceHarvest) : newlyRate * sinceHarvest.TotalSeconds;
+        double pending = Math.Max(0, inputs.PendingBytes) + newly;
+        // the first decision sees the interval since the last harvest; each later one the live round before it
+        double intervalRate = sinceHarvest > TimeSpan.Zero ? workingSet.RateWithin(sinceHarvest) : dirtyRate;
         long? previous = null;
         TimeSpan sinceLaunch = TimeSpan.Zero;
         double bytes = 0;
@@ -66,8 +87,9 @@ public static class ReadinessEstimator
             {
                 PendingBytes = (long)pending,
                 PreviousPendingBytes = previous,
-                DirtyBytesPerSecond = dirtyRate,
+                DirtyBytesPerSecond = intervalRate,
                 MeanDirtyBytesPerSecond = dirtyRate,
+                WorkingSet = inputs.WorkingSet,
                 LinkBitsPerSecond = inputs.LinkBitsPerSecond,
                 Rtt = inputs.Rtt,
                 SinceLaunch = sinceLaunch,
@@ -83,10 +105,11 @@ public static class ReadinessEstimator
                                     + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
                 return new ReadinessEstimate(Ms(sinceLaunch + downtime), Ms(downtime), (long)(bytes + pending + inputs.StateBytes), round);
             }
-            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(pending / bytesPerSecond);
+            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(pending / liveBytesPerSecond);
             bytes += pending;
             previous = (long)pending;
-            pending = dirtyRate * live.TotalSeconds;
+            pending = workingSet.BytesWithin(live);
+            intervalRate = workingSet.RateWithin(live);
             sinceLaunch += live;
         }
     }

@@ -46,13 +46,38 @@ public sealed class ConvergencePolicyTests
     [Fact]
     public void PausesWhenAnotherLiveRoundWouldEndPastTheLaunchTarget()
     {
-        // 40 ms pending, the guest dirties faster than the link: 40 + 40 ms > 50 ms target
+        // 40 ms pending after a first live round, the guest dirties faster than the link: 40 + 40 ms > 50 ms target
         Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached),
-            Policy.Decide(Input(40, dirtyBytesPerSecond: 150e6, targetMs: 50)));
-        // the same at a 200 ms target: a live round first
-        Assert.Equal(ConvergenceAction.ContinueLive, Policy.Decide(Input(40, dirtyBytesPerSecond: 150e6, targetMs: 200)).Action);
+            Policy.Decide(Input(40, previousMs: 45, dirtyBytesPerSecond: 150e6, targetMs: 50)));
+        // the same at a 200 ms target: another live round
+        Assert.Equal(ConvergenceAction.ContinueLive, Policy.Decide(Input(40, previousMs: 60, dirtyBytesPerSecond: 150e6, targetMs: 200)).Action);
         // late after launch even a quiet guest's round would end past the target
         Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(Input(10, previousMs: 40, sinceLaunchMs: 95)).Reason);
+    }
+
+    [Fact]
+    public void TheFirstDecisionCopiesALiveRoundEvenPastTheLaunchTarget()
+    {
+        // pausing at the first decision would be a stop-and-copy of all the guest dirtied since the last sync round
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound),
+            Policy.Decide(Input(40, dirtyBytesPerSecond: 150e6, targetMs: 50)));
+        // ... unless it fits the downtime target, or live copying may not run at all
+        Assert.Equal(ConvergenceReason.FitsDowntimeTarget, Policy.Decide(Input(0.5, dirtyBytesPerSecond: 150e6, targetMs: 50)).Reason);
+        Assert.Equal(ConvergenceReason.LiveTimeUp, new DowntimeTargetConvergence { MaxLiveDuration = TimeSpan.Zero }.Decide(Input(40, targetMs: 50)).Reason);
+    }
+
+    [Fact]
+    public void ExpectsWhatTheGuestDirtiesFromItsWorkingSetCurveWhenMeasured()
+    {
+        // 20 ms pending after a burst: the last interval's rate (1 GB/s) says the next round brings as much again (pause),
+        // the working-set curve (a 20 ms window holds 1 ms of link time) says it brings little: another live round
+        ConvergenceInput burst = Input(20, previousMs: 30, dirtyBytesPerSecond: 1e9, sinceLaunchMs: 20, targetMs: 50);
+        Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(burst).Reason);
+        var curve = new DirtyWorkingSet(LongBytesPerSecond: 10e6, LongWindow: TimeSpan.FromMilliseconds(100), ShortBytesPerSecond: 6.25e6, ShortWindow: TimeSpan.FromMilliseconds(20));
+        Assert.Equal(125_000, (burst with { WorkingSet = curve }).ExpectedDirtyBytes(TimeSpan.FromMilliseconds(20)), 3);
+        Assert.Equal(ConvergenceReason.Shrinking, Policy.Decide(burst with { WorkingSet = curve }).Reason);
+        // a curve without its short point is not used: the last interval's rate is
+        Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(burst with { WorkingSet = DirtyWorkingSet.Steady(1e3) }).Reason);
     }
 
     [Fact]
@@ -85,6 +110,60 @@ public sealed class ConvergencePolicyTests
         Assert.Equal(10_000_000, LaunchBudget.ForTarget(Gbit, TimeSpan.FromMilliseconds(100)).Bytes);
         Assert.Equal(5_000_000, new SyncEngine(1024, 4096, new SyncEngineOptions { LaunchTarget = TimeSpan.FromMilliseconds(50) }).Budget.Bytes);
         Assert.Throws<ArgumentOutOfRangeException>(() => LaunchBudget.ForTarget(Gbit, TimeSpan.FromMilliseconds(-1)));
+    }
+
+    [Fact]
+    public void TheWorkingSetCurveRunsThroughItsTwoMeasuredPoints()
+    {
+        var curve = new DirtyWorkingSet(LongBytesPerSecond: 30e6, LongWindow: TimeSpan.FromMilliseconds(100), ShortBytesPerSecond: 100e6, ShortWindow: TimeSpan.FromMilliseconds(20));
+        Assert.Equal(1e6, curve.BytesWithin(TimeSpan.FromMilliseconds(10)), 3);   // through the origin up to the short window
+        Assert.Equal(2e6, curve.BytesWithin(TimeSpan.FromMilliseconds(20)), 3);
+        Assert.Equal(2.5e6, curve.BytesWithin(TimeSpan.FromMilliseconds(60)), 3); // between the points
+        Assert.Equal(3e6, curve.BytesWithin(TimeSpan.FromMilliseconds(100)), 3);
+        Assert.Equal(6e6, curve.BytesWithin(TimeSpan.FromMilliseconds(200)), 3);  // the long rate beyond the round
+        Assert.Equal(0, curve.BytesWithin(TimeSpan.Zero));
+        // a short window that saw more than the whole round did: never fewer pages in a longer window
+        var odd = curve with { ShortBytesPerSecond = 200e6 };
+        Assert.Equal(4e6, odd.BytesWithin(TimeSpan.FromMilliseconds(60)), 3);
+        // without a short point: one rate at every scale
+        Assert.False(DirtyWorkingSet.Steady(30e6).HasShortWindow);
+        Assert.Equal(0.3e6, DirtyWorkingSet.Steady(30e6).BytesWithin(TimeSpan.FromMilliseconds(10)), 3);
+    }
+
+    [Fact]
+    public void TheDirtyRateMeterKeepsTheShortWindowsRateBesideTheRoundsRate()
+    {
+        var meter = new DirtyRateMeter(4096);
+        Assert.False(meter.WorkingSet.HasShortWindow);
+        meter.Note(new DirtyHarvest(TimeSpan.FromMilliseconds(0), 0));
+        meter.Note(new DirtyHarvest(TimeSpan.FromMilliseconds(100), 1000));
+        meter.NoteShortWindow(TimeSpan.FromMilliseconds(20), 600);
+        DirtyWorkingSet curve = meter.WorkingSet;
+        Assert.True(curve.HasShortWindow);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), curve.LongWindow);
+        Assert.Equal(1000 * 4096 / 0.1, curve.LongBytesPerSecond, 3);
+        Assert.Equal(600 * 4096 / 0.02, curve.ShortBytesPerSecond, 3);
+        meter.NoteShortWindow(TimeSpan.FromMilliseconds(20), 0);
+        double w = 2.0 / (DirtyRateMeter.Rounds + 1);
+        Assert.Equal(600 * 4096 / 0.02 * (1 - w), meter.MeanShortBytesPerSecond, 3);
+    }
+
+    [Fact]
+    public void TheSendRateCountsOnlyLargeRoundsAndDecays()
+    {
+        var meter = new SendRateMeter();
+        meter.Note(SendRateMeter.MinRoundBytes - 1, TimeSpan.FromMilliseconds(1));
+        Assert.Null(meter.BytesPerSecond); // a small round measures its fixed costs, not the rate
+        meter.Note(10_000_000, TimeSpan.FromMilliseconds(100));
+        Assert.Equal(100e6, meter.BytesPerSecond!.Value, 3);
+        meter.Note(10_000_000, TimeSpan.FromMilliseconds(50));
+        Assert.Equal((10e6 * 0.8 + 10e6) / (0.1 * 0.8 + 0.05), meter.BytesPerSecond!.Value, 3);
+        // the engine's live transfer rate is the measured one only where it is below the link rate times the speed-up
+        var engine = new SyncEngine(1024, 4096, new SyncEngineOptions { LinkBitsPerSecond = Gbit });
+        Assert.Equal(Gbit, engine.LiveTransferBitsPerSecond);
+        engine.SendRate.Note(10_000_000, TimeSpan.FromMilliseconds(200)); // 50 MB/s = 0.4 Gbit/s
+        Assert.Equal(0.4e9, engine.LiveTransferBitsPerSecond, 0);
+        Assert.Equal(Gbit, engine.EffectiveLinkBitsPerSecond); // what the policy is told is unchanged
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
 
 namespace KvmPresync.Tests.Presync;
@@ -34,12 +35,35 @@ public sealed class ReadinessEstimatorTests
     }
 
     [Fact]
-    public void AGuestFasterThanTheLinkPausesAtOnceToMeetTheTarget()
+    public void AGuestFasterThanTheLinkGetsOneLiveRoundThenPauses()
     {
+        // 40 ms pending at a 50 ms target: the first live round (40.2 ms) always runs; the guest dirtied 150 MB/s meanwhile,
+        // another round would end past the target: pause with that
         ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(40, 150e6, targetMs: 50));
-        Assert.Equal(0, e.LiveRounds);
-        Assert.Equal(0.2 + 40 + 0.2 + 0.5 + 2, e.DowntimeMs, 3);
-        Assert.Equal(e.DowntimeMs, e.LaunchToResumeMs, 6);
+        Assert.Equal(1, e.LiveRounds);
+        double left = 150e6 * 0.0402 / BytesPerMs;
+        Assert.Equal(0.2 + left + 0.2 + 0.5 + 2, e.DowntimeMs, 3);
+        Assert.Equal(40.2 + e.DowntimeMs, e.LaunchToResumeMs, 3);
+    }
+
+    [Fact]
+    public void LiveRoundsMoveAtTheMeasuredRateAndTheGuestDirtiesAlongItsWorkingSetCurve()
+    {
+        // 20 ms of link pending, but with the guest running pages leave at half the link rate (the CPU bounds the send);
+        // the guest rewrites pages often: 100 MB/s distinct within 20 ms, 30 MB/s within a 100 ms round
+        var curve = new DirtyWorkingSet(30e6, TimeSpan.FromMilliseconds(100), 100e6, TimeSpan.FromMilliseconds(20));
+        ReadinessInputs inputs = Inputs(20, 30e6) with { WorkingSet = curve, LiveTransferBitsPerSecond = Gbit / 2 };
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), inputs);
+        Assert.Equal(1, e.LiveRounds);
+        double live = 0.2 + 40;                                       // 2.5 MB at 62.5 MB/s
+        double dirtied = 2e6 + (3e6 - 2e6) * (live - 20) / (100 - 20); // bytes: the curve between its two points
+        Assert.Equal(dirtied, curve.BytesWithin(TimeSpan.FromMilliseconds(live)), 0);
+        // 2.25 MB is not below 0.8 × 2.5 MB: pause; the paused delta moves at the link rate (the guest no longer runs)
+        Assert.Equal(0.2 + (dirtied + 25_000) / BytesPerMs + 0.5 + 2, e.DowntimeMs, 3);
+        Assert.Equal(live + e.DowntimeMs, e.LaunchToResumeMs, 3);
+        // without the curve and the measured rate the same guest looks far easier
+        ReadinessEstimate naive = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(20, 30e6));
+        Assert.True(naive.LaunchToResumeMs < e.LaunchToResumeMs - 20);
     }
 
     [Fact]
@@ -63,11 +87,14 @@ public sealed class ReadinessEstimatorTests
     [Fact]
     public void LaunchingLaterFindsWhatBecamePendingSinceTheHarvest()
     {
-        // 40 ms after the harvest at 25 MB/s newly pending: 1 MB (8 ms of link) more to move at launch
+        // 40 ms after the harvest, a sixth of what the guest dirties (150 MB/s) is newly pending: 1 MB (8 ms of link) more to
+        // move in the first live round, and 1.2 MB (9.6 ms) more dirtied during that longer round, moved paused
         ReadinessInputs at = Inputs(40, 150e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6 };
         ReadinessEstimate now = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at);
         ReadinessEstimate later = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at with { SinceHarvest = TimeSpan.FromMilliseconds(40) });
-        Assert.Equal(now.DowntimeMs + 8, later.DowntimeMs, 3);
-        Assert.Equal(now.Bytes + 1_000_000, later.Bytes);
+        Assert.Equal(1, later.LiveRounds);
+        Assert.Equal(now.DowntimeMs + 9.6, later.DowntimeMs, 3);
+        Assert.Equal(now.LaunchToResumeMs + 8 + 9.6, later.LaunchToResumeMs, 3);
+        Assert.Equal(now.Bytes + 1_000_000 + 1_200_000, later.Bytes, 1.0);
     }
 }
