@@ -133,11 +133,7 @@ internal static class PresyncRun
         if (result.Compression is { } cs)
             Console.WriteLine(cs.Summary());
         foreach (string line in SlowdownLines.Of(result, s.SyncBeforeLaunch)) Console.WriteLine(line);
-        if (result.Launch is { } l)
-            Console.WriteLine($"before the pause: sync round ended {l.SyncEndMs:0.0} ms after the launch request, then {result.FinalLiveRounds} live round{(result.FinalLiveRounds == 1 ? "" : "s")} " +
-                              $"in {l.LiveMs:0.0} ms ({Units.FormatBytes(l.LiveBytes)}, harvests {l.HarvestMs:0.0} ms)");
-        if (result.Downtime is { } d)
-            Console.WriteLine($"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms");
+        foreach (string line in BreakdownLines(result)) Console.WriteLine(line);
         foreach (ReconnectRecord r in result.Reconnects)
             Console.WriteLine($"reconnect: lost at {r.LostAtMs / 1000:0.0} s, outage {r.OutageMs / 1000:0.00} s, {r.Status}, {r.PagesToResend} pages marked, " +
                               $"bytes resent {(r.BytesResent is { } b ? Units.FormatBytes(b) : "-")}{(r.CaughtUp ? "" : " (launch came before all were resent)")} of a {Units.FormatBytes(source.Memory.SizeBytes)} guest");
@@ -147,6 +143,16 @@ internal static class PresyncRun
     }
 
     /// <summary>"launch-to-resume ≈ X ms, downtime ≈ Y ms, Z" (or that the policy would give up).</summary>
+    /// <summary>Where a switchover's time went: "before the pause: …" and "downtime: …" (none for a failed migration).</summary>
+    internal static IEnumerable<string> BreakdownLines(MigrationResult result)
+    {
+        if (result.Launch is { } l)
+            yield return $"before the pause: sync round ended {l.SyncEndMs:0.0} ms after the launch request, then {result.FinalLiveRounds} live round{(result.FinalLiveRounds == 1 ? "" : "s")} " +
+                         $"in {l.LiveMs:0.0} ms ({Units.FormatBytes(l.LiveBytes)}, harvests {l.HarvestMs:0.0} ms)";
+        if (result.Downtime is { } d)
+            yield return $"downtime: final delta {d.FinalDeltaMs:0.0} ms, digest {d.DigestMs:0.0} ms, state {d.StateMs:0.0} ms, destination verify+restore+resume {d.DestinationMs:0.0} ms";
+    }
+
     internal static string ReadinessText(ReadinessEstimate e) => e.GivesUp
         ? $"the convergence policy would give up after {e.LaunchToResumeMs:0} ms"
         : $"launch-to-resume ≈ {e.LaunchToResumeMs:0.0} ms, downtime ≈ {e.DowntimeMs:0.0} ms, {Units.FormatBytes(e.Bytes)}";

@@ -213,6 +213,7 @@ internal static class ReproCommand
                             ? $"        launch-to-resume {m.LaunchToResumeMs:0.0} ms, downtime {m.DowntimeMs:0.0} ms, sync {Units.FormatBytes(m.SyncBytes)}, after launch {Units.FormatBytes(m.LaunchBytes)}, verified" +
                               (m.ReadinessAtLaunch is { } e ? $"; estimated before launch {Commands.PresyncRun.ReadinessText(e.Estimate)}" : "")
                             : $"        FAILED: {m.Failure}");
+                        foreach (string line in Commands.PresyncRun.BreakdownLines(m)) Console.WriteLine($"        {line}");
                     }
             }
         }

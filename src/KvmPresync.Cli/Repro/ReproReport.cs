@@ -204,6 +204,21 @@ internal sealed class ReproReport
                             ["launchToResumeErrorMs"] = e.LaunchToResumeErrorMs,
                             ["downtimeErrorMs"] = e.DowntimeErrorMs,
                         } : null,
+                        ["launch"] = r.Result.Launch is { } lb ? new JsonObject
+                        {
+                            ["syncEndMs"] = lb.SyncEndMs,
+                            ["liveMs"] = lb.LiveMs,
+                            ["liveBytes"] = lb.LiveBytes,
+                            ["harvestMs"] = lb.HarvestMs,
+                            ["liveRounds"] = r.Result.FinalLiveRounds,
+                        } : null,
+                        ["downtime"] = r.Result.Downtime is { } db ? new JsonObject
+                        {
+                            ["finalDeltaMs"] = db.FinalDeltaMs,
+                            ["digestMs"] = db.DigestMs,
+                            ["stateMs"] = db.StateMs,
+                            ["destinationMs"] = db.DestinationMs,
+                        } : null,
                         ["progressRateDuringSync"] = r.ProgressRateDuringSync,
                         ["progressRateFirstSeconds"] = r.Result.ProgressRateFirstSeconds,
                         ["guestSlowdown"] = ReproSlowdown.RunJson(r),

@@ -71,6 +71,31 @@ public sealed class ReproReportTests
     }
 
     [Fact]
+    public void EachRunCarriesWhereItsSwitchoverTimeWent()
+    {
+        List<ReproModeRun> runs = Honest();
+        runs[6] = runs[6] with
+        {
+            Result = runs[6].Result with
+            {
+                FinalLiveRounds = 2,
+                Launch = new LaunchBreakdown(0.5, 6.0, 40_000, 0.3),
+                Downtime = new DowntimeBreakdown(0.4, 0.2, 0.3, 3.1),
+            },
+        };
+        JsonNode run = ReproReport.Build(Settings, runs).ToJson()["workloads"]!["text"]!["predict+slowstart"]!["runs"]![0]!;
+        Assert.Equal(6.0, (double)run["launch"]!["liveMs"]!);
+        Assert.Equal(2, (int)run["launch"]!["liveRounds"]!);
+        Assert.Equal(40_000, (long)run["launch"]!["liveBytes"]!);
+        Assert.Equal(3.1, (double)run["downtime"]!["destinationMs"]!);
+        Assert.Equal(0.4, (double)run["downtime"]!["finalDeltaMs"]!);
+        Assert.Null(ReproReport.Build(Settings, Honest()).ToJson()["workloads"]!["text"]!["precopy"]!["runs"]![0]!["downtime"]); // not measured: null
+        Assert.Equal(["before the pause: sync round ended 0.5 ms after the launch request, then 2 live rounds in 6.0 ms (39.1 KiB, harvests 0.3 ms)",
+                      "downtime: final delta 0.4 ms, digest 0.2 ms, state 0.3 ms, destination verify+restore+resume 3.1 ms"],
+            KvmPresync.Cli.Commands.PresyncRun.BreakdownLines(runs[6].Result));
+    }
+
+    [Fact]
     public void PrecopyFasterThanItsBytesAllowIsAnHonestyFailure()
     {
         var runs = Honest();
