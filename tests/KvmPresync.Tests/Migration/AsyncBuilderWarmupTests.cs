@@ -2,13 +2,15 @@ using System.Runtime;
 using System.Runtime.CompilerServices;
 using KvmPresync.Core;
 using KvmPresync.Migration;
+using KvmPresync.Wire;
 
 namespace KvmPresync.Tests.Migration;
 
 /// <summary>
 /// <see cref="AsyncBuilderWarmup"/> compiles the builder code that starts an async method (generic over its state machine, a
 /// struct in a release build), which <see cref="JitWarmup"/> leaves to the first call: after both, the first call of an async
-/// step compiles nothing — the receiver's FinalState handler is first called inside the downtime.
+/// step compiles nothing — the receiver's FinalState handler is first called inside the downtime. Likewise
+/// <see cref="SenderChannel.WarmCompletions"/> for the sender's completion of Resumed.
 /// </summary>
 public sealed class AsyncBuilderWarmupTests
 {
@@ -82,6 +84,20 @@ public sealed class AsyncBuilderWarmupTests
         AsyncBuilderWarmup.Prepare(typeof(ReceiverSession));
         AsyncBuilderWarmup.Prepare(typeof(ReceiverSession));
         AsyncBuilderWarmup.Prepare(typeof(string));
+    }
+
+    [Fact]
+    public void The_sender_completes_Resumed_without_compiling_at_the_switchover()
+    {
+        SenderChannel.WarmCompletions();
+        var resumed = new TaskCompletionSource<Resumed>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var body = new Resumed(1, 2);
+        _ = JitInfo.GetCompiledMethodCount(currentThread: true);
+        long before = JitInfo.GetCompiledMethodCount(currentThread: true);
+        bool set = resumed.TrySetResult(body);
+        long compiled = JitInfo.GetCompiledMethodCount(currentThread: true) - before;
+        Assert.True(set);
+        Assert.True(compiled == 0, $"completing Resumed after the warm-up JIT-compiled {compiled} method(s)");
     }
 
     /// <summary>The warm-ups' own code, the reflection they use and the counter, compiled before anything is measured.</summary>
