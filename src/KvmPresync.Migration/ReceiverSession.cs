@@ -304,6 +304,7 @@ internal sealed partial class ReceiverSession
         _negotiated = session;
         ReceivedMemory.WarmVerification(); // load and compile the digest path now, not in the downtime
         JitWarmup.Prepare(typeof(ReceiverSession), typeof(ReceivedMemory), typeof(ReceiverFrameGate)); // and the verify/resume steps' code
+        AsyncBuilderWarmup.Prepare(typeof(ReceiverSession)); // and the builder code that starts each of its async steps (FinalState's handler: in the downtime)
         await FrameWarmup.SwitchoverAsync().ConfigureAwait(false); // and their frames' (generic over their body types)
         _deferredHandover = (session.Options & HelloOptions.DeferredHandover) != 0;
         _treeDigest = (session.Options & HelloOptions.TreeDigest) != 0;

@@ -97,9 +97,21 @@ internal sealed class SenderChannel : IDisposable
     /// </summary>
     public void StartReading(CancellationToken ct, TimeSpan? liveness)
     {
+        WarmCompletions();
         _link = CancellationTokenSource.CreateLinkedTokenSource(ct);
         _ackLoop = ReadAsync(_link.Token);
         if (liveness is { } timeout) _ = WatchAsync(timeout, _link);
+    }
+
+    /// <summary>
+    /// Completes a throwaway source of each result the reader hands over once (Resumed, DestinationReady): the completion code is
+    /// generic over these structs, so the runtime JIT-compiles it at its first use — for Resumed inside the downtime (measured
+    /// ~0.25 ms between the reader having Resumed's body and the result being set).
+    /// </summary>
+    internal static void WarmCompletions()
+    {
+        new TaskCompletionSource<Resumed>(TaskCreationOptions.RunContinuationsAsynchronously).TrySetResult(default);
+        new TaskCompletionSource<DestinationReady>(TaskCreationOptions.RunContinuationsAsynchronously).TrySetResult(default);
     }
 
     /// <summary>The run's token, cancelled as well when the liveness watchdog finds the link dead (<see cref="LinkLost"/>).</summary>
