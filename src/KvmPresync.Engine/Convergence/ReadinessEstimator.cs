@@ -52,10 +52,11 @@ public readonly record struct ReadinessInputs
 /// <summary>
 /// Predicts the switchover as if launch were asked for now, by running the run's own convergence policy forward over a
 /// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is
-/// pending at the link rate (plus <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set
-/// curve (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round; when the policy pauses,
-/// the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a few
-/// policy calls), so the sender runs it every round.
+/// pending at the live transfer rate (<see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
+/// <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set curve
+/// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round; when the policy
+/// pauses, the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a
+/// few policy calls), so the sender runs it every round.
 /// </summary>
 public static class ReadinessEstimator
 {
