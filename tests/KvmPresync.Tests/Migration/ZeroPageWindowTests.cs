@@ -80,10 +80,12 @@ public sealed class ZeroPageWindowTests
             {
                 Engine = new SyncEngineOptions { Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 100e6 }, // budget 1.25 MB, 305 pages
                 RateLimitBitsPerSecond = 0,
+                ProbeWorkingSet = false, // the launch comes at the 5th harvest: one harvest per sync round, as the windows above count
             }));
 
         Assert.True(result.Succeeded, result.Failure);
         Assert.True(received.Verified, received.Failure);
+        Assert.Equal(5, result.Rounds.Count(r => r.Phase == RoundPhase.Sync));
         // before the fix: the window went to zero pages, skipped as unchanged — a few hundred bytes of frames in all
         long data = DataPages * GuestMemory.HostPageSize, budget = LaunchBudget.ForTarget(100e6, LaunchBudget.DefaultTarget).Bytes;
         Assert.True(result.SyncBytes >= (data - budget) / 2, $"sync sent {result.SyncBytes} B of {data} B of data before launch");
