@@ -264,6 +264,7 @@ internal sealed class SenderRun
     }
 
     private DirtyBitmap? _probe;        // pages the short-window probes harvested, merged into the next harvest
+    private bool _probed;               // _probe holds pages not merged yet (no scan of it on every harvest)
     private ulong _probeProgress;
 
     /// <summary>Picks where in a round the short-window probe goes (random, so a periodic guest is not always probed at one phase).</summary>
@@ -278,6 +279,7 @@ internal sealed class SenderRun
     {
         _probe ??= new DirtyBitmap(Memory.PageCount);
         DirtyHarvest h = Source.DirtyLog.Harvest(_probe);
+        _probed = true;
         _probeProgress += h.Progress;
         return h;
     }
@@ -288,13 +290,14 @@ internal sealed class SenderRun
         long start = Clock.ElapsedTicks;
         Harvest.Clear();
         DirtyHarvest h = Source.DirtyLog.Harvest(Harvest);
-        if (_probe is not null && !_probe.IsEmpty())
+        if (_probed)
         {
-            Harvest.Or(_probe);
-            _probe.Clear();
+            Harvest.Or(_probe!);
+            _probe!.Clear();
             h = h with { DirtyPages = Harvest.Count(), Progress = h.Progress + _probeProgress };
+            _probed = false;
+            _probeProgress = 0;
         }
-        _probeProgress = 0;
         Encoder.OnHarvest(Harvest);
         Streams?.OnHarvest(Harvest);
         LastHarvestTime = h.Time;

@@ -45,7 +45,7 @@ public sealed class LaunchConvergence
             LinkBitsPerSecond = _engine.EffectiveLinkBitsPerSecond,
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
-            WorkingSet = _engine.DirtyRate.WorkingSet is { HasShortWindow: true } curve ? curve : null,
+            WorkingSet = _engine.DirtyRate.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,
             LaunchTarget = _engine.Options.LaunchTarget,
