@@ -31,6 +31,7 @@ for i in $(seq 1 "$runs"); do
   echo "run $i: $line"
   grep -E '^before the pause:|^downtime:|^readiness at launch:|^compression|MSG_ZEROCOPY' "$work/run$i.log" | sed 's/^/       /' || true
   grep -E 'continuity errors' "$work/rx$i.log" | tail -1 | sed 's/^/       destination: /'
+  grep -oE "resume_ms=[0-9.]+" "$work/rx$i.log" | sed "s/^/       destination, its own verify+restore+resume: /" || true
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo "$workload: ${#l2r[@]}/$runs runs migrated; median launch-to-resume $(median "${l2r[@]}") ms, median downtime $(median "${down[@]}") ms"
