@@ -119,6 +119,17 @@ public sealed unsafe partial class Vcpu : IDisposable
         if (thread != 0) KvmNative.ThreadKick(thread);
     }
 
+    /// <summary>
+    /// On the vCPU's thread, outside KVM_RUN: completes the pending I/O or MMIO exit (the guest's instruction ends, RIP moves
+    /// on) and returns <see cref="VcpuExit.Interrupted"/> without entering the guest — KVM_RUN with immediate_exit set.
+    /// </summary>
+    public VcpuExit RunImmediateExit()
+    {
+        // Safe: immediate_exit is a byte inside the live kvm_run mapping; Run clears it when KVM_RUN returns EINTR.
+        Volatile.Write(ref RunBase[KvmRunOffsets.ImmediateExit], 1);
+        return Run();
+    }
+
     public KvmRegs GetRegs()
     {
         KvmException.Check(KvmNative.VcpuGetRegs(_handle.Fd, out KvmRegs regs), "KVM_GET_REGS");
