@@ -425,8 +425,7 @@ public sealed class Machine : IDisposable
             if (_pauseRequested)
             {
                 // Complete any pending I/O first: KVM_RUN with immediate_exit set returns at once.
-                _vcpu.Kick();
-                if (!_vcpu.Run().Interrupted) continue;
+                if (!_vcpu.RunImmediateExit().Interrupted) continue;
                 Park();
                 continue;
             }
