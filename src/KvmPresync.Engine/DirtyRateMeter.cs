@@ -55,14 +55,13 @@ public sealed class DirtyRateMeter
     {
         if (_last is { } last && harvest.Time > last)
         {
-            double seconds = (harvest.Time - last).TotalSeconds;
+            TimeSpan interval = harvest.Time - last;
+            double seconds = interval.TotalSeconds;
             bool first = MeanBytesPerSecond == 0 && MeanNewlyPendingBytesPerSecond == 0;
             LastBytesPerSecond = harvest.DirtyPages * _bytesPerPage / seconds;
-            double fresh = newlyPending * _bytesPerPage / seconds;
-            MeanBytesPerSecond = first ? LastBytesPerSecond : MeanBytesPerSecond + Weight * (LastBytesPerSecond - MeanBytesPerSecond);
-            MeanNewlyPendingBytesPerSecond = first ? fresh : MeanNewlyPendingBytesPerSecond + Weight * (fresh - MeanNewlyPendingBytesPerSecond);
-            TimeSpan interval = harvest.Time - last;
-            MeanInterval = MeanInterval == TimeSpan.Zero ? interval : MeanInterval + (interval - MeanInterval) * Weight;
+            MeanBytesPerSecond = Toward(MeanBytesPerSecond, LastBytesPerSecond, first);
+            MeanNewlyPendingBytesPerSecond = Toward(MeanNewlyPendingBytesPerSecond, newlyPending * _bytesPerPage / seconds, first);
+            MeanInterval = Toward(MeanInterval, interval, MeanInterval == TimeSpan.Zero);
         }
         _last = harvest.Time;
     }
@@ -76,7 +75,12 @@ public sealed class DirtyRateMeter
         if (window <= TimeSpan.Zero || pages < 0) return;
         double rate = pages * _bytesPerPage / window.TotalSeconds;
         bool first = ShortWindow == TimeSpan.Zero;
-        MeanShortBytesPerSecond = first ? rate : MeanShortBytesPerSecond + Weight * (rate - MeanShortBytesPerSecond);
-        ShortWindow = first ? window : ShortWindow + (window - ShortWindow) * Weight;
+        MeanShortBytesPerSecond = Toward(MeanShortBytesPerSecond, rate, first);
+        ShortWindow = Toward(ShortWindow, window, first);
     }
+
+    /// <summary>One step of the running means: the first sample as it is, then <see cref="Weight"/> of the way towards each new one.</summary>
+    private static double Toward(double mean, double sample, bool first) => first ? sample : mean + Weight * (sample - mean);
+
+    private static TimeSpan Toward(TimeSpan mean, TimeSpan sample, bool first) => first ? sample : mean + (sample - mean) * Weight;
 }

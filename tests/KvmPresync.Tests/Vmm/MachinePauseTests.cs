@@ -10,14 +10,7 @@ namespace KvmPresync.Tests.Vmm;
 /// </summary>
 public sealed class MachinePauseTests
 {
-    private static MachineConfig SlowHeartbeat() => new()
-    {
-        Workload = Workload.Idle,
-        MemorySize = 64L << 20,
-        FillBytes = 4L << 20,
-        HeartbeatMs = 200, // asleep most of the time
-        GuestImage = KvmRequirement.GuestImageOrFail(),
-    };
+    private static MachineConfig SlowHeartbeat() => MachineTests.SmallIdle() with { FillBytes = 4L << 20, HeartbeatMs = 200 }; // asleep most of the time
 
     private static void PauseAsleep(Machine m)
     {

@@ -9,7 +9,7 @@ namespace KvmPresync.Tests.Vmm;
 /// <summary>The VMM runs the workload guests on real KVM; pause/resume and save/restore keep the guest's continuity.</summary>
 public sealed class MachineTests
 {
-    private static MachineConfig SmallIdle(Workload w = Workload.Idle) => new()
+    internal static MachineConfig SmallIdle(Workload w = Workload.Idle) => new()
     {
         Workload = w,
         MemorySize = 64L << 20,
