@@ -441,7 +441,9 @@ internal sealed partial class ReceiverSession
                 "check that the source did not resume its copy as well";
         }
         _gate.MarkResumed();
-        Memory.StopTracking(); // verified: the guest's own writes from here on are none of the digest's business
+        // verified: the guest's own writes from here on are none of the digest's business; the tracker closes on a thread
+        // of its own at idle priority (closing only releases kernel objects, nothing to wait for or report)
+        _ = Memory.StopTrackingWhenIdle();
         _lease?.Dispose(); // the memory is the running guest's now; the admission reservation ends with the session
         _lease = null;
         _outcome = new ReceiveResult
