@@ -31,3 +31,18 @@ public interface IDirtyPageSource
 /// <param name="DirtyPages">Pages the source reported dirty in this harvest (before merging with what was already set).</param>
 /// <param name="Progress">Guest work units completed since the previous harvest (0 when the source does not know).</param>
 public readonly record struct DirtyHarvest(TimeSpan Time, long DirtyPages, ulong Progress = 0);
+
+/// <summary>
+/// A dirty source that can be looked at without harvesting: how many pages were dirtied since the last
+/// <see cref="IDirtyPageSource.Harvest"/>, with nothing cleared or write-protected again (the guest does not notice). Cheap
+/// enough to call every millisecond; the sender times a bursty guest's writes with it (<c>Engine.BurstClock</c>). May be
+/// called from another thread than the harvests (a harvest in between makes the count drop).
+/// </summary>
+public interface IDirtyPagePeek
+{
+    /// <summary>Pages dirtied since the last harvest, and when that was read (the clock of <see cref="DirtyHarvest.Time"/>).</summary>
+    DirtyPeek Peek();
+}
+
+/// <summary>Result of one <see cref="IDirtyPagePeek.Peek"/>.</summary>
+public readonly record struct DirtyPeek(TimeSpan Time, long DirtyPages);

@@ -52,6 +52,12 @@ public sealed record RoundRecord
     /// <summary>Predictor's active pages (dirtied within its history) after this round's update; 0 without a predictor.</summary>
     public long ActivePages { get; init; }
 
+    /// <summary>The period of the guest's bursts of writes as the sender's burst clock has it, ms (null: not timed, or not periodic).</summary>
+    public double? BurstPeriodMs { get; init; }
+
+    /// <summary>From this round's harvest to the start of the next burst the clock predicts, ms (null with <see cref="BurstPeriodMs"/>).</summary>
+    public double? NextBurstInMs { get; init; }
+
     /// <summary>Ack RTT measured for this round, ms (null when not measured).</summary>
     public double? RttMs { get; init; }
 

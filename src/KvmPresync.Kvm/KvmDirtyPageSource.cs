@@ -13,12 +13,13 @@ namespace KvmPresync.Kvm;
 /// chunk by chunk. A page written after its chunk's clear is logged again, so nothing is lost; a page is never
 /// cleared before it is in the caller's bitmap.
 /// </summary>
-public sealed class KvmDirtyPageSource : IDirtyPageSource
+public sealed class KvmDirtyPageSource : IDirtyPageSource, IDirtyPagePeek
 {
     private readonly Vm _vm;
     private readonly MemorySlot[] _slots;
     private readonly long[] _firstIndex;       // linear index of each slot's first page
     private readonly ulong[][] _scratch;       // each slot's log, as KVM returns it
+    private ulong[][]? _peekScratch;           // the same for Peek (another thread)
     private readonly DirtyBitmap? _vmmWrites;
     private readonly Func<ulong>? _progress;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -93,6 +94,25 @@ public sealed class KvmDirtyPageSource : IDirtyPageSource
             _lastProgress = now;
         }
         return new DirtyHarvest(time, count, progress);
+    }
+
+    /// <summary>
+    /// Pages the guest dirtied since the last <see cref="Harvest"/>, counted without clearing or re-protecting anything (with
+    /// manual dirty-log protection KVM_GET_DIRTY_LOG only copies the log). One peeking thread; the kernel serializes it with
+    /// a harvest on another thread (which makes the count drop). Pages the VMM wrote itself are not counted.
+    /// </summary>
+    public DirtyPeek Peek()
+    {
+        _peekScratch ??= _slots.Select(s => new ulong[s.BitmapWords]).ToArray();
+        TimeSpan time = _clock.Elapsed;
+        long count = 0;
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            ulong[] log = _peekScratch[i];
+            _vm.GetDirtyLog(_slots[i], log);
+            foreach (ulong w in log) count += BitOperations.PopCount(w);
+        }
+        return new DirtyPeek(time, count);
     }
 
     /// <summary>ORs a slot's log into <paramref name="dest"/> from bit <paramref name="first"/> on; returns the pages set in the log.</summary>

@@ -1,3 +1,4 @@
+using KvmPresync.Memory;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
 using KvmPresync.Wire;
@@ -22,17 +23,25 @@ internal static class FinalLivePhase
         SyncEngine engine = run.Engine;
         await run.Channel.Writer.WriteAsync(new Launch((ulong)run.Round, (ulong)engine.Pending.Count(), run.NowNs()), ct).ConfigureAwait(false);
         var convergence = new LaunchConvergence(engine, run.LastHarvestTime);
+        // the pages the predictor held in the last sync round: what a first round sending before a burst leaves for after it
+        DirtyBitmap? held = null;
+        if (run.Bursts is not null)
+        {
+            held = new DirtyBitmap(engine.Held.PageCount);
+            held.CopyFrom(engine.Held);
+        }
         long liveStart = run.BytesWritten;
         while (true)
         {
             run.Channel.ThrowIfPeerEnded();
             var h = run.HarvestNow();
             run.FinalLiveHarvestTime += run.LastHarvestTook;
-            ConvergenceDecision decision = convergence.AfterHarvest(run.Harvest, h, run.LastRtt);
+            ConvergenceDecision decision = convergence.AfterHarvest(run.Harvest, h, run.LastRtt, run.BurstForecast());
             bool waitingForDestination = decision.Action == ConvergenceAction.Pause && destination is not null && !destination.Ready.IsCompleted;
             if (waitingForDestination) await CheckDestinationAsync(run, destination!, sinceLaunch.Elapsed).ConfigureAwait(false);
             if (decision.Action != ConvergenceAction.ContinueLive && !waitingForDestination)
             {
+                run.Bursts?.Stop(); // the guest is about to pause: nothing more to time
                 run.FinalLiveRounds = convergence.LiveRounds;
                 run.FinalLiveBytes = run.BytesWritten - liveStart;
                 run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, default, default, 0, 0, 0) with
@@ -44,6 +53,7 @@ internal static class FinalLivePhase
                 return decision;
             }
             RoundPlan plan = engine.PlanFinalRound(run.Send);
+            if (decision.Reason == ConvergenceReason.SendingBeforeBurst && held is not null) run.Send.AndNot(held);
             long before = run.BytesWritten;
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
             long bytes = run.BytesWritten - before;

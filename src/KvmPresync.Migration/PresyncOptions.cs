@@ -38,6 +38,14 @@ public sealed record PresyncOptions
     /// </summary>
     public bool ProbeWorkingSet { get; init; } = true;
 
+    /// <summary>
+    /// Time a bursty guest's writes (<see cref="BurstClock"/>): where the source's dirty log can be looked at without a
+    /// harvest (<see cref="Core.IDirtyPagePeek"/>: KVM's), a thread looks every millisecond from the start of sync to the
+    /// pause, and while the guest's bursts are periodic (a frame every 40 ms) the convergence policy and the readiness
+    /// estimate expect its writes when they come, not spread evenly. Off: the working-set curve alone, as the simulator does.
+    /// </summary>
+    public bool TimeBursts { get; init; } = true;
+
     /// <summary>Pages per PageBatch frame.</summary>
     public int BatchPages { get; init => field = OptionGuard.Require(value, value is >= 1 and <= WireLimits.MaxPagesPerBatch, nameof(PresyncOptions), $"must be between 1 and {WireLimits.MaxPagesPerBatch}"); } = 256;
 

@@ -188,7 +188,10 @@ public sealed class PresyncSender
         {
             _roundFeed.Publish(r);
             RoundCompleted?.Invoke(r);
-        });
+        })
+        {
+            Bursts = _options.TimeBursts ? BurstSampler.Start(_source.DirtyLog) : null,
+        };
         Volatile.Write(ref _run, run);
         run.TreeDigest = TreeDigest(session);
         if (multiStream && (session.Options & HelloOptions.MultiStream) == 0)
@@ -312,6 +315,7 @@ public sealed class PresyncSender
             stop.Cancel();
             await run.CloseStreamsAsync().ConfigureAwait(false);
             run.StateSave.Dispose();
+            run.Bursts?.Dispose();
             await run.Channel.CloseAsync().ConfigureAwait(false);
             run.Channel.Dispose();
             DisposeOwnedSockets();

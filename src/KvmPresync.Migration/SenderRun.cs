@@ -82,6 +82,12 @@ internal sealed class SenderRun
     /// <summary>What one harvest costs (running mean): a live round's overhead besides its bytes.</summary>
     public TimeSpan HarvestCost { get; private set; }
 
+    /// <summary>Times the guest's bursts of writes (<see cref="PresyncOptions.TimeBursts"/>) until the pause; null when off or the source cannot be looked at.</summary>
+    public BurstSampler? Bursts { get; init; }
+
+    /// <summary>The burst clock's forecast now; null without one.</summary>
+    public BurstForecast? BurstForecast() => Bursts?.Forecast();
+
     /// <summary>The last readiness estimate published (after a sync round); null before the first sync round.</summary>
     public ReadinessEstimate? Readiness { get; private set; }
 
@@ -92,11 +98,12 @@ internal sealed class SenderRun
     private TimeSpan _harvestedAt; // run clock at the last harvest
 
     /// <summary>Estimates the switchover as if launched right after this round, <paramref name="pendingBytes"/> left to move; published as <see cref="Readiness"/>.</summary>
-    public ReadinessEstimate EstimateReadiness(long pendingBytes)
+    public ReadinessEstimate EstimateReadiness(long pendingBytes, long heldBytes = 0)
     {
         var basis = new ReadinessBasis(new ReadinessInputs
         {
             PendingBytes = pendingBytes,
+            HeldBytes = heldBytes,
             DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
             WorkingSet = Engine.DirtyRate.WorkingSet,
             NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
@@ -105,6 +112,7 @@ internal sealed class SenderRun
             LaunchTarget = Engine.Options.LaunchTarget,
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,
+            HarvestTime = LastHarvestTime,
             SwitchoverCost = Options.SwitchoverCost,
         }, _harvestedAt, Engine.PayloadSpeedup);
         Volatile.Write(ref _readinessBasis, basis);
@@ -118,7 +126,14 @@ internal sealed class SenderRun
     public ReadinessEstimate? ReadinessNow()
     {
         if (Volatile.Read(ref _readinessBasis) is not { } b) return null;
-        ReadinessEstimate e = ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with { SinceHarvest = Clock.Elapsed - b.HarvestedAt });
+        ReadinessEstimate e = ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with
+        {
+            SinceHarvest = Clock.Elapsed - b.HarvestedAt,
+            // the clock's forecast now; the working-set curve as of the round (the engine's own may be changing on another thread)
+            Bursts = BurstForecast() is { } f
+                ? new BurstTimedWrites(f, f.Pages * Engine.Cost.FullPageBytes, b.Inputs.WorkingSet ?? DirtyWorkingSet.Steady(b.Inputs.DirtyBytesPerSecond))
+                : null,
+        });
         // the estimator counts page bytes against the link rate scaled by the compression speed-up: on the wire they shrink by it
         return e with { Bytes = (long)(e.Bytes / Math.Max(1, b.PayloadSpeedup)) };
     }
@@ -341,14 +356,19 @@ internal sealed class SenderRun
     }
 
     /// <summary>A round record from a plan and what was sent; the caller adds phase-specific signals with <c>with</c>.</summary>
-    public RoundRecord Record(RoundPhase phase, long dirty, RoundPlan plan, SendCounts counts, long bytes, long windowBytes, double intervalMs) =>
-        RoundRecord.FromPlan(Round, phase, Clock.Elapsed.TotalMilliseconds, dirty, plan, windowBytes, intervalMs, Engine.Predictor?.ActivePages ?? 0) with
+    public RoundRecord Record(RoundPhase phase, long dirty, RoundPlan plan, SendCounts counts, long bytes, long windowBytes, double intervalMs)
+    {
+        BurstForecast? bursts = BurstForecast();
+        return RoundRecord.FromPlan(Round, phase, Clock.Elapsed.TotalMilliseconds, dirty, plan, windowBytes, intervalMs, Engine.Predictor?.ActivePages ?? 0) with
         {
             SentPages = counts.Sent,
             SentBytes = bytes,
             SkippedUnchangedPages = counts.Unchanged,
             ZeroPages = counts.Zero,
+            BurstPeriodMs = bursts?.Period.TotalMilliseconds,
+            NextBurstInMs = bursts is { } f ? (f.NextStart(LastHarvestTime) - LastHarvestTime).TotalMilliseconds : null,
         };
+    }
 
     /// <summary>Nanoseconds on the run's clock (the wire's timestamps).</summary>
     public ulong NowNs() => (ulong)(Clock.ElapsedTicks * (1e9 / Stopwatch.Frequency));

@@ -120,7 +120,7 @@ internal static class SyncPhase
                 ProgressRate = progressRate,
                 WindowReason = decision?.Reason,
                 IntervalReason = decision?.IntervalReason,
-                Readiness = run.EstimateReadiness(plan.RemainingBytes),
+                Readiness = run.EstimateReadiness(plan.RemainingBytes, plan.HeldBytes),
             });
             run.Round++;
             if (run.Options.ProbeWorkingSet && run.Round % ProbeEveryRounds == 0) await ProbeShortWindowAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);

@@ -51,6 +51,22 @@ internal static class MigrationOptions
         DefaultValueFactory = _ => "off",
     };
 
+    /// <summary>Time the guest's bursts of writes (<c>PresyncOptions.TimeBursts</c>); parse it with <see cref="ParseOnOff"/>.</summary>
+    public static Option<string> BurstClock() => new("--burst-clock")
+    {
+        Description = "on: look at the dirty log every millisecond (clearing nothing) to time a guest that writes in periodic bursts (a frame " +
+                      "every 40 ms); the launch then sends between bursts and pauses before one, and the readiness estimate expects them " +
+                      "when they come; off: the working-set curve alone (as 'simulate' does)",
+        DefaultValueFactory = _ => "on",
+    };
+
+    public static bool ParseOnOff(string option, string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "on" => true,
+        "off" => false,
+        _ => throw new ArgumentException($"{option}: '{text}' must be on or off"),
+    };
+
     public static TimeSpan? ParseQuietWait(string text)
     {
         if (text.Trim().Equals("off", StringComparison.OrdinalIgnoreCase)) return null;

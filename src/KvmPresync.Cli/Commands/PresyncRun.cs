@@ -29,6 +29,9 @@ internal static class PresyncRun
         /// <summary>Pause at a quiet moment: the longest wait for the end of a burst (null = off).</summary>
         public TimeSpan? QuietWait { get; init; }
 
+        /// <summary>--burst-clock: time the guest's bursts of writes.</summary>
+        public bool TimeBursts { get; init; } = true;
+
         /// <summary>--metrics: the registry the sender's metrics go to (the endpoint is the caller's; null = none).</summary>
         public Prometheus.CollectorRegistry? Metrics { get; init; }
 
@@ -67,6 +70,7 @@ internal static class PresyncRun
             ZeroCopy = s.ZeroCopy,
             Compression = s.Compression,
             SyncBeforeLaunch = s.SyncBeforeLaunch,
+            TimeBursts = s.TimeBursts,
             Baseline = s.Baseline,
             Tls = s.Tls,
             Streams = s.Streams,

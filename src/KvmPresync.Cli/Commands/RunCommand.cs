@@ -24,6 +24,7 @@ internal static class RunCommand
         var maxFinal = new Option<string>("--max-final-duration") { Description = "How long live copying may continue after launch before the guest is paused, e.g. 300ms, 2s", DefaultValueFactory = _ => "300ms" };
         var launchTarget = MigrationOptions.LaunchTarget();
         var pauseAtQuiet = MigrationOptions.PauseAtQuiet();
+        var burstClock = MigrationOptions.BurstClock();
         var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send page payloads with MSG_ZEROCOPY (completions are awaited before the final digest; loopback always copies)" };
         var verify = new Option<string>("--verify")
         {
@@ -57,6 +58,7 @@ internal static class RunCommand
         cmd.Options.Add(maxFinal);
         cmd.Options.Add(launchTarget);
         cmd.Options.Add(pauseAtQuiet);
+        cmd.Options.Add(burstClock);
         cmd.Options.Add(zeroCopy);
         cmd.Options.Add(verify);
         cmd.Options.Add(compression);
@@ -88,6 +90,7 @@ internal static class RunCommand
                 Verify = r.GetValue(verify) == "full" ? Migration.VerifyMode.Full : Migration.VerifyMode.Delta,
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
                 QuietWait = MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
+                TimeBursts = MigrationOptions.ParseOnOff("--burst-clock", r.GetValue(burstClock)!),
                 Compression = MigrationOptions.ParseCompression(r.GetValue(compression)!),
             };
             if (settings.ZeroCopy && settings.Compression is Migration.Compression.CompressionMode.Lz4 or Migration.Compression.CompressionMode.Zstd)

@@ -47,6 +47,9 @@ internal static class ReproCommand
         /// <summary>The sync modes' <c>run --pause-at-quiet</c> (null: off).</summary>
         public TimeSpan? QuietWait { get; init; }
 
+        /// <summary>--burst-clock off: the sync runs without timing bursts.</summary>
+        public bool TimeBursts { get; init; } = true;
+
         /// <summary>The guests' <c>--page-content</c> (<c>random</c> or an LZ4 ratio); null = each workload's default.</summary>
         public string? PageContent { get; init; }
 
@@ -100,6 +103,8 @@ internal static class ReproCommand
         };
         var pauseAtQuiet = Commands.MigrationOptions.PauseAtQuiet();
         pauseAtQuiet.Description = "The sync modes' --pause-at-quiet (see 'kvmpresync run --help'), e.g. 40ms, or off; --target kvm";
+        var burstClock = Commands.MigrationOptions.BurstClock();
+        burstClock.Description = "The sync modes' --burst-clock (see 'kvmpresync run --help'): on or off; --target kvm";
         var image = new Option<string?>("--guest-image") { Description = "--target libvirt: the Linux guest image directory (default: build/guest-image, from make guest-image)" };
         var pageContent = new Option<string>("--page-content")
         {
@@ -108,7 +113,7 @@ internal static class ReproCommand
         };
         var cmd = new Command("repro", "Reproduce the paper's experiment: modes precopy (classic pre-copy) vs slowstart vs predict+slowstart (the sync policies), per workload, with the physical bound; --target libvirt: ours (presync+predict) beside stock virsh-precopy and virsh-postcopy of libvirt domains, heartbeat-verified")
         {
-            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets, pauseAtQuiet, pageContent,
+            quick, workloads, memory, link, rate, runs, sync, json, plots, target, modes, image, noOracle, launchTarget, launchTargets, pauseAtQuiet, burstClock, pageContent,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -132,6 +137,7 @@ internal static class ReproCommand
                 LaunchTarget = r.GetValue(launchTarget) is { } lt ? Commands.MigrationOptions.ParseLaunchTarget(lt) : null,
                 LaunchTargets = r.GetValue(launchTargets) is { } list ? ReproLaunchTargets.ParseList(list) : [],
                 QuietWait = Commands.MigrationOptions.ParseQuietWait(r.GetValue(pauseAtQuiet)!),
+                TimeBursts = Commands.MigrationOptions.ParseOnOff("--burst-clock", r.GetValue(burstClock)!),
                 PageContent = GuestOptions.ParsePageContent(r.GetValue(pageContent)!)?.ToString(), // checked now, not in every run
             };
             if (targetKind == LibvirtTarget && s.PageContent is not null)
@@ -347,6 +353,7 @@ internal static class ReproCommand
         });
         if (mode != "precopy" && !ReproLaunchTargets.TryParse(mode, out _) && s.LaunchTarget is { } target)
             txArgs.AddRange(["--launch-target", $"{target.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"]);
+        if (mode != "precopy" && !s.TimeBursts) txArgs.AddRange(["--burst-clock", "off"]);
         if (mode != "precopy" && s.QuietWait is { } quiet)
             txArgs.AddRange(["--pause-at-quiet", $"{quiet.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms"]);
         using Process rx = Start(netns?.Wrap(NetnsLink.DestinationNamespace, exe, rxArgs) ?? (exe, rxArgs), Path.Combine(work, tag + ".rx.log"));

@@ -46,6 +46,18 @@ public enum ConvergenceReason
 
     /// <summary>The guest is in a burst of writes: a live round more, to pause in the quiet right after it (bounded by the quiet wait and the launch target).</summary>
     WaitingForQuiet = 8,
+
+    /// <summary>Timed bursts: a burst falls within the next live round, which would leave about as much pending as now (pause before it).</summary>
+    BurstAhead = 9,
+
+    /// <summary>Timed bursts: the next live round falls between bursts, so it leaves little pending (send it live, pause after).</summary>
+    QuietAhead = 10,
+
+    /// <summary>
+    /// Timed bursts, the first live round: a burst falls within it, so it sends only what the predictor did not hold (the pages
+    /// the burst is about to rewrite stay pending for after it, or for the pause).
+    /// </summary>
+    SendingBeforeBurst = 11,
 }
 
 /// <summary>A convergence policy's answer.</summary>

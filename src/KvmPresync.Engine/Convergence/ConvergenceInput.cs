@@ -24,6 +24,15 @@ public readonly record struct ConvergenceInput
     /// </summary>
     public DirtyWorkingSet? WorkingSet { get; init; }
 
+    /// <summary>
+    /// When the guest's bursts of writes come (the sender's <see cref="BurstClock"/> while they are periodic); null when not
+    /// timed. What <see cref="ExpectedDirtyBytes"/> reads first.
+    /// </summary>
+    public BurstTimedWrites? Bursts { get; init; }
+
+    /// <summary>Harvest-clock time of this decision (where the windows of <see cref="ExpectedDirtyBytes"/> start for <see cref="Bursts"/>).</summary>
+    public TimeSpan Now { get; init; }
+
     /// <summary>Harvest clock since the policy first waited for a quiet moment (null when it has not waited).</summary>
     public TimeSpan? WaitingForQuietFor { get; init; }
 
@@ -46,11 +55,13 @@ public readonly record struct ConvergenceInput
     public TimeSpan PendingTransferTime => TransferTime(PendingBytes);
 
     /// <summary>
-    /// Distinct bytes the guest is expected to dirty within <paramref name="window"/>: from its working-set curve when measured
-    /// (a burst that filled the last short interval says little about the next one), else the last interval's rate.
+    /// Distinct bytes the guest is expected to dirty within <paramref name="window"/> from now: from its timed bursts when it
+    /// has them, else from its working-set curve when measured (a burst that filled the last short interval says little about
+    /// the next one), else the last interval's rate.
     /// </summary>
     public double ExpectedDirtyBytes(TimeSpan window) =>
-        WorkingSet is { HasShortWindow: true } curve ? curve.BytesWithin(window) : DirtyBytesPerSecond * Math.Max(0, window.TotalSeconds);
+        Bursts is { } bursts ? bursts.BytesWithin(Now, window)
+        : WorkingSet is { HasShortWindow: true } curve ? curve.BytesWithin(window) : DirtyBytesPerSecond * Math.Max(0, window.TotalSeconds);
 
     /// <summary>Time the link needs to move <paramref name="bytes"/>.</summary>
     public TimeSpan TransferTime(double bytes) => TimeSpan.FromSeconds(bytes * 8 / LinkBitsPerSecond);

@@ -17,6 +17,14 @@ namespace KvmPresync.Engine.Convergence;
 /// dirties as fast as the link drains; another live round only delays the pause);</item>
 /// <item>otherwise copy another live round.</item>
 /// </list>
+/// For a guest whose bursts of writes are timed (<see cref="ConvergenceInput.Bursts"/>, from the sender's burst clock) rules 4
+/// and 5 look ahead instead: pause when what the guest will dirty during another live round exceeds <see cref="ShrinkRatio"/>
+/// × what is pending (a burst falls within it: <see cref="ConvergenceReason.BurstAhead"/>), else copy the round live
+/// (<see cref="ConvergenceReason.QuietAhead"/>) — ending past the launch target too (but starting before it): pausing there would move the same bytes paused,
+/// so the round costs launch-to-resume only its harvest and the little it leaves, and saves the downtime the rest. Their
+/// first live round, when a burst falls within it, sends only the pages the predictor did not hold
+/// (<see cref="ConvergenceReason.SendingBeforeBurst"/>): the held ones are what the burst rewrites, so they move once, after
+/// it or paused right before the next.
 /// With <see cref="QuietWait"/> set, a pause chosen by rule 3 or 4 while the guest is in a burst (the last interval's dirty
 /// rate above <see cref="BurstRatio"/> × its usual rate) waits with more live rounds for the quiet right after the burst,
 /// for at most <see cref="QuietWait"/> and never past the launch target: the burst's pages then move live, not paused.
@@ -51,12 +59,26 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
                 ? new(ConvergenceAction.GiveUp, ConvergenceReason.DowntimeWouldExceedLimit)
                 : new(ConvergenceAction.Pause, ConvergenceReason.LiveTimeUp);
         }
+        double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
+        // timed bursts: the forecast says what another live round leaves behind. Pausing now moves the pending bytes paused,
+        // another round moves them live and pauses with what the round's bursts wrote, for one harvest more of launch-to-
+        // resume; past the target as much as before it, the round pays unless a burst falls in it. The first round always
+        // runs (below); when a burst falls within it, it leaves the held pages — the ones the burst rewrites — for after it.
+        // A round that starts past the target falls back to the rules below: bursts that come when the forecast said quiet
+        // (a guest off its beat) must not keep the launch chasing them.
+        if (input.Bursts is not null && (input.LiveRounds == 0 || input.SinceLaunch <= input.LaunchTarget))
+        {
+            if (input.LiveRounds == 0)
+                return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound);
+            return dirtiedMeanwhile > input.PendingBytes * ShrinkRatio
+                ? new(ConvergenceAction.Pause, ConvergenceReason.BurstAhead)
+                : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead);
+        }
         // the first live round always runs: pausing at once would make the launch a stop-and-copy of everything the guest
         // dirtied since the last sync round (downtime = launch-to-resume), whatever the target
         if (input.PreviousPendingBytes is not { } previous)
             return new(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound);
         ConvergenceDecision? pause = null;
-        double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
         if (input.SinceLaunch + input.PendingTransferTime + input.TransferTime(Math.Min(dirtiedMeanwhile, input.PendingBytes)) > input.LaunchTarget)
             pause = new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
         else if (input.PendingBytes > previous * ShrinkRatio)

@@ -32,7 +32,8 @@ public sealed class LaunchConvergence
     public ConvergenceInput LastInput { get; private set; }
 
     /// <summary>Absorbs <paramref name="harvest"/> (reported as <paramref name="harvested"/>) and decides what comes next.</summary>
-    public ConvergenceDecision AfterHarvest(DirtyBitmap harvest, DirtyHarvest harvested, TimeSpan? rtt = null)
+    /// <param name="bursts">When the guest's bursts of writes come, if timed (<see cref="BurstClock"/>).</param>
+    public ConvergenceDecision AfterHarvest(DirtyBitmap harvest, DirtyHarvest harvested, TimeSpan? rtt = null, BurstForecast? bursts = null)
     {
         _engine.AbsorbAfterLaunch(harvest);
         _firstHarvest ??= harvested.Time;
@@ -46,6 +47,8 @@ public sealed class LaunchConvergence
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
             WorkingSet = _engine.DirtyRate.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
+            Bursts = BurstTimedWrites.Of(bursts, _engine),
+            Now = harvested.Time,
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,
             LaunchTarget = _engine.Options.LaunchTarget,

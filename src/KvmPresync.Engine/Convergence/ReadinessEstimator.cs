@@ -21,6 +21,18 @@ public readonly record struct ReadinessInputs
     /// </summary>
     public DirtyWorkingSet? WorkingSet { get; init; }
 
+    /// <summary>
+    /// When the guest's bursts of writes come (<see cref="BurstClock"/>), if timed: launch then finds what the bursts since the
+    /// harvest wrote, and each live round what the bursts within it write, by the clock, not spread evenly.
+    /// </summary>
+    public BurstTimedWrites? Bursts { get; init; }
+
+    /// <summary>Of <see cref="PendingBytes"/>, the wire bytes of the pages the predictor held (what a first live round sending before a burst leaves pending).</summary>
+    public long HeldBytes { get; init; }
+
+    /// <summary>Harvest-clock time of the harvest <see cref="PendingBytes"/> was counted at (the clock of <see cref="Bursts"/>).</summary>
+    public TimeSpan HarvestTime { get; init; }
+
     /// <summary>The rate at which pages become newly pending (<see cref="DirtyRateMeter.MeanNewlyPendingBytesPerSecond"/>).</summary>
     public double NewlyPendingBytesPerSecond { get; init; }
 
@@ -54,7 +66,8 @@ public readonly record struct ReadinessInputs
 /// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is
 /// pending at the live transfer rate (<see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
 /// <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set curve
-/// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round; when the policy
+/// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round — or, when its
+/// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write; when the policy
 /// pauses, the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a
 /// few policy calls), so the sender runs it every round.
 /// </summary>
@@ -75,7 +88,10 @@ public static class ReadinessEstimator
         TimeSpan sinceHarvest = inputs.SinceHarvest > TimeSpan.Zero ? inputs.SinceHarvest : TimeSpan.Zero;
         double newlyRate = Math.Max(0, inputs.NewlyPendingBytesPerSecond);
         // of what the guest dirties since the harvest, the newly pending share adds to the launch's pages
-        double newly = dirtyRate > 0 ? Math.Min(1, newlyRate / dirtyRate) * workingSet.BytesWithin(sinceHarvest) : newlyRate * sinceHarvest.TotalSeconds;
+        BurstTimedWrites? bursts = inputs.Bursts;
+        double newly = dirtyRate > 0 ? Math.Min(1, newlyRate / dirtyRate) * (bursts?.BytesWithin(inputs.HarvestTime, sinceHarvest) ?? workingSet.BytesWithin(sinceHarvest))
+            : newlyRate * sinceHarvest.TotalSeconds;
+        TimeSpan launchedAt = inputs.HarvestTime + sinceHarvest;
         double pending = Math.Max(0, inputs.PendingBytes) + newly;
         // the first decision sees the interval since the last harvest; each later one the live round before it
         double intervalRate = sinceHarvest > TimeSpan.Zero ? workingSet.RateWithin(sinceHarvest) : dirtyRate;
@@ -91,6 +107,8 @@ public static class ReadinessEstimator
                 DirtyBytesPerSecond = intervalRate,
                 MeanDirtyBytesPerSecond = dirtyRate,
                 WorkingSet = inputs.WorkingSet,
+                Bursts = bursts,
+                Now = launchedAt + sinceLaunch,
                 LinkBitsPerSecond = inputs.LinkBitsPerSecond,
                 Rtt = inputs.Rtt,
                 SinceLaunch = sinceLaunch,
@@ -106,11 +124,14 @@ public static class ReadinessEstimator
                                     + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
                 return new ReadinessEstimate(Ms(sinceLaunch + downtime), Ms(downtime), (long)(bytes + pending + inputs.StateBytes), round);
             }
-            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(pending / liveBytesPerSecond);
-            bytes += pending;
+            // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
+            double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
+            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left) / liveBytesPerSecond);
+            bytes += pending - left;
             previous = (long)pending;
-            pending = workingSet.BytesWithin(live);
-            intervalRate = workingSet.RateWithin(live);
+            double dirtied = bursts?.BytesWithin(launchedAt + sinceLaunch, live) ?? workingSet.BytesWithin(live);
+            pending = Math.Max(left, dirtied);
+            intervalRate = bursts is null ? workingSet.RateWithin(live) : pending / live.TotalSeconds;
             sinceLaunch += live;
         }
     }

@@ -100,6 +100,29 @@ public sealed class DirtyLogTests
     }
 
     [Fact]
+    public void APeekCountsWhatWasWrittenSinceTheHarvestAndClearsNothing()
+    {
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var g = RawGuest.Create(kvm, 16L << 20, PhaseA, PhaseB, []);
+        g.Settle();
+        var source = new KvmDirtyPageSource(g.Vm, g.Slots);
+        var bitmap = new DirtyBitmap(source.PageCount);
+        source.Harvest(bitmap);
+        bitmap.Clear();
+        Assert.Equal(0, source.Peek().DirtyPages);
+
+        g.RunPhase();
+        DirtyPeek first = source.Peek(), second = source.Peek();
+        Assert.Equal(PhaseA.Length, first.DirtyPages);
+        Assert.Equal(PhaseA.Length, second.DirtyPages); // the first look cleared nothing
+        Assert.True(second.Time >= first.Time);
+        DirtyHarvest h = source.Harvest(bitmap);
+        Assert.Equal(PhaseA, Pages(bitmap)); // nor did either look lose a page for the harvest
+        Assert.True(h.Time >= second.Time); // one clock for looks and harvests
+        Assert.Equal(0, source.Peek().DirtyPages);
+    }
+
+    [Fact]
     public void SlotsWhosePagesDoNotStartOnA64PageWordAreMergedAtTheRightBits()
     {
         using var kvm = KvmRequirement.OpenOrSkip();

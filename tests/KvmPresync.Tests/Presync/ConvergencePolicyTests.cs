@@ -104,6 +104,40 @@ public sealed class ConvergencePolicyTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new DowntimeTargetConvergence { QuietWait = TimeSpan.Zero });
     }
 
+    /// <summary>A movie's bursts as the burst clock gives them: 2,000 pages (8 MB, 64 ms at the link) every 40 ms from t = 100 ms, each over 10 ms.</summary>
+    private static BurstTimedWrites Frames(double pagesPerBurst = 2000) =>
+        new(new BurstForecast(TimeSpan.FromMilliseconds(40), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(10), (long)pagesPerBurst),
+            pagesPerBurst * 4096, DirtyWorkingSet.Steady(100e6));
+
+    private static ConvergenceInput Timed(ConvergenceInput input, double nowMs, int liveRounds = 1) =>
+        input with { Bursts = Frames(), Now = TimeSpan.FromMilliseconds(nowMs), LiveRounds = liveRounds };
+
+    [Fact]
+    public void TimedBurstsSendALiveRoundThatFallsBetweenBurstsEvenPastTheLaunchTarget()
+    {
+        // 20 ms pending at t = 112 (the burst at 100 is over, the next at 140): the round ends at 132, before it
+        ConvergenceInput quiet = Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 50), nowMs: 112);
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead), Policy.Decide(quiet));
+        // without the clock the same input pauses: 40 + 20 ms is past the 50 ms target
+        Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(quiet with { Bursts = null }).Reason);
+        // at t = 125 the next burst falls within the round and would dirty more than it moves: pause before it
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.BurstAhead),
+            Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 50), nowMs: 125)));
+        // a round that would start past the target follows the rules without the clock (no chasing a guest off its beat)
+        Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 55, targetMs: 50), nowMs: 112)).Reason);
+        // what fits the downtime target pauses whatever comes next
+        Assert.Equal(ConvergenceReason.FitsDowntimeTarget, Policy.Decide(Timed(Input(0.5, previousMs: 30, sinceLaunchMs: 40), nowMs: 139)).Reason);
+    }
+
+    [Fact]
+    public void TimedBurstsTheFirstRoundLeavesTheHeldPagesWhenABurstFallsWithinIt()
+    {
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.SendingBeforeBurst),
+            Policy.Decide(Timed(Input(30), nowMs: 112, liveRounds: 0))); // 112 → 142: the burst at 140
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound),
+            Policy.Decide(Timed(Input(20), nowMs: 112, liveRounds: 0))); // 112 → 132: quiet
+    }
+
     [Fact]
     public void TheHoldBudgetIsTheLinksBytesInMostOfTheLaunchTarget()
     {

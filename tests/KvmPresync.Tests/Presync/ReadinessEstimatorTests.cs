@@ -35,6 +35,32 @@ public sealed class ReadinessEstimatorTests
     }
 
     [Fact]
+    public void WithTimedBurstsTheEstimateDependsOnWhereTheNextBurstFalls()
+    {
+        // a movie: bursts of 1,000 pages (4.1 MB, 32.8 ms at the link) every 40 ms from t = 0, each over 5 ms; 12 ms pending
+        // of which 4 ms held, counted at t = 0 (harvest clock), launch asked at once
+        var frames = new BurstTimedWrites(new BurstForecast(TimeSpan.FromMilliseconds(40), TimeSpan.Zero, TimeSpan.FromMilliseconds(5), 1000),
+            1000 * 4096, DirtyWorkingSet.Steady(100e6));
+        ReadinessInputs At(double harvestMs) => Inputs(12, 100e6, targetMs: 50) with
+        {
+            Bursts = frames, HarvestTime = TimeSpan.FromMilliseconds(harvestMs), HeldBytes = (long)(4 * BytesPerMs),
+        };
+        // at t = 10 the round (12.2 ms) ends at 22.2, long before the burst at 40: one round, then almost nothing paused
+        ReadinessEstimate quiet = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(10));
+        Assert.Equal(1, quiet.LiveRounds);
+        Assert.InRange(quiet.DowntimeMs, 2.9, 3.0); // harvest, state, RTT and the fixed cost: nothing dirtied
+        // at t = 32 the burst at 40 falls within the 12.2 ms round: the first round moves only the 8 ms not held (to 40.2),
+        // then the burst would rewrite the held 4 ms within another round, so the guest pauses before it with those 4 ms
+        ReadinessEstimate before = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(32));
+        Assert.Equal(1, before.LiveRounds);
+        Assert.Equal(quiet.DowntimeMs + 4, before.DowntimeMs, 1);
+        Assert.Equal(quiet.LaunchToResumeMs, before.LaunchToResumeMs, 1); // 8.2 + 4 ms paused against 12.2 + nothing
+        // without the clock the same launch expects the guest's mean rate (100 MB/s) over the round, whatever the phase
+        ReadinessEstimate untimed = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(32) with { Bursts = null });
+        Assert.Equal(untimed, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(10) with { Bursts = null }));
+    }
+
+    [Fact]
     public void AGuestFasterThanTheLinkGetsOneLiveRoundThenPauses()
     {
         // 40 ms pending at a 50 ms target: the first live round (40.2 ms) always runs; the guest dirtied 150 MB/s meanwhile,

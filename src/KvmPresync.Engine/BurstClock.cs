@@ -1,0 +1,198 @@
+namespace KvmPresync.Engine;
+
+/// <summary>
+/// Learns when a guest that writes in periodic bursts (a video frame every 40 ms) writes next, from frequent looks at its
+/// dirty log that clear nothing (<see cref="Core.IDirtyPagePeek"/>: the count of pages dirtied since the last harvest).
+/// A burst starts where the count jumps by at least <see cref="MinBurstPages"/> after at least <see cref="MinQuiet"/>
+/// without such a jump; it ends at the last jump (of at least a quarter of that) within <see cref="MaxGap"/> of the previous one. The period is the
+/// median spacing of recent starts, each spacing divided by the whole number of periods it spans (a burst of pages that
+/// were already dirty since the last harvest adds nothing to the count and goes unseen). The clock offers a
+/// <see cref="BurstForecast"/> only while the recent starts sit on that grid (<see cref="MinOnGrid"/> of them within the
+/// tolerance): a guest that writes steadily or irregularly has none, and the policies then use its working-set curve.
+/// Not thread-safe: one sampling thread feeds it, readers take <see cref="Forecast"/> under the sampler's lock.
+/// </summary>
+public sealed class BurstClock
+{
+    /// <summary>A jump of fewer pages between two looks is noise, not a burst.</summary>
+    public long MinBurstPages { get; init; } = 64;
+
+    /// <summary>A burst starts only after this long without a jump.</summary>
+    public TimeSpan MinQuiet { get; init; } = TimeSpan.FromMilliseconds(4);
+
+    /// <summary>Jumps closer than this to the previous one belong to the same burst.</summary>
+    public TimeSpan MaxGap { get; init; } = TimeSpan.FromMilliseconds(4);
+
+    /// <summary>Periods outside this range are not tracked (shorter ones look like a steady writer to a 1 ms look).</summary>
+    public TimeSpan MinPeriod { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    public TimeSpan MaxPeriod { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Starts kept (the recent history the period and phase come from).</summary>
+    public int History { get; init; } = 24;
+
+    /// <summary>Starts needed before a forecast is offered.</summary>
+    public int MinStarts { get; init; } = 6;
+
+    /// <summary>Fraction of the recent starts that must lie on the grid for a forecast.</summary>
+    public double MinOnGrid { get; init; } = 0.75;
+
+    private readonly List<Burst> _bursts = [];
+    private long _lastCount = -1;
+    private TimeSpan? _lastJump;
+    private Burst? _current;
+
+    /// <summary>One observed burst: when its first jump was seen (the look before it), when its last one was, pages it added.</summary>
+    public readonly record struct Burst(TimeSpan Start, TimeSpan End, long Pages);
+
+    /// <summary>Bursts seen so far (at most <see cref="History"/>), oldest first.</summary>
+    public IReadOnlyList<Burst> Bursts => _bursts;
+
+    /// <summary>
+    /// Takes one look: <paramref name="dirtyPages"/> dirtied since the last harvest at <paramref name="time"/> (the dirty
+    /// source's clock), the look before having been at <paramref name="previousTime"/>. A drop in the count is a harvest.
+    /// </summary>
+    public void Observe(TimeSpan previousTime, TimeSpan time, long dirtyPages)
+    {
+        long last = _lastCount;
+        _lastCount = dirtyPages;
+        if (last < 0 || dirtyPages <= last) return; // the first look, a harvest in between, or nothing new
+        long added = dirtyPages - last;
+        if (added < MinBurstPages / 4) return; // a trickle of writes between bursts neither starts nor extends one
+        if (_current is { } b && time - b.End <= MaxGap)
+        {
+            _current = b with { End = time, Pages = b.Pages + added };
+            _bursts[^1] = _current.Value;
+            _lastJump = time;
+            return;
+        }
+        if (added < MinBurstPages) return;
+        bool quietBefore = _lastJump is not { } j || previousTime - j >= MinQuiet;
+        _lastJump = time;
+        if (!quietBefore) return;
+        _current = new Burst(previousTime, time, added);
+        _bursts.Add(_current.Value);
+        if (_bursts.Count > History) _bursts.RemoveAt(0);
+    }
+
+    /// <summary>
+    /// The bursts' period, phase and length when the recent starts are periodic; null otherwise. A noisy stretch (bursts split
+    /// or missed while the host is busy) keeps the last forecast as long as the newest starts still fall on its grid.
+    /// </summary>
+    public BurstForecast? Forecast()
+    {
+        if (Fit() is { } fresh) return _lastGood = fresh;
+        if (_lastGood is not { } last || _bursts.Count < 3) return null;
+        double tolerance = Math.Max(2, 0.08 * last.Period.TotalMilliseconds);
+        for (int i = _bursts.Count - 3; i < _bursts.Count; i++)
+        {
+            TimeSpan start = _bursts[i].Start;
+            double off = (start - last.NextStart(start - last.Period / 2)).TotalMilliseconds;
+            bool onGrid = Math.Abs(off) <= tolerance, tail = off > 0 && off <= last.Length.TotalMilliseconds + tolerance;
+            if (!onGrid && !tail) return _lastGood = null;
+        }
+        return last;
+    }
+
+    private BurstForecast? _lastGood;
+
+    private BurstForecast? Fit()
+    {
+        if (_bursts.Count < MinStarts) return null;
+        // a first period: the mean of the spacings of about one period (within 20 % of their lower quartile: a spacing of one
+        // period, not of two — a burst can go unseen); each start's period number from the one before it, rounding only its
+        // own spacing (so an error in the first period does not add up); then a least-squares line through the starts against
+        // their numbers, twice, the second time without the starts more than the tolerance off the first line (a burst split
+        // in two by a descheduled vCPU). The looks' ~1 ms grid quantizes every start; the fit averages that out.
+        var spacings = new List<double>(_bursts.Count);
+        for (int i = 1; i < _bursts.Count; i++) spacings.Add((_bursts[i].Start - _bursts[i - 1].Start).TotalMilliseconds);
+        double[] usable = spacings.Where(d => d >= MinPeriod.TotalMilliseconds).Order().ToArray();
+        if (usable.Length < MinStarts - 1) return null;
+        double quartile = usable[usable.Length / 4];
+        // the quartile may itself span several periods when most bursts go unseen (a harvest every 100 ms, a burst every
+        // 40: spacings of 80 and 120 ms): the largest fraction of it that makes nearly every spacing a whole number of periods
+        double unit = 0;
+        for (int m = 1; m <= 4 && unit == 0; m++)
+        {
+            double u = quartile / m;
+            if (u < MinPeriod.TotalMilliseconds) break;
+            double tol = Math.Max(2, 0.08 * u);
+            if (usable.Count(d => Math.Abs(d - Math.Round(d / u) * u) <= 2 * tol) >= 0.9 * usable.Length) unit = u;
+        }
+        if (unit == 0) return null;
+        unit = usable.Where(d => Math.Abs(d - Math.Round(d / unit) * unit) <= 0.2 * unit).Average(d => d / Math.Round(d / unit));
+        var number = new double[_bursts.Count];
+        for (int i = 1; i < _bursts.Count; i++) number[i] = number[i - 1] + Math.Round(spacings[i - 1] / unit);
+        double period = unit, anchor = _bursts[0].Start.TotalMilliseconds;
+        double tolerance = Math.Max(2, 0.08 * unit);
+        int onGrid = 0;
+        for (int pass = 0; pass < 2; pass++)
+        {
+            double n = 0, sk = 0, ss = 0, skk = 0, sks = 0;
+            for (int i = 0; i < _bursts.Count; i++)
+            {
+                double t = _bursts[i].Start.TotalMilliseconds, k = number[i];
+                if (pass > 0 && Math.Abs(t - anchor - k * period) > tolerance) continue;
+                n++; sk += k; ss += t; skk += k * k; sks += k * t;
+            }
+            double det = n * skk - sk * sk;
+            if (n < MinStarts || det <= 0) return null;
+            period = (n * sks - sk * ss) / det;
+            anchor = (ss - period * sk) / n;
+            if (!(period >= MinPeriod.TotalMilliseconds && period <= MaxPeriod.TotalMilliseconds)) return null;
+            tolerance = Math.Max(2, 0.08 * period);
+        }
+        // a start a little after a grid point is the rest of a burst whose writes paused for more than MaxGap (its vCPU off
+        // the CPU): it neither counts for the grid nor against it, unless there are many of them
+        int tails = 0;
+        for (int i = 0; i < _bursts.Count; i++)
+        {
+            double off = _bursts[i].Start.TotalMilliseconds - anchor - number[i] * period;
+            if (Math.Abs(off) <= tolerance) onGrid++;
+            else if (off > 0 && off <= period / 2) tails++;
+        }
+        if (onGrid < MinOnGrid * (_bursts.Count - tails) || tails > _bursts.Count / 3) return null;
+        // a burst's length and size: upper quartiles (a burst soon after a harvest shows all its pages, one of pages already
+        // dirty since the last harvest only its new ones; and a burst may still be writing when the forecast is read)
+        double[] lengths = _bursts.Select(b => (b.End - b.Start).TotalMilliseconds).Order().ToArray();
+        long[] sizes = _bursts.Select(b => b.Pages).Order().ToArray();
+        return new BurstForecast(TimeSpan.FromMilliseconds(period), TimeSpan.FromMilliseconds(anchor),
+            TimeSpan.FromMilliseconds(Math.Max(1, lengths[lengths.Length * 3 / 4])), sizes[sizes.Length * 3 / 4]);
+    }
+}
+
+/// <summary>
+/// When a periodic guest writes: bursts of <see cref="Length"/> starting at <see cref="Anchor"/> + k × <see cref="Period"/>
+/// (the dirty source's clock, the harvests' <see cref="Core.DirtyHarvest.Time"/>), each of about <see cref="Pages"/>
+/// distinct pages, from <see cref="BurstClock"/>.
+/// </summary>
+public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, TimeSpan Length, long Pages)
+{
+    /// <summary>
+    /// How many bursts' writes fall within [<paramref name="from"/>, <paramref name="from"/> + <paramref name="window"/>]: each
+    /// burst's writes spread evenly over its length, so a window that catches half of one counts 0.5.
+    /// </summary>
+    public double BurstsWithin(TimeSpan from, TimeSpan window)
+    {
+        if (window <= TimeSpan.Zero || Period <= TimeSpan.Zero) return 0;
+        double p = Period.TotalMilliseconds, len = Math.Max(1e-3, Length.TotalMilliseconds);
+        double a = from.TotalMilliseconds, b = a + window.TotalMilliseconds;
+        double first = Math.Floor((a - len - Anchor.TotalMilliseconds) / p); // the first burst that may still be writing at a
+        double total = 0;
+        for (double k = first; ; k++)
+        {
+            double s = Anchor.TotalMilliseconds + k * p;
+            if (s >= b) break;
+            double overlap = Math.Min(b, s + len) - Math.Max(a, s);
+            if (overlap > 0) total += overlap / len;
+        }
+        return total;
+    }
+
+    /// <summary>The start of the first burst at or after <paramref name="time"/>.</summary>
+    public TimeSpan NextStart(TimeSpan time)
+    {
+        double p = Period.TotalMilliseconds;
+        double k = Math.Ceiling((time.TotalMilliseconds - Anchor.TotalMilliseconds) / p);
+        return TimeSpan.FromMilliseconds(Anchor.TotalMilliseconds + k * p);
+    }
+}
