@@ -4,9 +4,10 @@ namespace KvmPresync.Engine;
 /// Learns when a guest that writes in periodic bursts (a video frame every 40 ms) writes next, from frequent looks at its
 /// dirty log that clear nothing (<see cref="Core.IDirtyPagePeek"/>: the count of pages dirtied since the last harvest).
 /// A burst starts where the count jumps by at least <see cref="MinBurstPages"/> after at least <see cref="MinQuiet"/>
-/// without such a jump; it ends at the last jump (of at least a quarter of that) within <see cref="MaxGap"/> of the previous one. The period is the
-/// median spacing of recent starts, each spacing divided by the whole number of periods it spans (a burst of pages that
-/// were already dirty since the last harvest adds nothing to the count and goes unseen). The clock offers a
+/// without such a jump; it ends at the last jump (of at least a quarter of that) within <see cref="MaxGap"/> of the previous
+/// one. Period and phase come from a least-squares line through the recent starts against their period numbers (a burst
+/// of pages already dirty since the last harvest adds nothing to the count and goes unseen, so a spacing may span several
+/// periods; see <see cref="Fit"/>). The clock offers a
 /// <see cref="BurstForecast"/> only while the recent starts sit on that grid (<see cref="MinOnGrid"/> of them within the
 /// tolerance): a guest that writes steadily or irregularly has none, and the policies then use its working-set curve.
 /// Not thread-safe: one sampling thread feeds it, readers take <see cref="Forecast"/> under the sampler's lock.
@@ -25,6 +26,7 @@ public sealed class BurstClock
     /// <summary>Periods outside this range are not tracked (shorter ones look like a steady writer to a 1 ms look).</summary>
     public TimeSpan MinPeriod { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>Longer periods are not tracked (a clock that needs seconds of history to learn says little about a launch).</summary>
     public TimeSpan MaxPeriod { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Starts kept (the recent history the period and phase come from).</summary>
@@ -95,6 +97,7 @@ public sealed class BurstClock
 
     private BurstForecast? _lastGood;
 
+    /// <summary>The forecast the recent starts give on their own (no memory of an earlier one); null when they are not periodic.</summary>
     private BurstForecast? Fit()
     {
         if (_bursts.Count < MinStarts) return null;
@@ -176,6 +179,7 @@ public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, Ti
         if (window <= TimeSpan.Zero || Period <= TimeSpan.Zero) return 0;
         double p = Period.TotalMilliseconds, len = Math.Max(1e-3, Length.TotalMilliseconds);
         double a = from.TotalMilliseconds, b = a + window.TotalMilliseconds;
+        if ((b - a) / p > 10_000) return (b - a) / p; // a window of many periods: one burst per period (and no long loop)
         double first = Math.Floor((a - len - Anchor.TotalMilliseconds) / p); // the first burst that may still be writing at a
         double total = 0;
         for (double k = first; ; k++)

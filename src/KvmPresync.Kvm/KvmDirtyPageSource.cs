@@ -99,7 +99,8 @@ public sealed class KvmDirtyPageSource : IDirtyPageSource, IDirtyPagePeek
     /// <summary>
     /// Pages the guest dirtied since the last <see cref="Harvest"/>, counted without clearing or re-protecting anything (with
     /// manual dirty-log protection KVM_GET_DIRTY_LOG only copies the log). One peeking thread; the kernel serializes it with
-    /// a harvest on another thread (which makes the count drop). Pages the VMM wrote itself are not counted.
+    /// a harvest on another thread (which makes the count drop). Pages the VMM wrote itself are counted too (a page both
+    /// wrote counts twice: a look is for timing writes, not for the exact set).
     /// </summary>
     public DirtyPeek Peek()
     {
@@ -112,6 +113,7 @@ public sealed class KvmDirtyPageSource : IDirtyPageSource, IDirtyPagePeek
             _vm.GetDirtyLog(_slots[i], log);
             foreach (ulong w in log) count += BitOperations.PopCount(w);
         }
+        count += _vmmWrites?.Count() ?? 0; // pages the VMM wrote itself (a replayed trace's), also cleared only by a harvest
         return new DirtyPeek(time, count);
     }
 
