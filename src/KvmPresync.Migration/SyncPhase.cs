@@ -120,7 +120,8 @@ internal static class SyncPhase
                 ProgressRate = progressRate,
                 WindowReason = decision?.Reason,
                 IntervalReason = decision?.IntervalReason,
-                Readiness = run.EstimateReadiness(plan.RemainingBytes, plan.HeldBytes),
+                // what is pending now, not what the plan left: a round the launch cut short left its unsent pages too
+                Readiness = run.EstimateReadiness(engine.PendingBytes(), plan.HeldBytes),
             });
             run.Round++;
             if (run.Options.ProbeWorkingSet && run.Round % ProbeEveryRounds == 0) await ProbeShortWindowAsync(run, launch, start + engine.Interval, ct).ConfigureAwait(false);
