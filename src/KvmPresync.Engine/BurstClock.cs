@@ -64,6 +64,7 @@ public sealed class BurstClock
         {
             _current = b with { End = time, Pages = b.Pages + added };
             _bursts[^1] = _current.Value;
+            _changed = true;
             _lastJump = time;
             return;
         }
@@ -74,6 +75,7 @@ public sealed class BurstClock
         _current = new Burst(previousTime, time, added);
         _bursts.Add(_current.Value);
         if (_bursts.Count > History) _bursts.RemoveAt(0);
+        _changed = true;
     }
 
     /// <summary>
@@ -81,6 +83,17 @@ public sealed class BurstClock
     /// or missed while the host is busy) keeps the last forecast as long as the newest starts still fall on its grid.
     /// </summary>
     public BurstForecast? Forecast()
+    {
+        // the forecast changes only with the bursts: a launch reads it every round, the looks add to it every millisecond
+        if (!_changed) return _forecast;
+        _changed = false;
+        return _forecast = Refit();
+    }
+
+    private bool _changed;
+    private BurstForecast? _forecast;
+
+    private BurstForecast? Refit()
     {
         if (Fit() is { } fresh) return _lastGood = fresh;
         if (_lastGood is not { } last || _bursts.Count < 3) return null;

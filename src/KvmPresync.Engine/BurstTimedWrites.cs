@@ -12,9 +12,9 @@ namespace KvmPresync.Engine;
 /// <param name="WorkingSet">The guest's working-set curve (for windows holding more than one burst).</param>
 public readonly record struct BurstTimedWrites(BurstForecast Bursts, double BytesPerBurst, DirtyWorkingSet WorkingSet)
 {
-    /// <summary>A forecast's bursts priced by <paramref name="engine"/>'s cost model, with its working-set curve; null without a forecast.</summary>
-    public static BurstTimedWrites? Of(BurstForecast? bursts, SyncEngine engine) =>
-        bursts is { } f ? new BurstTimedWrites(f, f.Pages * engine.Cost.FullPageBytes, engine.DirtyRate.WorkingSet) : null;
+    /// <summary>A forecast's bursts at <paramref name="pageBytes"/> wire bytes a page, with <paramref name="workingSet"/>; null without a forecast.</summary>
+    public static BurstTimedWrites? Of(BurstForecast? bursts, long pageBytes, DirtyWorkingSet workingSet) =>
+        bursts is { } f ? new BurstTimedWrites(f, f.Pages * (double)pageBytes, workingSet) : null;
 
     /// <summary>Distinct bytes expected dirtied within [<paramref name="from"/>, <paramref name="from"/> + <paramref name="window"/>] (dirty source's clock).</summary>
     public double BytesWithin(TimeSpan from, TimeSpan window)

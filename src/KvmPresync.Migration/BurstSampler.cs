@@ -43,13 +43,9 @@ internal sealed class BurstSampler : IDisposable
             {
                 p = _peek.Peek();
             }
-            catch (Exception) when (_stopped)
-            {
-                return; // the source went away with the run
-            }
             catch (Exception)
             {
-                return; // no clock is no harm: the policies fall back to the working-set curve
+                return; // the source went away with the run, or cannot be looked at: no clock is no harm (the working-set curve stays)
             }
             lock (_lock) _clock.Observe(previous, p.Time, p.DirtyPages);
             previous = p.Time;

@@ -219,26 +219,21 @@ internal sealed class ReceivedMemory
     }
 
     /// <summary>Ends write tracking (when the destination is released); the digest is not checked again.</summary>
-    public void StopTracking()
-    {
-        IDirtyPageSource? writes = _writes;
-        _writes = null;
-        (writes as IDisposable)?.Dispose();
-    }
+    public void StopTracking() => (TakeTracker() as IDisposable)?.Dispose();
 
     /// <summary>
     /// Ends write tracking after the switchover: the tracker is handed to a thread at idle priority (<see cref="IdleWork"/>)
     /// that disposes it, so the teardown does not take a CPU from the resumed guest or delay the source's reading of
     /// Resumed. The task completes when it is closed (at once without a tracker).
     /// </summary>
-    public Task StopTrackingWhenIdle()
+    public Task StopTrackingWhenIdle() =>
+        TakeTracker() is IDisposable writes ? IdleWork.Start("kvmpresync write-tracker teardown", writes.Dispose) : Task.CompletedTask;
+
+    /// <summary>The tracker, if any; from here on no scan uses it.</summary>
+    private IDirtyPageSource? TakeTracker()
     {
-        if (_writes is not IDisposable writes)
-        {
-            _writes = null;
-            return Task.CompletedTask;
-        }
+        IDirtyPageSource? writes = _writes;
         _writes = null;
-        return IdleWork.Start("kvmpresync write-tracker teardown", writes.Dispose);
+        return writes;
     }
 }

@@ -130,9 +130,7 @@ internal sealed class SenderRun
         {
             SinceHarvest = Clock.Elapsed - b.HarvestedAt,
             // the clock's forecast now; the working-set curve as of the round (the engine's own may be changing on another thread)
-            Bursts = BurstForecast() is { } f
-                ? new BurstTimedWrites(f, f.Pages * Engine.Cost.FullPageBytes, b.Inputs.WorkingSet ?? DirtyWorkingSet.Steady(b.Inputs.DirtyBytesPerSecond))
-                : null,
+            Bursts = BurstTimedWrites.Of(BurstForecast(), Engine.Cost.FullPageBytes, b.Inputs.WorkingSet ?? DirtyWorkingSet.Steady(b.Inputs.DirtyBytesPerSecond)),
         });
         // the estimator counts page bytes against the link rate scaled by the compression speed-up: on the wire they shrink by it
         return e with { Bytes = (long)(e.Bytes / Math.Max(1, b.PayloadSpeedup)) };

@@ -47,7 +47,7 @@ public sealed class LaunchConvergence
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
             WorkingSet = _engine.DirtyRate.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
-            Bursts = BurstTimedWrites.Of(bursts, _engine),
+            Bursts = BurstTimedWrites.Of(bursts, _engine.Cost.FullPageBytes, _engine.DirtyRate.WorkingSet),
             Now = harvested.Time,
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,
