@@ -9,7 +9,9 @@ namespace KvmPresync.Engine;
 /// of pages already dirty since the last harvest adds nothing to the count and goes unseen, so a spacing may span several
 /// periods; see <see cref="Fit"/>). The clock offers a
 /// <see cref="BurstForecast"/> only while the recent starts sit on that grid (<see cref="MinOnGrid"/> of them within the
-/// tolerance): a guest that writes steadily or irregularly has none, and the policies then use its working-set curve.
+/// tolerance) and a burst is shorter than its period: a guest that writes steadily or irregularly has none, and the policies
+/// then use its working-set curve. A burst's size and length come from the bursts seen first after a harvest (the others
+/// show only their pages not already dirty).
 /// Not thread-safe: one sampling thread feeds it, readers take <see cref="Forecast"/> under the sampler's lock.
 /// </summary>
 public sealed class BurstClock
@@ -20,8 +22,11 @@ public sealed class BurstClock
     /// <summary>A burst starts only after this long without a jump.</summary>
     public TimeSpan MinQuiet { get; init; } = TimeSpan.FromMilliseconds(4);
 
-    /// <summary>Jumps closer than this to the previous one belong to the same burst.</summary>
-    public TimeSpan MaxGap { get; init; } = TimeSpan.FromMilliseconds(4);
+    /// <summary>
+    /// Jumps closer than this to the previous one belong to the same burst: a burst's writes pause when its vCPU is off the
+    /// CPU (on a busy 2-core host, for 4–8 ms), and a burst split in two would put a false start between the true ones.
+    /// </summary>
+    public TimeSpan MaxGap { get; init; } = TimeSpan.FromMilliseconds(8);
 
     /// <summary>Periods outside this range are not tracked (shorter ones look like a steady writer to a 1 ms look).</summary>
     public TimeSpan MinPeriod { get; init; } = TimeSpan.FromMilliseconds(10);
@@ -42,9 +47,13 @@ public sealed class BurstClock
     private long _lastCount = -1;
     private TimeSpan? _lastJump;
     private Burst? _current;
+    private bool _harvested;
 
-    /// <summary>One observed burst: when its first jump was seen (the look before it), when its last one was, pages it added.</summary>
-    public readonly record struct Burst(TimeSpan Start, TimeSpan End, long Pages);
+    /// <summary>
+    /// One observed burst: when its first jump was seen (the look before it), when its last one was, pages it added, and
+    /// whether it was the first since a harvest (then all its pages show: a later one adds only pages not already dirty).
+    /// </summary>
+    public readonly record struct Burst(TimeSpan Start, TimeSpan End, long Pages, bool FirstSinceHarvest = false);
 
     /// <summary>Bursts seen so far (at most <see cref="History"/>), oldest first.</summary>
     public IReadOnlyList<Burst> Bursts => _bursts;
@@ -57,6 +66,7 @@ public sealed class BurstClock
     {
         long last = _lastCount;
         _lastCount = dirtyPages;
+        if (last >= 0 && dirtyPages < last) _harvested = true;
         if (last < 0 || dirtyPages <= last) return; // the first look, a harvest in between, or nothing new
         long added = dirtyPages - last;
         if (added < MinBurstPages / 4) return; // a trickle of writes between bursts neither starts nor extends one
@@ -72,7 +82,8 @@ public sealed class BurstClock
         bool quietBefore = _lastJump is not { } j || previousTime - j >= MinQuiet;
         _lastJump = time;
         if (!quietBefore) return;
-        _current = new Burst(previousTime, time, added);
+        _current = new Burst(previousTime, time, added, _harvested);
+        _harvested = false;
         _bursts.Add(_current.Value);
         if (_bursts.Count > History) _bursts.RemoveAt(0);
         _changed = true;
@@ -114,33 +125,47 @@ public sealed class BurstClock
     private BurstForecast? Fit()
     {
         if (_bursts.Count < MinStarts) return null;
-        // a first period: the mean of the spacings of about one period (within 20 % of their lower quartile: a spacing of one
-        // period, not of two — a burst can go unseen); each start's period number from the one before it, rounding only its
-        // own spacing (so an error in the first period does not add up); then a least-squares line through the starts against
-        // their numbers, twice, the second time without the starts more than the tolerance off the first line (a burst split
-        // in two by a descheduled vCPU). The looks' ~1 ms grid quantizes every start; the fit averages that out.
+        // a first period: a spacing of about one period (the lower quartile of the spacings: not of two — a burst can go
+        // unseen), or the largest fraction of it that makes most spacings a whole number of periods (when most bursts go
+        // unseen: a harvest every 100 ms, a burst every 40, spacings of 80 and 120 ms). Each candidate, largest first, is
+        // tried by fitting the grid (FitGrid); a smaller one only when the larger does not fit (any fraction of the period
+        // makes every spacing whole).
         var spacings = new List<double>(_bursts.Count);
         for (int i = 1; i < _bursts.Count; i++) spacings.Add((_bursts[i].Start - _bursts[i - 1].Start).TotalMilliseconds);
         double[] usable = spacings.Where(d => d >= MinPeriod.TotalMilliseconds).Order().ToArray();
         if (usable.Length < MinStarts - 1) return null;
         double quartile = usable[usable.Length / 4];
-        // the quartile may itself span several periods when most bursts go unseen (a harvest every 100 ms, a burst every
-        // 40: spacings of 80 and 120 ms): the largest fraction of it that makes nearly every spacing a whole number of periods
-        double unit = 0;
-        for (int m = 1; m <= 4 && unit == 0; m++)
+        for (int m = 1; m <= 4; m++)
         {
             double u = quartile / m;
             if (u < MinPeriod.TotalMilliseconds) break;
             double tol = Math.Max(2, 0.08 * u);
-            if (usable.Count(d => Math.Abs(d - Math.Round(d / u) * u) <= 2 * tol) >= 0.9 * usable.Length) unit = u;
+            if (usable.Count(d => Math.Abs(d - Math.Round(d / u) * u) <= 2 * tol) < MinOnGrid * usable.Length) continue;
+            double unit = usable.Where(d => Math.Abs(d - Math.Round(d / u) * u) <= 0.2 * u).Average(d => d / Math.Round(d / u));
+            if (FitGrid(unit) is { } forecast) return forecast;
         }
-        if (unit == 0) return null;
-        unit = usable.Where(d => Math.Abs(d - Math.Round(d / unit) * unit) <= 0.2 * unit).Average(d => d / Math.Round(d / unit));
+        return null;
+    }
+
+    /// <summary>
+    /// The grid of period about <paramref name="unit"/> through the recent starts, if they sit on it. Each start's period number
+    /// comes from the last start before it that sat on a whole number of units (so neither an error in the unit nor a burst
+    /// that started late — its vCPU off the CPU — puts the numbers after it off by one); then a least-squares line through the
+    /// starts against their numbers, twice, the second time without the starts more than the tolerance off the first line.
+    /// The looks' ~1 ms grid quantizes every start; the fit averages that out.
+    /// </summary>
+    private BurstForecast? FitGrid(double unit)
+    {
         var number = new double[_bursts.Count];
-        for (int i = 1; i < _bursts.Count; i++) number[i] = number[i - 1] + Math.Round(spacings[i - 1] / unit);
+        int reference = 0;
+        for (int i = 1; i < _bursts.Count; i++)
+        {
+            double d = (_bursts[i].Start - _bursts[reference].Start).TotalMilliseconds;
+            number[i] = number[reference] + Math.Round(d / unit);
+            if (Math.Abs(d - Math.Round(d / unit) * unit) <= 0.2 * unit) reference = i;
+        }
         double period = unit, anchor = _bursts[0].Start.TotalMilliseconds;
         double tolerance = Math.Max(2, 0.08 * unit);
-        int onGrid = 0;
         for (int pass = 0; pass < 2; pass++)
         {
             double n = 0, sk = 0, ss = 0, skk = 0, sks = 0;
@@ -159,7 +184,7 @@ public sealed class BurstClock
         }
         // a start a little after a grid point is the rest of a burst whose writes paused for more than MaxGap (its vCPU off
         // the CPU): it neither counts for the grid nor against it, unless there are many of them
-        int tails = 0;
+        int onGrid = 0, tails = 0;
         for (int i = 0; i < _bursts.Count; i++)
         {
             double off = _bursts[i].Start.TotalMilliseconds - anchor - number[i] * period;
@@ -167,12 +192,19 @@ public sealed class BurstClock
             else if (off > 0 && off <= period / 2) tails++;
         }
         if (onGrid < MinOnGrid * (_bursts.Count - tails) || tails > _bursts.Count / 3) return null;
-        // a burst's length and size: upper quartiles (a burst soon after a harvest shows all its pages, one of pages already
-        // dirty since the last harvest only its new ones; and a burst may still be writing when the forecast is read)
-        double[] lengths = _bursts.Select(b => (b.End - b.Start).TotalMilliseconds).Order().ToArray();
-        long[] sizes = _bursts.Select(b => b.Pages).Order().ToArray();
+        // a burst's length and size: upper quartiles of the bursts first since a harvest (all their pages show; a later one
+        // shows only those not already dirty since the harvest, and a launch harvests every round), of all when fewer than 3
+        // were; and a burst may still be writing when the forecast is read
+        List<Burst> whole = _bursts.Where(b => b.FirstSinceHarvest).ToList();
+        if (whole.Count < 3) whole = _bursts;
+        double[] lengths = whole.Select(b => (b.End - b.Start).TotalMilliseconds).Order().ToArray();
+        long[] sizes = whole.Select(b => b.Pages).Order().ToArray();
+        double length = Math.Max(1, lengths[lengths.Length * 3 / 4]);
+        // bursts as long as their period are a steady writer, whatever grid their starts fit (a period that is a fraction of
+        // the true one, found among split bursts)
+        if (length >= period) return null;
         return new BurstForecast(TimeSpan.FromMilliseconds(period), TimeSpan.FromMilliseconds(anchor),
-            TimeSpan.FromMilliseconds(Math.Max(1, lengths[lengths.Length * 3 / 4])), sizes[sizes.Length * 3 / 4]);
+            TimeSpan.FromMilliseconds(length), sizes[sizes.Length * 3 / 4]);
     }
 }
 
