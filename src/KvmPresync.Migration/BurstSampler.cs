@@ -6,7 +6,9 @@ namespace KvmPresync.Migration;
 /// <summary>
 /// Looks at the source's dirty log about every millisecond (<see cref="IDirtyPagePeek"/>, which clears nothing) on a thread
 /// of its own and feeds a <see cref="BurstClock"/>, so the convergence policy and the readiness estimate know when a bursty
-/// guest writes next (<see cref="PresyncOptions.TimeBursts"/>). Runs from the start of sync until the pause.
+/// guest writes next (<see cref="PresyncOptions.TimeBursts"/>). Runs from the start of sync until launch: the launch then
+/// decides with the forecast its readiness estimate was made with (a clock that went on looking would see the launch's own
+/// harvests every few milliseconds, and lose or move its grid halfway through).
 /// </summary>
 internal sealed class BurstSampler : IDisposable
 {
@@ -47,14 +49,24 @@ internal sealed class BurstSampler : IDisposable
             {
                 return; // the source went away with the run, or cannot be looked at: no clock is no harm (the working-set curve stays)
             }
-            lock (_lock) _clock.Observe(previous, p.Time, p.DirtyPages);
+            lock (_lock)
+            {
+                if (_stopped) return;
+                _clock.Observe(previous, p.Time, p.DirtyPages);
+            }
             previous = p.Time;
             Thread.Sleep(Interval);
         }
     }
 
-    /// <summary>Stops looking, without waiting (at the pause: the guest no longer writes, and the downtime should not wait for the thread).</summary>
-    public void Stop() => _stopped = true;
+    /// <summary>
+    /// Stops looking, without waiting for the thread (at launch, which should not wait for it); the forecast no longer changes
+    /// once this returns.
+    /// </summary>
+    public void Stop()
+    {
+        lock (_lock) _stopped = true;
+    }
 
     /// <summary>Stops looking and waits for the thread.</summary>
     public void Dispose()

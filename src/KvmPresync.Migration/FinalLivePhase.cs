@@ -41,7 +41,6 @@ internal static class FinalLivePhase
             if (waitingForDestination) await CheckDestinationAsync(run, destination!, sinceLaunch.Elapsed).ConfigureAwait(false);
             if (decision.Action != ConvergenceAction.ContinueLive && !waitingForDestination)
             {
-                run.Bursts?.Stop(); // the guest is about to pause: nothing more to time
                 run.FinalLiveRounds = convergence.LiveRounds;
                 run.FinalLiveBytes = run.BytesWritten - liveStart;
                 run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, default, default, 0, 0, 0) with

@@ -55,6 +55,7 @@ public sealed class PresyncSender
     public ReadinessEstimate? Readiness => Volatile.Read(ref _run)?.ReadinessNow();
 
     private SenderRun? _run;
+    private volatile bool _sendingAtLaunch; // a sync round was sending when launch was requested (the estimate then adds its end)
 
     /// <summary>
     /// Raised after every round (sync, final live, paused), on the sender's thread: a handler runs inside the migration
@@ -98,7 +99,10 @@ public sealed class PresyncSender
     /// <summary>Requests the switchover. Safe to call from any thread, any number of times.</summary>
     public void Launch()
     {
-        if (Interlocked.CompareExchange(ref _launchRequestedTicks, _clock.ElapsedTicks, 0) == 0) _launch.TrySetResult();
+        bool sending = Volatile.Read(ref _run)?.SyncSending ?? false;
+        if (Interlocked.CompareExchange(ref _launchRequestedTicks, _clock.ElapsedTicks, 0) != 0) return;
+        _sendingAtLaunch = sending;
+        _launch.TrySetResult();
     }
 
     public bool LaunchRequested => _launch.Task.IsCompleted;
@@ -233,7 +237,8 @@ public sealed class PresyncSender
             long syncEndedAt = _clock.ElapsedTicks;
             run.CloseResend(caughtUp: false);
             run.EndSyncProgress();
-            ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(); // as the API would have answered at the launch request
+            run.Bursts?.Stop(); // the launch decides with the forecast its estimate is made with
+            ReadinessEstimate? estimateAtLaunch = run.ReadinessNow(_sendingAtLaunch); // as the API would have answered at the launch request
             long launchStart = Interlocked.Read(ref _launchRequestedTicks);
             launchBytesStart = run.BytesWritten;
             if (handover is not null)

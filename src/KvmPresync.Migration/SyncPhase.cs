@@ -74,8 +74,22 @@ internal static class SyncPhase
             RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
             // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
             TimeSpan sendStart = run.Clock.Elapsed;
-            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
-            engine.SendRate.Note((counts.Sent + counts.Unchanged) * engine.Cost.FullPageBytes, run.Clock.Elapsed - sendStart);
+            SendCounts counts;
+            run.SyncSending = true;
+            try
+            {
+                counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
+            }
+            finally
+            {
+                run.SyncSending = false;
+            }
+            // the rate limiter starts a sync round with a full bucket (the round before ended long ago): its burst went out at
+            // once. The rate is that of the rest of the round, what the live rounds after launch, back to back, move at (the
+            // estimate counts the burst once, in the first).
+            long wire = run.BytesWritten - before;
+            double free = run.Channel.Bucket is { } bucket && wire > 0 ? Math.Min(1, bucket.BurstBytes / (double)wire) : 0;
+            engine.SendRate.Note((long)((counts.Sent + counts.Unchanged) * engine.Cost.FullPageBytes * (1 - free)), run.Clock.Elapsed - sendStart);
             await run.Channel.Writer.WriteAsync(new RoundEnd((ulong)run.Round, (ulong)h.DirtyPages, (ulong)counts.Sent, (ulong)plan.HeldPages,
                 (ulong)Math.Max(0, engine.Window?.Window ?? 0), run.NowNs()), ct).ConfigureAwait(false);
             long sent = run.BytesWritten - before;

@@ -21,7 +21,8 @@ namespace KvmPresync.Engine.Convergence;
 /// and 5 look ahead instead: pause when what the guest will dirty during another live round exceeds <see cref="ShrinkRatio"/>
 /// × what is pending (a burst falls within it: <see cref="ConvergenceReason.BurstAhead"/>), else copy the round live
 /// (<see cref="ConvergenceReason.QuietAhead"/>) — ending past the launch target too (but starting before it): pausing there would move the same bytes paused,
-/// so the round costs launch-to-resume only its harvest and the little it leaves, and saves the downtime the rest. Their
+/// so the round costs launch-to-resume only its harvest and the little it leaves, and saves the downtime the rest; from the
+/// third round on, rule 5 still pauses a delta that does not shrink (the guest writes between its bursts too). Their
 /// first live round, when a burst falls within it, sends only the pages the predictor did not hold
 /// (<see cref="ConvergenceReason.SendingBeforeBurst"/>): the held ones are what the burst rewrites, so they move once, after
 /// it or paused right before the next.
@@ -70,8 +71,15 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         {
             if (input.LiveRounds == 0)
                 return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound);
-            return dirtiedMeanwhile > input.PendingBytes * ShrinkRatio
-                ? new(ConvergenceAction.Pause, ConvergenceReason.BurstAhead)
+            if (dirtiedMeanwhile > input.PendingBytes * ShrinkRatio)
+                return new(ConvergenceAction.Pause, ConvergenceReason.BurstAhead);
+            // between bursts the delta should shrink to nothing; a guest that also writes there (the trickle between frames)
+            // would keep the launch sending rounds of a few hundred pages until the target: pause with them instead. Not
+            // after the first round, which may have left the held pages on purpose.
+            if (input.LiveRounds >= 2 && input.PreviousPendingBytes is { } before && input.PendingBytes > before * ShrinkRatio)
+                return new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
+            return input.SinceLaunch + input.PendingTransferTime + input.TransferTime(dirtiedMeanwhile) > input.LaunchTarget
+                ? new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached)
                 : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead);
         }
         // the first live round always runs: pausing at once would make the launch a stop-and-copy of everything the guest

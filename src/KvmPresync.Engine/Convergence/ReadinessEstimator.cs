@@ -45,6 +45,19 @@ public readonly record struct ReadinessInputs
     /// </summary>
     public double? LiveTransferBitsPerSecond { get; init; }
 
+    /// <summary>
+    /// Page bytes (as <see cref="PendingBytes"/> counts them) that the rate limiter lets go at once when launch comes: the
+    /// first live round moves them without waiting for the link (0: none, a send was under way).
+    /// </summary>
+    public long LinkBurstBytes { get; init; }
+
+    /// <summary>
+    /// With <see cref="Bursts"/>: how far either side of the forecast the bursts may fall against the modelled rounds (the
+    /// rounds' own times vary by a few milliseconds: the sender shares the CPUs with the guest and the receiver). The estimate
+    /// is the mean over that spread; zero: the forecast as it is; null: <see cref="ReadinessEstimator.DefaultBurstPhaseSpread"/>.
+    /// </summary>
+    public TimeSpan? BurstPhaseSpread { get; init; }
+
     /// <summary>The launch-to-resume target the convergence policy works to.</summary>
     public required TimeSpan LaunchTarget { get; init; }
 
@@ -67,20 +80,54 @@ public readonly record struct ReadinessInputs
 /// pending at the live transfer rate (<see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
 /// <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set curve
 /// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round — or, when its
-/// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write; when the policy
-/// pauses, the downtime is the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a
-/// few policy calls), so the sender runs it every round.
+/// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write (added to the
+/// held pages a first round left in proportion: a burst rewrites those and others), averaged over the bursts' phase spread
+/// (<see cref="ReadinessInputs.BurstPhaseSpread"/>); the first round moves the rate limiter's burst at once
+/// (<see cref="ReadinessInputs.LinkBurstBytes"/>); when the policy pauses, the downtime is the rest plus the state at the link
+/// rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts), so the sender
+/// runs it every round.
 /// </summary>
 public static class ReadinessEstimator
 {
     /// <summary>Bound on modelled live rounds (a policy that never pauses is cut off here, as its MaxLiveDuration would).</summary>
     private const int MaxRounds = 256;
 
+    /// <summary>
+    /// Where the timed bursts are put, as fractions of <see cref="ReadinessInputs.BurstPhaseSpread"/> either side of the
+    /// forecast: whether a burst lands just before or just after a round's end decides whether the policy pauses or sends
+    /// another round, outcomes 10–20 ms apart, so one phase is one side of a knife edge and the mean is the expectation.
+    /// </summary>
+    private static readonly double[] PhaseSpread = [-1, -2.0 / 3, -1.0 / 3, 0, 1.0 / 3, 2.0 / 3, 1];
+
+    /// <summary>The phase spread when the inputs give none: ±6 ms (a movie launch's rounds measured 3–10 ms off the model).</summary>
+    public static readonly TimeSpan DefaultBurstPhaseSpread = TimeSpan.FromMilliseconds(6);
+
     public static ReadinessEstimate Estimate(IConvergencePolicy policy, in ReadinessInputs inputs)
     {
         ArgumentNullException.ThrowIfNull(policy);
         if (!(inputs.LinkBitsPerSecond > 0) || double.IsInfinity(inputs.LinkBitsPerSecond))
             throw new ArgumentOutOfRangeException(nameof(inputs), inputs.LinkBitsPerSecond, "the link rate must be a positive, finite number of bits per second");
+        ReadinessEstimate nominal = EstimateOnce(policy, inputs);
+        TimeSpan spread = inputs.BurstPhaseSpread ?? DefaultBurstPhaseSpread;
+        if (inputs.Bursts is not { } bursts || spread <= TimeSpan.Zero) return nominal;
+        // timed bursts: the mean over where they may fall
+        double launch = 0, downtime = 0, bytes = 0;
+        foreach (double shift in PhaseSpread)
+        {
+            ReadinessEstimate e = shift == 0 ? nominal : EstimateOnce(policy, inputs with
+            {
+                Bursts = bursts with { Bursts = bursts.Bursts with { Anchor = bursts.Bursts.Anchor + spread * shift } },
+            });
+            launch += e.LaunchToResumeMs;
+            downtime += e.DowntimeMs;
+            bytes += e.Bytes;
+        }
+        int n = PhaseSpread.Length;
+        return nominal with { LaunchToResumeMs = launch / n, DowntimeMs = downtime / n, Bytes = (long)(bytes / n) };
+    }
+
+    private static ReadinessEstimate EstimateOnce(IConvergencePolicy policy, in ReadinessInputs inputs)
+    {
         double bytesPerSecond = inputs.LinkBitsPerSecond / 8;
         double liveBytesPerSecond = inputs.LiveTransferBitsPerSecond is { } measured && measured > 0 && double.IsFinite(measured) ? Math.Min(measured / 8, bytesPerSecond) : bytesPerSecond;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
@@ -126,11 +173,13 @@ public static class ReadinessEstimator
             }
             // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
             double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
-            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left) / liveBytesPerSecond);
+            double credit = round == 0 ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
+            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left - credit) / liveBytesPerSecond);
             bytes += pending - left;
             previous = (long)pending;
             double dirtied = bursts?.BytesWithin(launchedAt + sinceLaunch, live) ?? workingSet.BytesWithin(live);
-            pending = Math.Max(left, dirtied);
+            // a burst rewrites the held pages and others: what it wrote so far adds to them in proportion
+            pending = left > 0 && bursts is { } b && b.BytesPerBurst > left ? left + dirtied * (1 - left / b.BytesPerBurst) : Math.Max(left, dirtied);
             intervalRate = bursts is null ? workingSet.RateWithin(live) : pending / live.TotalSeconds;
             sinceLaunch += live;
         }

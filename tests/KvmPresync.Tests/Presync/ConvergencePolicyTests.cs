@@ -113,20 +113,32 @@ public sealed class ConvergencePolicyTests
         input with { Bursts = Frames(), Now = TimeSpan.FromMilliseconds(nowMs), LiveRounds = liveRounds };
 
     [Fact]
-    public void TimedBurstsSendALiveRoundThatFallsBetweenBurstsEvenPastTheLaunchTarget()
+    public void TimedBurstsSendALiveRoundThatFallsBetweenBursts()
     {
         // 20 ms pending at t = 112 (the burst at 100 is over, the next at 140): the round ends at 132, before it
-        ConvergenceInput quiet = Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 50), nowMs: 112);
+        ConvergenceInput quiet = Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 70), nowMs: 112);
         Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead), Policy.Decide(quiet));
-        // without the clock the same input pauses: 40 + 20 ms is past the 50 ms target
-        Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(quiet with { Bursts = null }).Reason);
         // at t = 125 the next burst falls within the round and would dirty more than it moves: pause before it
         Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.BurstAhead),
-            Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 50), nowMs: 125)));
+            Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 70), nowMs: 125)));
+        // a quiet round that would end past the target pauses, with the clock too: launch-to-resume stays near the target
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached),
+            Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 50), nowMs: 112)));
         // a round that would start past the target follows the rules without the clock (no chasing a guest off its beat)
         Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 55, targetMs: 50), nowMs: 112)).Reason);
         // what fits the downtime target pauses whatever comes next
         Assert.Equal(ConvergenceReason.FitsDowntimeTarget, Policy.Decide(Timed(Input(0.5, previousMs: 30, sinceLaunchMs: 40), nowMs: 139)).Reason);
+    }
+
+    [Fact]
+    public void TimedBurstsADeltaThatDoesNotShrinkBetweenBurstsPausesFromTheThirdRound()
+    {
+        // the trickle between frames: 3 ms pending after 3.5 ms, nothing forecast before the burst at 140
+        ConvergenceInput trickle = Timed(Input(3, previousMs: 3.5, sinceLaunchMs: 30, targetMs: 100), nowMs: 112, liveRounds: 2);
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.NotShrinking), Policy.Decide(trickle));
+        Assert.Equal(ConvergenceReason.QuietAhead, Policy.Decide(trickle with { PendingBytes = (long)(2 * BytesPerMs) }).Reason); // shrinking
+        // after the first round the delta may be the held pages that round left on purpose: another round
+        Assert.Equal(ConvergenceReason.QuietAhead, Policy.Decide(trickle with { LiveRounds = 1 }).Reason);
     }
 
     [Fact]

@@ -34,30 +34,72 @@ public sealed class ReadinessEstimatorTests
         Assert.False(e.GivesUp);
     }
 
+    /// <summary>A movie: bursts of 1,000 pages (4.1 MB, 32.8 ms at the link) every 40 ms from t = 0, each over 5 ms.</summary>
+    private static readonly BurstTimedWrites Frames = new(new BurstForecast(TimeSpan.FromMilliseconds(40), TimeSpan.Zero, TimeSpan.FromMilliseconds(5), 1000),
+        1000 * 4096, DirtyWorkingSet.Steady(100e6));
+
+    /// <summary>12 ms pending of which 4 ms held, counted at <paramref name="harvestMs"/> (harvest clock), launch asked at once; one phase of the bursts.</summary>
+    private static ReadinessInputs AtPhase(double harvestMs) => Inputs(12, 100e6, targetMs: 50) with
+    {
+        Bursts = Frames, HarvestTime = TimeSpan.FromMilliseconds(harvestMs), HeldBytes = (long)(4 * BytesPerMs), BurstPhaseSpread = TimeSpan.Zero,
+    };
+
     [Fact]
     public void WithTimedBurstsTheEstimateDependsOnWhereTheNextBurstFalls()
     {
-        // a movie: bursts of 1,000 pages (4.1 MB, 32.8 ms at the link) every 40 ms from t = 0, each over 5 ms; 12 ms pending
-        // of which 4 ms held, counted at t = 0 (harvest clock), launch asked at once
-        var frames = new BurstTimedWrites(new BurstForecast(TimeSpan.FromMilliseconds(40), TimeSpan.Zero, TimeSpan.FromMilliseconds(5), 1000),
-            1000 * 4096, DirtyWorkingSet.Steady(100e6));
-        ReadinessInputs At(double harvestMs) => Inputs(12, 100e6, targetMs: 50) with
-        {
-            Bursts = frames, HarvestTime = TimeSpan.FromMilliseconds(harvestMs), HeldBytes = (long)(4 * BytesPerMs),
-        };
         // at t = 10 the round (12.2 ms) ends at 22.2, long before the burst at 40: one round, then almost nothing paused
-        ReadinessEstimate quiet = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(10));
+        ReadinessEstimate quiet = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), AtPhase(10));
         Assert.Equal(1, quiet.LiveRounds);
         Assert.InRange(quiet.DowntimeMs, 2.9, 3.0); // harvest, state, RTT and the fixed cost: nothing dirtied
-        // at t = 32 the burst at 40 falls within the 12.2 ms round: the first round moves only the 8 ms not held (to 40.2),
+        // at t = 31 the burst at 40 falls within the 12.2 ms round: the first round moves only the 8 ms not held (to 39.2),
         // then the burst would rewrite the held 4 ms within another round, so the guest pauses before it with those 4 ms
-        ReadinessEstimate before = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(32));
+        ReadinessEstimate before = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), AtPhase(31));
         Assert.Equal(1, before.LiveRounds);
         Assert.Equal(quiet.DowntimeMs + 4, before.DowntimeMs, 1);
         Assert.Equal(quiet.LaunchToResumeMs, before.LaunchToResumeMs, 1); // 8.2 + 4 ms paused against 12.2 + nothing
         // without the clock the same launch expects the guest's mean rate (100 MB/s) over the round, whatever the phase
-        ReadinessEstimate untimed = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(32) with { Bursts = null });
-        Assert.Equal(untimed, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), At(10) with { Bursts = null }));
+        ReadinessEstimate untimed = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), AtPhase(31) with { Bursts = null });
+        Assert.Equal(untimed, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), AtPhase(10) with { Bursts = null }));
+    }
+
+    [Fact]
+    public void ABurstThatCatchesTheFirstRoundsEndAddsItsNewPagesToTheHeldOnes()
+    {
+        // launch at t = 34.8, the burst at 40 within the 12.2 ms round: the first round sends the 8 ms not held (to 43), when
+        // the burst is 60 % written: 19.7 ms of its 32.8, of which the held 4 ms are a share. Pending is then the held pages
+        // and the burst's others in proportion, 4 + 19.7 × (1 − 4 / 32.8) = 21.3 ms (the larger of the two would be 19.7).
+        // Round 2 moves those (to 29.7), the burst's rest (13.1 ms) goes in round 3 (to 43.0), nothing is left to pause with.
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), AtPhase(34.8));
+        Assert.Equal(3, e.LiveRounds);
+        Assert.Equal(2.9, e.DowntimeMs, 1);
+        Assert.Equal(8.2 + (4 + 0.6 * 32.8 * (1 - 4 / 32.8) + 0.2) + (0.4 * 32.8 + 0.2) + 2.9, e.LaunchToResumeMs, 1);
+    }
+
+    [Fact]
+    public void WithTimedBurstsTheEstimateIsTheMeanOverThePhaseSpread()
+    {
+        // a launch 9 ms before a burst sits on a knife edge: a little later and the burst falls within the first round. Over
+        // ±6 ms the estimate is the mean of the seven phases, between the extremes, and equal to their mean
+        ReadinessInputs edge = AtPhase(28);
+        double[] single = [-6, -4, -2, 0, 2, 4, 6];
+        ReadinessEstimate[] phases = single.Select(ms => ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), edge with
+        {
+            Bursts = Frames with { Bursts = Frames.Bursts with { Anchor = TimeSpan.FromMilliseconds(ms) } },
+        })).ToArray();
+        Assert.True(phases.Select(p => p.DowntimeMs).Distinct().Count() > 1, "the spread crosses the edge");
+        ReadinessEstimate mean = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), edge with { BurstPhaseSpread = TimeSpan.FromMilliseconds(6) });
+        Assert.Equal(phases.Average(p => p.DowntimeMs), mean.DowntimeMs, 6);
+        Assert.Equal(phases.Average(p => p.LaunchToResumeMs), mean.LaunchToResumeMs, 6);
+        Assert.Equal(phases[3].LiveRounds, mean.LiveRounds); // the forecast's own phase
+    }
+
+    [Fact]
+    public void TheFirstRoundMovesTheRateLimitersBurstAtOnce()
+    {
+        // 20 ms pending, a quiet guest; 2.5 ms of it goes out with the limiter's full bucket
+        ReadinessEstimate plain = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(20, 2e6));
+        ReadinessEstimate burst = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(20, 2e6) with { LinkBurstBytes = (long)(2.5 * BytesPerMs) });
+        Assert.Equal(plain.LaunchToResumeMs - 2.5, burst.LaunchToResumeMs, 1);
     }
 
     [Fact]
