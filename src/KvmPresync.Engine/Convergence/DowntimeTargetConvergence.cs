@@ -19,10 +19,9 @@ namespace KvmPresync.Engine.Convergence;
 /// </list>
 /// For a guest whose bursts of writes are timed (<see cref="ConvergenceInput.Bursts"/>, from the sender's burst clock) rules 4
 /// and 5 look ahead instead: pause when what the guest will dirty during another live round exceeds <see cref="ShrinkRatio"/>
-/// × what is pending (a burst falls within it: <see cref="ConvergenceReason.BurstAhead"/>), else copy the round live
-/// (<see cref="ConvergenceReason.QuietAhead"/>) — ending past the launch target too (but starting before it): pausing there would move the same bytes paused,
-/// so the round costs launch-to-resume only its harvest and the little it leaves, and saves the downtime the rest; from the
-/// third round on, rule 5 still pauses a delta that does not shrink (the guest writes between its bursts too). Their
+/// × what is pending (a burst falls within it: <see cref="ConvergenceReason.BurstAhead"/>); pause when the round, with what
+/// the bursts within it write, would end past the launch target; from the third round on, pause a delta that does not shrink
+/// (the guest writes between its bursts too); else copy the round live (<see cref="ConvergenceReason.QuietAhead"/>). Their
 /// first live round, when a burst falls within it, sends only the pages the predictor did not hold
 /// (<see cref="ConvergenceReason.SendingBeforeBurst"/>): the held ones are what the burst rewrites, so they move once, after
 /// it or paused right before the next.
@@ -63,8 +62,9 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
         // timed bursts: the forecast says what another live round leaves behind. Pausing now moves the pending bytes paused,
         // another round moves them live and pauses with what the round's bursts wrote, for one harvest more of launch-to-
-        // resume; past the target as much as before it, the round pays unless a burst falls in it. The first round always
-        // runs (below); when a burst falls within it, it leaves the held pages — the ones the burst rewrites — for after it.
+        // resume: the round pays unless a burst falls in it or it would end past the target (chained rounds ending past it
+        // made launches 65–80 ms long that no estimate foresaw). The first round always runs; when a burst falls within it,
+        // it leaves the held pages — the ones the burst rewrites — for after it.
         // A round that starts past the target falls back to the rules below: bursts that come when the forecast said quiet
         // (a guest off its beat) must not keep the launch chasing them.
         if (input.Bursts is not null && (input.LiveRounds == 0 || input.SinceLaunch <= input.LaunchTarget))
