@@ -108,7 +108,7 @@ public sealed class BurstClock
     {
         if (Fit() is { } fresh) return _lastGood = fresh;
         if (_lastGood is not { } last || _bursts.Count < 3) return null;
-        double tolerance = Math.Max(2, 0.08 * last.Period.TotalMilliseconds);
+        double tolerance = Tolerance(last.Period.TotalMilliseconds);
         for (int i = _bursts.Count - 3; i < _bursts.Count; i++)
         {
             TimeSpan start = _bursts[i].Start;
@@ -120,6 +120,12 @@ public sealed class BurstClock
     }
 
     private BurstForecast? _lastGood;
+
+    /// <summary>How far off its grid point a start may be and still be on the grid, ms: 8 % of the period, at least 2 ms (the looks' grid).</summary>
+    private static double Tolerance(double periodMs) => Math.Max(2, 0.08 * periodMs);
+
+    /// <summary>How far <paramref name="ms"/> is from a whole number of <paramref name="unit"/>s, ms.</summary>
+    private static double OffWhole(double ms, double unit) => Math.Abs(ms - Math.Round(ms / unit) * unit);
 
     /// <summary>The forecast the recent starts give on their own (no memory of an earlier one); null when they are not periodic.</summary>
     private BurstForecast? Fit()
@@ -139,9 +145,8 @@ public sealed class BurstClock
         {
             double u = quartile / m;
             if (u < MinPeriod.TotalMilliseconds) break;
-            double tol = Math.Max(2, 0.08 * u);
-            if (usable.Count(d => Math.Abs(d - Math.Round(d / u) * u) <= 2 * tol) < MinOnGrid * usable.Length) continue;
-            double unit = usable.Where(d => Math.Abs(d - Math.Round(d / u) * u) <= 0.2 * u).Average(d => d / Math.Round(d / u));
+            if (usable.Count(d => OffWhole(d, u) <= 2 * Tolerance(u)) < MinOnGrid * usable.Length) continue;
+            double unit = usable.Where(d => OffWhole(d, u) <= 0.2 * u).Average(d => d / Math.Round(d / u));
             if (FitGrid(unit) is { } forecast) return forecast;
         }
         return null;
@@ -162,10 +167,10 @@ public sealed class BurstClock
         {
             double d = (_bursts[i].Start - _bursts[reference].Start).TotalMilliseconds;
             number[i] = number[reference] + Math.Round(d / unit);
-            if (Math.Abs(d - Math.Round(d / unit) * unit) <= 0.2 * unit) reference = i;
+            if (OffWhole(d, unit) <= 0.2 * unit) reference = i;
         }
         double period = unit, anchor = _bursts[0].Start.TotalMilliseconds;
-        double tolerance = Math.Max(2, 0.08 * unit);
+        double tolerance = Tolerance(unit);
         for (int pass = 0; pass < 2; pass++)
         {
             double n = 0, sk = 0, ss = 0, skk = 0, sks = 0;
@@ -180,7 +185,7 @@ public sealed class BurstClock
             period = (n * sks - sk * ss) / det;
             anchor = (ss - period * sk) / n;
             if (!(period >= MinPeriod.TotalMilliseconds && period <= MaxPeriod.TotalMilliseconds)) return null;
-            tolerance = Math.Max(2, 0.08 * period);
+            tolerance = Tolerance(period);
         }
         // a start a little after a grid point is the rest of a burst whose writes paused for more than MaxGap (its vCPU off
         // the CPU): it neither counts for the grid nor against it, unless there are many of them
