@@ -104,7 +104,7 @@ void kp_pace(struct kp_rt *rt, uint64_t deadline_us);   /* sleep until the guest
 void kp_yield(struct kp_rt *rt);                        /* let the VMM pause us; returns at once otherwise */
 void kp_progress(struct kp_rt *rt, uint32_t units);
 /* A paced workload's schedule: every item due before due_us is done; lost_us = schedule time of the items dropped as
- * too late (cumulative). Stored in the mailbox; the VMM reads it at the next READY or PACE. */
+ * too late (cumulative). Stored in the mailbox; the VMM reads it at the next READY, PACE or PROGRESS. */
 void kp_schedule(struct kp_rt *rt, uint64_t due_us, uint64_t lost_us);
 void kp_ready(struct kp_rt *rt, uint64_t pages);
 __attribute__((noreturn)) void kp_exit(struct kp_rt *rt, uint32_t code);

@@ -99,7 +99,7 @@ struct kp_mailbox {
     uint64_t hb_sum;
     uint64_t hb_errors;
     uint64_t progress_total; /* all work units since boot (the PROGRESS port carries deltas) */
-    /* A paced workload's schedule (0 and 0: it keeps none), read by the VMM at READY and PACE: the guest has done every
+    /* A paced workload's schedule (0 and 0: it keeps none), read by the VMM at READY, PACE and PROGRESS: the guest has done every
      * item of its schedule due before sched_due_us (the due time of the first item not yet done), so it is caught up to
      * min(now, sched_due_us); sched_lost_us sums the schedule time of the items it dropped as too late (text: a key's
      * time to the next key). Schedule time caught up = min(now, sched_due_us) - sched_lost_us. */

@@ -520,6 +520,7 @@ public sealed class Machine : IDisposable
                 PublishSchedule(bootInfo);
                 break;
             case GuestAbi.PortProgress:
+                PublishSchedule(bootInfo); // a workload whose step does many items reports each one (text)
                 Telemetry.AddProgress(v);
                 break;
             case GuestAbi.PortHeartbeat:

@@ -2,7 +2,7 @@ namespace KvmPresync.Vmm.Devices;
 
 /// <summary>
 /// A paced workload's schedule as the guest last published it (<c>mailbox.sched_due_us</c>, <c>sched_lost_us</c>, read at
-/// READY and PACE): the guest has done every item due before <c>due</c> and dropped items worth <c>lost</c> µs of schedule
+/// READY, PACE and PROGRESS): the guest has done every item due before <c>due</c> and dropped items worth <c>lost</c> µs of schedule
 /// as too late. <see cref="CaughtUpUs"/> is the schedule time it has caught up to: it advances with the clock while the
 /// guest keeps up — also through the pauses of a bursty schedule, so a window's figure does not depend on how many items
 /// happened to fall in it — stays at an item's due time while the guest is late for it, and leaves out what it dropped.

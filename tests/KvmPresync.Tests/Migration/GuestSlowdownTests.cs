@@ -175,7 +175,7 @@ public sealed class GuestSlowdownTests
         p[1] = 1;                 // a key every 0.5–1.5 ms, with pauses of 1 ms only,
         (p[4], p[5]) = (1, 1);
         p[6] = 970;               // nearly every one a jump, half of them far: the whole screen redrawn,
-        (p[9], p[10]) = (4096, 4096); // a 64 MiB screen (16,384 pages) — far more work than one key's time
+        (p[9], p[10]) = (8192, 4096); // a 128 MiB screen (32,768 pages): a third of the keys redraw it, many times one key's time
         using var machine = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 256L << 20) with { Params = p, FillBytes = 16L << 20 });
         var source = new MachineMigrationSource(machine);
         GuestWindow late = await GuestWindow.MeasureAsync(source, TimeSpan.FromSeconds(3), ct);
