@@ -12,8 +12,9 @@ namespace KvmPresync.Migration;
 /// round applied, so FinalState's digest is checked without re-reading memory, in O(pages changed since the last check).
 /// <para>
 /// With a write tracker (<see cref="ReceiverOptions.TrackWrites"/>: the pages written through the destination's own
-/// mapping, by anyone), every page written since the previous scan is hashed again from its bytes at each RoundEnd and at
-/// the switchover — the receiver's own writes and any other — so a page changed on the destination after it landed is
+/// mapping, by anyone), every page written since the previous scan is hashed again from its bytes at each round's end
+/// (<see cref="CatchUp"/>: at RoundEnd, and after Launch when the next live round's first batch arrives) and at the
+/// switchover — the receiver's own writes and any other — so a page changed on the destination after it landed is
 /// caught by the digest too. Without one, the hashes are those of the bytes as they landed.
 /// </para>
 /// </summary>
@@ -171,8 +172,9 @@ internal sealed class ReceivedMemory
     }
 
     /// <summary>
-    /// After a round (its Ack sent, so this does not delay the sender's RTT sample): re-hashes the pages written since the
-    /// last scan and brings the digest tree up to date, so the switchover's scan and digest cover only the paused delta.
+    /// After a round — a sync round's Ack sent (so this does not delay the sender's RTT sample), or a live round's end, seen
+    /// when the next round's first batch arrives: re-hashes the pages written since the last scan and brings the digest
+    /// tree up to date, so the switchover's scan and digest cover only the paused delta.
     /// </summary>
     public void CatchUp()
     {

@@ -55,6 +55,7 @@ internal sealed partial class ReceiverSession
     private ReceiverStreams? _streams;    // main: its data streams after StreamSetup; data connection: the session it joined
     private int _streamIndex;             // 0 = the main connection; 1 … = a data stream
     private bool _memoryFrames;           // a PageBatch, RoundEnd or Launch arrived on this connection (StreamSetup comes before)
+    private ulong? _liveRound;            // after Launch: the round of the last PageBatch (live rounds end with no RoundEnd)
     private bool _relinkDeadline;         // the step deadline must also watch the data streams (after StreamSetup)
 
     public ReceiverSession(Socket connection, PreSharedKey key, Func<MemoryLayout, (IMigrationTarget Target, IDisposable? Lease)> createTarget,
@@ -252,7 +253,7 @@ internal sealed partial class ReceiverSession
             case FrameType.AuthProof: await OnAuthProofAsync(header).ConfigureAwait(false); break;
             case FrameType.PageBatch: await OnPageBatchAsync(header).ConfigureAwait(false); break;
             case FrameType.RoundEnd: await OnRoundEndAsync(header).ConfigureAwait(false); break;
-            case FrameType.Launch: await _reader!.ReadBodyAsync<Launch>(header, _cancellationToken).ConfigureAwait(false); break;
+            case FrameType.Launch: await OnLaunchAsync(header).ConfigureAwait(false); break;
             case FrameType.Ping: await OnPingAsync(header).ConfigureAwait(false); break;
             case FrameType.Pong: await _reader!.ReadBodyAsync<Pong>(header, _cancellationToken).ConfigureAwait(false); break;
             case FrameType.FinalState: await OnFinalStateAsync(header).ConfigureAwait(false); break;
@@ -390,10 +391,24 @@ internal sealed partial class ReceiverSession
         _memory = ReceivedMemory.Attach(layout, _target, _options.TrackWrites);
     }
 
+    private async Task OnLaunchAsync(FrameHeader header)
+    {
+        Launch launch = await _reader!.ReadBodyAsync<Launch>(header, _cancellationToken).ConfigureAwait(false);
+        _liveRound = launch.RoundId; // the first live round: the last sync round was caught up at its RoundEnd
+    }
+
     private async Task OnPageBatchAsync(FrameHeader header)
     {
         PageBatch batch = await _reader!.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
         _streams?.CheckStripe(batch, _streamIndex);
+        // After Launch no RoundEnd marks a round's end: the first batch of the next round does. Re-hash what the round
+        // before it wrote now, while the link still carries the launch, so the switchover re-hashes only the paused delta
+        // (a movie guest's launch writes ~3,500 pages: ~2.5 ms of hashing at the switchover, against ~1,200 paused).
+        if (_liveRound is { } live && batch.RoundId != live)
+        {
+            Memory.CatchUp();
+            _liveRound = batch.RoundId;
+        }
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
         if (_streamIndex > 0) _streams!.Progress();
     }

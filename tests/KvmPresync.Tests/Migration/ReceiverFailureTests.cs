@@ -2,6 +2,8 @@ using System.Net.Sockets;
 using KvmPresync.Core;
 using KvmPresync.Memory;
 using KvmPresync.Migration;
+using KvmPresync.ProcessMemory;
+using KvmPresync.Tests.ProcessMemory;
 using KvmPresync.Wire;
 using static KvmPresync.Tests.Wire.WireTestSupport;
 
@@ -66,13 +68,13 @@ public sealed class ReceiverFailureTests
     }
 
     private static async Task<(Task<ReceiveResult> Receive, Sender Sender)> StartAsync(PreSharedKey key, CancellationToken receiverToken,
-        Func<MemoryLayout, IMigrationTarget> createTarget)
+        Func<MemoryLayout, IMigrationTarget> createTarget, ReceiverOptions? options = null)
     {
         (Socket client, Socket server) = await LoopbackPairAsync();
         Task<ReceiveResult> receive = Task.Run(async () =>
         {
             using (server)
-                return await PresyncReceiver.RunAsync(server, key, createTarget, null, receiverToken);
+                return await PresyncReceiver.RunAsync(server, key, createTarget, options, receiverToken);
         }, Ct);
         return (receive, new Sender(client));
     }
@@ -210,6 +212,71 @@ public sealed class ReceiverFailureTests
             AssertFailed(result, ReceiverPhase.Verifying, AbortReason.DigestMismatch, "memory digest mismatch");
             Assert.Equal(0, target!.ResumeCalls);
             Assert.True(target.Disposed);
+        }
+    }
+
+    /// <summary>The real write tracker of the destination's memory, and how many pages each of its scans reported.</summary>
+    private sealed class CountingTracker(GuestMemoryWriteTracker tracker) : IDirtyPageSource, IDisposable
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<long> Scans { get; } = new();
+        public long PageCount => tracker.PageCount;
+        public int PageSize => tracker.PageSize;
+        public DirtyHarvest Harvest(DirtyBitmap into)
+        {
+            DirtyHarvest h = tracker.Harvest(into);
+            Scans.Enqueue(h.DirtyPages);
+            return h;
+        }
+        public void Dispose() => tracker.Dispose();
+    }
+
+    [Fact]
+    public async Task After_Launch_each_live_round_is_rehashed_when_the_next_begins_and_a_page_changed_after_that_is_still_refused()
+    {
+        ProcessTrackingRequirement.SkipUnlessAvailable();
+        using var key = MigrationHarness.Key();
+        TestTarget? target = null;
+        CountingTracker? tracker = null;
+        var options = new ReceiverOptions { TrackWrites = memory => tracker = new CountingTracker(GuestMemoryWriteTracker.Track(memory)) };
+        (Task<ReceiveResult> receive, Sender sender) = await StartAsync(key, Ct, _ => target = new TestTarget(MemoryBytes), options);
+        using (sender)
+        {
+            await sender.HandshakeAsync(key);
+            long pages = MemoryBytes / PageSize;
+            var content = new byte[pages][];
+            await sender.Writer.WriteAsync(new Launch(5, 72, 1), Ct);
+            await SendPagesAsync(round: 5, first: 0, count: 64); // the first live round
+            await SendPagesAsync(round: 6, first: 64, count: 8);  // its first batch ends round 5: the receiver re-hashes round 5's pages
+            await sender.Writer.WriteAsync(new Ping(2), Ct);
+            await sender.Reader.ReadExpectedAsync<Pong>(Ct); // every batch before it was applied
+            Assert.NotNull(tracker);
+            Assert.Equal(64, tracker.Scans.Last());
+
+            target!.Memory.Page(3)[100] ^= 0x01; // a stray write on the destination after its round was re-hashed
+            var digest = new MemoryDigest(pages, PageSize);
+            for (long p = 0; p < pages; p++) digest.SetPage(p, content[p] is { } c ? PageHasher.Hash(c, out _) : PageHasher.ZeroPageHash(PageSize));
+            await sender.Writer.WriteAsync(new FinalState((ulong)pages, 3, digest.Compute(), new byte[] { 1 }), Ct);
+            Abort abort = await sender.ReadAbortThenEndAsync();
+            Assert.Equal(AbortReason.DigestMismatch, abort.Reason);
+
+            ReceiveResult result = await receive.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+            AssertFailed(result, ReceiverPhase.Verifying, AbortReason.DigestMismatch, "memory digest mismatch");
+            Assert.Equal(0, target.ResumeCalls);
+            Assert.Equal(8 + 1, tracker.Scans.Last()); // the switchover's scan: round 6's pages and the changed one, not round 5's again
+
+            async Task SendPagesAsync(ulong round, long first, int count)
+            {
+                var descriptors = new PageDescriptor[count];
+                var payloads = new ReadOnlyMemory<byte>[count];
+                for (int i = 0; i < count; i++)
+                {
+                    long page = first + i;
+                    content[page] = RandomKey(PageSize);
+                    descriptors[i] = new PageDescriptor((ulong)page, PageKind.Full, PageHasher.Hash(content[page], out _));
+                    payloads[i] = content[page];
+                }
+                await sender.Writer.WritePageBatchAsync(round, descriptors, payloads, Ct);
+            }
         }
     }
 
