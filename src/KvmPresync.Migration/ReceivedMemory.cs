@@ -183,6 +183,23 @@ internal sealed class ReceivedMemory
     }
 
     /// <summary>
+    /// At a live round's end (after Launch, seen when the next round's first batch arrives): <see cref="CatchUp"/> when it
+    /// pays. The scan walks all of memory (~7 ns per page of it, 0.4–0.6 ms for 256 MiB here, ~5 ms for 8 GiB) and hashing
+    /// costs ~0.6 µs per written page, so a catch-up saves the switchover time only once the round applied more than
+    /// 1/<see cref="ScanPagesPerHashedPage"/> of memory; smaller rounds wait for the next boundary or the switchover.
+    /// </summary>
+    public void CatchUpAfterLiveRound()
+    {
+        if ((PagesApplied - _appliedAtScan) * ScanPagesPerHashedPage < _memory.PageCount) return;
+        CatchUp();
+    }
+
+    /// <summary>Pages of memory one scan walks in the time one written page takes to hash (measured ~80; rounded down).</summary>
+    internal const int ScanPagesPerHashedPage = 64;
+
+    private long _appliedAtScan; // PagesApplied at the last scan
+
+    /// <summary>
     /// Throws unless <paramref name="final"/> describes exactly this memory (page count and digest): the hash tree's root when
     /// the session negotiated <paramref name="treeDigest"/> (1.3), else the flat digest over the same page hashes.
     /// </summary>
@@ -206,6 +223,7 @@ internal sealed class ReceivedMemory
     /// </summary>
     private void RehashWritten()
     {
+        _appliedAtScan = PagesApplied; // what lands from here on shows in the next scan
         if (_writes is null) return;
         DirtyBitmap written = _written!;
         written.Clear();

@@ -406,7 +406,7 @@ internal sealed partial class ReceiverSession
         // (a movie guest's launch writes ~3,500 pages: ~2.5 ms of hashing at the switchover, against ~1,200 paused).
         if (_liveRound is { } live && batch.RoundId != live)
         {
-            Memory.CatchUp();
+            Memory.CatchUpAfterLiveRound();
             _liveRound = batch.RoundId;
         }
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);

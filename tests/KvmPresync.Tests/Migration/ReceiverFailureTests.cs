@@ -231,7 +231,7 @@ public sealed class ReceiverFailureTests
     }
 
     [Fact]
-    public async Task After_Launch_each_live_round_is_rehashed_when_the_next_begins_and_a_page_changed_after_that_is_still_refused()
+    public async Task After_Launch_live_rounds_are_rehashed_when_the_next_begins_once_that_pays_and_a_page_changed_after_that_is_still_refused()
     {
         ProcessTrackingRequirement.SkipUnlessAvailable();
         using var key = MigrationHarness.Key();
@@ -244,13 +244,15 @@ public sealed class ReceiverFailureTests
             await sender.HandshakeAsync(key);
             long pages = MemoryBytes / PageSize;
             var content = new byte[pages][];
-            await sender.Writer.WriteAsync(new Launch(5, 72, 1), Ct);
-            await SendPagesAsync(round: 5, first: 0, count: 64); // the first live round
-            await SendPagesAsync(round: 6, first: 64, count: 8);  // its first batch ends round 5: the receiver re-hashes round 5's pages
-            await sender.Writer.WriteAsync(new Ping(2), Ct);
-            await sender.Reader.ReadExpectedAsync<Pong>(Ct); // every batch before it was applied
+            await sender.Writer.WriteAsync(new Launch(5, 74, 1), Ct);
+            await SendPagesAsync(round: 5, first: 100, count: 2); // the first live round: 2 pages, less than a scan costs (256 / 64)
+            await SendPagesAsync(round: 6, first: 0, count: 64);  // its first batch ends round 5: too little to re-hash yet
+            await SyncAsync();
             Assert.NotNull(tracker);
-            Assert.Equal(64, tracker.Scans.Last());
+            Assert.Empty(tracker.Scans); // no RoundEnd came, and round 5 alone did not pay for a scan
+            await SendPagesAsync(round: 7, first: 64, count: 8);  // ends round 6: rounds 5 and 6 re-hashed now
+            await SyncAsync();
+            Assert.Equal(66, Assert.Single(tracker.Scans));
 
             target!.Memory.Page(3)[100] ^= 0x01; // a stray write on the destination after its round was re-hashed
             var digest = new MemoryDigest(pages, PageSize);
@@ -262,7 +264,13 @@ public sealed class ReceiverFailureTests
             ReceiveResult result = await receive.WaitAsync(TimeSpan.FromSeconds(10), Ct);
             AssertFailed(result, ReceiverPhase.Verifying, AbortReason.DigestMismatch, "memory digest mismatch");
             Assert.Equal(0, target.ResumeCalls);
-            Assert.Equal(8 + 1, tracker.Scans.Last()); // the switchover's scan: round 6's pages and the changed one, not round 5's again
+            Assert.Equal(8 + 1, tracker.Scans.Last()); // the switchover's scan: round 7's pages and the changed one, not the earlier rounds' again
+
+            async Task SyncAsync() // every batch before the Ping was applied when its Pong comes
+            {
+                await sender.Writer.WriteAsync(new Ping(2), Ct);
+                await sender.Reader.ReadExpectedAsync<Pong>(Ct);
+            }
 
             async Task SendPagesAsync(ulong round, long first, int count)
             {
