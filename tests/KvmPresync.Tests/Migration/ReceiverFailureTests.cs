@@ -54,6 +54,13 @@ public sealed class ReceiverFailureTests
         public Task<HandshakeResult> HandshakeAsync(PreSharedKey key, long bytes = MemoryBytes) =>
             Handshake.RunSenderAsync(Reader, Writer, new SenderHandshakeOptions(Layout(bytes), PageHashAlgorithm.PageHasher, HelloOptions.ZeroPages), key, Ct);
 
+        /// <summary>A Ping, and its Pong's echo: the receiver has handled every frame sent before it.</summary>
+        public async Task<ulong> PingAsync(ulong timestampNs)
+        {
+            await Writer.WriteAsync(new Ping(timestampNs), Ct);
+            return (await Reader.ReadExpectedAsync<Pong>(Ct)).TimestampEchoNs;
+        }
+
         /// <summary>The next frame must be the receiver's Abort; after it the receiver closes the connection.</summary>
         public async Task<Abort> ReadAbortThenEndAsync()
         {
@@ -79,11 +86,13 @@ public sealed class ReceiverFailureTests
         return (receive, new Sender(client));
     }
 
-    private static byte[] ZeroMemoryDigest(long bytes = MemoryBytes)
+    private static byte[] ZeroMemoryDigest(long bytes = MemoryBytes) => MemoryDigestOf(new byte[bytes / PageSize][]);
+
+    /// <summary>The flat digest of memory holding <paramref name="pages"/> (a null page is all zero).</summary>
+    private static byte[] MemoryDigestOf(byte[]?[] pages)
     {
-        long pages = bytes / PageSize;
-        var digest = new MemoryDigest(pages, PageSize);
-        for (long p = 0; p < pages; p++) digest.SetPage(p, PageHasher.ZeroPageHash(PageSize));
+        var digest = new MemoryDigest(pages.Length, PageSize);
+        for (int p = 0; p < pages.Length; p++) digest.SetPage(p, pages[p] is { } c ? PageHasher.Hash(c, out _) : PageHasher.ZeroPageHash(PageSize));
         return digest.Compute();
     }
 
@@ -243,21 +252,19 @@ public sealed class ReceiverFailureTests
         {
             await sender.HandshakeAsync(key);
             long pages = MemoryBytes / PageSize;
-            var content = new byte[pages][];
+            var content = new byte[]?[pages];
             await sender.Writer.WriteAsync(new Launch(5, 74, 1), Ct);
             await SendPagesAsync(round: 5, first: 100, count: 2); // the first live round: 2 pages, less than a scan costs (256 / 64)
             await SendPagesAsync(round: 6, first: 0, count: 64);  // its first batch ends round 5: too little to re-hash yet
-            await SyncAsync();
+            await sender.PingAsync(2); // every batch before it was applied
             Assert.NotNull(tracker);
             Assert.Empty(tracker.Scans); // no RoundEnd came, and round 5 alone did not pay for a scan
             await SendPagesAsync(round: 7, first: 64, count: 8);  // ends round 6: rounds 5 and 6 re-hashed now
-            await SyncAsync();
+            await sender.PingAsync(2); // every batch before it was applied
             Assert.Equal(66, Assert.Single(tracker.Scans));
 
             target!.Memory.Page(3)[100] ^= 0x01; // a stray write on the destination after its round was re-hashed
-            var digest = new MemoryDigest(pages, PageSize);
-            for (long p = 0; p < pages; p++) digest.SetPage(p, content[p] is { } c ? PageHasher.Hash(c, out _) : PageHasher.ZeroPageHash(PageSize));
-            await sender.Writer.WriteAsync(new FinalState((ulong)pages, 3, digest.Compute(), new byte[] { 1 }), Ct);
+            await sender.Writer.WriteAsync(new FinalState((ulong)pages, 3, MemoryDigestOf(content), new byte[] { 1 }), Ct);
             Abort abort = await sender.ReadAbortThenEndAsync();
             Assert.Equal(AbortReason.DigestMismatch, abort.Reason);
 
@@ -265,12 +272,6 @@ public sealed class ReceiverFailureTests
             AssertFailed(result, ReceiverPhase.Verifying, AbortReason.DigestMismatch, "memory digest mismatch");
             Assert.Equal(0, target.ResumeCalls);
             Assert.Equal(8 + 1, tracker.Scans.Last()); // the switchover's scan: round 7's pages and the changed one, not the earlier rounds' again
-
-            async Task SyncAsync() // every batch before the Ping was applied when its Pong comes
-            {
-                await sender.Writer.WriteAsync(new Ping(2), Ct);
-                await sender.Reader.ReadExpectedAsync<Pong>(Ct);
-            }
 
             async Task SendPagesAsync(ulong round, long first, int count)
             {
@@ -353,8 +354,7 @@ public sealed class ReceiverFailureTests
         {
             await sender.HandshakeAsync(key);
             await sender.Writer.WriteAsync(new Launch(1, 0, 1), Ct); // now waiting in Final for the last delta
-            await sender.Writer.WriteAsync(new Ping(7), Ct);
-            Assert.Equal(7UL, (await sender.Reader.ReadExpectedAsync<Pong>(Ct)).TimestampEchoNs); // the receiver is past Launch
+            Assert.Equal(7UL, await sender.PingAsync(7)); // the receiver is past Launch
             await cancel.CancelAsync();
             Abort abort = await sender.ReadAbortThenEndAsync();
             Assert.Equal(AbortReason.Cancelled, abort.Reason);
