@@ -58,6 +58,15 @@ public sealed record RoundRecord
     /// <summary>From this round's harvest to the start of the next burst the clock predicts, ms (null with <see cref="BurstPeriodMs"/>).</summary>
     public double? NextBurstInMs { get; init; }
 
+    /// <summary>
+    /// How long one of the guest's bursts lasts as the clock has it, ms (null with <see cref="BurstPeriodMs"/>): against the
+    /// period, the share of the time the guest writes, and so how likely a pause is to fall within a burst.
+    /// </summary>
+    public double? BurstLengthMs { get; init; }
+
+    /// <summary>The distinct pages one burst writes as the clock has it (null with <see cref="BurstPeriodMs"/>).</summary>
+    public long? BurstPages { get; init; }
+
     /// <summary>Ack RTT measured for this round, ms (null when not measured).</summary>
     public double? RttMs { get; init; }
 

@@ -379,6 +379,8 @@ internal sealed class SenderRun
             SkippedUnchangedPages = counts.Unchanged,
             ZeroPages = counts.Zero,
             BurstPeriodMs = bursts?.Period.TotalMilliseconds,
+            BurstLengthMs = bursts?.Length.TotalMilliseconds,
+            BurstPages = bursts?.Pages,
             NextBurstInMs = bursts is { } f ? (f.NextStart(LastHarvestTime) - LastHarvestTime).TotalMilliseconds : null,
         };
     }

@@ -46,6 +46,21 @@ public sealed class LiveMigrationTests
         var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(4), ct);
         Assert.Contains(result.Rounds, r => r.Phase == RoundPhase.FinalLive);
         Assert.True(afterLaunchRaisedLive.Count == 0, $"rounds {string.Join(", ", afterLaunchRaisedLive)} raised their event while the source still ran after launch");
+        // the burst clock's forecast, where a round has one, comes whole: period, length within it, pages; the movie guest's
+        // frames (one every 40 ms) are timed within the 4 s of presync
+        Assert.All(result.Rounds.Where(r => r.BurstPeriodMs is not null), r =>
+        {
+            Assert.InRange(r.BurstLengthMs!.Value, 0.0, r.BurstPeriodMs!.Value);
+            Assert.True(r.BurstPages >= 64, $"{r.BurstPages} pages per burst");
+            Assert.InRange(r.NextBurstInMs!.Value, 0.0, r.BurstPeriodMs.Value);
+        });
+        Assert.All(result.Rounds.Where(r => r.BurstPeriodMs is null), r => Assert.True(r.BurstLengthMs is null && r.BurstPages is null && r.NextBurstInMs is null));
+        if (workload == Workload.Movie)
+        {
+            RoundRecord timed = Assert.Single(result.Rounds.Where(r => r.BurstPeriodMs is not null).TakeLast(1));
+            Assert.InRange(timed.BurstPeriodMs!.Value, 38.8, 41.2);
+            TestContext.Current.SendDiagnosticMessage($"movie bursts: {timed.BurstLengthMs:0.0} ms of {timed.BurstPeriodMs:0.0}, {timed.BurstPages} pages");
+        }
         using (target)
         {
             Machine dest = target!.Machine!;
