@@ -1,3 +1,4 @@
+using KvmPresync.Core;
 using KvmPresync.Memory;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
@@ -54,13 +55,29 @@ internal static class FinalLivePhase
             RoundPlan plan = engine.PlanFinalRound(run.Send);
             if (decision.Reason == ConvergenceReason.SendingBeforeBurst && held is not null) run.Send.AndNot(held);
             long before = run.BytesWritten;
-            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct).ConfigureAwait(false);
+            TargetCheck? target = decision.StopAtTarget && !waitingForDestination && run.ReadinessInputs is { } inputs
+                ? new TargetCheck(run, inputs, convergence.LastInput.SinceLaunch, h.Time) : null;
+            SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, target is null ? null : target.Reached).ConfigureAwait(false);
             long bytes = run.BytesWritten - before;
             // Launch-to-resume is the critical path: the round's event (a console line, metrics) waits for FinalState,
             // unless the destination is still starting (then rounds are slow and progress should show).
             run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision },
                 deferEvent: !waitingForDestination);
             run.Round++;
+            if (target is { HasStopped: true })
+            {
+                // pausing now, with the rest, meets the launch target; another batch live would not
+                var stop = new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
+                run.FinalLiveRounds = convergence.LiveRounds;
+                run.FinalLiveBytes = run.BytesWritten - liveStart;
+                run.Report(run.Record(RoundPhase.FinalLive, 0, default, default, 0, 0, 0) with
+                {
+                    PendingPages = engine.Pending.Count(),
+                    RemainingAtLaunchBytes = engine.PendingBytes(),
+                    Convergence = stop,
+                }, deferEvent: true);
+                return stop;
+            }
             if (waitingForDestination)
             {
                 // a ping lets the receiver report readiness (it checks after each frame); rounds slow down to the poll
@@ -68,6 +85,58 @@ internal static class FinalLivePhase
                 await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
                 await Task.WhenAny(destination!.Ready, destination.Failed, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// The check of a round that stops at the launch target (<see cref="ConvergenceDecision.StopAtTarget"/>), asked before each
+    /// batch: would pausing after the next batch, with the round's unsent pages, the pending pages it does not send (the held
+    /// ones) and what the guest dirtied since the harvest (looked at without harvesting: <see cref="IDirtyPagePeek"/>), end
+    /// launch-to-resume past the target? The downtime is <see cref="ReadinessEstimator.Downtime"/> of the readiness estimate's
+    /// own inputs, which steps the same check through its model, so the launch pauses where the estimate says it would.
+    /// </summary>
+    private sealed class TargetCheck
+    {
+        private readonly SenderRun _run;
+        private readonly ReadinessInputs _inputs;
+        private readonly TimeSpan _roundStart; // since launch, at the round's start (the convergence policy's clock)
+        private readonly TimeSpan _harvestTime;
+        private readonly long _outside;        // pending pages the round does not send
+        private readonly IDirtyPagePeek? _peek;
+        private readonly BurstTimedWrites? _bursts;
+        private TimeSpan _interval;            // between two checks: one batch (running mean, from the estimate's own figure)
+        private TimeSpan _lastAsked = TimeSpan.MinValue;
+
+        public TargetCheck(SenderRun run, ReadinessInputs inputs, TimeSpan sinceLaunch, TimeSpan harvestTime)
+        {
+            _run = run;
+            _inputs = inputs;
+            _roundStart = sinceLaunch;
+            _harvestTime = harvestTime;
+            _outside = run.Engine.Pending.Count() - run.Send.Count();
+            _peek = run.Source.DirtyLog as IDirtyPagePeek;
+            _bursts = BurstTimedWrites.Of(run.BurstForecast(), run.Engine.Cost.FullPageBytes, run.Engine.DirtyRate.WorkingSet);
+            _interval = inputs.StopCheckInterval;
+        }
+
+        public bool HasStopped { get; private set; }
+
+        /// <summary>
+        /// True when pausing after one more batch would end past the target: the check comes once a batch and a stop waits for
+        /// the batch in flight, so it looks two batches ahead (the guest writes on meanwhile).
+        /// </summary>
+        public bool Reached(long unsentPages)
+        {
+            TimeSpan now = _run.HarvestClockNow;
+            if (_lastAsked != TimeSpan.MinValue) _interval += (now - _lastAsked - _interval) / 4;
+            _lastAsked = now;
+            double pageBytes = _run.Engine.Cost.FullPageBytes;
+            // a round whose rest goes out within the check's own horizon ends as soon as any stop could pause it
+            if (unsentPages * pageBytes * 8 / _run.Engine.LiveTransferBitsPerSecond <= 2 * _interval.TotalSeconds) return HasStopped = false;
+            double dirtied = (_peek?.Peek().DirtyPages ?? 0) * pageBytes;
+            double rest = (unsentPages + _outside) * pageBytes + ReadinessEstimator.NewlyDirtied(dirtied, _outside * pageBytes, _bursts);
+            TimeSpan resumed = _roundStart + (now - _harvestTime) + 2 * _interval + ReadinessEstimator.Downtime(_inputs, rest);
+            return HasStopped = resumed >= _inputs.LaunchTarget;
         }
     }
 

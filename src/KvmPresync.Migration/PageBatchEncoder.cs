@@ -126,23 +126,29 @@ internal sealed class PageBatchEncoder
     /// the hashed content must then still be sent.
     /// </param>
     /// <param name="stopEarly">
-    /// Asked before each batch: true stops the send there (a launch came); the pages not sent are removed from
-    /// <paramref name="pages"/>, so what is left in it is exactly what the transport took or the receiver already holds.
+    /// Asked once before each batch, with the pages of <paramref name="pages"/> not yet sent or skipped: true stops the send
+    /// there (a launch came, or the launch target); the pages not sent are removed from <paramref name="pages"/>, so what is
+    /// left in it is exactly what the transport took or the receiver already holds.
     /// </param>
-    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true, Func<bool>? stopEarly = null)
+    public async Task<SendCounts> SendAsync(ulong round, DirtyBitmap pages, CancellationToken ct, bool skipUnchanged = true, Func<long, bool>? stopEarly = null)
     {
         long sent = 0, unchanged = 0, zero = 0;
         int n = 0;
+        bool ask = stopEarly is not null; // once a batch: pages skipped as unchanged do not ask again
         (long Page, ulong Hash)[] batchHashes = _batchHashes;
         int listed = List(pages);
         try
         {
             for (int i = 0; i < listed; i++)
             {
-                if (n == 0 && stopEarly is not null && stopEarly())
+                if (ask && n == 0)
                 {
-                    for (int j = i; j < listed; j++) pages[_pageList[j]] = false;
-                    break;
+                    ask = false;
+                    if (stopEarly!(listed - i))
+                    {
+                        for (int j = i; j < listed; j++) pages[_pageList[j]] = false;
+                        break;
+                    }
                 }
                 long page = _pageList[i];
                 ulong hash = PageHasher.Hash(_memory.Page(page), out bool isZero);
@@ -167,6 +173,7 @@ internal sealed class PageBatchEncoder
                 {
                     await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);
                     n = 0;
+                    ask = stopEarly is not null;
                 }
             }
             if (n > 0) await FlushAsync(round, n, batchHashes, ct).ConfigureAwait(false);

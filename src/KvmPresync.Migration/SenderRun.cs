@@ -76,6 +76,12 @@ internal sealed class SenderRun
     /// <summary>Harvest-clock time of the last harvest (the convergence policy's clock).</summary>
     public TimeSpan LastHarvestTime { get; set; }
 
+    /// <summary>Now on the harvest clock: the last harvest's time plus the run clock since it.</summary>
+    public TimeSpan HarvestClockNow => LastHarvestTime + (Clock.Elapsed - _harvestedAt);
+
+    /// <summary>What the last readiness estimate was made from (null before the first sync round): what the launch's own check of its target reads.</summary>
+    public ReadinessInputs? ReadinessInputs => Volatile.Read(ref _readinessBasis)?.Inputs;
+
     /// <summary>RTT of the last acknowledged sync round.</summary>
     public TimeSpan? LastRtt { get; set; }
 
@@ -114,6 +120,7 @@ internal sealed class SenderRun
             RoundOverhead = HarvestCost,
             HarvestTime = LastHarvestTime,
             SwitchoverCost = Options.SwitchoverCost,
+            StopCheckInterval = BatchTime,
         }, _harvestedAt, Engine.PayloadSpeedup);
         Volatile.Write(ref _readinessBasis, basis);
         return Readiness = ReadinessNow()!;
@@ -127,7 +134,10 @@ internal sealed class SenderRun
     /// What a launch that comes while a sync round sends waits for: the batch being written and the one compressed behind it,
     /// about 1.5 batches at the live transfer rate (measured 1.8–3.6 ms on the movie guest, 256-page batches).
     /// </summary>
-    public TimeSpan SyncSendTail => TimeSpan.FromSeconds(1.5 * Options.BatchPages * Engine.Cost.FullPageBytes * 8 / Engine.LiveTransferBitsPerSecond);
+    public TimeSpan SyncSendTail => 1.5 * BatchTime;
+
+    /// <summary>One batch of pages at the live transfer rate.</summary>
+    public TimeSpan BatchTime => TimeSpan.FromSeconds(Options.BatchPages * Engine.Cost.FullPageBytes * 8 / Engine.LiveTransferBitsPerSecond);
 
     /// <summary>
     /// "If launched now": the last round's estimate with what the guest dirtied since that round's harvest, and the end of the
@@ -337,8 +347,8 @@ internal sealed class SenderRun
     }
 
     /// <summary>Sends the planned pages (<see cref="Send"/>); a page leaves the pending set only once the transport took it.</summary>
-    /// <param name="stopEarly">Asked before each batch: true ends the send there (the unsent pages stay pending).</param>
-    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct, Func<bool>? stopEarly = null)
+    /// <param name="stopEarly">Asked once before each batch, with the planned pages not yet sent: true ends the send there (the unsent pages stay pending). Not asked over several streams.</param>
+    public async Task<SendCounts> SendPlannedAsync(bool skipUnchanged, CancellationToken ct, Func<long, bool>? stopEarly = null)
     {
         SendCounts counts = Streams is { } streams
             ? await streams.SendAsync((ulong)Round, Send, skipUnchanged, ct).ConfigureAwait(false)

@@ -78,7 +78,7 @@ internal static class SyncPhase
             run.SyncSending = true;
             try
             {
-                counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: () => launch.IsCompleted).ConfigureAwait(false);
+                counts = await run.SendPlannedAsync(skipUnchanged: true, ct, stopEarly: _ => launch.IsCompleted).ConfigureAwait(false);
             }
             finally
             {

@@ -58,10 +58,21 @@ public enum ConvergenceReason
     /// the burst is about to rewrite stay pending for after it, or for the pause).
     /// </summary>
     SendingBeforeBurst = 11,
+
 }
 
 /// <summary>A convergence policy's answer.</summary>
 public readonly record struct ConvergenceDecision(ConvergenceAction Action, ConvergenceReason Reason)
 {
-    public override string ToString() => $"{Action} ({Reason})";
+    /// <summary>
+    /// With <see cref="ConvergenceAction.ContinueLive"/>: the sender checks before each batch of the round whether pausing after
+    /// the next one, with the rest (the round's unsent pages, the pending ones it does not send, what the guest dirtied since
+    /// the harvest), would end launch-to-resume past the launch target, and then pauses (<see cref="ConvergenceReason.LaunchTargetReached"/>)
+    /// once the batch in flight is out. Not in the simulator, nor over several streams: there the round sends everything and
+    /// the next decision pauses.
+    /// </summary>
+    [JsonIgnore]
+    public bool StopAtTarget { get; init; }
+
+    public override string ToString() => StopAtTarget ? $"{Action} ({Reason}, stops at the target)" : $"{Action} ({Reason})";
 }

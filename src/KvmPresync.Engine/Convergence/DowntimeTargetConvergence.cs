@@ -24,7 +24,10 @@ namespace KvmPresync.Engine.Convergence;
 /// (the guest writes between its bursts too); else copy the round live (<see cref="ConvergenceReason.QuietAhead"/>). Their
 /// first live round, when a burst falls within it, sends only the pages the predictor did not hold
 /// (<see cref="ConvergenceReason.SendingBeforeBurst"/>): the held ones are what the burst rewrites, so they move once, after
-/// it or paused right before the next.
+/// it or paused right before the next. Their live rounds stop within themselves at the last moment that meets the launch
+/// target (<see cref="ConvergenceDecision.StopAtTarget"/>): such a guest writes through most of its period (the movie
+/// guest's frames last 21–29 ms of 40 when first met after a harvest, as every frame of a launch is), and a round that
+/// runs into a frame would otherwise end with it pending, one more round or a large pause past the target.
 /// With <see cref="QuietWait"/> set, a pause chosen by rule 3 or 4 while the guest is in a burst (the last interval's dirty
 /// rate above <see cref="BurstRatio"/> × its usual rate) waits with more live rounds for the quiet right after the burst,
 /// for at most <see cref="QuietWait"/> and never past the launch target: the burst's pages then move live, not paused.
@@ -70,7 +73,7 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         if (input.Bursts is not null && (input.LiveRounds == 0 || input.SinceLaunch <= input.LaunchTarget))
         {
             if (input.LiveRounds == 0)
-                return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound);
+                return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound) { StopAtTarget = true };
             if (dirtiedMeanwhile > input.PendingBytes * ShrinkRatio)
                 return new(ConvergenceAction.Pause, ConvergenceReason.BurstAhead);
             // between bursts the delta should shrink to nothing; a guest that also writes there (the trickle between frames)
@@ -80,7 +83,7 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
                 return new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
             return input.SinceLaunch + input.PendingTransferTime + input.TransferTime(dirtiedMeanwhile) > input.LaunchTarget
                 ? new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached)
-                : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead);
+                : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead) { StopAtTarget = true };
         }
         // the first live round always runs: pausing at once would make the launch a stop-and-copy of everything the guest
         // dirtied since the last sync round (downtime = launch-to-resume), whatever the target

@@ -72,6 +72,12 @@ public readonly record struct ReadinessInputs
 
     /// <summary>Wire bytes of the vCPU/device state sent paused.</summary>
     public long StateBytes { get; init; }
+
+    /// <summary>
+    /// How often the sender checks a live round that stops at the launch target (<see cref="ConvergenceDecision.StopAtTarget"/>):
+    /// once a batch; a stop then waits for the batch in flight. Zero: continuously, at once.
+    /// </summary>
+    public TimeSpan StopCheckInterval { get; init; }
 }
 
 /// <summary>
@@ -128,8 +134,8 @@ public static class ReadinessEstimator
 
     private static ReadinessEstimate EstimateOnce(IConvergencePolicy policy, in ReadinessInputs inputs)
     {
-        double bytesPerSecond = inputs.LinkBitsPerSecond / 8;
-        double liveBytesPerSecond = inputs.LiveTransferBitsPerSecond is { } measured && measured > 0 && double.IsFinite(measured) ? Math.Min(measured / 8, bytesPerSecond) : bytesPerSecond;
+        double liveBytesPerSecond = SendBytesPerSecond(inputs);
+        TimeSpan overhead = inputs.RoundOverhead;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
         DirtyWorkingSet workingSet = inputs.WorkingSet ?? DirtyWorkingSet.Steady(dirtyRate);
         TimeSpan sinceHarvest = inputs.SinceHarvest > TimeSpan.Zero ? inputs.SinceHarvest : TimeSpan.Zero;
@@ -166,23 +172,62 @@ public static class ReadinessEstimator
             if (decision.Action == ConvergenceAction.GiveUp)
                 return new ReadinessEstimate(Ms(sinceLaunch), 0, (long)bytes, round, GivesUp: true);
             if (decision.Action == ConvergenceAction.Pause)
-            {
-                TimeSpan downtime = inputs.RoundOverhead + TimeSpan.FromSeconds((pending + inputs.StateBytes) / bytesPerSecond)
-                                    + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
-                return new ReadinessEstimate(Ms(sinceLaunch + downtime), Ms(downtime), (long)(bytes + pending + inputs.StateBytes), round);
-            }
+                return Paused(inputs, round, sinceLaunch, bytes, pending);
             // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
             double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
             double credit = round == 0 ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
             TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left - credit) / liveBytesPerSecond);
+            if (decision.StopAtTarget)
+            {
+                // the sender checks once a batch whether pausing after the next would end past the target; when it does, it
+                // pauses once the batch in flight is out
+                TimeSpan now = launchedAt + sinceLaunch, interval = inputs.StopCheckInterval;
+                TimeSpan step = interval > TimeSpan.Zero ? interval : TimeSpan.FromMilliseconds(0.5);
+                for (TimeSpan t = TimeSpan.Zero; t < live - 2 * interval; t += step) // a round ending within the horizon is not stopped
+                {
+                    if (sinceLaunch + t + 2 * interval + Downtime(inputs, RestAt(t)) < inputs.LaunchTarget) continue;
+                    TimeSpan at = t > TimeSpan.Zero ? t + interval : t; // the batch in flight goes out first
+                    return Paused(inputs, t > TimeSpan.Zero ? round + 1 : round, sinceLaunch + at, bytes + MovedBy(at), RestAt(at));
+                }
+
+                double MovedBy(TimeSpan t) => Math.Min(pending - left, credit + Math.Max(0, (t - overhead).TotalSeconds) * liveBytesPerSecond);
+                double RestAt(TimeSpan t) => pending - MovedBy(t) + NewlyDirtied(bursts?.BytesWithin(now, t) ?? workingSet.BytesWithin(t), left, bursts);
+            }
             bytes += pending - left;
             previous = (long)pending;
             double dirtied = bursts?.BytesWithin(launchedAt + sinceLaunch, live) ?? workingSet.BytesWithin(live);
             // a burst rewrites the held pages and others: what it wrote so far adds to them in proportion
-            pending = left > 0 && bursts is { } b && b.BytesPerBurst > left ? left + dirtied * (1 - left / b.BytesPerBurst) : Math.Max(left, dirtied);
+            pending = left > 0 && bursts is { } b && b.BytesPerBurst > left ? left + NewlyDirtied(dirtied, left, bursts) : Math.Max(left, dirtied);
             intervalRate = bursts is null ? workingSet.RateWithin(live) : pending / live.TotalSeconds;
             sinceLaunch += live;
         }
+    }
+
+    /// <summary>
+    /// The downtime of a pause with <paramref name="pendingBytes"/> left: one harvest, the rest and the state at the link rate
+    /// (the guest no longer competes for the CPUs), one RTT and the fixed switchover cost. The sender's check of a round that
+    /// stops at the target (<see cref="ConvergenceDecision.StopAtTarget"/>) uses it too, so the launch pauses where its
+    /// estimate says.
+    /// </summary>
+    public static TimeSpan Downtime(in ReadinessInputs inputs, double pendingBytes) =>
+        inputs.RoundOverhead + TimeSpan.FromSeconds((Math.Max(0, pendingBytes) + inputs.StateBytes) / (inputs.LinkBitsPerSecond / 8))
+        + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
+
+    /// <summary>Page bytes per second the sender moves: the measured rate where lower than the link's, else the link's.</summary>
+    private static double SendBytesPerSecond(in ReadinessInputs inputs) =>
+        inputs.LiveTransferBitsPerSecond is { } measured && measured > 0 && double.IsFinite(measured) ? Math.Min(measured, inputs.LinkBitsPerSecond) / 8 : inputs.LinkBitsPerSecond / 8;
+
+    /// <summary>
+    /// Of <paramref name="dirtied"/> bytes a guest wrote while <paramref name="held"/> bytes of held pages waited, those not
+    /// among the held: a burst rewrites the held pages and others, in proportion.
+    /// </summary>
+    public static double NewlyDirtied(double dirtied, double held, BurstTimedWrites? bursts) =>
+        held > 0 && bursts is { } b && b.BytesPerBurst > held ? dirtied * (1 - held / b.BytesPerBurst) : held > 0 ? Math.Max(0, dirtied - held) : dirtied;
+
+    private static ReadinessEstimate Paused(in ReadinessInputs inputs, int liveRounds, TimeSpan sinceLaunch, double bytes, double pending)
+    {
+        TimeSpan downtime = Downtime(inputs, pending);
+        return new ReadinessEstimate(Ms(sinceLaunch + downtime), Ms(downtime), (long)(bytes + pending + inputs.StateBytes), liveRounds);
     }
 
     private static double Ms(TimeSpan t) => t.TotalMilliseconds;

@@ -110,6 +110,58 @@ public sealed class LiveMigrationTests
     }
 
     [Fact]
+    public async Task ALiveRoundThatCannotMeetTheTargetStopsAtItsFirstCheckAndTheGuestResumesVerifiedWithTheRestSentPaused()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        using var key = MigrationHarness.Key();
+        var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
+        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Movie));
+
+        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
+        // a 1 ms launch target that no pause can meet: the round the policy sends with a stop at the target stops before its
+        // first batch, and the guest pauses with everything pending
+        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
+        {
+            Engine = new SyncEngineOptions
+            {
+                Policy = SyncPolicy.PredictSlowStart, LinkBitsPerSecond = 1e9, LaunchTarget = TimeSpan.FromMilliseconds(1), Convergence = new FirstRoundStopsAtTarget(),
+            },
+        });
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(2), ct);
+        using (target)
+        {
+            RoundRecord[] launch = result.Rounds.Where(r => r.Phase != RoundPhase.Sync).ToArray();
+            TestContext.Current.SendDiagnosticMessage(string.Join("; ", launch.Select(r => $"{r.Phase} pending {r.PendingPages} sent {r.SentPages} {r.Convergence}")));
+            Assert.Equal(3, launch.Length);
+            (RoundRecord stopped, RoundRecord pause, RoundRecord paused) = (launch[0], launch[1], launch[2]);
+            Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound) { StopAtTarget = true }, stopped.Convergence);
+            Assert.Equal(0, stopped.SentPages);
+            Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached), pause.Convergence);
+            Assert.Equal(stopped.PendingPages, pause.PendingPages); // nothing left the pending set
+            Assert.Equal(RoundPhase.Paused, paused.Phase);
+            Assert.True(paused.SentPages >= pause.PendingPages, $"the paused delta ({paused.SentPages} pages) holds the {pause.PendingPages} the stopped round left");
+            Assert.Equal(1, result.FinalLiveRounds);
+            Assert.True(rx.Verified && rx.Resumed, rx.Failure);
+            Machine dest = target!.Machine!;
+            Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
+            long beats = dest.Telemetry.HeartbeatCount;
+            MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= beats + 5, "5 heartbeats on the destination");
+            Assert.Equal(0, dest.Telemetry.ContinuityErrors);
+            Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
+            Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
+        }
+    }
+
+    /// <summary>The first live round stops at the launch target; later decisions are the default policy's.</summary>
+    private sealed class FirstRoundStopsAtTarget : IConvergencePolicy
+    {
+        public ConvergenceDecision Decide(in ConvergenceInput input) => input.LiveRounds == 0
+            ? new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound) { StopAtTarget = true }
+            : new DowntimeTargetConvergence().Decide(input);
+    }
+
+    [Fact]
     public async Task TwoSlotGuestWithAHoleBelowFourGiBIsMigratedVerifiedAndResumed()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;

@@ -19,9 +19,10 @@ public sealed class PageBatchEncoderTests
         var encoder = new PageBatchEncoder(memory, writer, batch);
         var set = new DirtyBitmap(pages);
         set.SetAll();
-        int asked = 0;
-        SendCounts counts = await encoder.SendAsync(0, set, TestContext.Current.CancellationToken, stopEarly: () => ++asked > 3);
+        var asked = new List<long>();
+        SendCounts counts = await encoder.SendAsync(0, set, TestContext.Current.CancellationToken, stopEarly: unsent => { asked.Add(unsent); return asked.Count > 3; });
         Assert.Equal(3 * batch, counts.Sent);                       // three whole batches went out, then the stop
+        Assert.Equal([64L, 56, 48, 40], asked);                     // asked once a batch, with the pages not yet sent
         var left = new List<long>();
         foreach (long p in set) left.Add(p);
         Assert.Equal(Enumerable.Range(0, 3 * batch).Select(p => (long)p), left);
@@ -32,5 +33,13 @@ public sealed class PageBatchEncoderTests
         SendCounts again = await encoder.SendAsync(1, set, TestContext.Current.CancellationToken);
         Assert.Equal(pages - 3 * batch, again.Sent);
         Assert.Equal(3 * batch, again.Unchanged);
+
+        // pages skipped as unchanged do not make it ask again before the batch they fill goes out
+        set.SetAll();
+        asked.Clear();
+        for (long p = 60; p < pages; p++) memory.Page(p)[1] = 9; // 4 changed pages at the end, after 60 unchanged ones
+        SendCounts last = await encoder.SendAsync(2, set, TestContext.Current.CancellationToken, stopEarly: unsent => { asked.Add(unsent); return false; });
+        Assert.Equal(4, last.Sent);
+        Assert.Equal([64L], asked);
     }
 }

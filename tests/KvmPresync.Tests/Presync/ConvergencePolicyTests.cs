@@ -116,8 +116,9 @@ public sealed class ConvergencePolicyTests
     public void TimedBurstsSendALiveRoundThatFallsBetweenBursts()
     {
         // 20 ms pending at t = 112 (the burst at 100 is over, the next at 140): the round ends at 132, before it
+        // (a round that stops within itself at the last moment that meets the target, should it get there)
         ConvergenceInput quiet = Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 70), nowMs: 112);
-        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead), Policy.Decide(quiet));
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead) { StopAtTarget = true }, Policy.Decide(quiet));
         // at t = 125 the next burst falls within the round and would dirty more than it moves: pause before it
         Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.BurstAhead),
             Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 70), nowMs: 125)));
@@ -128,6 +129,8 @@ public sealed class ConvergencePolicyTests
         Assert.Equal(ConvergenceReason.LaunchTargetReached, Policy.Decide(Timed(Input(20, previousMs: 30, sinceLaunchMs: 55, targetMs: 50), nowMs: 112)).Reason);
         // what fits the downtime target pauses whatever comes next
         Assert.Equal(ConvergenceReason.FitsDowntimeTarget, Policy.Decide(Timed(Input(0.5, previousMs: 30, sinceLaunchMs: 40), nowMs: 139)).Reason);
+        // without the clock no round stops within itself (the rules at a round's end keep to the target there)
+        Assert.False(Policy.Decide(Input(20, previousMs: 30, sinceLaunchMs: 10, targetMs: 70)).StopAtTarget);
     }
 
     [Fact]
@@ -144,9 +147,9 @@ public sealed class ConvergencePolicyTests
     [Fact]
     public void TimedBurstsTheFirstRoundLeavesTheHeldPagesWhenABurstFallsWithinIt()
     {
-        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.SendingBeforeBurst),
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.SendingBeforeBurst) { StopAtTarget = true },
             Policy.Decide(Timed(Input(30), nowMs: 112, liveRounds: 0))); // 112 → 142: the burst at 140
-        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound),
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound) { StopAtTarget = true },
             Policy.Decide(Timed(Input(20), nowMs: 112, liveRounds: 0))); // 112 → 132: quiet
     }
 

@@ -76,6 +76,34 @@ public sealed class ReadinessEstimatorTests
     }
 
     [Fact]
+    public void ALiveRoundThatABurstWouldTakePastTheTargetStopsWithinItselfAndPausesWithTheRest()
+    {
+        // launch at t = 20 with 30 ms pending, nothing held, checked every 2 ms. Until the burst at 40 (20 ms into the round)
+        // pausing at any moment ends at the same time, the rest moving paused instead of live: 37.1 ms. The burst then writes
+        // its 32.8 ms over 5 ms, and the sender pauses at the first check where pausing after the next batch would end past the
+        // 50 ms target (t + 2 × 2 + downtime(rest) ≥ 50), once the batch in flight is out: a check at t = 22, a pause at 24
+        var inputs = Inputs(30, 100e6, targetMs: 50) with
+        {
+            Bursts = Frames, HarvestTime = TimeSpan.FromMilliseconds(20), BurstPhaseSpread = TimeSpan.Zero,
+            StopCheckInterval = TimeSpan.FromMilliseconds(2),
+        };
+        double burst = 1000 * 4096 / BytesPerMs;
+        double Rest(double t) => 30 - Math.Max(0, t - 0.2) + burst * Math.Clamp((t - 20) / 5, 0, 1);
+        double Downtime(double t) => 0.2 + Rest(t) + 0.2 + 0.5 + 2; // harvest, the rest, state, RTT, fixed cost
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), inputs);
+        Assert.Equal(22, Enumerable.Range(0, 16).Select(k => 2.0 * k).First(t => t + 4 + Downtime(t) >= 50));
+        Assert.Equal(1, e.LiveRounds);
+        Assert.Equal(Downtime(24), e.DowntimeMs, 3);
+        Assert.Equal(24 + Downtime(24), e.LaunchToResumeMs, 3);
+        // checked continuously, it pauses at the first moment (0.5 ms steps) the rest would end past the target
+        ReadinessEstimate continuous = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), inputs with { StopCheckInterval = TimeSpan.Zero });
+        double at = Enumerable.Range(0, 61).Select(k => 0.5 * k).First(t => t + Downtime(t) >= 50);
+        Assert.Equal(at + Downtime(at), continuous.LaunchToResumeMs, 3);
+        // the round's end would have come with the whole burst pending, and another round or a pause with it after that
+        Assert.True(continuous.LaunchToResumeMs < 30.2 + Downtime(30.2) - 3, $"{continuous}");
+    }
+
+    [Fact]
     public void WithTimedBurstsTheEstimateIsTheMeanOverThePhaseSpread()
     {
         // a launch 9 ms before a burst sits on a knife edge: a little later and the burst falls within the first round. Over
