@@ -143,13 +143,7 @@ public sealed class LiveMigrationTests
             Assert.True(paused.SentPages >= pause.PendingPages, $"the paused delta ({paused.SentPages} pages) holds the {pause.PendingPages} the stopped round left");
             Assert.Equal(1, result.FinalLiveRounds);
             Assert.True(rx.Verified && rx.Resumed, rx.Failure);
-            Machine dest = target!.Machine!;
-            Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
-            long beats = dest.Telemetry.HeartbeatCount;
-            MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= beats + 5, "5 heartbeats on the destination");
-            Assert.Equal(0, dest.Telemetry.ContinuityErrors);
-            Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
-            Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
+            await MigrationHarness.AssertRunsOnAsync(source, target!.Machine!);
         }
     }
 
@@ -186,13 +180,7 @@ public sealed class LiveMigrationTests
             Assert.Equal(source.Memory.Regions.Select(r => (r.SlotId, r.GuestPhysicalAddress, r.Memory.Size)),
                 dest.Memory.Regions.Select(r => (r.SlotId, r.GuestPhysicalAddress, r.Memory.Size)));
             Assert.Equal([0x0UL, 0x1_0000_0000UL], dest.Slots.Select(s => s.GuestPhysicalAddress));
-            Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
-            long beats = dest.Telemetry.HeartbeatCount;
-            MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= beats + 10, "10 heartbeats on the destination");
-            Assert.Equal(0, dest.Telemetry.ContinuityErrors);
-            Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
-            Assert.True(dest.Telemetry.LastHeartbeat!.Value.Seq > last.Seq);
-            Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
+            await MigrationHarness.AssertRunsOnAsync(source, dest, beats: 10);
             TestContext.Current.SendDiagnosticMessage(
                 $"two-slot migration: sync {result.SyncBytes} B in {result.Rounds.Count} rounds, launch {result.LaunchBytes} B, downtime {result.DowntimeMs:F1} ms");
         }

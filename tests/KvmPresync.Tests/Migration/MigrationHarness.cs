@@ -6,6 +6,7 @@ using KvmPresync.Engine;
 using KvmPresync.Migration;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Vmm;
+using KvmPresync.Vmm.Devices;
 using KvmPresync.Vmm.Migration;
 using KvmPresync.Wire;
 
@@ -83,6 +84,21 @@ internal static class MigrationHarness
             }
         }, ct);
         return (endpoint, done);
+    }
+
+    /// <summary>
+    /// The migrated guest runs on at the destination: <paramref name="beats"/> more heartbeats there, continuing the source's
+    /// (no continuity or self-check error, the sequence past the source's last), and the source guest stopped.
+    /// </summary>
+    public static async Task AssertRunsOnAsync(Machine source, Machine dest, int beats = 5)
+    {
+        Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
+        long before = dest.Telemetry.HeartbeatCount;
+        Tests.Vmm.MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= before + beats, $"{beats} heartbeats on the destination");
+        Assert.Equal(0, dest.Telemetry.ContinuityErrors);
+        Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
+        Assert.True(dest.Telemetry.LastHeartbeat!.Value.Seq > last.Seq);
+        Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
     }
 
     /// <summary>

@@ -45,14 +45,7 @@ public sealed class TlsLiveMigrationTests : IDisposable
         Assert.True(rx.Resumed && rx.Verified, rx.Failure);
         using (target)
         {
-            Machine dest = target!.Machine!;
-            Heartbeat last = source.Telemetry.LastHeartbeat!.Value;
-            long beats = dest.Telemetry.HeartbeatCount;
-            MachineTests.WaitFor(dest, () => dest.Telemetry.HeartbeatCount >= beats + 5, "5 heartbeats on the destination");
-            Assert.Equal(0, dest.Telemetry.ContinuityErrors);
-            Assert.Equal(0, dest.Telemetry.SelfCheckErrors);
-            Assert.True(dest.Telemetry.LastHeartbeat!.Value.Seq > last.Seq);
-            Assert.Equal(MachineExitKind.Stopped, (await source.Completion).Kind);
+            await MigrationHarness.AssertRunsOnAsync(source, target!.Machine!);
         }
         Assert.True(result.SyncBytes > 0 && result.Rounds.Count > 3);
         TestContext.Current.SendDiagnosticMessage($"TLS: launch-to-resume {result.LaunchToResumeMs:0.0} ms, downtime {result.DowntimeMs:0.0} ms, sync {result.SyncBytes} B");
