@@ -41,22 +41,11 @@ internal static class FinalLivePhase
             bool waitingForDestination = decision.Action == ConvergenceAction.Pause && destination is not null && !destination.Ready.IsCompleted;
             if (waitingForDestination) await CheckDestinationAsync(run, destination!, sinceLaunch.Elapsed).ConfigureAwait(false);
             if (decision.Action != ConvergenceAction.ContinueLive && !waitingForDestination)
-            {
-                run.FinalLiveRounds = convergence.LiveRounds;
-                run.FinalLiveBytes = run.BytesWritten - liveStart;
-                run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, default, default, 0, 0, 0) with
-                {
-                    PendingPages = engine.Pending.Count(),
-                    RemainingAtLaunchBytes = convergence.LastInput.PendingBytes,
-                    Convergence = decision,
-                }, deferEvent: true);
-                return decision;
-            }
+                return Ends(decision, h.DirtyPages, convergence.LastInput.PendingBytes);
             RoundPlan plan = engine.PlanFinalRound(run.Send);
             if (decision.Reason == ConvergenceReason.SendingBeforeBurst && held is not null) run.Send.AndNot(held);
             long before = run.BytesWritten;
-            TargetCheck? target = decision.StopAtTarget && !waitingForDestination && run.ReadinessInputs is { } inputs
-                ? new TargetCheck(run, inputs, convergence.LastInput.SinceLaunch, h.Time) : null;
+            TargetCheck? target = decision.StopAtTarget && run.ReadinessInputs is { } inputs ? new TargetCheck(run, inputs, convergence.LastInput) : null;
             SendCounts counts = await run.SendPlannedAsync(skipUnchanged: true, ct, target is null ? null : target.Reached).ConfigureAwait(false);
             long bytes = run.BytesWritten - before;
             // Launch-to-resume is the critical path: the round's event (a console line, metrics) waits for FinalState,
@@ -64,20 +53,8 @@ internal static class FinalLivePhase
             run.Report(run.Record(RoundPhase.FinalLive, h.DirtyPages, plan, counts, bytes, bytes, 0) with { Convergence = decision },
                 deferEvent: !waitingForDestination);
             run.Round++;
-            if (target is { HasStopped: true })
-            {
-                // pausing now, with the rest, meets the launch target; another batch live would not
-                var stop = new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
-                run.FinalLiveRounds = convergence.LiveRounds;
-                run.FinalLiveBytes = run.BytesWritten - liveStart;
-                run.Report(run.Record(RoundPhase.FinalLive, 0, default, default, 0, 0, 0) with
-                {
-                    PendingPages = engine.Pending.Count(),
-                    RemainingAtLaunchBytes = engine.PendingBytes(),
-                    Convergence = stop,
-                }, deferEvent: true);
-                return stop;
-            }
+            if (target is { HasStopped: true }) // pausing now, with the rest, meets the launch target; another batch live would not
+                return Ends(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached), 0, engine.PendingBytes());
             if (waitingForDestination)
             {
                 // a ping lets the receiver report readiness (it checks after each frame); rounds slow down to the poll
@@ -85,6 +62,20 @@ internal static class FinalLivePhase
                 await run.Channel.Writer.WriteAsync(new Ping(run.NowNs()), ct).ConfigureAwait(false);
                 await Task.WhenAny(destination!.Ready, destination.Failed, Task.Delay(DestinationPollInterval, ct)).ConfigureAwait(false);
             }
+        }
+
+        // the live phase ends (a pause or giving up): its record, deferred off the critical path, and the launch's totals
+        ConvergenceDecision Ends(ConvergenceDecision decision, long dirtyPages, long remainingBytes)
+        {
+            run.FinalLiveRounds = convergence.LiveRounds;
+            run.FinalLiveBytes = run.BytesWritten - liveStart;
+            run.Report(run.Record(RoundPhase.FinalLive, dirtyPages, default, default, 0, 0, 0) with
+            {
+                PendingPages = engine.Pending.Count(),
+                RemainingAtLaunchBytes = remainingBytes,
+                Convergence = decision,
+            }, deferEvent: true);
+            return decision;
         }
     }
 
@@ -107,15 +98,16 @@ internal static class FinalLivePhase
         private TimeSpan _interval;            // between two checks: one batch (running mean, from the estimate's own figure)
         private TimeSpan _lastAsked = TimeSpan.MinValue;
 
-        public TargetCheck(SenderRun run, ReadinessInputs inputs, TimeSpan sinceLaunch, TimeSpan harvestTime)
+        /// <param name="round">The convergence input the round was decided on (its harvest's time, time since launch, the bursts).</param>
+        public TargetCheck(SenderRun run, ReadinessInputs inputs, in ConvergenceInput round)
         {
             _run = run;
             _inputs = inputs;
-            _roundStart = sinceLaunch;
-            _harvestTime = harvestTime;
+            _roundStart = round.SinceLaunch;
+            _harvestTime = round.Now;
             _outside = run.Engine.Pending.Count() - run.Send.Count();
             _peek = run.Source.DirtyLog as IDirtyPagePeek;
-            _bursts = BurstTimedWrites.Of(run.BurstForecast(), run.Engine.Cost.FullPageBytes, run.Engine.DirtyRate.WorkingSet);
+            _bursts = round.Bursts;
             _interval = inputs.StopCheckInterval;
         }
 
