@@ -39,6 +39,13 @@ public readonly record struct ConvergenceInput
     /// <summary>The link's rate, bits per second.</summary>
     public required double LinkBitsPerSecond { get; init; }
 
+    /// <summary>
+    /// What pages move at while the guest runs, bits per second, when measured lower than <see cref="LinkBitsPerSecond"/> (the
+    /// CPU shared by the running guest, the sender and the receiver bounds it); null = the link rate. How long another live
+    /// round lasts (<see cref="LiveRoundTime"/>); a paused delta still moves at the link rate.
+    /// </summary>
+    public double? LiveTransferBitsPerSecond { get; init; }
+
     /// <summary>Last measured round-trip time, if any (the live sender measures it from sync-round acks).</summary>
     public TimeSpan? Rtt { get; init; }
 
@@ -53,6 +60,14 @@ public readonly record struct ConvergenceInput
 
     /// <summary>Time the link needs to move <see cref="PendingBytes"/>.</summary>
     public TimeSpan PendingTransferTime => TransferTime(PendingBytes);
+
+    /// <summary>
+    /// How long a live round moving <see cref="PendingBytes"/> lasts: at <see cref="LiveTransferBitsPerSecond"/> where measured
+    /// lower than the link rate, else at the link rate.
+    /// </summary>
+    public TimeSpan LiveRoundTime =>
+        LiveTransferBitsPerSecond is { } live && live > 0 && live < LinkBitsPerSecond
+            ? TimeSpan.FromSeconds(PendingBytes * 8 / live) : PendingTransferTime;
 
     /// <summary>
     /// Distinct bytes the guest is expected to dirty within <paramref name="window"/> from now: from its timed bursts when it

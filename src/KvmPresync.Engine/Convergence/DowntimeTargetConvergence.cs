@@ -70,8 +70,12 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         // it leaves the held pages — the ones the burst rewrites — for after it.
         // A round that starts past the target falls back to the rules below: bursts that come when the forecast said quiet
         // (a guest off its beat) must not keep the launch chasing them.
+        // The round lasts as long as its pages take at the live rate, not the link's: the guest, the sender and the receiver
+        // share the CPUs, and a round that runs 40 % longer than the link would take meets that much more of a burst.
         if (input.Bursts is not null && (input.LiveRounds == 0 || input.SinceLaunch <= input.LaunchTarget))
         {
+            TimeSpan round = input.LiveRoundTime;
+            dirtiedMeanwhile = input.ExpectedDirtyBytes(round);
             if (input.LiveRounds == 0)
                 return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound) { StopAtTarget = true };
             if (dirtiedMeanwhile > input.PendingBytes * ShrinkRatio)
@@ -81,7 +85,7 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
             // after the first round, which may have left the held pages on purpose.
             if (input.LiveRounds >= 2 && input.PreviousPendingBytes is { } before && input.PendingBytes > before * ShrinkRatio)
                 return new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
-            return input.SinceLaunch + input.PendingTransferTime + input.TransferTime(dirtiedMeanwhile) > input.LaunchTarget
+            return input.SinceLaunch + round + input.TransferTime(dirtiedMeanwhile) > input.LaunchTarget
                 ? new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached)
                 : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead) { StopAtTarget = true };
         }

@@ -44,6 +44,7 @@ public sealed class LaunchConvergence
             PreviousPendingBytes = _previousPending,
             DirtyBytesPerSecond = interval > TimeSpan.Zero ? harvested.DirtyPages * _engine.Cost.FullPageBytes / interval.TotalSeconds : 0,
             LinkBitsPerSecond = _engine.EffectiveLinkBitsPerSecond,
+            LiveTransferBitsPerSecond = _engine.LiveTransferBitsPerSecond,
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
             WorkingSet = _engine.DirtyRate.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)

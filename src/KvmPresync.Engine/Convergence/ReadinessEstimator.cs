@@ -163,6 +163,7 @@ public static class ReadinessEstimator
                 Bursts = bursts,
                 Now = launchedAt + sinceLaunch,
                 LinkBitsPerSecond = inputs.LinkBitsPerSecond,
+                LiveTransferBitsPerSecond = liveBytesPerSecond * 8,
                 Rtt = inputs.Rtt,
                 SinceLaunch = sinceLaunch,
                 LaunchTarget = inputs.LaunchTarget,

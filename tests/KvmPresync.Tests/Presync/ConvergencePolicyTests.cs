@@ -134,6 +134,25 @@ public sealed class ConvergencePolicyTests
     }
 
     [Fact]
+    public void TimedBurstsALiveRoundLastsWhatTheLiveRateTakesNotTheLinks()
+    {
+        // 20 ms pending at the link rate; the sender measured 0.6 Gbit/s with the guest running: the round lasts 33 ms
+        ConvergenceInput slow = Timed(Input(20, previousMs: 30, sinceLaunchMs: 40, targetMs: 100), nowMs: 112) with { LiveTransferBitsPerSecond = 0.6 * Gbit };
+        Assert.Equal(33.3, slow.LiveRoundTime.TotalMilliseconds, 1);
+        // at the link rate it would end at 132, before the burst at 140 (QuietAhead); at the live rate it runs 5 ms into it
+        Assert.Equal(ConvergenceReason.QuietAhead, Policy.Decide(slow with { LiveTransferBitsPerSecond = null }).Reason);
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.BurstAhead), Policy.Decide(slow));
+        // a quiet round (t = 151, the next burst at 180) that meets the target at the link rate (50 + 20 = 70 ms) but not at
+        // the live rate (0.8 Gbit/s: 50 + 25 ms)
+        ConvergenceInput quiet = Timed(Input(20, previousMs: 30, sinceLaunchMs: 50, targetMs: 70), nowMs: 151);
+        Assert.Equal(ConvergenceReason.QuietAhead, Policy.Decide(quiet).Reason);
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached),
+            Policy.Decide(quiet with { LiveTransferBitsPerSecond = 0.8 * Gbit }));
+        // a measured rate above the link's is the link's (the measure is of what moved, not of what could)
+        Assert.Equal(quiet.PendingTransferTime, (quiet with { LiveTransferBitsPerSecond = 2 * Gbit }).LiveRoundTime);
+    }
+
+    [Fact]
     public void TimedBurstsADeltaThatDoesNotShrinkBetweenBurstsPausesFromTheThirdRound()
     {
         // the trickle between frames: 3 ms pending after 3.5 ms, nothing forecast before the burst at 140
