@@ -64,6 +64,7 @@ public sealed class BurstClock
     /// </summary>
     public void Observe(TimeSpan previousTime, TimeSpan time, long dirtyPages)
     {
+        _lastLook = time;
         long last = _lastCount;
         _lastCount = dirtyPages;
         if (last >= 0 && dirtyPages < last) _harvested = true;
@@ -91,16 +92,23 @@ public sealed class BurstClock
 
     /// <summary>
     /// The bursts' period, phase and length when the recent starts are periodic; null otherwise. A noisy stretch (bursts split
-    /// or missed while the host is busy) keeps the last forecast as long as the newest starts still fall on its grid.
+    /// or missed while the host is busy) keeps the last forecast as long as the newest starts still fall on its grid. It has
+    /// <see cref="BurstForecast.EndedAt"/> once the last burst seen has stopped writing.
     /// </summary>
     public BurstForecast? Forecast()
     {
-        // the forecast changes only with the bursts: a launch reads it every round, the looks add to it every millisecond
-        if (!_changed) return _forecast;
-        _changed = false;
-        return _forecast = Refit();
+        // the fit changes only with the bursts: a launch reads it every round, the looks add to it every millisecond
+        if (_changed)
+        {
+            _changed = false;
+            _forecast = Refit();
+        }
+        // the last burst is over when no jump came for longer than a burst's writes pause (a burst shorter than the forecast's
+        // length, its upper quartile, writes nothing more)
+        return _forecast is { } f && _current is { } last && _lastLook - last.End > MaxGap ? f with { EndedAt = last.End } : _forecast;
     }
 
+    private TimeSpan _lastLook;
     private bool _changed;
     private BurstForecast? _forecast;
 
@@ -221,8 +229,16 @@ public sealed class BurstClock
 public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, TimeSpan Length, long Pages)
 {
     /// <summary>
+    /// When the last burst the clock saw stopped writing, if it has (no jump since for longer than <see cref="BurstClock.MaxGap"/>):
+    /// the bursts that started by then write nothing after it, however long <see cref="Length"/> says a burst lasts. Null: the
+    /// last burst may still be writing.
+    /// </summary>
+    public TimeSpan? EndedAt { get; init; }
+
+    /// <summary>
     /// How many bursts' writes fall within [<paramref name="from"/>, <paramref name="from"/> + <paramref name="window"/>]: each
-    /// burst's writes spread evenly over its length, so a window that catches half of one counts 0.5.
+    /// burst's writes spread evenly over its length, so a window that catches half of one counts 0.5; a burst that ended early
+    /// (<see cref="EndedAt"/>) writes nothing after its end.
     /// </summary>
     public double BurstsWithin(TimeSpan from, TimeSpan window)
     {
@@ -236,7 +252,8 @@ public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, Ti
         {
             double s = Anchor.TotalMilliseconds + k * p;
             if (s >= b) break;
-            double overlap = Math.Min(b, s + len) - Math.Max(a, s);
+            double end = EndedAt is { } ended && s <= ended.TotalMilliseconds ? Math.Min(s + len, ended.TotalMilliseconds) : s + len;
+            double overlap = Math.Min(b, end) - Math.Max(a, s);
             if (overlap > 0) total += overlap / len;
         }
         return total;

@@ -215,4 +215,36 @@ public sealed class BurstClockTests
         // past one burst: the working-set curve over that many periods (a frame buffer rewrites its pages)
         Assert.Equal(150e6 * 0.080, writes.BytesWithin(Ms(100), Ms(50)), 3);
     }
+
+    [Fact]
+    public void ABurstThatStoppedWritingHasNoWritesLeftInTheForecast()
+    {
+        // frames every 40 ms; most write for 12 ms, so the forecast's length is about 12 ms; the last one, at 403, for 4 ms
+        var bursts = new List<(double, double, long)>();
+        for (int i = 0; i < 10; i++) bursts.Add((3 + i * 40.0, 12, 1200));
+        bursts.Add((403, 4, 400));
+        var guest = new Guest(bursts);
+        static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+        // 2 ms after its last write the burst may still be writing: no end yet, and the forecast counts its remaining share
+        BurstForecast writing = Feed(guest, untilMs: 409).Forecast() ?? throw new Xunit.Sdk.XunitException("no forecast");
+        Assert.Null(writing.EndedAt);
+        Assert.True(writing.BurstsWithin(Ms(409), Ms(20)) > 0.2, $"{writing.BurstsWithin(Ms(409), Ms(20))} of a burst");
+        // 10 ms after it (more than MaxGap): it ended, near 407, and writes nothing more; the next frame, at 443, still counts whole
+        BurstForecast ended = Feed(guest, untilMs: 418).Forecast() ?? throw new Xunit.Sdk.XunitException("no forecast");
+        Assert.InRange(ended.EndedAt!.Value.TotalMilliseconds, 406, 409);
+        Assert.Equal(0, ended.BurstsWithin(Ms(418), Ms(20)), 6);
+        Assert.Equal(1, ended.BurstsWithin(Ms(418), Ms(45)), 1);
+        Assert.Equal(ended.Period, writing.Period); // the fit is the same
+    }
+
+    [Fact]
+    public void AForecastOfABurstThatEndedCountsOnlyItsWritesBeforeTheEnd()
+    {
+        static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+        var f = new BurstForecast(Ms(40), Ms(100), Ms(10), 2000) { EndedAt = Ms(104) };
+        Assert.Equal(0.4, f.BurstsWithin(Ms(100), Ms(10)), 6); // 100–104 of 10 ms: what it wrote before it stopped
+        Assert.Equal(0, f.BurstsWithin(Ms(104), Ms(20)), 6);
+        Assert.Equal(0.5, f.BurstsWithin(Ms(104), Ms(41)), 6); // the next one, from 140, half of it
+        Assert.Equal(0.6, (f with { EndedAt = null }).BurstsWithin(Ms(104), Ms(20)), 6);
+    }
 }
