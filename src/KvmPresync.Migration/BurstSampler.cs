@@ -29,6 +29,14 @@ internal sealed class BurstSampler : IDisposable
     /// <summary>A sampler over <paramref name="source"/>'s dirty log, or null when it cannot be looked at without a harvest.</summary>
     public static BurstSampler? Start(IDirtyPageSource source) => source is IDirtyPagePeek peek ? new BurstSampler(peek) : null;
 
+    /// <summary>The last look at the dirty log: pages dirtied since the last harvest, and when (null before the first).</summary>
+    public DirtyPeek? LastLook()
+    {
+        lock (_lock) return _lastLook;
+    }
+
+    private DirtyPeek? _lastLook;
+
     /// <summary>The clock's forecast now (null while the guest's writes are not periodic).</summary>
     public BurstForecast? Forecast()
     {
@@ -53,6 +61,7 @@ internal sealed class BurstSampler : IDisposable
             {
                 if (_stopped) return;
                 _clock.Observe(previous, p.Time, p.DirtyPages);
+                _lastLook = p;
             }
             previous = p.Time;
             Thread.Sleep(Interval);

@@ -155,6 +155,8 @@ internal sealed class SenderRun
             SinceHarvest = Clock.Elapsed - b.HarvestedAt,
             // the clock's forecast now; the working-set curve as of the round (the engine's own may be changing on another thread)
             Bursts = BurstTimedWrites.Of(BurstForecast(), Engine.Cost.FullPageBytes, b.Inputs.WorkingSet ?? DirtyWorkingSet.Steady(b.Inputs.DirtyBytesPerSecond)),
+            // what the guest dirtied since that harvest, as the burst clock last saw it
+            DirtiedSinceHarvestBytes = DirtiedSinceHarvestBytes(b.Inputs.HarvestTime),
         });
         // the estimator counts page bytes against the link rate scaled by the compression speed-up: on the wire they shrink by it
         double tail = sending ? SyncSendTail.TotalMilliseconds : 0;
@@ -319,7 +321,29 @@ internal sealed class SenderRun
         DirtyHarvest h = Source.DirtyLog.Harvest(_probe);
         _probed = true;
         _probeProgress += h.Progress;
+        Volatile.Write(ref _probeTaken, new ProbeTaken(h.Time, _probe.Count()));
         return h;
+    }
+
+    /// <summary>The last probe since the last harvest: when (harvest clock) and the pages the side bitmap holds since that harvest.</summary>
+    internal sealed record ProbeTaken(TimeSpan Time, long Pages);
+
+    private ProbeTaken? _probeTaken;
+
+    private double? DirtiedSinceHarvestBytes(TimeSpan harvestTime) =>
+        DirtiedSince(Bursts?.LastLook(), harvestTime, LastHarvestTime, Volatile.Read(ref _probeTaken), Engine.Cost.FullPageBytes);
+
+    /// <summary>
+    /// Bytes of the pages the guest dirtied since the harvest at <paramref name="harvestTime"/>: those the burst clock's last
+    /// <paramref name="look"/> counted, plus those a <paramref name="probe"/> took since that harvest (a look counts only what
+    /// came after the probe's harvest). Null when that is not known: no look, a harvest since (<paramref name="lastHarvestTime"/>
+    /// is a later one), or a look older than the harvest or the probe.
+    /// </summary>
+    internal static double? DirtiedSince(DirtyPeek? look, TimeSpan harvestTime, TimeSpan lastHarvestTime, ProbeTaken? probe, double pageBytes)
+    {
+        if (look is not { } l || lastHarvestTime != harvestTime) return null;
+        TimeSpan since = probe?.Time ?? harvestTime;
+        return l.Time >= since ? (l.DirtyPages + (probe?.Pages ?? 0)) * pageBytes : null;
     }
 
     /// <summary>Harvests the source's dirty log into <see cref="Harvest"/> (cleared first), with any probe's pages merged in.</summary>
@@ -335,6 +359,7 @@ internal sealed class SenderRun
             h = h with { DirtyPages = Harvest.Count(), Progress = h.Progress + _probeProgress };
             _probed = false;
             _probeProgress = 0;
+            Volatile.Write(ref _probeTaken, null);
         }
         Encoder.OnHarvest(Harvest);
         Streams?.OnHarvest(Harvest);

@@ -16,6 +16,13 @@ public readonly record struct ReadinessInputs
     public TimeSpan SinceHarvest { get; init; }
 
     /// <summary>
+    /// Wire bytes of the pages the guest dirtied since that harvest, looked at without a harvest (the burst clock's last look)
+    /// when known: the launch's first harvest finds them, so the estimate counts them instead of guessing them from
+    /// <see cref="Bursts"/> or <see cref="WorkingSet"/> over <see cref="SinceHarvest"/>. Null: not looked at.
+    /// </summary>
+    public double? DirtiedSinceHarvestBytes { get; init; }
+
+    /// <summary>
     /// The guest's working-set curve (<see cref="DirtyRateMeter.WorkingSet"/>): what it dirties within a live round shorter
     /// than a sync round. Null: <see cref="DirtyBytesPerSecond"/> at every time scale.
     /// </summary>
@@ -143,8 +150,10 @@ public static class ReadinessEstimator
         double newlyRate = Math.Max(0, inputs.NewlyPendingBytesPerSecond);
         // of what the guest dirties since the harvest, the newly pending share adds to the launch's pages
         BurstTimedWrites? bursts = inputs.Bursts;
-        double newly = dirtyRate > 0 ? Math.Min(1, newlyRate / dirtyRate) * (bursts?.BytesWithin(inputs.HarvestTime, sinceHarvest) ?? workingSet.BytesWithin(sinceHarvest))
-            : newlyRate * sinceHarvest.TotalSeconds;
+        double? looked = inputs.DirtiedSinceHarvestBytes is { } d && d >= 0 ? d : null;
+        double newly = dirtyRate > 0
+            ? Math.Min(1, newlyRate / dirtyRate) * (looked ?? bursts?.BytesWithin(inputs.HarvestTime, sinceHarvest) ?? workingSet.BytesWithin(sinceHarvest))
+            : looked ?? newlyRate * sinceHarvest.TotalSeconds;
         TimeSpan launchedAt = inputs.HarvestTime + sinceHarvest;
         double pending = Math.Max(0, inputs.PendingBytes) + newly;
         // the first decision sees the interval since the last harvest; each later one the live round before it

@@ -35,9 +35,29 @@ public sealed class BurstSamplerTests
             if (i >= 20) forecast = sampler.Forecast();
         }
         Engine.BurstForecast f = forecast ?? throw new Xunit.Sdk.XunitException($"no forecast for {workload} within 6 s");
+        // the last look (what a readiness estimate counts as dirtied since the harvest) comes after the last harvest
+        harvest.Clear();
+        DirtyHarvest last = source.DirtyLog.Harvest(harvest);
+        Thread.Sleep(20);
+        DirtyPeek look = sampler.LastLook() ?? throw new Xunit.Sdk.XunitException("the sampler has looked");
+        Assert.True(look.Time > last.Time, $"last look at {look.Time}, last harvest at {last.Time}");
         Assert.InRange(f.Period.TotalMilliseconds, periodMs * 0.97, periodMs * 1.03);
         Assert.InRange(f.Length.TotalMilliseconds, 0.5, periodMs);
         Assert.True(f.Pages >= 64, $"{f.Pages} pages per burst");
+    }
+
+    [Fact]
+    public void ALookCountsWhatTheGuestDirtiedSinceTheHarvestOnlyWhenItComesAfterIt()
+    {
+        static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+        var look = new DirtyPeek(Ms(150), 300);
+        Assert.Equal(300 * 4096.0, SenderRun.DirtiedSince(look, Ms(100), Ms(100), null, 4096));
+        // a working-set probe at 120 took 200 pages into its side bitmap and cleared the log: the look counts what came after
+        Assert.Equal(500 * 4096.0, SenderRun.DirtiedSince(look, Ms(100), Ms(100), new SenderRun.ProbeTaken(Ms(120), 200), 4096));
+        Assert.Null(SenderRun.DirtiedSince(look, Ms(100), Ms(100), new SenderRun.ProbeTaken(Ms(160), 200), 4096)); // a look before the probe
+        Assert.Null(SenderRun.DirtiedSince(look, Ms(100), Ms(140), null, 4096));  // a harvest at 140 since the estimate's at 100
+        Assert.Null(SenderRun.DirtiedSince(look, Ms(200), Ms(200), null, 4096));  // a look older than the harvest
+        Assert.Null(SenderRun.DirtiedSince(null, Ms(100), Ms(100), null, 4096));  // no look (no sampler)
     }
 
     [Fact]

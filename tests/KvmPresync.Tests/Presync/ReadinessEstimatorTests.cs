@@ -205,4 +205,19 @@ public sealed class ReadinessEstimatorTests
         Assert.Equal(now.LaunchToResumeMs + 8 + 9.6, later.LaunchToResumeMs, 3);
         Assert.Equal(now.Bytes + 1_000_000 + 1_200_000, later.Bytes, 1.0);
     }
+
+    [Fact]
+    public void ALookAtTheDirtyLogReplacesTheGuessOfWhatTheGuestDirtiedSinceTheHarvest()
+    {
+        // 40 ms after the harvest the model guesses 6 MB dirtied (150 MB/s), a sixth of it newly pending; the burst clock's
+        // last look counted 3 MB, so a sixth of that: 0.5 MB (4 ms of link) more in the first live round, not 1 MB (8 ms)
+        ReadinessInputs later = Inputs(40, 150e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6, SinceHarvest = TimeSpan.FromMilliseconds(40) };
+        ReadinessEstimate guessed = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later);
+        ReadinessEstimate looked = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 3e6 });
+        ReadinessEstimate now = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { SinceHarvest = TimeSpan.Zero });
+        Assert.Equal(now.Bytes + 500_000 + 600_000, looked.Bytes, 1.0); // and what the guest dirtied during 4 ms more of live round
+        Assert.Equal(guessed.LaunchToResumeMs - 4 - 4.8, looked.LaunchToResumeMs, 3);
+        // a look that saw nothing: the launch finds only what was pending, whatever the time since the harvest
+        Assert.Equal(now, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 0 }));
+    }
 }
