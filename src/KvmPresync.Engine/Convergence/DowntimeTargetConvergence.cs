@@ -62,7 +62,6 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
                 ? new(ConvergenceAction.GiveUp, ConvergenceReason.DowntimeWouldExceedLimit)
                 : new(ConvergenceAction.Pause, ConvergenceReason.LiveTimeUp);
         }
-        double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
         // timed bursts: the forecast says what another live round leaves behind. Pausing now moves the pending bytes paused,
         // another round moves them live and pauses with what the round's bursts wrote, for one harvest more of launch-to-
         // resume: the round pays unless a burst falls in it or it would end past the target (chained rounds ending past it
@@ -75,17 +74,17 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         if (input.Bursts is not null && (input.LiveRounds == 0 || input.SinceLaunch <= input.LaunchTarget))
         {
             TimeSpan round = input.LiveRoundTime;
-            dirtiedMeanwhile = input.ExpectedDirtyBytes(round);
+            double roundWrites = input.ExpectedDirtyBytes(round);
             if (input.LiveRounds == 0)
-                return new(ConvergenceAction.ContinueLive, dirtiedMeanwhile > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound) { StopAtTarget = true };
-            if (dirtiedMeanwhile > input.PendingBytes * ShrinkRatio)
+                return new(ConvergenceAction.ContinueLive, roundWrites > 0 ? ConvergenceReason.SendingBeforeBurst : ConvergenceReason.FirstLiveRound) { StopAtTarget = true };
+            if (roundWrites > input.PendingBytes * ShrinkRatio)
                 return new(ConvergenceAction.Pause, ConvergenceReason.BurstAhead);
             // between bursts the delta should shrink to nothing; a guest that also writes there (the trickle between frames)
             // would keep the launch sending rounds of a few hundred pages until the target: pause with them instead. Not
             // after the first round, which may have left the held pages on purpose.
             if (input.LiveRounds >= 2 && input.PreviousPendingBytes is { } before && input.PendingBytes > before * ShrinkRatio)
                 return new(ConvergenceAction.Pause, ConvergenceReason.NotShrinking);
-            return input.SinceLaunch + round + input.TransferTime(dirtiedMeanwhile) > input.LaunchTarget
+            return input.SinceLaunch + round + input.TransferTime(roundWrites) > input.LaunchTarget
                 ? new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached)
                 : new(ConvergenceAction.ContinueLive, ConvergenceReason.QuietAhead) { StopAtTarget = true };
         }
@@ -93,6 +92,7 @@ public sealed record DowntimeTargetConvergence : IConvergencePolicy
         // dirtied since the last sync round (downtime = launch-to-resume), whatever the target
         if (input.PreviousPendingBytes is not { } previous)
             return new(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound);
+        double dirtiedMeanwhile = input.ExpectedDirtyBytes(input.PendingTransferTime);
         ConvergenceDecision? pause = null;
         if (input.SinceLaunch + input.PendingTransferTime + input.TransferTime(Math.Min(dirtiedMeanwhile, input.PendingBytes)) > input.LaunchTarget)
             pause = new(ConvergenceAction.Pause, ConvergenceReason.LaunchTargetReached);
