@@ -54,8 +54,7 @@ public readonly record struct ReadinessInputs
 
     /// <summary>
     /// Page bytes (as <see cref="PendingBytes"/> counts them) that the rate limiter lets go at once when launch comes: the
-    /// first live round moves them without waiting for the link (0: none, a send was under way). Not when the sender measured
-    /// a rate below the link's (<see cref="LiveTransferBitsPerSecond"/>): then the CPU, not the link, is what its pages wait for.
+    /// first live round moves them without waiting for the link (0: none, a send was under way).
     /// </summary>
     public long LinkBurstBytes { get; init; }
 
@@ -97,9 +96,9 @@ public readonly record struct ReadinessInputs
 /// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write (added to the
 /// held pages a first round left in proportion: a burst rewrites those and others), averaged over the bursts' phase spread
 /// (<see cref="ReadinessInputs.BurstPhaseSpread"/>); the first round moves the rate limiter's burst at once
-/// (<see cref="ReadinessInputs.LinkBurstBytes"/>) where the link bounds the sender; when the policy pauses, the downtime is
-/// the rest plus the state at the link rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls,
-/// seven with timed bursts), so the sender runs it every round.
+/// (<see cref="ReadinessInputs.LinkBurstBytes"/>); when the policy pauses, the downtime is the rest plus the state at the link
+/// rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts), so the sender
+/// runs it every round.
 /// </summary>
 public static class ReadinessEstimator
 {
@@ -186,8 +185,7 @@ public static class ReadinessEstimator
                 return Paused(inputs, round, sinceLaunch, bytes, pending);
             // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
             double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
-            // the limiter's burst skips the wait for the link, not for the CPU: none when the sender measured a lower rate
-            double credit = round == 0 && !CpuBound(inputs) ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
+            double credit = round == 0 ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
             TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left - credit) / liveBytesPerSecond);
             if (decision.StopAtTarget)
             {
@@ -224,9 +222,6 @@ public static class ReadinessEstimator
     public static TimeSpan Downtime(in ReadinessInputs inputs, double pendingBytes) =>
         inputs.RoundOverhead + TimeSpan.FromSeconds((Math.Max(0, pendingBytes) + inputs.StateBytes) / (inputs.LinkBitsPerSecond / 8))
         + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
-
-    /// <summary>The sender measured its live rate below the link's: the CPU, not the link, bounds a live round.</summary>
-    private static bool CpuBound(in ReadinessInputs inputs) => SendBytesPerSecond(inputs) * 8 < inputs.LinkBitsPerSecond;
 
     /// <summary>Page bytes per second the sender moves: the measured rate where lower than the link's, else the link's.</summary>
     private static double SendBytesPerSecond(in ReadinessInputs inputs) =>
