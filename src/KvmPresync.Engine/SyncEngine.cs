@@ -138,6 +138,22 @@ public sealed class SyncEngine
     /// <summary>The guest's dirty rate over the sync rounds (<see cref="PlanSyncRound(DirtyBitmap, in DirtyHarvest, DirtyBitmap, long?)"/> feeds it).</summary>
     public DirtyRateMeter DirtyRate { get; }
 
+    /// <summary>
+    /// The guest's working-set curve: <see cref="DirtyRate"/>'s, with the predictor's active pages as what the guest dirtied
+    /// over its last <see cref="ChangePredictor.HistoryRounds"/> rounds (none without a predictor). What the readiness
+    /// estimate and the convergence policy expect the guest to dirty while the launch's pages move.
+    /// </summary>
+    public DirtyWorkingSet WorkingSet
+    {
+        get
+        {
+            DirtyWorkingSet curve = DirtyRate.WorkingSet;
+            if (Predictor is not { } predictor) return curve;
+            long rounds = Math.Min(predictor.Rounds, ChangePredictor.HistoryRounds);
+            return curve with { SetBytes = predictor.ActivePages * (double)Cost.FullPageBytes, SetWindow = curve.LongWindow * rounds };
+        }
+    }
+
     /// <summary>Pages held back by the last plan.</summary>
     public DirtyBitmap Held => _held;
 

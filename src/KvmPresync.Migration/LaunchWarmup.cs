@@ -19,7 +19,7 @@ internal static class LaunchWarmup
 
     public static void Rehearse(SyncEngineOptions options, int pageSize)
     {
-        var engine = new SyncEngine(Pages, pageSize, options with { Policy = SyncPolicy.None });
+        var engine = new SyncEngine(Pages, pageSize, options); // the run's policy: its predictor (or none) decides which paths the steps take
         var harvest = new DirtyBitmap(Pages);
         var send = new DirtyBitmap(Pages);
         for (int p = 0; p < Pages; p += 7) harvest[p] = true;

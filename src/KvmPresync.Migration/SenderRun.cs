@@ -111,7 +111,7 @@ internal sealed class SenderRun
             PendingBytes = pendingBytes,
             HeldBytes = heldBytes,
             DirtyBytesPerSecond = Engine.DirtyRate.MeanBytesPerSecond,
-            WorkingSet = Engine.DirtyRate.WorkingSet,
+            WorkingSet = Engine.WorkingSet,
             NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
             LinkBitsPerSecond = Engine.EffectiveLinkBitsPerSecond,
             LiveTransferBitsPerSecond = Engine.LiveTransferBitsPerSecond,

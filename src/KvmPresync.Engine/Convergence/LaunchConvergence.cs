@@ -47,8 +47,8 @@ public sealed class LaunchConvergence
             LiveTransferBitsPerSecond = _engine.LiveTransferBitsPerSecond,
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
-            WorkingSet = _engine.DirtyRate.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
-            Bursts = BurstTimedWrites.Of(bursts, _engine.Cost.FullPageBytes, _engine.DirtyRate.WorkingSet),
+            WorkingSet = _engine.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
+            Bursts = BurstTimedWrites.Of(bursts, _engine.Cost.FullPageBytes, _engine.WorkingSet),
             Now = harvested.Time,
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,

@@ -1,6 +1,7 @@
 using KvmPresync.Core;
 using KvmPresync.Engine;
 using KvmPresync.Engine.Convergence;
+using KvmPresync.Memory;
 
 namespace KvmPresync.Tests.Presync;
 
@@ -196,6 +197,54 @@ public sealed class ConvergencePolicyTests
         // without a short point: one rate at every scale
         Assert.False(DirtyWorkingSet.Steady(30e6).HasShortWindow);
         Assert.Equal(0.3e6, DirtyWorkingSet.Steady(30e6).BytesWithin(TimeSpan.FromMilliseconds(10)), 3);
+    }
+
+    [Fact]
+    public void TheWorkingSetCurveBendsTowardsWhatTheGuestDirtiedOverManyRounds()
+    {
+        // a cache rewriting the same items: 10 MB distinct per 100 ms round, 20 MB over 16 rounds (1.6 s)
+        var cache = new DirtyWorkingSet(LongBytesPerSecond: 100e6, LongWindow: TimeSpan.FromMilliseconds(100), SetBytes: 20e6, SetWindow: TimeSpan.FromMilliseconds(1600));
+        Assert.True(cache.HasSetPoint);
+        Assert.Equal(5e6, cache.BytesWithin(TimeSpan.FromMilliseconds(50)), 3);    // the round's rate within a round
+        Assert.Equal(15e6, cache.BytesWithin(TimeSpan.FromMilliseconds(850)), 3);  // between the round and the set, not 85 MB
+        Assert.Equal(20e6, cache.BytesWithin(TimeSpan.FromMilliseconds(1600)), 3);
+        Assert.Equal(30e6, cache.BytesWithin(TimeSpan.FromMilliseconds(3100)), 3); // beyond it, at the last segment's slope
+        // with a short point too: the short segments below the round are as before
+        var both = cache with { ShortBytesPerSecond = 300e6, ShortWindow = TimeSpan.FromMilliseconds(20) };
+        Assert.Equal(3e6, both.BytesWithin(TimeSpan.FromMilliseconds(10)), 3);
+        Assert.Equal(15e6, both.BytesWithin(TimeSpan.FromMilliseconds(850)), 3);
+        // a guest writing fresh pages all the time dirtied 16 rounds' worth: the curve is its rate throughout, as without the point
+        var fresh = cache with { SetBytes = 160e6 };
+        Assert.Equal(85e6, fresh.BytesWithin(TimeSpan.FromMilliseconds(850)), 3);
+        Assert.Equal(85e6, (cache with { SetBytes = 0 }).BytesWithin(TimeSpan.FromMilliseconds(850)), 3);
+        // a set smaller than one round's (counted over fewer rounds than the window) never takes the curve below the round's
+        Assert.Equal(10e6, (cache with { SetBytes = 5e6 }).BytesWithin(TimeSpan.FromMilliseconds(850)), 3);
+        Assert.False((cache with { SetWindow = TimeSpan.FromMilliseconds(100) }).HasSetPoint);
+    }
+
+    [Fact]
+    public void TheEnginesWorkingSetHasThePredictorsActivePagesOverItsHistory()
+    {
+        // a guest that dirties the same 100 pages every 100 ms round
+        var engine = new SyncEngine(1024, 4096, new SyncEngineOptions { LinkBitsPerSecond = Gbit });
+        var send = new DirtyBitmap(1024);
+        for (int round = 0; round <= 20; round++)
+        {
+            var harvest = new DirtyBitmap(1024);
+            for (int p = 0; p < 100; p++) harvest.Set(p);
+            engine.PlanSyncRound(harvest, new DirtyHarvest(TimeSpan.FromMilliseconds(100 * round), 100), send);
+        }
+        DirtyWorkingSet curve = engine.WorkingSet;
+        long pageBytes = engine.Cost.FullPageBytes;
+        Assert.True(curve.HasSetPoint);
+        Assert.Equal(100 * pageBytes, curve.SetBytes, 3);
+        Assert.Equal(TimeSpan.FromMilliseconds(100 * ChangePredictor.HistoryRounds), curve.SetWindow);
+        // what it dirties in a second is the same 100 pages, not ten rounds' worth
+        Assert.Equal(100 * pageBytes, curve.BytesWithin(TimeSpan.FromSeconds(1)), 3);
+        Assert.Equal(1000 * pageBytes, engine.DirtyRate.WorkingSet.BytesWithin(TimeSpan.FromSeconds(1)), 3);
+        // without a predictor (the slowstart policy) the curve is the dirty rate's
+        var plain = new SyncEngine(1024, 4096, new SyncEngineOptions { LinkBitsPerSecond = Gbit, Policy = SyncPolicy.SlowStart });
+        Assert.False(plain.WorkingSet.HasSetPoint);
     }
 
     [Fact]
