@@ -93,7 +93,7 @@ public sealed class BurstClock
     /// <summary>
     /// The bursts' period, phase and length when the recent starts are periodic; null otherwise. A noisy stretch (bursts split
     /// or missed while the host is busy) keeps the last forecast as long as the newest starts still fall on its grid. It has
-    /// <see cref="BurstForecast.EndedAt"/> once the last burst seen has stopped writing.
+    /// <see cref="BurstForecast.EndedAt"/> once the last burst seen has stopped writing, <see cref="BurstForecast.Writing"/> while it may not have.
     /// </summary>
     public BurstForecast? Forecast()
     {
@@ -104,8 +104,10 @@ public sealed class BurstClock
             _forecast = Refit();
         }
         // the last burst is over when no jump came for longer than a burst's writes pause (a burst shorter than the forecast's
-        // length, its upper quartile, writes nothing more)
-        return _forecast is { } f && _current is { } last && _lastLook - last.End > MaxGap ? f with { EndedAt = last.End } : _forecast;
+        // length, its upper quartile, writes nothing more); while it may still be writing, what it wrote so far says how much
+        // of it is left (a burst larger than the quartile, or one that wrote its pages faster, has less left than its time)
+        if (_forecast is not { } f || _current is not { } last) return _forecast;
+        return _lastLook - last.End > MaxGap ? f with { EndedAt = last.End } : f with { Writing = new BurstProgress(last.Start, last.Pages) };
     }
 
     private TimeSpan _lastLook;
@@ -221,6 +223,9 @@ public sealed class BurstClock
     }
 }
 
+/// <summary>A burst as the clock saw it so far: its start (the look before its first jump) and the pages it has written.</summary>
+public readonly record struct BurstProgress(TimeSpan Start, long Pages);
+
 /// <summary>
 /// When a periodic guest writes: bursts of <see cref="Length"/> starting at <see cref="Anchor"/> + k × <see cref="Period"/>
 /// (the dirty source's clock, the harvests' <see cref="Core.DirtyHarvest.Time"/>), each of about <see cref="Pages"/>
@@ -236,9 +241,16 @@ public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, Ti
     public TimeSpan? EndedAt { get; init; }
 
     /// <summary>
+    /// The burst the clock last saw, while it may still be writing (null once it has stopped: <see cref="EndedAt"/>, or when
+    /// not known): when it started and how many pages it had written at the last look.
+    /// </summary>
+    public BurstProgress? Writing { get; init; }
+
+    /// <summary>
     /// How many bursts' writes fall within [<paramref name="from"/>, <paramref name="from"/> + <paramref name="window"/>]: each
     /// burst's writes spread evenly over its length, so a window that catches half of one counts 0.5; a burst that ended early
-    /// (<see cref="EndedAt"/>) writes nothing after its end.
+    /// (<see cref="EndedAt"/>) writes nothing after its end; of the burst still writing (<see cref="Writing"/>), at most the
+    /// share of its pages it has not written yet, spread over the rest of its length.
     /// </summary>
     public double BurstsWithin(TimeSpan from, TimeSpan window)
     {
@@ -247,6 +259,8 @@ public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, Ti
         double a = from.TotalMilliseconds, b = a + window.TotalMilliseconds;
         if ((b - a) / p > 10_000) return (b - a) / p; // a window of many periods: one burst per period (and no long loop)
         double first = Math.Floor((a - len - Anchor.TotalMilliseconds) / p); // the first burst that may still be writing at a
+        // the grid's burst the one still writing belongs to (its seen start may lag the grid's by a descheduled vCPU)
+        double? writingK = Writing is { } w ? Math.Round((w.Start.TotalMilliseconds - Anchor.TotalMilliseconds) / p) : null;
         double total = 0;
         for (double k = first; ; k++)
         {
@@ -254,7 +268,11 @@ public readonly record struct BurstForecast(TimeSpan Period, TimeSpan Anchor, Ti
             if (s >= b) break;
             double end = EndedAt is { } ended && s <= ended.TotalMilliseconds ? Math.Min(s + len, ended.TotalMilliseconds) : s + len;
             double overlap = Math.Min(b, end) - Math.Max(a, s);
-            if (overlap > 0) total += overlap / len;
+            if (overlap <= 0) continue;
+            double share = overlap / len;
+            if (k == writingK && a > s && Pages > 0)
+                share = Math.Min(share, Math.Max(0, 1 - Writing!.Value.Pages / (double)Pages) * overlap / (end - a));
+            total += share;
         }
         return total;
     }

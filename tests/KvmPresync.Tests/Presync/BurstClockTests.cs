@@ -247,4 +247,36 @@ public sealed class BurstClockTests
         Assert.Equal(0.5, f.BurstsWithin(Ms(104), Ms(41)), 6); // the next one, from 140, half of it
         Assert.Equal(0.6, (f with { EndedAt = null }).BurstsWithin(Ms(104), Ms(20)), 6);
     }
+    [Fact]
+    public void ABurstStillWritingHasOnlyItsUnwrittenPagesLeftInTheForecast()
+    {
+        // frames every 40 ms of 1,200 pages over 12 ms; the last one, at 403, writes 1,100 pages in 3 ms
+        var bursts = new List<(double, double, long)>();
+        for (int i = 0; i < 10; i++) bursts.Add((3 + i * 40.0, 12, 1200));
+        bursts.Add((403, 3, 1100));
+        static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+        BurstForecast f = Feed(new Guest(bursts), untilMs: 408).Forecast() ?? throw new Xunit.Sdk.XunitException("no forecast");
+        // 2 ms after its last write it may still be writing: the clock says what it wrote so far
+        Assert.Null(f.EndedAt);
+        Assert.InRange(f.Writing!.Value.Pages, 1000, 1100);
+        Assert.InRange(f.Writing!.Value.Start.TotalMilliseconds, 400, 404);
+        // by its time it would have 7 of its 12 ms left (0.58 of a burst); by its pages, at most a tenth
+        Assert.InRange((f with { Writing = null }).BurstsWithin(Ms(408), Ms(20)), 0.5, 0.7);
+        Assert.InRange(f.BurstsWithin(Ms(408), Ms(20)), 0, 1 - 1000.0 / 1200);
+    }
+    [Fact]
+    public void AForecastOfABurstStillWritingCountsAtMostItsUnwrittenShare()
+    {
+        static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+        // bursts of 2,000 pages over 10 ms from t = 100; the one at 100 has written 1,500 pages by 104
+        var f = new BurstForecast(Ms(40), Ms(100), Ms(10), 2000) { Writing = new BurstProgress(Ms(100), 1500) };
+        Assert.Equal(0.25, f.BurstsWithin(Ms(104), Ms(20)), 6);            // its last quarter, not 6 ms of 10
+        Assert.Equal(0.125, f.BurstsWithin(Ms(104), Ms(3)), 6);            // spread over the 6 ms it has left
+        Assert.Equal(1.25, f.BurstsWithin(Ms(104), Ms(46)), 6);            // the next one, at 140, counts whole
+        Assert.Equal(0, (f with { Writing = new BurstProgress(Ms(100), 2600) }).BurstsWithin(Ms(104), Ms(20)), 6); // larger than the quartile: done
+        // a burst that wrote slowly so far keeps its time share (never more than the time says)
+        Assert.Equal(0.6, (f with { Writing = new BurstProgress(Ms(100), 100) }).BurstsWithin(Ms(104), Ms(20)), 6);
+        // progress seen of an earlier burst (seen start 61: the one at 60) says nothing about the one at 100
+        Assert.Equal(0.6, (f with { Writing = new BurstProgress(Ms(61), 1900) }).BurstsWithin(Ms(104), Ms(20)), 6);
+    }
 }
