@@ -126,6 +126,25 @@ internal sealed class SenderRun
         return Readiness = ReadinessNow()!;
     }
 
+    /// <summary>
+    /// A sync round's harvest and plan, before its send: the estimate's basis moves to this harvest, with what is pending now
+    /// (<paramref name="pendingBytes"/>), so that a launch during the send counts what the round has sent so far as no longer
+    /// pending and what the guest dirtied since this harvest, not since the last round's. A round of a guest that outruns the
+    /// link lasts most of a second: the last round's basis then counts its pages twice, once as dirtied and once as pending.
+    /// </summary>
+    public void RebaseReadiness(long pendingBytes, long heldBytes)
+    {
+        if (Volatile.Read(ref _readinessBasis) is not { } b) return;
+        Volatile.Write(ref _sendStartBytes, BytesWritten);
+        Volatile.Write(ref _readinessBasis, b with
+        {
+            Inputs = b.Inputs with { PendingBytes = pendingBytes, HeldBytes = heldBytes, HarvestTime = LastHarvestTime },
+            HarvestedAt = _harvestedAt,
+        });
+    }
+
+    private long _sendStartBytes; // BytesWritten when the sync round under way began its send
+
     /// <summary>True while a sync round's pages are being sent (a launch then waits for the batches under way).</summary>
     public bool SyncSending { get => Volatile.Read(ref _syncSending); set => Volatile.Write(ref _syncSending, value); }
     private bool _syncSending;
@@ -148,8 +167,11 @@ internal sealed class SenderRun
     {
         if (Volatile.Read(ref _readinessBasis) is not { } b) return null;
         bool sending = syncSending ?? SyncSending;
+        // during a send, the pages the round has sent since its harvest are no longer pending (wire bytes, in page bytes)
+        long sentPageBytes = sending ? (long)(Math.Max(0, BytesWritten - Volatile.Read(ref _sendStartBytes)) * Math.Max(1, b.PayloadSpeedup)) : 0;
         ReadinessEstimate e = ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with
         {
+            PendingBytes = Math.Max(0, b.Inputs.PendingBytes - sentPageBytes),
             // idle since the last sync round's send, the limiter's bucket is full; in page bytes, as the estimate counts them
             LinkBurstBytes = sending || Channel.Bucket is not { } bucket ? 0 : (long)(bucket.BurstBytes * Math.Max(1, b.PayloadSpeedup)),
             SinceHarvest = Clock.Elapsed - b.HarvestedAt,

@@ -72,6 +72,7 @@ internal static class SyncPhase
             var h = run.HarvestNow();
             long windowBytes = engine.Window?.Window ?? engine.LinkCapacity(engine.Interval);
             RoundPlan plan = engine.PlanSyncRound(run.Harvest, h, run.Send);
+            run.RebaseReadiness(engine.PendingBytes(), plan.HeldBytes);
             // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
             TimeSpan sendStart = run.Clock.Elapsed;
             SendCounts counts;
