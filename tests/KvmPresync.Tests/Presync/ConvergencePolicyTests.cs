@@ -61,7 +61,14 @@ public sealed class ConvergencePolicyTests
     {
         // pausing at the first decision would be a stop-and-copy of all the guest dirtied since the last sync round
         Assert.Equal(new ConvergenceDecision(ConvergenceAction.ContinueLive, ConvergenceReason.FirstLiveRound),
+            Policy.Decide(Input(40, dirtyBytesPerSecond: 50e6, targetMs: 30)));
+        // ... unless the guest outruns the link: at 150 MB/s it dirties 6 MB while the round moves the 5 MB pending, and the
+        // round would only put its own 40 ms before the same pause
+        Assert.Equal(new ConvergenceDecision(ConvergenceAction.Pause, ConvergenceReason.NotShrinking),
             Policy.Decide(Input(40, dirtyBytesPerSecond: 150e6, targetMs: 50)));
+        Assert.Equal(ConvergenceReason.FirstLiveRound, Policy.Decide(Input(40, dirtyBytesPerSecond: 90e6, targetMs: 50)).Reason); // 3.6 MB: < 0.8 × 5
+        // a round that would end past the target (40 ms > 30) must at least halve what is pending: 3.6 MB left does not
+        Assert.Equal(ConvergenceReason.NotShrinking, Policy.Decide(Input(40, dirtyBytesPerSecond: 90e6, targetMs: 30)).Reason);
         // ... unless it fits the downtime target, or live copying may not run at all
         Assert.Equal(ConvergenceReason.FitsDowntimeTarget, Policy.Decide(Input(0.5, dirtyBytesPerSecond: 150e6, targetMs: 50)).Reason);
         Assert.Equal(ConvergenceReason.LiveTimeUp, new DowntimeTargetConvergence { MaxLiveDuration = TimeSpan.Zero }.Decide(Input(40, targetMs: 50)).Reason);

@@ -131,34 +131,46 @@ public sealed class ReadinessEstimatorTests
     }
 
     [Fact]
-    public void AGuestFasterThanTheLinkGetsOneLiveRoundThenPauses()
+    public void AGuestSlowerThanTheLinkGetsOneLiveRoundThenPauses()
     {
-        // 40 ms pending at a 50 ms target: the first live round (40.2 ms) always runs; the guest dirtied 150 MB/s meanwhile,
-        // another round would end past the target: pause with that
-        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(40, 150e6, targetMs: 50));
+        // 40 ms pending at a 50 ms target: the first live round (40.2 ms) runs; the guest dirtied 80 MB/s meanwhile (3.2 MB,
+        // less than 0.8 × the 5 MB it moved), another round would end past the target: pause with that
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(40, 80e6, targetMs: 50));
         Assert.Equal(1, e.LiveRounds);
-        double left = 150e6 * 0.0402 / BytesPerMs;
+        double left = 80e6 * 0.0402 / BytesPerMs;
         Assert.Equal(0.2 + left + 0.2 + 0.5 + 2, e.DowntimeMs, 3);
         Assert.Equal(40.2 + e.DowntimeMs, e.LaunchToResumeMs, 3);
     }
 
     [Fact]
+    public void AGuestFasterThanTheLinkPausesAtOnce()
+    {
+        // at 150 MB/s the guest would dirty 6 MB while the first live round moves the 5 MB pending: the round would only put
+        // its 40.2 ms before a larger pause, so the estimate is a stop-and-copy of what is pending
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(40, 150e6, targetMs: 50));
+        Assert.Equal(0, e.LiveRounds);
+        Assert.Equal(0.2 + 40 + 0.2 + 0.5 + 2, e.DowntimeMs, 3);
+        Assert.Equal(e.DowntimeMs, e.LaunchToResumeMs, 3);
+    }
+
+    [Fact]
     public void LiveRoundsMoveAtTheMeasuredRateAndTheGuestDirtiesAlongItsWorkingSetCurve()
     {
-        // 20 ms of link pending, but with the guest running pages leave at half the link rate (the CPU bounds the send);
+        // 30 ms of link pending, but with the guest running pages leave at half the link rate (the CPU bounds the send);
         // the guest rewrites pages often: 100 MB/s distinct within 20 ms, 30 MB/s within a 100 ms round
         var curve = new DirtyWorkingSet(30e6, TimeSpan.FromMilliseconds(100), 100e6, TimeSpan.FromMilliseconds(20));
-        ReadinessInputs inputs = Inputs(20, 30e6) with { WorkingSet = curve, LiveTransferBitsPerSecond = Gbit / 2 };
+        ReadinessInputs inputs = Inputs(30, 30e6, targetMs: 90) with { WorkingSet = curve, LiveTransferBitsPerSecond = Gbit / 2 };
         ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), inputs);
         Assert.Equal(1, e.LiveRounds);
-        double live = 0.2 + 40;                                       // 2.5 MB at 62.5 MB/s
+        double live = 0.2 + 60;                                       // 3.75 MB at 62.5 MB/s
         double dirtied = 2e6 + (3e6 - 2e6) * (live - 20) / (100 - 20); // bytes: the curve between its two points
         Assert.Equal(dirtied, curve.BytesWithin(TimeSpan.FromMilliseconds(live)), 0);
-        // 2.25 MB is not below 0.8 × 2.5 MB: pause; the paused delta moves at the link rate (the guest no longer runs)
+        // another round (2.5 MB, then the 2 MB the curve gives within it) would end past the 90 ms target: pause; the paused
+        // delta moves at the link rate (the guest no longer runs)
         Assert.Equal(0.2 + (dirtied + 25_000) / BytesPerMs + 0.5 + 2, e.DowntimeMs, 3);
         Assert.Equal(live + e.DowntimeMs, e.LaunchToResumeMs, 3);
         // without the curve and the measured rate the same guest looks far easier
-        ReadinessEstimate naive = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(20, 30e6));
+        ReadinessEstimate naive = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), Inputs(30, 30e6, targetMs: 90));
         Assert.True(naive.LaunchToResumeMs < e.LaunchToResumeMs - 20);
     }
 
@@ -183,28 +195,28 @@ public sealed class ReadinessEstimatorTests
     [Fact]
     public void LaunchingLaterFindsWhatBecamePendingSinceTheHarvest()
     {
-        // 40 ms after the harvest, a sixth of what the guest dirties (150 MB/s) is newly pending: 1 MB (8 ms of link) more to
-        // move in the first live round, and 1.2 MB (9.6 ms) more dirtied during that longer round, moved paused
-        ReadinessInputs at = Inputs(40, 150e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6 };
+        // 40 ms after the harvest, 25/80 of what the guest dirties (80 MB/s) is newly pending: 1 MB (8 ms of link) more to
+        // move in the first live round, and 0.64 MB (5.12 ms) more dirtied during that longer round, moved paused
+        ReadinessInputs at = Inputs(40, 80e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6 };
         ReadinessEstimate now = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at);
         ReadinessEstimate later = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), at with { SinceHarvest = TimeSpan.FromMilliseconds(40) });
         Assert.Equal(1, later.LiveRounds);
-        Assert.Equal(now.DowntimeMs + 9.6, later.DowntimeMs, 3);
-        Assert.Equal(now.LaunchToResumeMs + 8 + 9.6, later.LaunchToResumeMs, 3);
-        Assert.Equal(now.Bytes + 1_000_000 + 1_200_000, later.Bytes, 1.0);
+        Assert.Equal(now.DowntimeMs + 5.12, later.DowntimeMs, 3);
+        Assert.Equal(now.LaunchToResumeMs + 8 + 5.12, later.LaunchToResumeMs, 3);
+        Assert.Equal(now.Bytes + 1_000_000 + 640_000, later.Bytes, 1.0);
     }
 
     [Fact]
     public void ALookAtTheDirtyLogReplacesTheGuessOfWhatTheGuestDirtiedSinceTheHarvest()
     {
-        // 40 ms after the harvest the model guesses 6 MB dirtied (150 MB/s), a sixth of it newly pending; the burst clock's
-        // last look counted 3 MB, so a sixth of that: 0.5 MB (4 ms of link) more in the first live round, not 1 MB (8 ms)
-        ReadinessInputs later = Inputs(40, 150e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6, SinceHarvest = TimeSpan.FromMilliseconds(40) };
+        // 40 ms after the harvest the model guesses 3.2 MB dirtied (80 MB/s), 25/80 of it newly pending; the burst clock's
+        // last look counted 1.6 MB, so 25/80 of that: 0.5 MB (4 ms of link) more in the first live round, not 1 MB (8 ms)
+        ReadinessInputs later = Inputs(40, 80e6, targetMs: 50) with { NewlyPendingBytesPerSecond = 25e6, SinceHarvest = TimeSpan.FromMilliseconds(40) };
         ReadinessEstimate guessed = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later);
-        ReadinessEstimate looked = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 3e6 });
+        ReadinessEstimate looked = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 1.6e6 });
         ReadinessEstimate now = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { SinceHarvest = TimeSpan.Zero });
-        Assert.Equal(now.Bytes + 500_000 + 600_000, looked.Bytes, 1.0); // and what the guest dirtied during 4 ms more of live round
-        Assert.Equal(guessed.LaunchToResumeMs - 4 - 4.8, looked.LaunchToResumeMs, 3);
+        Assert.Equal(now.Bytes + 500_000 + 320_000, looked.Bytes, 1.0); // and what the guest dirtied during 4 ms more of live round
+        Assert.Equal(guessed.LaunchToResumeMs - 4 - 2.56, looked.LaunchToResumeMs, 3);
         // a look that saw nothing: the launch finds only what was pending, whatever the time since the harvest
         Assert.Equal(now, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 0 }));
     }
