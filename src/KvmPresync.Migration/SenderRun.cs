@@ -122,6 +122,7 @@ internal sealed class SenderRun
             SwitchoverCost = Options.SwitchoverCost,
             StopCheckInterval = BatchTime,
         }, _harvestedAt, Engine.PayloadSpeedup);
+        Volatile.Write(ref _sendStartBytes, BytesWritten); // what is pending now excludes what was sent so far
         Volatile.Write(ref _readinessBasis, basis);
         return Readiness = ReadinessNow()!;
     }
@@ -143,7 +144,14 @@ internal sealed class SenderRun
         });
     }
 
-    private long _sendStartBytes; // BytesWritten when the sync round under way began its send
+    private long _sendStartBytes; // BytesWritten when the basis was last set: at a sync round's harvest (its send starts) and after its send
+
+    /// <summary>
+    /// Page bytes still pending while a sync round sends: those pending at its harvest less what it has written since
+    /// (<paramref name="wireBytesSent"/>, wire bytes, which stand for <paramref name="payloadSpeedup"/> times as many page bytes).
+    /// </summary>
+    internal static long PendingDuringSend(long pendingAtHarvest, long wireBytesSent, double payloadSpeedup) =>
+        Math.Max(0, pendingAtHarvest - (long)(Math.Max(0, wireBytesSent) * Math.Max(1, payloadSpeedup)));
 
     /// <summary>True while a sync round's pages are being sent (a launch then waits for the batches under way).</summary>
     public bool SyncSending { get => Volatile.Read(ref _syncSending); set => Volatile.Write(ref _syncSending, value); }
@@ -167,11 +175,9 @@ internal sealed class SenderRun
     {
         if (Volatile.Read(ref _readinessBasis) is not { } b) return null;
         bool sending = syncSending ?? SyncSending;
-        // during a send, the pages the round has sent since its harvest are no longer pending (wire bytes, in page bytes)
-        long sentPageBytes = sending ? (long)(Math.Max(0, BytesWritten - Volatile.Read(ref _sendStartBytes)) * Math.Max(1, b.PayloadSpeedup)) : 0;
         ReadinessEstimate e = ReadinessEstimator.Estimate(Engine.Convergence, b.Inputs with
         {
-            PendingBytes = Math.Max(0, b.Inputs.PendingBytes - sentPageBytes),
+            PendingBytes = sending ? PendingDuringSend(b.Inputs.PendingBytes, BytesWritten - Volatile.Read(ref _sendStartBytes), b.PayloadSpeedup) : b.Inputs.PendingBytes,
             // idle since the last sync round's send, the limiter's bucket is full; in page bytes, as the estimate counts them
             LinkBurstBytes = sending || Channel.Bucket is not { } bucket ? 0 : (long)(bucket.BurstBytes * Math.Max(1, b.PayloadSpeedup)),
             SinceHarvest = Clock.Elapsed - b.HarvestedAt,

@@ -72,4 +72,15 @@ public sealed class BurstSamplerTests
         public int PageSize => 4096;
         public DirtyHarvest Harvest(DirtyBitmap into) => new(TimeSpan.Zero, 0);
     }
+
+    [Fact]
+    public void ALaunchDuringASyncRoundsSendCountsWhatTheRoundSentAsNoLongerPending()
+    {
+        // 30,000 pages pending at the round's harvest; 20 MB on the wire since, at a compression speed-up of 3: 60 MB of
+        // pages (14,648 pages of 4,096 bytes) have left
+        Assert.Equal(30_000L * 4096 - 60_000_000, SenderRun.PendingDuringSend(30_000L * 4096, 20_000_000, 3));
+        Assert.Equal(0, SenderRun.PendingDuringSend(1_000_000, 2_000_000, 1));        // never below nothing
+        Assert.Equal(1_000_000, SenderRun.PendingDuringSend(1_000_000, 0, 3));        // nothing sent yet
+        Assert.Equal(500_000, SenderRun.PendingDuringSend(1_000_000, 500_000, 0.5));  // a speed-up below 1 is raw
+    }
 }
