@@ -131,7 +131,7 @@ public sealed class SyncEngine
 
     /// <summary>What pages move at while the guest runs, bits per second: <see cref="SendRate"/> where measured and lower, else the effective link rate.</summary>
     public double LiveTransferBitsPerSecond =>
-        SendRate.BytesPerSecond is { } measured && measured * 8 < EffectiveLinkBitsPerSecond ? Math.Max(measured * 8, 1) : EffectiveLinkBitsPerSecond;
+        ConvergenceInput.LiveRate(SendRate.BytesPerSecond * 8, EffectiveLinkBitsPerSecond);
 
     public PageCost Cost { get; }
 

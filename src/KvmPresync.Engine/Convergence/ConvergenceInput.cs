@@ -65,9 +65,15 @@ public readonly record struct ConvergenceInput
     /// How long a live round moving <see cref="PendingBytes"/> lasts: at <see cref="LiveTransferBitsPerSecond"/> where measured
     /// lower than the link rate, else at the link rate.
     /// </summary>
-    public TimeSpan LiveRoundTime =>
-        LiveTransferBitsPerSecond is { } live && live > 0 && live < LinkBitsPerSecond
-            ? TimeSpan.FromSeconds(PendingBytes * 8 / live) : PendingTransferTime;
+    public TimeSpan LiveRoundTime => TimeSpan.FromSeconds(PendingBytes * 8 / LiveRate(LiveTransferBitsPerSecond, LinkBitsPerSecond));
+
+    /// <summary>
+    /// The rate live rounds move at, bits per second: <paramref name="measured"/> where it is a positive, finite rate below
+    /// <paramref name="link"/>, else the link's (what the sender measures is what moved, never more than the link allows).
+    /// The one rule the engine's live rate, the policy's round time and the readiness estimate share.
+    /// </summary>
+    public static double LiveRate(double? measured, double link) =>
+        measured is { } m && m > 0 && double.IsFinite(m) && m < link ? m : link;
 
     /// <summary>
     /// Distinct bytes the guest is expected to dirty within <paramref name="window"/> from now: from its timed bursts when it

@@ -38,6 +38,7 @@ public sealed class LaunchConvergence
         _engine.AbsorbAfterLaunch(harvest);
         _firstHarvest ??= harvested.Time;
         TimeSpan interval = harvested.Time - _previousHarvest;
+        DirtyWorkingSet workingSet = _engine.WorkingSet;
         var input = new ConvergenceInput
         {
             PendingBytes = _engine.PendingBytes(),
@@ -47,8 +48,8 @@ public sealed class LaunchConvergence
             LiveTransferBitsPerSecond = _engine.LiveTransferBitsPerSecond,
             Rtt = rtt,
             MeanDirtyBytesPerSecond = _engine.DirtyRate.MeanBytesPerSecond,
-            WorkingSet = _engine.WorkingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
-            Bursts = BurstTimedWrites.Of(bursts, _engine.Cost.FullPageBytes, _engine.WorkingSet),
+            WorkingSet = workingSet, // read only where it has its short point (ConvergenceInput.ExpectedDirtyBytes)
+            Bursts = BurstTimedWrites.Of(bursts, _engine.Cost.FullPageBytes, workingSet),
             Now = harvested.Time,
             WaitingForQuietFor = harvested.Time - _waitingForQuietSince,
             SinceLaunch = harvested.Time - _firstHarvest.Value,

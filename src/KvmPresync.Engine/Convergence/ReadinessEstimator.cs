@@ -141,7 +141,7 @@ public static class ReadinessEstimator
 
     private static ReadinessEstimate EstimateOnce(IConvergencePolicy policy, in ReadinessInputs inputs)
     {
-        double liveBytesPerSecond = SendBytesPerSecond(inputs);
+        double liveBytesPerSecond = ConvergenceInput.LiveRate(inputs.LiveTransferBitsPerSecond, inputs.LinkBitsPerSecond) / 8;
         TimeSpan overhead = inputs.RoundOverhead;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
         DirtyWorkingSet workingSet = inputs.WorkingSet ?? DirtyWorkingSet.Steady(dirtyRate);
@@ -222,10 +222,6 @@ public static class ReadinessEstimator
     public static TimeSpan Downtime(in ReadinessInputs inputs, double pendingBytes) =>
         inputs.RoundOverhead + TimeSpan.FromSeconds((Math.Max(0, pendingBytes) + inputs.StateBytes) / (inputs.LinkBitsPerSecond / 8))
         + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
-
-    /// <summary>Page bytes per second the sender moves: the measured rate where lower than the link's, else the link's.</summary>
-    private static double SendBytesPerSecond(in ReadinessInputs inputs) =>
-        inputs.LiveTransferBitsPerSecond is { } measured && measured > 0 && double.IsFinite(measured) ? Math.Min(measured, inputs.LinkBitsPerSecond) / 8 : inputs.LinkBitsPerSecond / 8;
 
     /// <summary>
     /// Of <paramref name="dirtied"/> bytes a guest wrote while <paramref name="held"/> bytes of held pages waited, those not
