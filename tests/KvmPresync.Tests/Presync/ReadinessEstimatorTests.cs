@@ -220,4 +220,28 @@ public sealed class ReadinessEstimatorTests
         // a look that saw nothing: the launch finds only what was pending, whatever the time since the harvest
         Assert.Equal(now, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), later with { DirtiedSinceHarvestBytes = 0 }));
     }
+
+    [Fact]
+    public void PagesTheGuestRewritesWhileStillUnsentAreNotCountedTwice()
+    {
+        // a cache outrunning the link: a working set of 120 MB over many rounds, 10 MB of it held, 88 MB pending unsent
+        // (98 MB with the held) 200 ms into a send; the look counted 64 MB dirtied since the harvest, 90 % newly pending.
+        // Evenly over the 110 MB of the set outside the held pages, 88/110 of those fall among the unsent: 0.9 × 0.2 × 64 MB
+        // = 11.52 MB is new, not 57.6 MB
+        var set = new DirtyWorkingSet(200e6, TimeSpan.FromMilliseconds(500), SetBytes: 120e6, SetWindow: TimeSpan.FromSeconds(8));
+        ReadinessInputs atLaunch = Inputs(98e6 / BytesPerMs, 200e6) with
+        {
+            HeldBytes = 10_000_000, WorkingSet = set, NewlyPendingBytesPerSecond = 180e6,
+            SinceHarvest = TimeSpan.FromMilliseconds(200), DirtiedSinceHarvestBytes = 64e6,
+        };
+        Assert.Equal(0.2, ReadinessEstimator.NotAmongUnsentShare(atLaunch), 9);
+        ReadinessEstimate e = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), atLaunch);
+        Assert.Equal(0, e.LiveRounds); // the guest outruns the link: pause at once
+        Assert.Equal(98e6 + 11.52e6 + 25_000, e.Bytes, 1.0);
+        // nothing unsent but the held pages (the round's send is over): the newly pending share alone
+        Assert.Equal(1, ReadinessEstimator.NotAmongUnsentShare(atLaunch with { PendingBytes = 10_000_000 }));
+        // more pending than the working set holds (the initial copy's pages), or no set point: nothing assumed to overlap
+        Assert.Equal(1, ReadinessEstimator.NotAmongUnsentShare(atLaunch with { PendingBytes = 130_000_000 }));
+        Assert.Equal(1, ReadinessEstimator.NotAmongUnsentShare(atLaunch with { WorkingSet = DirtyWorkingSet.Steady(200e6) }));
+    }
 }
