@@ -121,6 +121,7 @@ internal sealed class SenderRun
             HarvestTime = LastHarvestTime,
             SwitchoverCost = Options.SwitchoverCost,
             StopCheckInterval = BatchTime,
+            CompressBytesPerSecond = Compressor.ExpectedCompressBytesPerSecond((long)Options.BatchPages * Memory.PageSize),
         }, _harvestedAt, Engine.PayloadSpeedup);
         Volatile.Write(ref _sendStartBytes, BytesWritten); // what is pending now excludes what was sent so far
         Volatile.Write(ref _readinessBasis, basis);

@@ -59,6 +59,14 @@ public readonly record struct ReadinessInputs
     public long LinkBurstBytes { get; init; }
 
     /// <summary>
+    /// Page bytes per second the sender gathers and compresses when the live pages go compressed (the compressor's measured
+    /// speed with the codec it would choose); null: they go raw. The rate limiter's burst lets compressed bytes go at once, but
+    /// no faster than they are compressed: a first round of 709 audio pages (2.9 MB, 0.98 MB on the wire) took 7–11 ms at
+    /// the compressor's pace, where the burst's 0.5 MB at once and the rest at the link would take 3.8 ms.
+    /// </summary>
+    public double? CompressBytesPerSecond { get; init; }
+
+    /// <summary>
     /// With <see cref="Bursts"/>: how far either side of the forecast the bursts may fall against the modelled rounds (the
     /// rounds' own times vary by a few milliseconds: the sender shares the CPUs with the guest and the receiver). The estimate
     /// is the mean over that spread; zero: the forecast as it is; null: <see cref="ReadinessEstimator.DefaultBurstPhaseSpread"/>.
@@ -143,6 +151,7 @@ public static class ReadinessEstimator
     {
         double liveBytesPerSecond = ConvergenceInput.LiveRate(inputs.LiveTransferBitsPerSecond, inputs.LinkBitsPerSecond) / 8;
         TimeSpan overhead = inputs.RoundOverhead;
+        double compressBytesPerSecond = inputs.CompressBytesPerSecond is { } c && c > 0 ? c : double.PositiveInfinity;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
         DirtyWorkingSet workingSet = inputs.WorkingSet ?? DirtyWorkingSet.Steady(dirtyRate);
         TimeSpan sinceHarvest = inputs.SinceHarvest > TimeSpan.Zero ? inputs.SinceHarvest : TimeSpan.Zero;
@@ -186,7 +195,7 @@ public static class ReadinessEstimator
             // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
             double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
             double credit = round == 0 ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
-            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds((pending - left - credit) / liveBytesPerSecond);
+            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(Math.Max((pending - left - credit) / liveBytesPerSecond, (pending - left) / compressBytesPerSecond));
             if (decision.StopAtTarget)
             {
                 // the sender checks once a batch whether pausing after the next would end past the target; when it does, it
@@ -200,7 +209,12 @@ public static class ReadinessEstimator
                     return Paused(inputs, t > TimeSpan.Zero ? round + 1 : round, sinceLaunch + at, bytes + MovedBy(at), RestAt(at));
                 }
 
-                double MovedBy(TimeSpan t) => Math.Min(pending - left, credit + Math.Max(0, (t - overhead).TotalSeconds) * liveBytesPerSecond);
+                double MovedBy(TimeSpan t)
+                {
+                    double seconds = Math.Max(0, (t - overhead).TotalSeconds);
+                    double compressed = double.IsPositiveInfinity(compressBytesPerSecond) ? double.PositiveInfinity : seconds * compressBytesPerSecond;
+                    return Math.Min(pending - left, Math.Min(credit + seconds * liveBytesPerSecond, compressed));
+                }
                 double RestAt(TimeSpan t) => pending - MovedBy(t) + NewlyDirtied(bursts?.BytesWithin(now, t) ?? workingSet.BytesWithin(t), left, bursts);
             }
             bytes += pending - left;

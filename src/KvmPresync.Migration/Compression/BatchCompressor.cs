@@ -72,18 +72,35 @@ internal sealed class BatchCompressor : IDisposable
         if (!Offered || !_negotiated || rawBytes <= 0) return 1;
         lock (_gate)
         {
-            PageCodec codec = _mode switch
-            {
-                CompressionMode.Lz4 => PageCodec.Lz4,
-                CompressionMode.Zstd => PageCodec.Zstd,
-                _ => _chooser.Best(rawBytes),
-            };
+            PageCodec codec = ExpectedCodec(rawBytes);
             if (codec == PageCodec.None) return 1;
             return _chooser.ExpectedSeconds(PageCodec.None, rawBytes) is { } raw && _chooser.ExpectedSeconds(codec, rawBytes) is { } with && with > 0
                 ? Math.Max(1, raw / with)
                 : 1;
         }
     }
+
+    /// <summary>
+    /// Page bytes per second the pipeline gathers and compresses with the codec a batch of <paramref name="rawBytes"/> would
+    /// use (the chooser's measured speed); null when batches go raw or nothing is measured yet.
+    /// </summary>
+    public double? ExpectedCompressBytesPerSecond(long rawBytes)
+    {
+        if (!Offered || !_negotiated || rawBytes <= 0) return null;
+        lock (_gate)
+        {
+            PageCodec codec = ExpectedCodec(rawBytes);
+            return codec == PageCodec.None ? null : _chooser.BytesPerSecond(codec);
+        }
+    }
+
+    /// <summary>The codec the next batch of <paramref name="rawBytes"/> would use, probes aside; under <see cref="_gate"/>.</summary>
+    private PageCodec ExpectedCodec(long rawBytes) => _mode switch
+    {
+        CompressionMode.Lz4 => PageCodec.Lz4,
+        CompressionMode.Zstd => PageCodec.Zstd,
+        _ => _chooser.Best(rawBytes),
+    };
 
     /// <summary>Whether the sender offers <see cref="HelloOptions.CompressedPages"/>.</summary>
     public bool Offered => _mode != CompressionMode.Off && _disabled is null;
