@@ -97,16 +97,18 @@ public readonly record struct ReadinessInputs
 
 /// <summary>
 /// Predicts the switchover as if launch were asked for now, by running the run's own convergence policy forward over a
-/// fluid model: launch finds what is pending plus what became pending since the last harvest; each live round moves what is
+/// fluid model: launch finds what is pending plus what became pending since the last harvest (not what the guest rewrote among
+/// the pages still unsent: <see cref="NotAmongUnsentShare"/>); each live round moves what is
 /// pending at the live transfer rate (<see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
 /// <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set curve
 /// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round — or, when its
 /// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write (added to the
 /// held pages a first round left in proportion: a burst rewrites those and others), averaged over the bursts' phase spread
 /// (<see cref="ReadinessInputs.BurstPhaseSpread"/>); the first round moves the rate limiter's burst at once
-/// (<see cref="ReadinessInputs.LinkBurstBytes"/>); when the policy pauses, the downtime is the rest plus the state at the link
-/// rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts), so the sender
-/// runs it every round.
+/// (<see cref="ReadinessInputs.LinkBurstBytes"/>), but no faster than its pages are compressed
+/// (<see cref="ReadinessInputs.CompressBytesPerSecond"/>); when the policy pauses, the downtime is the rest plus the state at the link
+/// rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts: 4–15 µs measured
+/// at launch on movie and the mpv trace, 29 Nov 2026), so the sender runs it every round.
 /// </summary>
 public static class ReadinessEstimator
 {
