@@ -41,7 +41,7 @@ public readonly record struct DirtyWorkingSet(double LongBytesPerSecond, TimeSpa
             if (t <= ts) return atShort * t / ts;
             if (t <= tl) return atShort + (atLong - atShort) * (t - ts) / (tl - ts);
         }
-        else if (t <= tl || !HasSetPoint) return longRate * t;
+        else if (t <= tl) return longRate * t;
         if (!HasSetPoint) return Math.Max(atLong, longRate * t);
         double atSet = Math.Max(SetBytes, atLong);
         return atLong + (atSet - atLong) * (t - tl) / (SetWindow.TotalSeconds - tl);

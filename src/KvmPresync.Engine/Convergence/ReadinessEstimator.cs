@@ -153,7 +153,7 @@ public static class ReadinessEstimator
     {
         double liveBytesPerSecond = ConvergenceInput.LiveRate(inputs.LiveTransferBitsPerSecond, inputs.LinkBitsPerSecond) / 8;
         TimeSpan overhead = inputs.RoundOverhead;
-        double compressBytesPerSecond = inputs.CompressBytesPerSecond is { } c && c > 0 ? c : double.PositiveInfinity;
+        double? compressBytesPerSecond = inputs.CompressBytesPerSecond is { } c && c > 0 ? c : null;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
         DirtyWorkingSet workingSet = inputs.WorkingSet ?? DirtyWorkingSet.Steady(dirtyRate);
         TimeSpan sinceHarvest = inputs.SinceHarvest > TimeSpan.Zero ? inputs.SinceHarvest : TimeSpan.Zero;
@@ -197,7 +197,9 @@ public static class ReadinessEstimator
             // a first round sending before a burst leaves the held pages pending; the burst rewrites them (and more)
             double left = decision.Reason == ConvergenceReason.SendingBeforeBurst ? Math.Min(pending, Math.Max(0, inputs.HeldBytes)) : 0;
             double credit = round == 0 ? Math.Min(pending - left, Math.Max(0, inputs.LinkBurstBytes)) : 0;
-            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(Math.Max((pending - left - credit) / liveBytesPerSecond, (pending - left) / compressBytesPerSecond));
+            double sendSeconds = (pending - left - credit) / liveBytesPerSecond;
+            if (compressBytesPerSecond is { } compress) sendSeconds = Math.Max(sendSeconds, (pending - left) / compress); // the credit waits for the compressor
+            TimeSpan live = inputs.RoundOverhead + TimeSpan.FromSeconds(sendSeconds);
             if (decision.StopAtTarget)
             {
                 // the sender checks once a batch whether pausing after the next would end past the target; when it does, it
@@ -214,8 +216,9 @@ public static class ReadinessEstimator
                 double MovedBy(TimeSpan t)
                 {
                     double seconds = Math.Max(0, (t - overhead).TotalSeconds);
-                    double compressed = double.IsPositiveInfinity(compressBytesPerSecond) ? double.PositiveInfinity : seconds * compressBytesPerSecond;
-                    return Math.Min(pending - left, Math.Min(credit + seconds * liveBytesPerSecond, compressed));
+                    double moved = credit + seconds * liveBytesPerSecond;
+                    if (compressBytesPerSecond is { } compress) moved = Math.Min(moved, seconds * compress);
+                    return Math.Min(pending - left, moved);
                 }
                 double RestAt(TimeSpan t) => pending - MovedBy(t) + NewlyDirtied(bursts?.BytesWithin(now, t) ?? workingSet.BytesWithin(t), left, bursts);
             }
