@@ -52,7 +52,7 @@ internal sealed class GuestOptions
     public MachineConfig ToConfig(ParseResult r)
     {
         string name = r.GetValue(Workload)!;
-        long? memory = r.GetValue(Memory) is { } m ? Units.ParseSize(m) : null;
+        long? memory = r.GetValue(Memory) is { } m ? Units.ParseSize(m, Memory.Name) : null;
         string content = r.GetValue(PageContent)!;
         var config = new MachineConfig
         {

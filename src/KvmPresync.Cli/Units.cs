@@ -6,6 +6,31 @@ namespace KvmPresync.Cli;
 /// <summary>Parses the sizes and durations users type: "256M", "4GiB", "100ms", "2s".</summary>
 internal static partial class Units
 {
+    /// <summary><see cref="ParseSize(string)"/> of an option's value; a bad value's message starts with the option's name.</summary>
+    public static long ParseSize(string text, string option) => Named(option, () => ParseSize(text));
+
+    /// <summary><see cref="ParseDuration(string)"/> of an option's value; a bad value's message starts with the option's name.</summary>
+    public static TimeSpan ParseDuration(string text, string option) => Named(option, () => ParseDuration(text));
+
+    /// <summary><see cref="ParseDuration(string, string)"/> that must be above zero (a timeout, a period).</summary>
+    public static TimeSpan ParsePositiveDuration(string text, string option)
+    {
+        TimeSpan d = ParseDuration(text, option);
+        return d > TimeSpan.Zero ? d : throw new FormatException($"{option}: '{text}' must be a positive duration, e.g. 10s");
+    }
+
+    private static T Named<T>(string option, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (FormatException e)
+        {
+            throw new FormatException($"{option}: {e.Message}", e);
+        }
+    }
+
     public static long ParseSize(string text)
     {
         Match m = SizeRegex().Match(text.Trim());

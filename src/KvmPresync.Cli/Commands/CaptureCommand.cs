@@ -37,8 +37,8 @@ internal static class CaptureCommand
         {
             interval, seconds, grace, workload, output, samplePages, sampleCount, quiet, command,
         };
-        cmd.SetAction(r => Run(new Settings(r.GetValue(command)!, Units.ParseDuration(r.GetValue(interval)!), r.GetValue(seconds),
-            Units.ParseDuration(r.GetValue(grace)!), r.GetValue(workload), r.GetValue(output)!, r.GetValue(quiet), r.GetValue(samplePages), r.GetValue(sampleCount))));
+        cmd.SetAction(r => Run(new Settings(r.GetValue(command)!, Units.ParseDuration(r.GetValue(interval)!, interval.Name), r.GetValue(seconds),
+            Units.ParseDuration(r.GetValue(grace)!, grace.Name), r.GetValue(workload), r.GetValue(output)!, r.GetValue(quiet), r.GetValue(samplePages), r.GetValue(sampleCount))));
         return cmd;
     }
 

@@ -83,12 +83,12 @@ internal static class LibvirtCommand
         tls.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
-            TimeSpan reconnect = Units.ParseDuration(r.GetValue(reconnectFor)!);
+            TimeSpan reconnect = Units.ParseDuration(r.GetValue(reconnectFor)!, reconnectFor.Name);
             if (reconnect <= TimeSpan.Zero) throw new ArgumentException("--reconnect-for must be positive for a libvirt presync: its session id names the memory to the destination's hook");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(r.GetValue(to)!, "--to"), r.GetValue(psk)!, MigrationOptions.ParseLinkRate(r.GetValue(link)!),
                 Wire.LinkRate.Parse(r.GetValue(bandwidth)!), MigrationOptions.ParseLivePolicy(r.GetValue(policy)!),
-                r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json),
-                MaxFinalDuration: Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: reconnect)
+                r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after, launchAfter.Name).TotalSeconds : null, r.GetValue(json),
+                MaxFinalDuration: Units.ParseDuration(r.GetValue(maxFinal)!, maxFinal.Name), ReconnectFor: reconnect)
             {
                 Tls = tls.Load(r),
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),

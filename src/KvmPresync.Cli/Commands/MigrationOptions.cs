@@ -37,7 +37,7 @@ internal static class MigrationOptions
 
     public static TimeSpan ParseLaunchTarget(string text)
     {
-        TimeSpan target = Units.ParseDuration(text);
+        TimeSpan target = Units.ParseDuration(text, "--launch-target");
         if (target <= TimeSpan.Zero) throw new ArgumentException($"--launch-target: '{text}' must be a positive duration, e.g. 100ms");
         return target;
     }
@@ -70,7 +70,7 @@ internal static class MigrationOptions
     public static TimeSpan? ParseQuietWait(string text)
     {
         if (text.Trim().Equals("off", StringComparison.OrdinalIgnoreCase)) return null;
-        TimeSpan wait = Units.ParseDuration(text);
+        TimeSpan wait = Units.ParseDuration(text, "--pause-at-quiet");
         if (wait <= TimeSpan.Zero) throw new ArgumentException($"--pause-at-quiet: '{text}' must be a positive duration (about one burst period, e.g. 40ms) or off");
         return wait;
     }

@@ -62,8 +62,8 @@ internal static class ReceiveCommand
         var tls = new TlsOptionsBinding(); // --tls-cert/--tls-key/--tls-ca
         tls.AddTo(cmd);
         cmd.SetAction((r, ct) => RunAsync(new Settings(MigrationOptions.ParseEndpoint(r.GetValue(listen)!, "--listen"), r.GetValue(psk)!,
-            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max) : HostMemory.AvailableBytes(),
-            r.GetValue(maxSessions), Units.ParseDuration(r.GetValue(handshakeTimeout)!), Units.ParseDuration(r.GetValue(idleTimeout)!),
+            MigrationOptions.ParseLinkRate(r.GetValue(link)!), r.GetValue(maxMemory) is { } max ? Units.ParseSize(max, maxMemory.Name) : HostMemory.AvailableBytes(),
+            r.GetValue(maxSessions), Units.ParsePositiveDuration(r.GetValue(handshakeTimeout)!, handshakeTimeout.Name), Units.ParsePositiveDuration(r.GetValue(idleTimeout)!, idleTimeout.Name),
             r.GetValue(runFor), r.GetValue(json), r.GetValue(once), tls.Load(r),
             r.GetValue(libvirt) ? new LibvirtDestinationOptions
             {

@@ -71,6 +71,7 @@ internal static class RunCommand
         cmd.SetAction(async (r, ct) =>
         {
             MachineConfig config = guest.ToConfig(r);
+            SyncPolicy livePolicy = MigrationOptions.ParseLivePolicy(r.GetValue(policy)!); // refused with or without --presync-to, as --help says
             if (r.GetValue(presyncTo) is not { } to)
             {
                 if (r.GetValue(metrics) is not null) throw new ArgumentException("--metrics needs --presync-to: it serves the presync's metrics");
@@ -78,11 +79,12 @@ internal static class RunCommand
             }
             string pskFile = r.GetValue(psk) ?? throw new ArgumentException("--presync-to needs --psk-file (the key is never taken from the command line)");
             var settings = new PresyncRun.Settings(MigrationOptions.ParseEndpoint(to, "--presync-to"), pskFile, MigrationOptions.ParseLinkRate(r.GetValue(link)!), Wire.LinkRate.Parse(r.GetValue(bandwidth)!),
-                MigrationOptions.ParseLivePolicy(r.GetValue(policy)!), r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!));
+                livePolicy, r.GetValue(launchAfter) is { } after ? Units.ParseDuration(after, launchAfter.Name).TotalSeconds : null, r.GetValue(json), r.GetValue(zeroCopy), !r.GetValue(noPresync), Units.ParseDuration(r.GetValue(maxFinal)!, maxFinal.Name), ReconnectFor: Units.ParseDuration(r.GetValue(reconnectFor)!, reconnectFor.Name));
             if (settings.ZeroCopy && tls.Given(r)) throw new ArgumentException(Migration.PresyncOptions.ZeroCopyWithTlsRefused);
             int streamCount = r.GetValue(streams);
             if (streamCount < 1 || streamCount > Wire.WireLimits.MaxStreams)
                 throw new ArgumentException($"--streams must be between 1 and {Wire.WireLimits.MaxStreams} (the main connection included), not {streamCount}");
+            TimeSpan baselineFor = Units.ParseDuration(r.GetValue(baseline)!, baseline.Name); // a bad value fails now, not after the guest booted
             settings = settings with
             {
                 Tls = tls.Load(r),
@@ -108,11 +110,11 @@ internal static class RunCommand
                 Console.WriteLine("a replay guest's work unit is the trace millisecond replayed: 1000 units/s while it keeps up with the trace");
             else if (machine.ScheduleMs is not null)
                 Console.WriteLine("a paced guest's work unit is the millisecond of its schedule caught up (keys, periods, frames done when due; dropped ones never): 1000 units/s while it keeps up");
-            if (Units.ParseDuration(r.GetValue(baseline)!) is { } b && b > TimeSpan.Zero)
-                settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, b, ct) };
+            if (baselineFor > TimeSpan.Zero)
+                settings = settings with { Baseline = await SlowdownLines.MeasureBaselineAsync(source, baselineFor, ct) };
             int code = await PresyncRun.RunAsync(source, settings, view, ct);
             if (code != ExitCodes.Ok && !machine.Completion.IsCompleted)
-                Console.Error.WriteLine($"the guest is still running here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats)");
+                Console.Error.WriteLine($"the guest ran on here (progress {machine.Telemetry.ProgressTotal} units, {machine.Telemetry.HeartbeatCount} heartbeats); it stops now, with this command");
             return code;
         });
         return cmd;

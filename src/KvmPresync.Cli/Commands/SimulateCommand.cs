@@ -47,14 +47,14 @@ internal static class SimulateCommand
             var options = new SimulationOptions
             {
                 LinkBitsPerSecond = LinkRate.Parse(r.GetValue(link)!),
-                WarmUp = Units.ParseDuration(r.GetValue(warmup)!),
+                WarmUp = Units.ParseDuration(r.GetValue(warmup)!, warmup.Name),
                 LaunchTarget = MigrationOptions.ParseLaunchTarget(r.GetValue(launchTarget)!),
-                Duration = durationText.Trim().Equals("rest", StringComparison.OrdinalIgnoreCase) ? null : Units.ParseDuration(durationText),
+                Duration = durationText.Trim().Equals("rest", StringComparison.OrdinalIgnoreCase) ? null : Units.ParseDuration(durationText, duration.Name),
             };
             var results = new List<PolicyComparisonResult>();
             foreach (string path in r.GetValue(trace)!)
             {
-                if (!File.Exists(path)) throw new IOException($"trace file {path} does not exist; record one with 'kvmpresync trace record'");
+                TraceCommands.RequireTraceFile(path);
                 PolicyComparisonResult result = PolicyComparison.Run(() => TraceReplaySource.Open(path), policies, options, path);
                 if (results.Count > 0) Console.WriteLine();
                 ComparisonTable.Write(Console.Out, result);

@@ -11,6 +11,13 @@ namespace KvmPresync.Cli.Commands;
 /// <summary><c>kvmpresync trace record|capture|info</c>: dirty-page traces of real guests for the predictor work.</summary>
 internal static class TraceCommands
 {
+    /// <summary>Fails with what to do when <paramref name="path"/> is not a file one could read a trace from.</summary>
+    internal static void RequireTraceFile(string path)
+    {
+        if (Directory.Exists(path)) throw new IOException($"{path} is a directory, not a trace file; give a .kptrace file (e.g. one 'kvmpresync trace record' wrote)");
+        if (!File.Exists(path)) throw new IOException($"trace file {path} does not exist; record one with 'kvmpresync trace record'");
+    }
+
     public static Command Create()
     {
         var trace = new Command("trace", "Record or inspect dirty-page traces (docs/TRACE_FORMAT.md)");
@@ -32,7 +39,7 @@ internal static class TraceCommands
         cmd.Options.Add(interval);
         cmd.Options.Add(output);
         cmd.SetAction((r, ct) => Task.FromResult(RunRecord(guest.ToConfig(r), TimeSpan.FromSeconds(r.GetValue(seconds)),
-            Units.ParseDuration(r.GetValue(interval)!), r.GetValue(output)!, ct)));
+            Units.ParseDuration(r.GetValue(interval)!, interval.Name), r.GetValue(output)!, ct)));
         return cmd;
     }
 
@@ -104,6 +111,7 @@ internal static class TraceCommands
         cmd.SetAction(r =>
         {
             string path = r.GetValue(file)!;
+            RequireTraceFile(path);
             using var reader = TraceReader.Open(path);
             var bitmap = new DirtyBitmap(reader.Header.PageCount);
             long intervals = 0, dirtySum = 0, maxDirty = 0;

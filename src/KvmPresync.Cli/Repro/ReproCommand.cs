@@ -126,7 +126,7 @@ internal static class ReproCommand
             (string[] names, Dictionary<string, string> args) = WorkloadNames(r.GetValue(workloads)!, targetKind);
             // Every guest of a repro has one size (the table's bound is computed from it): without --memory, 256M or what the
             // largest trace needs; a --memory too small for a trace is refused by its run, naming both sizes.
-            long memoryBytes = r.GetValue(memory) is { } given ? Units.ParseSize(given)
+            long memoryBytes = r.GetValue(memory) is { } given ? Units.ParseSize(given, memory.Name)
                 : args.Values.Select(a => Replay.TraceWorkload.AutoMemory(a[Replay.TraceWorkload.Prefix.Length..])).Append(256L << 20).Max();
             if (r.GetValue(memory) is not null)
                 foreach (string a in args.Values) Replay.TraceWorkload.CheckMemory(a[Replay.TraceWorkload.Prefix.Length..], memoryBytes);

@@ -104,6 +104,84 @@ public sealed class CliHelpTests
         Assert.Contains("kvmpresync: error:", output);
     }
 
+    private static string TextTrace([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", "..", "data", "traces", "text.kptrace"));
+
+    [Theory]
+    [InlineData("--warmup", "10x", "is not a duration")]
+    [InlineData("--duration", "5parsecs", "is not a duration")]
+    [InlineData("--launch-target", "soon", "is not a duration")]
+    public async Task ABadDurationNamesItsOption(string option, string value, string says)
+    {
+        string trace = TextTrace();
+        (int code, string output) = await RunAsync("simulate", "--trace", trace, option, value);
+        Assert.Equal(ExitCodes.Error, code);
+        Assert.Contains($"kvmpresync: error: {option}: '{value}' {says}", output);
+    }
+
+    [Fact]
+    public async Task ReceiveNamesTheOptionOfABadSizeOrANonPositiveTimeout()
+    {
+        string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
+        try
+        {
+            string key = CliTestSupport.WriteKey(dir, 7);
+            (int code, string output) = await RunAsync("receive", "--once", "--listen", $"127.0.0.1:{CliTestSupport.FreePort()}", "--psk-file", key, "--max-memory", "1Q");
+            Assert.Equal(ExitCodes.Error, code);
+            Assert.Contains("kvmpresync: error: --max-memory: '1Q' is not a size", output);
+            (code, output) = await RunAsync("receive", "--once", "--listen", $"127.0.0.1:{CliTestSupport.FreePort()}", "--psk-file", key, "--handshake-timeout", "0");
+            Assert.Equal(ExitCodes.Error, code);
+            Assert.Contains("kvmpresync: error: --handshake-timeout: '0' must be a positive duration", output);
+            Assert.DoesNotContain("ReceiverOptions", output);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task RunRefusesTheOraclePolicyAndABadBaselineBeforeItBootsAGuest()
+    {
+        // no /dev/kvm needed: both are refused before the guest boots
+        (int code, string output) = await RunAsync("run", "--workload", "idle", "--memory", "64M", "--policy", "oracle", "--seconds", "1");
+        Assert.Equal(ExitCodes.Error, code);
+        Assert.Contains("--policy oracle is a future-knowledge bound", output);
+        Assert.DoesNotContain("booting", output);
+        string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
+        try
+        {
+            string key = CliTestSupport.WriteKey(dir, 7);
+            (code, output) = await RunAsync("run", "--workload", "idle", "--memory", "64M", "--presync-to", "127.0.0.1:9", "--psk-file", key, "--baseline-seconds", "5x");
+            Assert.Equal(ExitCodes.Error, code);
+            Assert.Contains("kvmpresync: error: --baseline-seconds: '5x' is not a duration", output);
+            Assert.DoesNotContain("booting", output);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task TraceInfoSaysWhatIsWrongWithAMissingFileOrADirectory()
+    {
+        (int code, string output) = await RunAsync("trace", "info", "/nonexistent.kptrace");
+        Assert.Equal(ExitCodes.Error, code);
+        Assert.Contains("trace file /nonexistent.kptrace does not exist; record one with 'kvmpresync trace record'", output);
+        string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
+        try
+        {
+            (code, output) = await RunAsync("trace", "info", dir);
+            Assert.Equal(ExitCodes.Error, code);
+            Assert.Contains($"{dir} is a directory, not a trace file", output);
+        }
+        finally
+        {
+            Directory.Delete(dir);
+        }
+    }
+
     [Fact]
     public void MaxMemoryDefaultIsTheHostsMemAvailable()
     {

@@ -80,5 +80,22 @@ public sealed class CrossProcessMigrationTests : IDisposable
         Assert.Contains("authentication", receiver.Output, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Fact]
+    public async Task RunWithNoReceiverSaysNothingWasMigratedAndThatItsGuestStopsWithIt()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var kvm = KvmRequirement.OpenOrSkip();
+        int port = FreePort(); // nothing listens there
+        using var run = CliProcess.Start("run", "--workload", "idle", "--memory", "64M", "--presync-to", $"127.0.0.1:{port}", "--psk-file", WriteKey(6),
+            "--baseline-seconds", "0");
+        int code = await run.WaitForExitAsync(TimeSpan.FromSeconds(60), ct);
+        Assert.Equal(KvmPresync.Cli.ExitCodes.MigrationFailed, code);
+        Assert.Contains($"cannot connect to the receiver at 127.0.0.1:{port}", run.Output);
+        Assert.Contains("Nothing was migrated; the guest was not paused", run.Output);
+        // a run guest lives in the command's process: the output must not suggest it is left running
+        Assert.Contains("it stops now, with this command", run.Output);
+        Assert.DoesNotContain("keeps running here", run.Output);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }
