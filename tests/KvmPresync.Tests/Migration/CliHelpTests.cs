@@ -119,25 +119,36 @@ public sealed class CliHelpTests
         Assert.Contains($"kvmpresync: error: {option}: '{value}' {says}", output);
     }
 
-    [Fact]
-    public async Task ReceiveNamesTheOptionOfABadSizeOrANonPositiveTimeout()
+    /// <summary>
+    /// Runs the CLI with a valid key file (each "KEY" in <paramref name="args"/> becomes its path) and asserts that it fails
+    /// with the error code and <paramref name="says"/>; returns the output.
+    /// </summary>
+    private static async Task<string> AssertFailsWithKeyAsync(string says, params string[] args)
     {
         string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
         try
         {
             string key = CliTestSupport.WriteKey(dir, 7);
-            (int code, string output) = await RunAsync("receive", "--once", "--listen", $"127.0.0.1:{CliTestSupport.FreePort()}", "--psk-file", key, "--max-memory", "1Q");
+            (int code, string output) = await RunAsync([.. args.Select(a => a == "KEY" ? key : a)]);
             Assert.Equal(ExitCodes.Error, code);
-            Assert.Contains("kvmpresync: error: --max-memory: '1Q' is not a size", output);
-            (code, output) = await RunAsync("receive", "--once", "--listen", $"127.0.0.1:{CliTestSupport.FreePort()}", "--psk-file", key, "--handshake-timeout", "0");
-            Assert.Equal(ExitCodes.Error, code);
-            Assert.Contains("kvmpresync: error: --handshake-timeout: '0' must be a positive duration", output);
-            Assert.DoesNotContain("ReceiverOptions", output);
+            Assert.Contains(says, output);
+            return output;
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task ReceiveNamesTheOptionOfABadSizeOrANonPositiveTimeout()
+    {
+        string listen = $"127.0.0.1:{CliTestSupport.FreePort()}";
+        await AssertFailsWithKeyAsync("kvmpresync: error: --max-memory: '1Q' is not a size",
+            "receive", "--once", "--listen", listen, "--psk-file", "KEY", "--max-memory", "1Q");
+        string output = await AssertFailsWithKeyAsync("kvmpresync: error: --handshake-timeout: '0' must be a positive duration",
+            "receive", "--once", "--listen", listen, "--psk-file", "KEY", "--handshake-timeout", "0");
+        Assert.DoesNotContain("ReceiverOptions", output);
     }
 
     [Fact]
@@ -148,19 +159,9 @@ public sealed class CliHelpTests
         Assert.Equal(ExitCodes.Error, code);
         Assert.Contains("--policy oracle is a future-knowledge bound", output);
         Assert.DoesNotContain("booting", output);
-        string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
-        try
-        {
-            string key = CliTestSupport.WriteKey(dir, 7);
-            (code, output) = await RunAsync("run", "--workload", "idle", "--memory", "64M", "--presync-to", "127.0.0.1:9", "--psk-file", key, "--baseline-seconds", "5x");
-            Assert.Equal(ExitCodes.Error, code);
-            Assert.Contains("kvmpresync: error: --baseline-seconds: '5x' is not a duration", output);
-            Assert.DoesNotContain("booting", output);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        output = await AssertFailsWithKeyAsync("kvmpresync: error: --baseline-seconds: '5x' is not a duration",
+            "run", "--workload", "idle", "--memory", "64M", "--presync-to", "127.0.0.1:9", "--psk-file", "KEY", "--baseline-seconds", "5x");
+        Assert.DoesNotContain("booting", output);
     }
 
     [Fact]
