@@ -53,7 +53,7 @@ internal static class PresyncRun
         }
         catch (SocketException e)
         {
-            Console.Error.WriteLine($"kvmpresync: cannot connect to the receiver at {s.Target}: {e.Message}; is 'kvmpresync receive' listening there? Nothing was migrated; the guest was not paused.");
+            Console.Error.WriteLine($"kvmpresync: cannot connect to the receiver at {s.Target}: {e.Message}; is 'kvmpresync receive' listening there? The guest was not paused and did not move.");
             return ExitCodes.MigrationFailed;
         }
         using Socket connection = socket;
@@ -115,7 +115,7 @@ internal static class PresyncRun
         catch (AuthenticationFailedException e)
         {
             view.Done();
-            Console.Error.WriteLine($"kvmpresync: the receiver could not be authenticated: {e.Message}. Check that both sides use the same --psk-file; not retrying. Nothing was migrated; the guest was not paused.");
+            Console.Error.WriteLine($"kvmpresync: the receiver could not be authenticated: {e.Message}. Check that both sides use the same --psk-file; not retrying. The guest was not paused and did not move.");
             return ExitCodes.AuthenticationFailed;
         }
         view.Done();

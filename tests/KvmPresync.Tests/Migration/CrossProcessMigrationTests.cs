@@ -81,7 +81,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
     }
 
     [Fact]
-    public async Task RunWithNoReceiverSaysNothingWasMigratedAndThatItsGuestStopsWithIt()
+    public async Task RunWithNoReceiverSaysItsGuestDidNotMoveAndStopsWithIt()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using var kvm = KvmRequirement.OpenOrSkip();
@@ -91,7 +91,7 @@ public sealed class CrossProcessMigrationTests : IDisposable
         int code = await run.WaitForExitAsync(TimeSpan.FromSeconds(60), ct);
         Assert.Equal(KvmPresync.Cli.ExitCodes.MigrationFailed, code);
         Assert.Contains($"cannot connect to the receiver at 127.0.0.1:{port}", run.Output);
-        Assert.Contains("Nothing was migrated; the guest was not paused", run.Output);
+        Assert.Contains("The guest was not paused and did not move", run.Output);
         // a run guest lives in the command's process: the output must not suggest it is left running
         Assert.Contains("it stops now, with this command", run.Output);
         Assert.DoesNotContain("keeps running here", run.Output);
