@@ -21,6 +21,7 @@ public static class Program
         try
         {
             ParseResult parsed = root.Parse(args);
+            if (parsed.Action is System.CommandLine.Invocation.ParseErrorAction) return UsageErrors.Report(parsed);
             // receive handles SIGTERM/SIGINT itself (drain: abort sessions in flight, keep resumed guests running);
             // every other command lets System.CommandLine cancel it and exit 130/143 after 2 s.
             // trace capture too (end the traced program, write the trace).

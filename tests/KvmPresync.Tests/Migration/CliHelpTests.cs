@@ -165,6 +165,23 @@ public sealed class CliHelpTests
     }
 
     [Fact]
+    public async Task AParseErrorIsOneLineInOurWordsAndPointsAtTheCommandsHelp()
+    {
+        (int code, string output) = await RunAsync("run", "--seconds", "2s");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("kvmpresync: error: --seconds: '2s' is not a number of seconds", output);
+        Assert.Contains("run 'kvmpresync run --help' for the options", output);
+        Assert.DoesNotContain("System.Double", output);
+        Assert.DoesNotContain("Description:", output); // not the whole help after the error
+        (code, output) = await RunAsync("trace", "info");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("run 'kvmpresync trace info --help' for the options", output);
+        (code, output) = await RunAsync("repro", "--runs", "x");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("kvmpresync: error: --runs: 'x' is not a whole number", output);
+    }
+
+    [Fact]
     public async Task TraceInfoSaysWhatIsWrongWithAMissingFileOrADirectory()
     {
         (int code, string output) = await RunAsync("trace", "info", "/nonexistent.kptrace");
