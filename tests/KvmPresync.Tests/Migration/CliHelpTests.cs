@@ -113,10 +113,16 @@ public sealed class CliHelpTests
     [InlineData("--launch-target", "soon", "is not a duration")]
     public async Task ABadDurationNamesItsOption(string option, string value, string says)
     {
-        string trace = TextTrace();
-        (int code, string output) = await RunAsync("simulate", "--trace", trace, option, value);
-        Assert.Equal(ExitCodes.Error, code);
-        Assert.Contains($"kvmpresync: error: {option}: '{value}' {says}", output);
+        await AssertFailsAsync(ExitCodes.Error, $"kvmpresync: error: {option}: '{value}' {says}", "simulate", "--trace", TextTrace(), option, value);
+    }
+
+    /// <summary>Runs the CLI and asserts that it exits with <paramref name="code"/> and says <paramref name="says"/>; returns the output.</summary>
+    private static async Task<string> AssertFailsAsync(int code, string says, params string[] args)
+    {
+        (int exit, string output) = await RunAsync(args);
+        Assert.Equal(code, exit);
+        Assert.Contains(says, output);
+        return output;
     }
 
     /// <summary>
@@ -129,10 +135,7 @@ public sealed class CliHelpTests
         try
         {
             string key = CliTestSupport.WriteKey(dir, 7);
-            (int code, string output) = await RunAsync([.. args.Select(a => a == "KEY" ? key : a)]);
-            Assert.Equal(ExitCodes.Error, code);
-            Assert.Contains(says, output);
-            return output;
+            return await AssertFailsAsync(ExitCodes.Error, says, [.. args.Select(a => a == "KEY" ? key : a)]);
         }
         finally
         {
@@ -155,9 +158,8 @@ public sealed class CliHelpTests
     public async Task RunRefusesTheOraclePolicyAndABadBaselineBeforeItBootsAGuest()
     {
         // no /dev/kvm needed: both are refused before the guest boots
-        (int code, string output) = await RunAsync("run", "--workload", "idle", "--memory", "64M", "--policy", "oracle", "--seconds", "1");
-        Assert.Equal(ExitCodes.Error, code);
-        Assert.Contains("--policy oracle is a future-knowledge bound", output);
+        string output = await AssertFailsAsync(ExitCodes.Error, "--policy oracle is a future-knowledge bound",
+            "run", "--workload", "idle", "--memory", "64M", "--policy", "oracle", "--seconds", "1");
         Assert.DoesNotContain("booting", output);
         output = await AssertFailsWithKeyAsync("kvmpresync: error: --baseline-seconds: '5x' is not a duration",
             "run", "--workload", "idle", "--memory", "64M", "--presync-to", "127.0.0.1:9", "--psk-file", "KEY", "--baseline-seconds", "5x");
@@ -167,32 +169,23 @@ public sealed class CliHelpTests
     [Fact]
     public async Task AParseErrorIsOneLineInOurWordsAndPointsAtTheCommandsHelp()
     {
-        (int code, string output) = await RunAsync("run", "--seconds", "2s");
-        Assert.Equal(ExitCodes.Usage, code);
-        Assert.Contains("kvmpresync: error: --seconds: '2s' is not a number of seconds", output);
+        string output = await AssertFailsAsync(ExitCodes.Usage, "kvmpresync: error: --seconds: '2s' is not a number of seconds", "run", "--seconds", "2s");
         Assert.Contains("run 'kvmpresync run --help' for the options", output);
         Assert.DoesNotContain("System.Double", output);
         Assert.DoesNotContain("Description:", output); // not the whole help after the error
-        (code, output) = await RunAsync("trace", "info");
-        Assert.Equal(ExitCodes.Usage, code);
-        Assert.Contains("run 'kvmpresync trace info --help' for the options", output);
-        (code, output) = await RunAsync("repro", "--runs", "x");
-        Assert.Equal(ExitCodes.Usage, code);
-        Assert.Contains("kvmpresync: error: --runs: 'x' is not a whole number", output);
+        await AssertFailsAsync(ExitCodes.Usage, "run 'kvmpresync trace info --help' for the options", "trace", "info");
+        await AssertFailsAsync(ExitCodes.Usage, "kvmpresync: error: --runs: 'x' is not a whole number", "repro", "--runs", "x");
     }
 
     [Fact]
     public async Task TraceInfoSaysWhatIsWrongWithAMissingFileOrADirectory()
     {
-        (int code, string output) = await RunAsync("trace", "info", "/nonexistent.kptrace");
-        Assert.Equal(ExitCodes.Error, code);
-        Assert.Contains("trace file /nonexistent.kptrace does not exist; record one with 'kvmpresync trace record'", output);
+        await AssertFailsAsync(ExitCodes.Error, "trace file /nonexistent.kptrace does not exist; record one with 'kvmpresync trace record'",
+            "trace", "info", "/nonexistent.kptrace");
         string dir = Directory.CreateTempSubdirectory("kvmpresync-test").FullName;
         try
         {
-            (code, output) = await RunAsync("trace", "info", dir);
-            Assert.Equal(ExitCodes.Error, code);
-            Assert.Contains($"{dir} is a directory, not a trace file", output);
+            await AssertFailsAsync(ExitCodes.Error, $"{dir} is a directory, not a trace file", "trace", "info", dir);
         }
         finally
         {
