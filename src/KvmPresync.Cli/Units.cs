@@ -12,11 +12,11 @@ internal static partial class Units
     /// <summary><see cref="ParseDuration(string)"/> of an option's value; a bad value's message starts with the option's name.</summary>
     public static TimeSpan ParseDuration(string text, string option) => Named(option, () => ParseDuration(text));
 
-    /// <summary><see cref="ParseDuration(string, string)"/> that must be above zero (a timeout, a period).</summary>
-    public static TimeSpan ParsePositiveDuration(string text, string option)
+    /// <summary><see cref="ParseDuration(string, string)"/> that must be above zero (a timeout, a target); <paramref name="example"/> goes in the error.</summary>
+    public static TimeSpan ParsePositiveDuration(string text, string option, string example = "10s")
     {
         TimeSpan d = ParseDuration(text, option);
-        return d > TimeSpan.Zero ? d : throw new FormatException($"{option}: '{text}' must be a positive duration, e.g. 10s");
+        return d > TimeSpan.Zero ? d : throw new ArgumentException($"{option}: '{text}' must be a positive duration, e.g. {example}");
     }
 
     private static T Named<T>(string option, Func<T> parse)

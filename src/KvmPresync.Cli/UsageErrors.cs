@@ -22,12 +22,12 @@ internal static partial class UsageErrors
     }
 
     /// <summary>The parser's message, with a value that is not of its option's type said in words.</summary>
-    internal static string Describe(string message)
+    private static string Describe(string message)
     {
         Match m = TypeMismatch().Match(message);
         if (!m.Success) return message;
         string option = m.Groups[2].Value, type = m.Groups[3].Value;
-        string kind = type.Contains("System.Double") ? option.EndsWith("-seconds", StringComparison.Ordinal) || option == "--seconds" ? "a number of seconds" : "a number"
+        string kind = type.Contains("System.Double") ? option.EndsWith("-seconds", StringComparison.Ordinal) ? "a number of seconds" : "a number"
             : type.Contains("System.Int32") || type.Contains("System.Int64") ? "a whole number"
             : type.Contains("System.Boolean") ? "true or false"
             : "a valid value";

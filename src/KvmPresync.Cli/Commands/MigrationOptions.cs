@@ -35,12 +35,7 @@ internal static class MigrationOptions
         DefaultValueFactory = _ => "100ms",
     };
 
-    public static TimeSpan ParseLaunchTarget(string text)
-    {
-        TimeSpan target = Units.ParseDuration(text, "--launch-target");
-        if (target <= TimeSpan.Zero) throw new ArgumentException($"--launch-target: '{text}' must be a positive duration, e.g. 100ms");
-        return target;
-    }
+    public static TimeSpan ParseLaunchTarget(string text) => Units.ParsePositiveDuration(text, "--launch-target", example: "100ms");
 
     /// <summary>Pause at a quiet moment (parse it with <see cref="ParseQuietWait"/>).</summary>
     public static Option<string> PauseAtQuiet() => new("--pause-at-quiet")
