@@ -115,6 +115,8 @@ internal sealed class SenderRun
             NewlyPendingBytesPerSecond = Engine.DirtyRate.MeanNewlyPendingBytesPerSecond,
             LinkBitsPerSecond = Engine.EffectiveLinkBitsPerSecond,
             LiveTransferBitsPerSecond = Engine.LiveTransferBitsPerSecond,
+            PausedTransferBitsPerSecond = ReadinessEstimator.PausedRate(Engine.LiveTransferBitsPerSecond, Engine.EffectiveLinkBitsPerSecond,
+                GuestCpusDuringSync(), Environment.ProcessorCount),
             LaunchTarget = Engine.Options.LaunchTarget,
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,
@@ -126,6 +128,14 @@ internal sealed class SenderRun
         Volatile.Write(ref _sendStartBytes, BytesWritten); // what is pending now excludes what was sent so far
         Volatile.Write(ref _readinessBasis, basis);
         return Readiness = ReadinessNow()!;
+    }
+
+    /// <summary>Host CPUs the guest's vCPU used over the sync period so far (on-CPU time / time); null when the source cannot tell.</summary>
+    private double? GuestCpusDuringSync()
+    {
+        if (_syncStartSample.Run is not { } start || (Source as IGuestRunStatsSource)?.RunStats is not { } now) return null;
+        double seconds = (Clock.Elapsed - _syncStart).TotalSeconds;
+        return seconds > 0 ? (now.OnCpuNs - start.OnCpuNs) / 1e9 / seconds : null;
     }
 
     /// <summary>

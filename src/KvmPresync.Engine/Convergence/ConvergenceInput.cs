@@ -42,7 +42,8 @@ public readonly record struct ConvergenceInput
     /// <summary>
     /// What pages move at while the guest runs, bits per second, when measured lower than <see cref="LinkBitsPerSecond"/> (the
     /// CPU shared by the running guest, the sender and the receiver bounds it); null = the link rate. How long another live
-    /// round lasts (<see cref="LiveRoundTime"/>); a paused delta still moves at the link rate.
+    /// round lasts (<see cref="LiveRoundTime"/>). The policy's rules take a paused delta at the link rate; the readiness estimate and the
+    /// sender's check of a round that stops at the target, at the paused rate (<see cref="ReadinessInputs.PausedTransferBitsPerSecond"/>).
     /// </summary>
     public double? LiveTransferBitsPerSecond { get; init; }
 

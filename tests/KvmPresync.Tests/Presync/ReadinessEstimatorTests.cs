@@ -157,6 +157,35 @@ public sealed class ReadinessEstimatorTests
     }
 
     [Fact]
+    public void APausedDeltaTheCpuBoundsMovesAtTheLiveRateScaledByTheCpuTheGuestGivesBack()
+    {
+        // live rounds moved pages at 600 Mbit/s on 2 CPUs while the guest's vCPU used half of one: paused, the same work has
+        // 2 CPUs instead of 1.5 — 800 Mbit/s, below the link's 1 Gbit/s
+        Assert.Equal(800e6, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: 0.5, hostCpus: 2), 3);
+        // never past the link; the link's rate when the live rounds reached it, or when the guest's CPU use is unknown
+        Assert.Equal(Gbit, ReadinessEstimator.PausedRate(900e6, Gbit, guestCpus: 0.5, hostCpus: 2));
+        Assert.Equal(Gbit, ReadinessEstimator.PausedRate(Gbit, Gbit, guestCpus: 0.5, hostCpus: 2));
+        Assert.Equal(Gbit, ReadinessEstimator.PausedRate(null, Gbit, guestCpus: 0.5, hostCpus: 2));
+        Assert.Equal(Gbit, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: null, hostCpus: 2));
+        // an idle guest gives nothing back: the live rate
+        Assert.Equal(600e6, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: 0, hostCpus: 2), 3);
+        // a guest that used (nearly) every CPU: capped at 90 % of them, so the rate stays finite (here the link's)
+        Assert.Equal(Gbit, ReadinessEstimator.PausedRate(300e6, Gbit, guestCpus: 5, hostCpus: 2));
+        Assert.Equal(500e6, ReadinessEstimator.PausedRate(50e6, Gbit, guestCpus: 2, hostCpus: 2), 3);
+
+        // a cache that outruns the link pauses at once with 40 ms of link pending: at 800 Mbit/s the delta and the state
+        // take 1.25 times as long
+        ReadinessInputs cache = Inputs(40, 150e6, targetMs: 50);
+        ReadinessEstimate atLink = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache);
+        ReadinessEstimate cpuBound = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache with { PausedTransferBitsPerSecond = 800e6 });
+        Assert.Equal(0, cpuBound.LiveRounds);
+        Assert.Equal(atLink.DowntimeMs + (40 + 0.2) * 0.25, cpuBound.DowntimeMs, 3);
+        Assert.Equal(cpuBound.DowntimeMs, cpuBound.LaunchToResumeMs, 3);
+        // a paused rate at or above the link's changes nothing
+        Assert.Equal(atLink, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache with { PausedTransferBitsPerSecond = 2 * Gbit }));
+    }
+
+    [Fact]
     public void AGuestFasterThanTheLinkPausesAtOnce()
     {
         // at 150 MB/s the guest would dirty 6 MB while the first live round moves the 5 MB pending: the round would only put
