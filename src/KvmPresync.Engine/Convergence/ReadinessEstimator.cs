@@ -43,7 +43,10 @@ public readonly record struct ReadinessInputs
     /// <summary>The rate at which pages become newly pending (<see cref="DirtyRateMeter.MeanNewlyPendingBytesPerSecond"/>).</summary>
     public double NewlyPendingBytesPerSecond { get; init; }
 
-    /// <summary>The link's rate, bits per second (what the convergence policy is told; the paused delta moves at it).</summary>
+    /// <summary>
+    /// The link's rate, bits per second (what the convergence policy is told; the paused delta moves at it, or at
+    /// <see cref="PausedTransferBitsPerSecond"/> when that is lower).
+    /// </summary>
     public required double LinkBitsPerSecond { get; init; }
 
     /// <summary>
@@ -113,8 +116,8 @@ public readonly record struct ReadinessInputs
 /// held pages a first round left in proportion: a burst rewrites those and others), averaged over the bursts' phase spread
 /// (<see cref="ReadinessInputs.BurstPhaseSpread"/>); the first round moves the rate limiter's burst at once
 /// (<see cref="ReadinessInputs.LinkBurstBytes"/>), but no faster than its pages are compressed
-/// (<see cref="ReadinessInputs.CompressBytesPerSecond"/>); when the policy pauses, the downtime is the rest plus the state at the link
-/// rate, one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts: 4–15 µs measured
+/// (<see cref="ReadinessInputs.CompressBytesPerSecond"/>); when the policy pauses, the downtime is the rest plus the state at the paused
+/// rate (<see cref="PausedRate"/>: the link's, unless the CPU bounds it), one RTT and the fixed switchover cost. Pure and cheap (a few policy calls, seven with timed bursts: 4–15 µs measured
 /// at launch on movie and the mpv trace, 29 Nov 2026), so the sender runs it every round.
 /// </summary>
 public static class ReadinessEstimator
