@@ -130,13 +130,9 @@ internal sealed class SenderRun
         return Readiness = ReadinessNow()!;
     }
 
-    /// <summary>Host CPUs the guest's vCPU used over the sync period so far (on-CPU time / time); null when the source cannot tell.</summary>
-    private double? GuestCpusDuringSync()
-    {
-        if (_syncStartSample.Run is not { } start || (Source as IGuestRunStatsSource)?.RunStats is not { } now) return null;
-        double seconds = (Clock.Elapsed - _syncStart).TotalSeconds;
-        return seconds > 0 ? (now.OnCpuNs - start.OnCpuNs) / 1e9 / seconds : null;
-    }
+    /// <summary>Host CPUs the guest's vCPU used over the sync period so far (<see cref="GuestWindow.OnCpuPercent"/>); null when the source cannot tell.</summary>
+    private double? GuestCpusDuringSync() =>
+        GuestWindow.Between(_syncStartSample, GuestSample.Of(Source, Clock.Elapsed)).OnCpuPercent / 100;
 
     /// <summary>
     /// A sync round's harvest and plan, before its send: the estimate's basis moves to this harvest, with what is pending now
