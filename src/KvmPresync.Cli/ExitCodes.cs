@@ -27,7 +27,10 @@ internal static class ExitCodes
     /// <summary>repro: an honesty check failed (a result faster than the link can carry its data).</summary>
     public const int HonestyCheckFailed = 7;
 
-    /// <summary>Interrupted by SIGINT (Ctrl-C) and the command did not finish within 2 s; System.CommandLine's code.</summary>
+    /// <summary>
+    /// Interrupted: the command stopped on SIGINT (Ctrl-C) or SIGTERM (repro reports the runs that ended), or did not finish
+    /// within 2 s of SIGINT (System.CommandLine's code).
+    /// </summary>
     public const int Interrupted = 130;
 
     /// <summary>Terminated by SIGTERM and the command did not finish within 2 s; System.CommandLine's code.</summary>
@@ -44,7 +47,7 @@ internal static class ExitCodes
         (MigrationFailed, "the migration did not complete (no receiver, transfer or verification failed; repro: a run failed)"),
         (AuthenticationFailed, "the other side could not be authenticated (different --psk-file)"),
         (HonestyCheckFailed, "repro: an honesty check failed"),
-        (Interrupted, "Ctrl-C (SIGINT) and the command did not stop within 2 s (repro: 60 s, to remove what it started)"),
+        (Interrupted, "stopped by Ctrl-C (SIGINT) or SIGTERM (repro reports the runs that ended); or Ctrl-C and the command did not stop within 2 s (repro: 60 s, to remove what it started)"),
         (Terminated, "SIGTERM and the command did not stop within 2 s (repro: 60 s)"),
     ];
 

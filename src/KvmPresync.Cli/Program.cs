@@ -33,6 +33,13 @@ public static class Program
                 ProcessTerminationTimeout = ownsSignals ? null : parsed.CommandResult.Command.Name == "repro" ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(2),
             });
         }
+        catch (OperationCanceledException)
+        {
+            // SIGINT/SIGTERM: the command stopped what it had started (its finally blocks ran) and reports nothing more
+            Console.Out.Flush();
+            Console.Error.WriteLine("kvmpresync: interrupted: stopped before it finished; nothing more was written");
+            return ExitCodes.Interrupted;
+        }
         catch (Exception e) when (e is KvmException or ArgumentException or FormatException or IOException or InvalidOperationException
                                        or Trace.TraceFormatException or UnauthorizedAccessException or Wire.ProtocolException or System.Net.Sockets.SocketException or Libvirt.LibvirtException)
         {

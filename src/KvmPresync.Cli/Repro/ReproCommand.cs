@@ -223,6 +223,12 @@ internal static class ReproCommand
                     }
             }
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"kvmpresync: repro cancelled; the run's source and receiver processes were stopped; reporting the {results.Count} run(s) that ended");
+            if (results.Count > 0) await ReportAsync(s, results, total, CancellationToken.None, simulated);
+            return ExitCodes.Interrupted;
+        }
         finally
         {
             netns?.Dispose();
@@ -370,6 +376,7 @@ internal static class ReproCommand
         {
             tx.Kill(true);
             rx.Kill(true);
+            ct.ThrowIfCancellationRequested(); // interrupted: no result for this run, and no further runs
         }
         MigrationResult result = File.Exists(json)
             ? JsonSerializer.Deserialize<MigrationResult>(await File.ReadAllTextAsync(json, ct), Commands.PresyncRun.JsonOptions) ?? Failed("empty result file")
