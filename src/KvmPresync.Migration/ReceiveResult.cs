@@ -47,4 +47,11 @@ public sealed record ReceiveResult
     public long BytesReceived { get; init; }
     /// <summary>FinalState received → Resumed sent (verify + restore + start).</summary>
     public double ResumeMs { get; init; }
+
+    /// <summary>
+    /// Pages the verification at the switchover re-hashed from their bytes, with destination writes tracked
+    /// (<see cref="ReceiverOptions.TrackWrites"/>): those written since the last catch-up, at most about 1/16 of memory
+    /// and a batch (the rest was re-hashed while the launch's batches arrived); 0 without tracking.
+    /// </summary>
+    public long PagesRehashedAtSwitchover { get; init; }
 }

@@ -260,7 +260,8 @@ public sealed class ReceiveService
             _log.Info("session.connection_lost", id, ("peer", peer), ("phase", result.FailedIn), ("bytes", result.BytesReceived), ("error", result.Failure));
         else if (result.Resumed)
             _log.Info("session.resumed", id, ("peer", peer), ("verified", result.Verified), ("pages", result.PagesApplied),
-                ("bytes", result.BytesReceived), ("resume_ms", result.ResumeMs), ("warning", result.Failure));
+                ("bytes", result.BytesReceived), ("resume_ms", result.ResumeMs), ("rehashed_pages", result.PagesRehashedAtSwitchover),
+                ("warning", result.Failure));
         else
             _log.Warn("session.failed", id, ("peer", peer), ("phase", result.FailedIn), ("abort", result.AbortSent), ("cancelled", result.Cancelled),
                 ("bytes", result.BytesReceived), ("error", result.Failure));

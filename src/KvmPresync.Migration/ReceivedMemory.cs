@@ -183,16 +183,25 @@ internal sealed class ReceivedMemory
     }
 
     /// <summary>
-    /// At a live round's end (after Launch, seen when the next round's first batch arrives): <see cref="CatchUp"/> when it
-    /// pays. The scan walks all of memory (~7 ns per page of it, 0.4–0.6 ms for 256 MiB here, ~5 ms for 8 GiB) and hashing
-    /// costs ~0.6 µs per written page, so a catch-up saves the switchover time only once the round applied more than
-    /// 1/<see cref="ScanPagesPerHashedPage"/> of memory; smaller rounds wait for the next boundary or the switchover.
+    /// After Launch (no RoundEnd marks a round's end then), before a batch: <see cref="CatchUp"/> when it pays. The scan walks
+    /// all of memory (~7 ns per page of it, 0.4–0.6 ms for 256 MiB here, ~5 ms for 8 GiB) and hashing costs ~0.6 µs per
+    /// written page, so at a round's first batch (<paramref name="roundEnded"/>) a catch-up saves the switchover time once more
+    /// than 1/<see cref="ScanPagesPerHashedPage"/> of memory was applied since the last. Within a round, once more than
+    /// 1/<see cref="MidRoundShare"/> was: a launch's usual rounds (movie: ~3,500 pages of 65,536) are not scanned again
+    /// mid-way, but the paused delta of a guest that outruns the link (the memcached trace: 28,000 pages, re-hashed in the
+    /// 20–26 ms of the destination's verification until 29 Nov 2026) is re-hashed while the link still carries it.
     /// </summary>
-    public void CatchUpAfterLiveRound()
+    public void CatchUpIfItPays(bool roundEnded)
     {
-        if ((PagesApplied - _appliedAtScan) * ScanPagesPerHashedPage < _memory.PageCount) return;
+        if ((PagesApplied - _appliedAtScan) * (roundEnded ? ScanPagesPerHashedPage : MidRoundShare) < _memory.PageCount) return;
         CatchUp();
     }
+
+    /// <summary>Within a round, a catch-up once this share of memory (1/16) landed since the last.</summary>
+    internal const int MidRoundShare = 16;
+
+    /// <summary>Pages the last <see cref="Verify"/> re-hashed from their bytes: those written since the last catch-up (0 without write tracking).</summary>
+    public long PagesRehashedAtVerify { get; private set; }
 
     /// <summary>Pages of memory one scan walks in the time one written page takes to hash (measured ~80; rounded down).</summary>
     internal const int ScanPagesPerHashedPage = 64;
@@ -208,7 +217,7 @@ internal sealed class ReceivedMemory
         if (final.PageCount != (ulong)_memory.PageCount)
             throw new ProtocolException(ProtocolError.BodyLengthMismatch, "FinalState.pageCount", final.PageCount,
                 $"FinalState describes {final.PageCount} pages; the layout has {_memory.PageCount}");
-        RehashWritten();
+        PagesRehashedAtVerify = RehashWritten();
         Span<byte> digest = stackalloc byte[MemoryDigest.Size];
         if (treeDigest) _digest.Compute(digest);
         else MemoryDigest.ComputeFlat(_digest.Hashes, _memory.PageSize, digest);
@@ -221,10 +230,10 @@ internal sealed class ReceivedMemory
     /// Hashes again, from its bytes, every page the write tracker reports written since its previous scan (the scan
     /// write-protects them again in the same call, so a later write shows in the next one). No-op without a tracker.
     /// </summary>
-    private void RehashWritten()
+    private long RehashWritten()
     {
         _appliedAtScan = PagesApplied; // what lands from here on shows in the next scan
-        if (_writes is null) return;
+        if (_writes is null) return 0;
         DirtyBitmap written = _written!;
         written.Clear();
         _writes.Harvest(written);
@@ -236,6 +245,7 @@ internal sealed class ReceivedMemory
                 n++;
             }
         PagesRehashed += n;
+        return n;
     }
 
     /// <summary>Ends write tracking (when the destination is released); the digest is not checked again.</summary>

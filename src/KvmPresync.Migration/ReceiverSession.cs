@@ -401,12 +401,13 @@ internal sealed partial class ReceiverSession
     {
         PageBatch batch = await _reader!.ReadPageBatchAsync(header, _cancellationToken).ConfigureAwait(false);
         _streams?.CheckStripe(batch, _streamIndex);
-        // After Launch no RoundEnd marks a round's end: the first batch of the next round does. Re-hash what the round
-        // before it wrote now, while the link still carries the launch, so the switchover re-hashes only the paused delta
-        // (a movie guest's launch writes ~3,500 pages: ~2.5 ms of hashing at the switchover, against ~1,200 paused).
-        if (_liveRound is { } live && batch.RoundId != live)
+        // After Launch no RoundEnd marks a round's end: the first batch of the next round does. Re-hash what the destination
+        // wrote since the last catch-up when it pays, at a round's first batch and within a large round, while the link still
+        // carries the launch, so the switchover re-hashes at most a slice of memory (a movie guest's launch writes ~3,500
+        // pages: ~2.5 ms of hashing at the switchover, against ~1,200 paused).
+        if (_liveRound is { } live)
         {
-            Memory.CatchUpAfterLiveRound();
+            Memory.CatchUpIfItPays(roundEnded: batch.RoundId != live);
             _liveRound = batch.RoundId;
         }
         await Memory.ApplyAsync(_reader, batch, _cancellationToken).ConfigureAwait(false);
@@ -469,6 +470,7 @@ internal sealed partial class ReceiverSession
             PagesApplied = Memory.PagesApplied,
             BytesReceived = _reader!.BytesRead,
             ResumeMs = resumeMs,
+            PagesRehashedAtSwitchover = Memory.PagesRehashedAtVerify,
         };
     }
 

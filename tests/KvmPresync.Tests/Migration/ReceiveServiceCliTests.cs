@@ -71,6 +71,10 @@ public sealed class ReceiveServiceCliTests : IDisposable
         Assert.True(rxCode == 0, $"receiver exited {rxCode}:\n{log}");
         string[] lines = log.Split('\n');
         Assert.Equal(2, lines.Count(l => l.Contains("event=session.resumed") && l.Contains("verified=True")));
+        // with userfaultfd the service tracks the destinations' writes: each switchover re-hashed the pages written since
+        // the last catch-up (without it, none)
+        bool tracked = KvmPresync.ProcessMemory.UserfaultfdHandle.IsAvailable(out _);
+        Assert.Equal(2, lines.Count(l => l.Contains("event=session.resumed") && System.Text.RegularExpressions.Regex.IsMatch(l, tracked ? @"rehashed_pages=[1-9]" : "rehashed_pages=0 ")));
         Assert.Equal(2, lines.Count(l => l.Contains("event=guest.stopped") && l.Contains("healthy=True")));
         Assert.True(lines.Count(l => l.Contains("event=session.failed")) >= 3, log); // garbage, connect-and-close, wrong key
         Assert.Contains("event=service.stopped", log);
