@@ -23,6 +23,7 @@ internal static class PausedPhase
         markPaused();
         long pausedAt = run.Clock.ElapsedTicks;
         run.StateSave.Start(run.Source.SaveState); // the paused vCPU's state does not change: save it while the delta goes out
+        run.GuestPaused();
         long deltaSentAt, digestAt, stateSentAt;
         SendCounts counts;
         try

@@ -56,8 +56,19 @@ public readonly record struct ReadinessInputs
     public double? LiveTransferBitsPerSecond { get; init; }
 
     /// <summary>
-    /// What the paused delta's pages move at, bits per second, when the CPU rather than the link bounds them
-    /// (<see cref="ReadinessEstimator.PausedRate"/>: the live rate, scaled up by the CPU the paused guest gives back); null =
+    /// What the live rounds' pages move at back to back, bits per second, where measured apart from
+    /// <see cref="LiveTransferBitsPerSecond"/>: the estimate times its modelled rounds with it while the policy it runs forward
+    /// is told <see cref="LiveTransferBitsPerSecond"/>, the rate the policy decides with in the launch. A sync round starts
+    /// with the rate limiter's burst, which live rounds never have; the policy's rate leaves the burst's bytes out but keeps
+    /// the time they took through hashing and compression (the mpv video trace: 2.4–3.7 Gbit/s of pages measured, 3.75 moved
+    /// in its live rounds). Null = <see cref="LiveTransferBitsPerSecond"/>.
+    /// </summary>
+    public double? LiveRoundBitsPerSecond { get; init; }
+
+    /// <summary>
+    /// What the paused delta's pages move at, bits per second (<see cref="ReadinessEstimator.PausedRate"/>: the link's rate
+    /// times the compression speed-up of the codec the paused guest's freed CPU makes best, or, when the CPU rather than the
+    /// link bounds the pages, the live rate scaled up by the CPU the paused guest gives back); null =
     /// <see cref="LinkBitsPerSecond"/>.
     /// </summary>
     public double? PausedTransferBitsPerSecond { get; init; }
@@ -109,7 +120,8 @@ public readonly record struct ReadinessInputs
 /// Predicts the switchover as if launch were asked for now, by running the run's own convergence policy forward over a
 /// fluid model: launch finds what is pending plus what became pending since the last harvest (not what the guest rewrote among
 /// the pages still unsent: <see cref="NotAmongUnsentShare"/>); each live round moves what is
-/// pending at the live transfer rate (<see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
+/// pending at the live rounds' pace (<see cref="ReadinessInputs.LiveRoundBitsPerSecond"/>, else the policy's live transfer
+/// rate <see cref="ReadinessInputs.LiveTransferBitsPerSecond"/>, plus
 /// <see cref="ReadinessInputs.RoundOverhead"/>) while the guest dirties what its working-set curve
 /// (<see cref="ReadinessInputs.WorkingSet"/>) gives for a window of that round's length into the next round — or, when its
 /// bursts are timed (<see cref="ReadinessInputs.Bursts"/>), what the bursts that fall within that round write (added to the
@@ -161,7 +173,9 @@ public static class ReadinessEstimator
 
     private static ReadinessEstimate EstimateOnce(IConvergencePolicy policy, in ReadinessInputs inputs)
     {
-        double liveBytesPerSecond = ConvergenceInput.LiveRate(inputs.LiveTransferBitsPerSecond, inputs.LinkBitsPerSecond) / 8;
+        double policyBitsPerSecond = ConvergenceInput.LiveRate(inputs.LiveTransferBitsPerSecond, inputs.LinkBitsPerSecond);
+        // the policy decides with its rate; the modelled rounds move at the live rounds' own pace where that was measured
+        double liveBytesPerSecond = ConvergenceInput.LiveRate(inputs.LiveRoundBitsPerSecond ?? policyBitsPerSecond, inputs.LinkBitsPerSecond) / 8;
         TimeSpan overhead = inputs.RoundOverhead;
         double? compressBytesPerSecond = inputs.CompressBytesPerSecond is { } c && c > 0 ? c : null;
         double dirtyRate = Math.Max(0, inputs.DirtyBytesPerSecond);
@@ -193,7 +207,7 @@ public static class ReadinessEstimator
                 Bursts = bursts,
                 Now = launchedAt + sinceLaunch,
                 LinkBitsPerSecond = inputs.LinkBitsPerSecond,
-                LiveTransferBitsPerSecond = liveBytesPerSecond * 8,
+                LiveTransferBitsPerSecond = policyBitsPerSecond,
                 Rtt = inputs.Rtt,
                 SinceLaunch = sinceLaunch,
                 LaunchTarget = inputs.LaunchTarget,
@@ -253,7 +267,7 @@ public static class ReadinessEstimator
         + (inputs.Rtt ?? TimeSpan.Zero) + inputs.SwitchoverCost;
 
     private static double PausedRateOf(in ReadinessInputs inputs) =>
-        inputs.PausedTransferBitsPerSecond is { } p && p > 0 && p < inputs.LinkBitsPerSecond ? p : inputs.LinkBitsPerSecond;
+        inputs.PausedTransferBitsPerSecond is { } p && p > 0 && double.IsFinite(p) ? p : inputs.LinkBitsPerSecond;
 
     /// <summary>
     /// What the paused delta moves at, bits per second. The link's rate, unless the live rounds showed that the CPU bounds the
@@ -264,14 +278,29 @@ public static class ReadinessEstimator
     /// the pipeline used every freed cycle, so still a bound from below on the delta's time. Measured on the memcached trace
     /// (8 launches, 113–124 MB of pages paused): the live rate 155–169 MB/s, the guest's vCPU 0.45–0.47 of a CPU, the paused
     /// delta 155–202 MB/s; where zstd's speed-up was expected, the link bound alone gave 441 ms for a delta of 590. Without
-    /// <paramref name="guestCpus"/> (the source cannot tell) the link's rate, as before.
+    /// <paramref name="guestCpus"/> (the source cannot tell) the link's rate, as before. <paramref name="pausedLinkBitsPerSecond"/>,
+    /// when given, is the link's side of the paused pace in place of <paramref name="linkBitsPerSecond"/>: the link's rate
+    /// times the speed-up of the codec that wins once the guest's CPU is freed (a codec too slow beside the running guest
+    /// may win paused: <c>CompressionChooser.CpuFreed</c>).
     /// </summary>
-    public static double PausedRate(double? liveBitsPerSecond, double linkBitsPerSecond, double? guestCpus, int hostCpus)
+    public static double PausedRate(double? liveBitsPerSecond, double linkBitsPerSecond, double? guestCpus, int hostCpus,
+        double? pausedLinkBitsPerSecond = null)
     {
+        double link = pausedLinkBitsPerSecond is { } p && p > 0 && double.IsFinite(p) ? p : linkBitsPerSecond;
         double live = ConvergenceInput.LiveRate(liveBitsPerSecond, linkBitsPerSecond);
-        if (live >= linkBitsPerSecond || guestCpus is not { } g || !double.IsFinite(g) || hostCpus < 1) return linkBitsPerSecond;
+        if (live >= linkBitsPerSecond || guestCpus is null) return link; // the link, not the CPU, bounded the live rounds
+        return Math.Min(link, live * CpuFreedScale(guestCpus, hostCpus));
+    }
+
+    /// <summary>
+    /// How many times the CPU left to the migration grows when the guest pauses: P / (P − g), P the host's CPUs and g the CPUs
+    /// the guest used (at most 0.9 P); 1 when the guest's share is unknown.
+    /// </summary>
+    public static double CpuFreedScale(double? guestCpus, int hostCpus)
+    {
+        if (guestCpus is not { } g || !double.IsFinite(g) || hostCpus < 1) return 1;
         double used = Math.Clamp(g, 0, 0.9 * hostCpus);
-        return Math.Min(linkBitsPerSecond, live * hostCpus / (hostCpus - used));
+        return hostCpus / (hostCpus - used);
     }
 
     /// <summary>

@@ -67,17 +67,27 @@ internal sealed class BatchCompressor : IDisposable
     /// compression is off, not negotiated or not yet measured. The sync engine scales the link rate by it, so the
     /// convergence policy and the readiness estimate count what compressed pages really take on the wire.
     /// </summary>
-    public double ExpectedSpeedup(long rawBytes)
+    /// <param name="cpuScale">
+    /// The compressor's measured speeds taken that many times higher (<see cref="CompressionChooser.CpuFreed"/>): the speed-up
+    /// once the guest is paused.
+    /// </param>
+    public double ExpectedSpeedup(long rawBytes, double cpuScale = 1)
     {
         if (!Offered || !_negotiated || rawBytes <= 0) return 1;
         lock (_gate)
         {
-            PageCodec codec = ExpectedCodec(rawBytes);
+            PageCodec codec = ExpectedCodec(rawBytes, cpuScale);
             if (codec == PageCodec.None) return 1;
-            return _chooser.ExpectedSeconds(PageCodec.None, rawBytes) is { } raw && _chooser.ExpectedSeconds(codec, rawBytes) is { } with && with > 0
+            return _chooser.ExpectedSeconds(PageCodec.None, rawBytes) is { } raw && _chooser.ExpectedSeconds(codec, rawBytes, cpuScale) is { } with && with > 0
                 ? Math.Max(1, raw / with)
                 : 1;
         }
+    }
+
+    /// <summary>The guest paused and gave the compressor <paramref name="factor"/> times the CPU it had (<see cref="CompressionChooser.CpuFreed"/>).</summary>
+    public void CpuFreed(double factor)
+    {
+        lock (_gate) _chooser.CpuFreed(factor);
     }
 
     /// <summary>
@@ -95,11 +105,11 @@ internal sealed class BatchCompressor : IDisposable
     }
 
     /// <summary>The codec the next batch of <paramref name="rawBytes"/> would use, probes aside; under <see cref="_gate"/>.</summary>
-    private PageCodec ExpectedCodec(long rawBytes) => _mode switch
+    private PageCodec ExpectedCodec(long rawBytes, double cpuScale = 1) => _mode switch
     {
         CompressionMode.Lz4 => PageCodec.Lz4,
         CompressionMode.Zstd => PageCodec.Zstd,
-        _ => _chooser.Best(rawBytes),
+        _ => _chooser.Best(rawBytes, cpuScale),
     };
 
     /// <summary>Whether the sender offers <see cref="HelloOptions.CompressedPages"/>.</summary>

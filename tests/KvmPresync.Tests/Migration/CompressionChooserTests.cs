@@ -34,6 +34,31 @@ public sealed class CompressionChooserTests
     }
 
     [Fact]
+    public void A_codec_too_slow_beside_the_running_guest_wins_at_once_when_the_paused_guest_frees_the_CPU()
+    {
+        var c = new CompressionChooser(CompressionMode.Auto, Gbit);
+        Run(c, 40, lz4Ratio: 0.65, lz4MBps: 600, zstdRatio: 0.45, zstdMBps: 150);
+        // lz4 max(1/600, 0.65/125) = 5.2 ms/MB; zstd max(1/150, 0.45/125) = 6.7 ms: lz4 beside the running guest
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        // with twice the CPU zstd takes max(3.3, 3.6) = 3.6 ms: it would win; asking does not change the choice
+        Assert.Equal(PageCodec.Zstd, c.Best(Batch, cpuScale: 2));
+        Assert.Equal(Batch * 0.45 / Gbit, c.ExpectedSeconds(PageCodec.Zstd, Batch, cpuScale: 2)!.Value, 6); // the link, not the CPU, bounds it now
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        // a factor of 1 (or less) changes nothing; one that is not a factor is refused
+        c.CpuFreed(1);
+        c.CpuFreed(0.5);
+        Assert.Equal(PageCodec.Lz4, c.Best(Batch));
+        Assert.Throws<ArgumentOutOfRangeException>(() => c.CpuFreed(double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => c.Best(Batch, cpuScale: 0));
+        // the guest pauses: the very next batches go zstd, and stay there as they measure zstd's paused speed
+        c.CpuFreed(2);
+        Assert.Equal(PageCodec.Zstd, c.Best(Batch));
+        PageCodec[] paused = Run(c, 20, lz4Ratio: 0.65, lz4MBps: 1200, zstdRatio: 0.45, zstdMBps: 300);
+        Assert.Equal(PageCodec.Zstd, paused[0]);
+        Assert.True(paused.Count(x => x == PageCodec.Zstd) >= 18, string.Join(",", paused));
+    }
+
+    [Fact]
     public void A_high_ratio_codec_wins_when_the_link_is_slow()
     {
         var c = new CompressionChooser(CompressionMode.Auto, 100e6 / 8);

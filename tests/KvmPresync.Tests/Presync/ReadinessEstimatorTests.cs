@@ -181,8 +181,31 @@ public sealed class ReadinessEstimatorTests
         Assert.Equal(0, cpuBound.LiveRounds);
         Assert.Equal(atLink.DowntimeMs + (40 + 0.2) * 0.25, cpuBound.DowntimeMs, 3);
         Assert.Equal(cpuBound.DowntimeMs, cpuBound.LaunchToResumeMs, 3);
-        // a paused rate at or above the link's changes nothing
-        Assert.Equal(atLink, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache with { PausedTransferBitsPerSecond = 2 * Gbit }));
+        // a paused rate above the link's (a better codec paused) shortens the delta: twice the rate, half the bytes' time
+        ReadinessEstimate faster = ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache with { PausedTransferBitsPerSecond = 2 * Gbit });
+        Assert.Equal(atLink.DowntimeMs - (40 + 0.2) / 2, faster.DowntimeMs, 3);
+        // the link's rate at the paused rate
+        Assert.Equal(atLink, ReadinessEstimator.Estimate(new DowntimeTargetConvergence(), cache with { PausedTransferBitsPerSecond = Gbit }));
+    }
+
+    [Fact]
+    public void APausedDeltaMovesAtTheLinkTimesTheSpeedUpOfTheCodecThatWinsPausedBoundedByTheFreedCpu()
+    {
+        // the CPU the migration gets when the guest pauses: P / (P − g), g at most 90 % of P; 1 when unknown
+        Assert.Equal(2 / 1.5, ReadinessEstimator.CpuFreedScale(0.5, 2), 9);
+        Assert.Equal(1, ReadinessEstimator.CpuFreedScale(null, 2));
+        Assert.Equal(1, ReadinessEstimator.CpuFreedScale(double.NaN, 2));
+        Assert.Equal(10, ReadinessEstimator.CpuFreedScale(7, 2), 9);
+        // zstd loses beside the running guest and wins paused: the link's side of the paused pace is 1.6 Gbit/s where the
+        // live rounds' codec gave 1 Gbit/s. Live rounds at the link: the CPU did not bound them, so the paused codec's link pace
+        Assert.Equal(1.6e9, ReadinessEstimator.PausedRate(Gbit, Gbit, guestCpus: 0.5, hostCpus: 2, pausedLinkBitsPerSecond: 1.6e9));
+        // live rounds the CPU bounded at 600 Mbit/s: 800 Mbit/s paused, below either link pace
+        Assert.Equal(800e6, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: 0.5, hostCpus: 2, pausedLinkBitsPerSecond: 1.6e9), 3);
+        // at 1,500 Mbit/s live the freed CPU would carry 2 Gbit/s: the paused codec's 1.6 bounds it
+        Assert.Equal(1.6e9, ReadinessEstimator.PausedRate(1.5e9, 2e9, guestCpus: 0.5, hostCpus: 2, pausedLinkBitsPerSecond: 1.6e9), 3);
+        // without the guest's share, the paused codec's link pace; a pace that is not a rate is ignored
+        Assert.Equal(1.6e9, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: null, hostCpus: 2, pausedLinkBitsPerSecond: 1.6e9));
+        Assert.Equal(800e6, ReadinessEstimator.PausedRate(600e6, Gbit, guestCpus: 0.5, hostCpus: 2, pausedLinkBitsPerSecond: double.NaN), 3);
     }
 
     [Fact]
