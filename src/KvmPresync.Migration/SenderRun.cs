@@ -114,12 +114,13 @@ internal sealed class SenderRun
     /// <summary>Estimates the switchover as if launched right after this round, <paramref name="pendingBytes"/> left to move; published as <see cref="Readiness"/>.</summary>
     public ReadinessEstimate EstimateReadiness(long pendingBytes, long heldBytes = 0)
     {
-        double liveRound = ConvergenceInput.LiveRate(LiveRoundRate.BytesPerSecond * 8, Engine.EffectiveLinkBitsPerSecond);
+        // not measured yet (no sync round moved enough past the burst): the estimate times the rounds at the policy's rate
+        double? liveRound = LiveRoundRate.BytesPerSecond is { } r ? ConvergenceInput.LiveRate(r * 8, Engine.EffectiveLinkBitsPerSecond) : null;
         double? guestCpus = GuestCpusDuringSync();
         long batchBytes = (long)Options.BatchPages * Memory.PageSize;
         // paused, the compressor gets the CPU the guest gives back: where the CPU bounded the live rounds (their own pace,
         // past the rate limiter's burst, below the link's), the codec that wins then sets the link's side of the paused pace
-        bool cpuBound = LiveRoundRate.BytesPerSecond * 8 < Engine.EffectiveLinkBitsPerSecond;
+        bool cpuBound = liveRound < Engine.EffectiveLinkBitsPerSecond;
         double cpuFreed = cpuBound ? ReadinessEstimator.CpuFreedScale(guestCpus, Environment.ProcessorCount) : 1;
         double pausedLink = Engine.Options.LinkBitsPerSecond * Compressor.ExpectedSpeedup(batchBytes, cpuFreed);
         var basis = new ReadinessBasis(new ReadinessInputs

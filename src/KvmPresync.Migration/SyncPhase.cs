@@ -179,6 +179,7 @@ internal static class SyncPhase
         await Task.WhenAny(launch, Task.Delay(wait, ct)).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
     }
+
     /// <summary>
     /// Feeds the round's send to the two live rates. The rate limiter starts a sync round with a full bucket (the round before
     /// ended long ago), which the live rounds after launch, sent back to back, never have.

@@ -47,17 +47,13 @@ public sealed class SwitchoverVerificationTests
     public async Task A_page_changed_on_the_destination_after_it_landed_is_refused_with_DigestMismatch()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        using var kvm = KvmRequirement.OpenOrSkip();
-        ProcessTrackingRequirement.SkipUnlessAvailable();
-        using var key = MigrationHarness.Key();
-        var created = new TaskCompletionSource<MachineMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var (endpoint, received) = StartTrackedReceiver(kvm, key, created, ct);
-        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Text, 64L << 20));
+        using var m = TrackedMigration.Start(Workload.Text, 64L << 20, ct);
+        var (source, key, received) = (m.Source, m.Key, m.Received);
 
-        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
+        using var socket = await MigrationSocket.ConnectAsync(m.Endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);
         Task<MigrationResult> run = sender.RunAsync(ct);
-        MachineMigrationTarget target = await created.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        MachineMigrationTarget target = await m.Created.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (!target.Memory.Page((long)ImagePage).ContainsAnyExcept((byte)0))
         {
@@ -113,21 +109,16 @@ public sealed class SwitchoverVerificationTests
     public async Task With_writes_tracked_a_large_launch_is_rehashed_as_it_arrives_and_the_switchover_rehashes_at_most_a_slice()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        using var kvm = KvmRequirement.OpenOrSkip();
-        ProcessTrackingRequirement.SkipUnlessAvailable();
-        using var key = MigrationHarness.Key();
-        var created = new TaskCompletionSource<MachineMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var (endpoint, received) = StartTrackedReceiver(kvm, key, created, ct);
-        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Movie, 128L << 20));
+        using var m = TrackedMigration.Start(Workload.Movie, 128L << 20, ct);
 
         // the movie guest dirties ~150 MB/s, three times a 400 Mbit/s link: the policy pauses at once, and the paused delta
         // is thousands of pages
-        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
-        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
+        using var socket = await MigrationSocket.ConnectAsync(m.Endpoint, ct);
+        var sender = new PresyncSender(new MachineMigrationSource(m.Source), socket, m.Key, new PresyncOptions
         {
             Engine = new KvmPresync.Engine.SyncEngineOptions { LinkBitsPerSecond = 400e6 },
         });
-        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(4), ct);
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, m.Received, TimeSpan.FromSeconds(4), ct);
         target.Dispose();
         Assert.True(result.Verified, result.Failure);
         Assert.True(rx.Resumed);
@@ -141,16 +132,11 @@ public sealed class SwitchoverVerificationTests
     public async Task With_writes_tracked_an_untouched_destination_verifies_and_the_guest_continues()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        using var kvm = KvmRequirement.OpenOrSkip();
-        ProcessTrackingRequirement.SkipUnlessAvailable();
-        using var key = MigrationHarness.Key();
-        var created = new TaskCompletionSource<MachineMigrationTarget>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var (endpoint, received) = StartTrackedReceiver(kvm, key, created, ct);
-        using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(Workload.Audio, 64L << 20));
+        using var m = TrackedMigration.Start(Workload.Audio, 64L << 20, ct);
 
-        using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
-        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key);
-        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, received, TimeSpan.FromSeconds(3), ct);
+        using var socket = await MigrationSocket.ConnectAsync(m.Endpoint, ct);
+        var sender = new PresyncSender(new MachineMigrationSource(m.Source), socket, m.Key);
+        var (result, rx, target) = await MigrationHarness.PresyncThenLaunchAsync(sender, m.Received, TimeSpan.FromSeconds(3), ct);
         using (target)
         {
             Machine dest = target.Machine!;
@@ -164,6 +150,51 @@ public sealed class SwitchoverVerificationTests
     }
 
     private static readonly ReceiverOptions Receiver12 = new() { Version = new ProtocolVersion(1, 2) };
+
+    /// <summary>
+    /// A receiver whose destinations' memory is write-tracked (<see cref="StartTrackedReceiver"/>) and a booted, filled source
+    /// guest; skips without /dev/kvm or write tracking.
+    /// </summary>
+    private sealed class TrackedMigration : IDisposable
+    {
+        private readonly KvmSystem _kvm;
+
+        private TrackedMigration(KvmSystem kvm, Workload workload, long memory, CancellationToken ct)
+        {
+            _kvm = kvm;
+            Key = MigrationHarness.Key();
+            (Endpoint, Received) = StartTrackedReceiver(kvm, Key, Created, ct);
+            Source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(workload, memory));
+        }
+
+        public static TrackedMigration Start(Workload workload, long memory, CancellationToken ct)
+        {
+            KvmSystem kvm = KvmRequirement.OpenOrSkip();
+            try
+            {
+                ProcessTrackingRequirement.SkipUnlessAvailable();
+                return new TrackedMigration(kvm, workload, memory, ct);
+            }
+            catch
+            {
+                kvm.Dispose();
+                throw;
+            }
+        }
+
+        public PreSharedKey Key { get; }
+        public TaskCompletionSource<MachineMigrationTarget> Created { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public IPEndPoint Endpoint { get; }
+        public Task<(ReceiveResult Result, MachineMigrationTarget? Target)> Received { get; }
+        public Machine Source { get; }
+
+        public void Dispose()
+        {
+            Source.Dispose();
+            Key.Dispose();
+            _kvm.Dispose();
+        }
+    }
 
     /// <summary>A receiver whose destinations' memory is write-tracked (as `kvmpresync receive` does where the kernel can).</summary>
     private static (IPEndPoint Endpoint, Task<(ReceiveResult Result, MachineMigrationTarget? Target)> Done) StartTrackedReceiver(
