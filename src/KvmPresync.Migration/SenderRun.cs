@@ -122,7 +122,8 @@ internal sealed class SenderRun
         // past the rate limiter's burst, below the link's), the codec that wins then sets the link's side of the paused pace
         bool cpuBound = liveRound < Engine.EffectiveLinkBitsPerSecond;
         double cpuFreed = cpuBound ? ReadinessEstimator.CpuFreedScale(guestCpus, Environment.ProcessorCount) : 1;
-        double pausedLink = Engine.Options.LinkBitsPerSecond * Compressor.ExpectedSpeedup(batchBytes, cpuFreed);
+        // (unscaled it is the speed-up the engine's effective link already holds, set from the same chooser after this round)
+        double pausedLink = cpuFreed > 1 ? Engine.Options.LinkBitsPerSecond * Compressor.ExpectedSpeedup(batchBytes, cpuFreed) : Engine.EffectiveLinkBitsPerSecond;
         var basis = new ReadinessBasis(new ReadinessInputs
         {
             PendingBytes = pendingBytes,
@@ -134,7 +135,7 @@ internal sealed class SenderRun
             LiveTransferBitsPerSecond = Engine.LiveTransferBitsPerSecond,
             LiveRoundBitsPerSecond = liveRound,
             PausedTransferBitsPerSecond = ReadinessEstimator.PausedRate(Engine.LiveTransferBitsPerSecond, Engine.EffectiveLinkBitsPerSecond, guestCpus,
-                Environment.ProcessorCount, Math.Max(pausedLink, Engine.EffectiveLinkBitsPerSecond)),
+                Environment.ProcessorCount, pausedLink),
             LaunchTarget = Engine.Options.LaunchTarget,
             Rtt = LastRtt,
             RoundOverhead = HarvestCost,

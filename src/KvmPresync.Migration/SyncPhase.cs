@@ -75,7 +75,7 @@ internal static class SyncPhase
             run.RebaseReadiness(engine.PendingBytes(), plan.HeldBytes);
             // a launch ends the round's send at the next batch: the switchover does not wait for a window it no longer needs
             TimeSpan sendStart = run.Clock.Elapsed;
-            long listed = run.Send.Count();
+            long listed = plan.SendPages;
             var pastBurst = new PastTheBurst(run, before);
             SendCounts counts;
             run.SyncSending = true;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using KvmPresync.ProcessMemory.Capture;
 using KvmPresync.Tests.Kvm;
 using KvmPresync.Tests.Migration;
 
@@ -20,7 +21,7 @@ public sealed class ReproCancelTests : IDisposable
         using var repro = CliProcess.Start("repro", "--workloads", "text", "--memory", "128M", "--runs", "3", "--sync-seconds", "4",
             "--modes", "predict+slowstart", "--no-oracle", "--json", json);
         repro.WaitForOutput("[2/3]", TimeSpan.FromMinutes(3)); // the first run ended; the second's processes start
-        int[] children = [];
+        ProcessEntry[] children = [];
         for (int i = 0; i < 50 && children.Length < 2; i++)
         {
             await Task.Delay(100, TestContext.Current.CancellationToken);
@@ -35,28 +36,15 @@ public sealed class ReproCancelTests : IDisposable
         Assert.DoesNotContain("Unhandled exception", output);
         Assert.DoesNotContain("FAILED", output);
         Assert.DoesNotContain("[3/3]", output);
-        foreach (int pid in children)
-            Assert.False(File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains("kvmpresync-repro"),
-                $"process {pid} of the cancelled run still runs");
+        List<ProcessEntry> now = ProcessEntry.ReadAll();
+        foreach (ProcessEntry child in children) // the same process: pid and start time (a pid may be reused)
+            Assert.False(now.Any(e => e.Pid == child.Pid && e.StartTime == child.StartTime && e.State != 'Z'),
+                $"process {child.Pid} ({child.Name}) of the cancelled run still runs");
         JsonNode runs = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["text"]!["predict+slowstart"]!["runs"]!;
         Assert.Single(runs.AsArray());
         Assert.True((bool)runs[0]!["succeeded"]!);
     }
 
     /// <summary>Processes whose parent is <paramref name="pid"/>.</summary>
-    private static int[] ChildrenOf(int pid) =>
-        Directory.EnumerateDirectories("/proc")
-            .Select(d => int.TryParse(Path.GetFileName(d), out int p) ? p : 0)
-            .Where(p => p > 0)
-            .Where(p =>
-            {
-                try
-                {
-                    string stat = File.ReadAllText($"/proc/{p}/stat");
-                    string[] after = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    return int.Parse(after[1]) == pid;
-                }
-                catch (IOException) { return false; }
-            })
-            .ToArray();
+    private static ProcessEntry[] ChildrenOf(int pid) => ProcessEntry.ReadAll().Where(e => e.ParentPid == pid).ToArray();
 }
