@@ -11,7 +11,9 @@ namespace KvmPresync.Tests.Migration;
 /// The burst clock on real guests (real /dev/kvm): the sampler looks at the KVM dirty log every millisecond while the test
 /// harvests it every 100 ms, as sync rounds do, and must find each paced workload's period (docs/WORKLOADS.md). Run alone:
 /// with other KVM tests on the 2 cores the guest's vCPU waits for a CPU past its deadlines and its bursts lose their beat
-/// (the clock then rightly offers no forecast; seen once in a parallel run).
+/// (the clock then rightly offers no forecast; seen once in a parallel run). Where this host's write-protect faults make a
+/// burst's writes right after a harvest last longer than its period (<see cref="BurstWrites"/>: the movie on kvm_pvm of
+/// 6.18.44-fc-v669), the guest writes without pause and the clock must offer no forecast.
 /// </summary>
 [Collection(nameof(KvmPresync.Tests.ZeroCopy.ProcessAllocationCollection))]
 public sealed class BurstSamplerTests
@@ -24,6 +26,9 @@ public sealed class BurstSamplerTests
         using var kvm = KvmRequirement.OpenOrSkip();
         using var machine = MigrationHarness.BootFilled(kvm, new MachineConfig { Workload = workload, MemorySize = 128L << 20, GuestImage = KvmRequirement.GuestImageOrFail() });
         var source = new MachineMigrationSource(machine);
+        var (burstPages, burstMs) = BurstWrites.FirstAfterHarvest(source.DirtyLog);
+        TestContext.Current.SendDiagnosticMessage($"{workload}: a burst right after a harvest wrote {burstPages} pages in {burstMs:0.0} ms");
+        bool bursty = burstMs < periodMs; // else this host's write faults run the bursts together: nothing to time
         var harvest = new DirtyBitmap(source.DirtyLog.PageCount);
         using BurstSampler sampler = BurstSampler.Start(source.DirtyLog) ?? throw new InvalidOperationException("the KVM dirty log can be looked at");
         Engine.BurstForecast? forecast = null;
@@ -33,6 +38,12 @@ public sealed class BurstSamplerTests
             harvest.Clear();
             source.DirtyLog.Harvest(harvest);
             if (i >= 20) forecast = sampler.Forecast();
+        }
+        if (!bursty)
+        {
+            // a clock that offered a period here would time writes that are not periodic: it must offer none
+            Assert.Null(forecast);
+            return;
         }
         Engine.BurstForecast f = forecast ?? throw new Xunit.Sdk.XunitException($"no forecast for {workload} within 6 s");
         // the last look (what a readiness estimate counts as dirtied since the harvest) comes after the last harvest

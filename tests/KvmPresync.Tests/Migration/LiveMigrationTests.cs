@@ -28,6 +28,8 @@ public sealed class LiveMigrationTests
         using var key = MigrationHarness.Key();
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
         using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(workload));
+        // the movie's frames can be timed only where this host writes a frame's pages after a harvest within its 40 ms
+        double frameMs = workload == Workload.Movie ? BurstWrites.FirstAfterHarvest(new MachineMigrationSource(source).DirtyLog).Ms : 0;
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
         var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
@@ -47,7 +49,7 @@ public sealed class LiveMigrationTests
         Assert.Contains(result.Rounds, r => r.Phase == RoundPhase.FinalLive);
         Assert.True(afterLaunchRaisedLive.Count == 0, $"rounds {string.Join(", ", afterLaunchRaisedLive)} raised their event while the source still ran after launch");
         // the burst clock's forecast, where a round has one, comes whole: period, length within it, pages; the movie guest's
-        // frames (one every 40 ms) are timed within the 4 s of presync
+        // frames (one every 40 ms) are timed within the 4 s of presync, where this host writes a frame within its period
         Assert.All(result.Rounds.Where(r => r.BurstPeriodMs is not null), r =>
         {
             Assert.InRange(r.BurstLengthMs!.Value, 0.0, r.BurstPeriodMs!.Value);
@@ -55,7 +57,13 @@ public sealed class LiveMigrationTests
             Assert.InRange(r.NextBurstInMs!.Value, 0.0, r.BurstPeriodMs.Value);
         });
         Assert.All(result.Rounds.Where(r => r.BurstPeriodMs is null), r => Assert.True(r.BurstLengthMs is null && r.BurstPages is null && r.NextBurstInMs is null));
-        if (workload == Workload.Movie)
+        if (workload == Workload.Movie && frameMs >= 40)
+        {
+            // the frames run together (this host's write faults): the clock must not time them
+            Assert.DoesNotContain(result.Rounds, r => r.BurstPeriodMs is not null);
+            TestContext.Current.SendDiagnosticMessage($"movie: a frame's writes after a harvest took {frameMs:0.0} ms; no burst clock");
+        }
+        else if (workload == Workload.Movie)
         {
             RoundRecord timed = result.Rounds.LastOrDefault(r => r.BurstPeriodMs is not null)
                 ?? throw new Xunit.Sdk.XunitException("the movie guest's frames were not timed within 4 s of presync");
