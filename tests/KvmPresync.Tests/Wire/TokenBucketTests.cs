@@ -94,6 +94,37 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void A_waiter_that_oversleeps_past_the_burst_costs_the_link_no_rate_and_gains_it_none()
+    {
+        // every wait overslept by 6 ms, more than the 4 ms burst: a late timer (Task.Delay woke 2.5–7 ms late here)
+        var clock = new ManualClock();
+        var bucket = new TokenBucket(Gigabit, TokenBucket.DefaultBurstBytes(Gigabit), clock);
+        long total = 64L << 20, oversleep = 6_000_000; // ns
+        for (long moved = 0; moved < total; moved += 64 * 1024)
+        {
+            long due = bucket.ReserveUntil(64 * 1024, out long now);
+            if (due <= now) continue;
+            clock.Now = due + oversleep;
+            bucket.Overslept(due, clock.Now);
+        }
+        double seconds = (clock.Now - 1_000_000_000) / 1e9, bound = total * 8.0 / Gigabit;
+        Assert.True(seconds >= bound, $"took {seconds:F6} s, under the link's {bound:F6}");
+        Assert.True(seconds <= bound + 2 * oversleep / 1e9, $"took {seconds:F6} s: the oversleeps cost the link its rate ({bound:F6} s)");
+        // without the owed time, each wait past the burst loses what the burst cannot hold
+        var unowed = new TokenBucket(Gigabit, TokenBucket.DefaultBurstBytes(Gigabit), clock = new ManualClock());
+        for (long moved = 0; moved < total; moved += 64 * 1024)
+        {
+            long due = unowed.ReserveUntil(64 * 1024, out long now);
+            if (due > now) clock.Now = due + oversleep;
+        }
+        Assert.True((clock.Now - 1_000_000_000) / 1e9 > bound * 1.1);
+        // an idle link still saves up at most the burst after owed time was used
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.Zero, bucket.Reserve(TokenBucket.DefaultBurstBytes(Gigabit)));
+        Assert.True(bucket.Reserve(64 * 1024) > TimeSpan.Zero);
+    }
+
+    [Fact]
     public async Task WaitAsync_in_real_time_paces_a_small_transfer()
     {
         var watch = System.Diagnostics.Stopwatch.StartNew(); // before the bucket: it starts empty at creation
