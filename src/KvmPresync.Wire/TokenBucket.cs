@@ -106,9 +106,11 @@ public sealed class TokenBucket
             long elapsed = now - _last;
             if (elapsed > 0)
             {
-                // an idle link saves up at most the burst; time a waiter overslept (Overslept) stays owed above it
+                // an idle link saves up at most the burst; time a waiter overslept (Overslept) stays owed above it to the
+                // bytes that follow back to back (within a burst's time), not to bytes after the link sat idle
                 Int128 accrued = _tokens + (Int128)elapsed * BitsPerSecond;
-                _tokens = accrued <= _capacity ? accrued : _tokens > _capacity ? _tokens : _capacity;
+                bool owed = _tokens > _capacity && (Int128)elapsed * BitsPerSecond <= _capacity;
+                _tokens = accrued <= _capacity ? accrued : owed ? _tokens : _capacity;
                 _last = now;
             }
             _tokens -= (Int128)bytes * 8 * _frequency;

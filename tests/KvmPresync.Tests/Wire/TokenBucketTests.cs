@@ -110,18 +110,20 @@ public sealed class TokenBucketTests
         double seconds = (clock.Now - 1_000_000_000) / 1e9, bound = total * 8.0 / Gigabit;
         Assert.True(seconds >= bound, $"took {seconds:F6} s, under the link's {bound:F6}");
         Assert.True(seconds <= bound + 2 * oversleep / 1e9, $"took {seconds:F6} s: the oversleeps cost the link its rate ({bound:F6} s)");
-        // without the owed time, each wait past the burst loses what the burst cannot hold
-        var unowed = new TokenBucket(Gigabit, TokenBucket.DefaultBurstBytes(Gigabit), clock = new ManualClock());
-        for (long moved = 0; moved < total; moved += 64 * 1024)
-        {
-            long due = unowed.ReserveUntil(64 * 1024, out long now);
-            if (due > now) clock.Now = due + oversleep;
-        }
-        Assert.True((clock.Now - 1_000_000_000) / 1e9 > bound * 1.1);
-        // an idle link still saves up at most the burst after owed time was used
+        // owed time goes to the bytes that follow back to back: after the link sat idle it saves up only the burst
+        bucket.Overslept(clock.Now, clock.Now + 2 * oversleep);
         clock.Advance(TimeSpan.FromSeconds(1));
         Assert.Equal(TimeSpan.Zero, bucket.Reserve(TokenBucket.DefaultBurstBytes(Gigabit)));
         Assert.True(bucket.Reserve(64 * 1024) > TimeSpan.Zero);
+        // without the owed time, each wait past the burst loses what the burst cannot hold
+        var unowedClock = new ManualClock();
+        var unowed = new TokenBucket(Gigabit, TokenBucket.DefaultBurstBytes(Gigabit), unowedClock);
+        for (long moved = 0; moved < total; moved += 64 * 1024)
+        {
+            long due = unowed.ReserveUntil(64 * 1024, out long now);
+            if (due > now) unowedClock.Now = due + oversleep;
+        }
+        Assert.True((unowedClock.Now - 1_000_000_000) / 1e9 > bound * 1.1);
     }
 
     [Fact]
