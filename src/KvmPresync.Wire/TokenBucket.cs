@@ -17,6 +17,8 @@ public sealed class TokenBucket
     private readonly Int128 _capacity; // burst, in bits × ticks-per-second
     private Int128 _tokens;            // in bits × ticks-per-second; negative = debt
     private long _last;
+    private Int128 _owed;              // what the last late waiter overslept (Overslept), same units
+    private long _owedAt;              // when it woke
 
     public TokenBucket(long bitsPerSecond, long burstBytes, TimeProvider? timeProvider = null)
     {
@@ -49,7 +51,6 @@ public sealed class TokenBucket
     public async ValueTask WaitAsync(long bytes, CancellationToken cancellationToken = default)
     {
         long due = ReserveUntil(bytes, out long now);
-        if (now >= due) return;
         while (now < due)
         {
             await Task.Delay(SleepFor(due - now), _time, cancellationToken).ConfigureAwait(false);
@@ -62,7 +63,6 @@ public sealed class TokenBucket
     public void Wait(long bytes, CancellationToken cancellationToken = default)
     {
         long due = ReserveUntil(bytes, out long now);
-        if (now >= due) return;
         while (now < due)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -85,14 +85,8 @@ public sealed class TokenBucket
         if (woke <= due) return;
         lock (_gate)
         {
-            // what accrued since the debt was repaid at the due time is the overslept time's: it may exceed the burst
-            long elapsed = woke - _last;
-            if (elapsed <= 0) return;
-            Int128 owed = (Int128)(woke - due) * BitsPerSecond;
-            _tokens += (Int128)elapsed * BitsPerSecond;
-            Int128 cap = owed > _capacity ? owed : _capacity;
-            if (_tokens > cap) _tokens = cap;
-            _last = woke;
+            _owed = (Int128)(woke - due) * BitsPerSecond;
+            _owedAt = woke;
         }
     }
 
@@ -106,11 +100,12 @@ public sealed class TokenBucket
             long elapsed = now - _last;
             if (elapsed > 0)
             {
-                // an idle link saves up at most the burst; time a waiter overslept (Overslept) stays owed above it to the
-                // bytes that follow back to back (within a burst's time), not to bytes after the link sat idle
-                Int128 accrued = _tokens + (Int128)elapsed * BitsPerSecond;
-                bool owed = _tokens > _capacity && (Int128)elapsed * BitsPerSecond <= _capacity;
-                _tokens = accrued <= _capacity ? accrued : owed ? _tokens : _capacity;
+                // an idle link saves up at most the burst; time a waiter overslept (Overslept) is owed above it to the
+                // bytes that follow back to back (within a burst's time of its waking), not to bytes after the link sat idle
+                bool backToBack = (Int128)(now - _owedAt) * BitsPerSecond <= _capacity;
+                Int128 cap = backToBack && _owed > _capacity ? _owed : _capacity;
+                _tokens += (Int128)elapsed * BitsPerSecond;
+                if (_tokens > cap) _tokens = cap;
                 _last = now;
             }
             _tokens -= (Int128)bytes * 8 * _frequency;

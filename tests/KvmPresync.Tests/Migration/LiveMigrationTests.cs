@@ -29,10 +29,11 @@ public sealed class LiveMigrationTests
         var (endpoint, received) = MigrationHarness.StartReceiver(kvm, key, ct: ct);
         using var source = MigrationHarness.BootFilled(kvm, MigrationHarness.Config(workload));
         // the movie's frames can be timed only where this host writes a frame's pages after a harvest within its 40 ms
-        double frameMs = workload == Workload.Movie ? BurstWrites.FirstAfterHarvest(new MachineMigrationSource(source).DirtyLog).Ms : 0;
+        var migrationSource = new MachineMigrationSource(source);
+        double frameMs = workload == Workload.Movie ? BurstWrites.FirstAfterHarvest(migrationSource.DirtyLog).Ms : 0;
 
         using var socket = await MigrationSocket.ConnectAsync(endpoint, ct);
-        var sender = new PresyncSender(new MachineMigrationSource(source), socket, key, new PresyncOptions
+        var sender = new PresyncSender(migrationSource, socket, key, new PresyncOptions
         {
             Engine = new SyncEngineOptions { Policy = policy, LinkBitsPerSecond = 1e9 },
             ZeroCopy = zeroCopy,
